@@ -1,0 +1,73 @@
+"""``python -m gitnetic <subcommand>``: dispatch to the stage modules, print user errors as one line.
+
+Subcommand modules are imported only when chosen, so ``corpus`` or ``--help`` never pay for torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from gitnetic.common.errors import GitneticError
+
+# name -> (module, one-line summary). Order is pipeline order.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "corpus": ("gitnetic.cli.corpus", "collect source files into train/valid/test JSONL documents"),
+    "tokenizer": ("gitnetic.cli.tokenizer", "train a byte-level BPE tokenizer on the train split"),
+    "preprocess": ("gitnetic.cli.preprocess", "tokenize and binarize splits into MMIDIDX .bin/.idx shards"),
+    "train": ("gitnetic.cli.train", "train a task (e.g. transformer-task) with Lightning"),
+    "evaluate": ("gitnetic.cli.evaluate", "held-out loss/perplexity of a checkpoint, as JSON"),
+    "export": ("gitnetic.cli.export", "convert a checkpoint into a from_pretrained-ready HF folder"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, SUBCOMMANDS))
+    lines = [
+        "usage: python -m gitnetic <subcommand> [options]",
+        "",
+        "Train transformer language models on source code: corpus -> tokenizer -> preprocess -> train -> "
+        "evaluate/export.",
+        "",
+        "subcommands:",
+    ]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in SUBCOMMANDS.items()]
+    lines += ["", "Run 'python -m gitnetic <subcommand> --help' for the flags of one subcommand."]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(_usage())
+        return 0
+    if args[0] in {"--version", "-V"}:
+        from gitnetic import __version__
+
+        print(f"gitnetic {__version__}")
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in SUBCOMMANDS:
+        print(
+            f"gitnetic: error: unknown subcommand {name!r}; choose one of: {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except GitneticError as exc:
+        print(f"gitnetic {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gitnetic {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Shared plumbing: typed params parsing, user-facing errors, atomic file writes."""

@@ -1,0 +1,343 @@
+"""Typed parameters: one dataclass is the single source of a parameter's name, type, default and help.
+
+Every component declares a ``Params`` dataclass deriving from :class:`DataclassBase`. The CLI turns it
+into argparse flags (``DataclassArgumentParser.add_arguments``), YAML files (``--config params.yaml``
+or ``--config params.yaml:train``) supply defaults that flags override, and parsing hands back one
+instance per dataclass plus a ``Namespace`` with whatever else was registered on the parser.
+
+Field help lives in ``field(metadata={"help": ...})``. Supported field types: ``str``, ``int``,
+``float``, ``bool`` (``--flag``, ``--flag true|false`` or ``--no_flag``), ``Optional[X]``,
+``Literal[...]``, ``Enum`` subclasses, ``list[X]`` and ``Union`` of scalars (tried in order).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import enum
+import sys
+import types
+import typing
+from argparse import Namespace
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from gitnetic.common.errors import ConfigError
+
+__all__ = [
+    "DataclassBase",
+    "DataclassArgumentParser",
+    "get_params_item",
+    "load_yaml_section",
+    "str2bool",
+]
+
+T = TypeVar("T", bound="DataclassBase")
+
+
+class DataclassBase:
+    """Mixin for params dataclasses: dict/YAML round trips and a readable repr of changed values."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            out[f.name] = value.value if isinstance(value, enum.Enum) else value
+        return out
+
+    @classmethod
+    def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(values) - names)
+        if unknown and strict:
+            raise ConfigError(
+                f"unknown {cls.__qualname__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+            )
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def from_yaml(cls: type[T], path: str | Path, section: str | None = None, strict: bool = True) -> T:
+        return cls.from_dict(load_yaml_section(path, section), strict=strict)
+
+
+def get_params_item(params: Iterable[Any], params_type: type[T]) -> T | None:
+    """Return the first item of ``params`` of exactly ``params_type`` (else a subclass instance, else None)."""
+    items = list(params)
+    for item in items:
+        if type(item) is params_type:
+            return item
+    for item in items:
+        if isinstance(item, params_type):
+            return item
+    return None
+
+
+def str2bool(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    lowered = str(value).strip().lower()
+    if lowered in {"1", "true", "yes", "y", "on", "t"}:
+        return True
+    if lowered in {"0", "false", "no", "n", "off", "f"}:
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
+
+
+def load_yaml_section(path: str | Path, section: str | None = None) -> dict[str, Any]:
+    """Load a YAML mapping, optionally a dotted sub-section of it (``train`` or ``pipeline.train``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file {p} does not exist; pass an existing YAML file to --config")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {p} is not valid YAML{where}: {problem}; fix the syntax") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text; save it as UTF-8") from None
+    data = {} if data is None else data
+    if section:
+        for key in section.split("."):
+            if not isinstance(data, dict) or key not in data:
+                raise ConfigError(f"config file {p} has no section {section!r}; add it or name another")
+            data = data[key]
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p}{':' + section if section else ''} must be a mapping of key: value")
+    return data
+
+
+def _split_config_arg(value: str) -> tuple[str, str | None]:
+    # ``file.yaml:section`` — but keep Windows-style ``C:\...`` and plain names intact.
+    if ":" in value:
+        head, _, tail = value.rpartition(":")
+        if head and tail and not tail.startswith(("\\", "/")):
+            return head, tail
+    return value, None
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        optional = len(args) < len(get_args(tp))
+        if len(args) == 1:
+            return args[0], optional
+        return Union[tuple(args)], optional  # noqa: UP007
+    return tp, False
+
+
+def _scalar_parser(tp: Any) -> Any:
+    """Return a callable that converts one command-line string to ``tp``."""
+    if tp is bool:
+        return str2bool
+    if tp in (int, float, str):
+        return tp
+    if tp is Path:
+        return Path
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+
+        def parse_union(value: str) -> Any:
+            for opt in options:
+                if opt is str:
+                    continue
+                try:
+                    return _scalar_parser(opt)(value)
+                except (TypeError, ValueError, argparse.ArgumentTypeError):
+                    continue
+            if str in options:
+                return value
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {options}")
+
+        parse_union.__name__ = "|".join(getattr(o, "__name__", str(o)) for o in options)
+        return parse_union
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+
+        def parse_enum(value: str) -> Any:
+            for member in tp:
+                if str(member.value) == value or member.name == value:
+                    return member
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {[m.value for m in tp]}")
+
+        parse_enum.__name__ = tp.__name__
+        return parse_enum
+    if origin is typing.Literal:
+        choices = get_args(tp)
+        kinds = {type(c) for c in choices}
+        return kinds.pop() if len(kinds) == 1 else str
+    return str
+
+
+class DataclassArgumentParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that adds flags from params dataclasses and parses back into instances.
+
+    ``parse_args_into_dataclasses`` returns ``(*instances, namespace)``: one instance per dataclass
+    added, in the order added, then a ``Namespace`` with the values of any plain argparse arguments.
+    A flag shared by two dataclasses (same field name) is registered once and fills both.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._dataclass_types: list[type] = []
+        self._dest_owner: dict[str, type] = {}
+        self._required_dests: dict[str, str] = {}
+        self.add_argument(
+            "--config",
+            action="append",
+            default=[],
+            metavar="FILE[:SECTION]",
+            help="YAML file whose keys set defaults for the flags below (flags on the command line win); "
+            "FILE:SECTION reads one section, e.g. params.yaml:train. May be given several times; later wins.",
+        )
+
+    # ------------------------------------------------------------------ building
+    def add_arguments(self, dtype: type, title: str | None = None) -> None:
+        """Add one flag per field of the dataclass ``dtype`` (idempotent per type)."""
+        if not dataclasses.is_dataclass(dtype):
+            raise TypeError(f"{dtype!r} is not a dataclass")
+        if dtype in self._dataclass_types:
+            return
+        self._dataclass_types.append(dtype)
+        group_title = title or f"{dtype.__qualname__.replace('.Params', '')} parameters"
+        group = self.add_argument_group(group_title, description=_first_line(dtype.__doc__))
+        hints = get_type_hints(dtype, include_extras=False, localns=_localns(dtype))
+        existing = {a.dest for a in self._actions}
+        for f in dataclasses.fields(dtype):
+            if not f.init:
+                continue
+            if f.name in existing:
+                continue  # shared with an earlier dataclass: one flag fills both
+            self._dest_owner[f.name] = dtype
+            self._add_field(group, f, hints.get(f.name, str))
+            existing.add(f.name)
+
+    def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, tp: Any) -> None:
+        kwargs: dict[str, Any] = {"dest": f.name}
+        help_text = f.metadata.get("help", "") if f.metadata else ""
+        aliases = list(f.metadata.get("aliases", [])) if f.metadata else []
+        flags = [f"--{f.name}", *aliases]
+        dash = f"--{f.name.replace('_', '-')}"
+        if dash not in flags:
+            flags.append(dash)
+        base, optional = _unwrap_optional(tp)
+        if f.default is not dataclasses.MISSING:
+            kwargs["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            kwargs["default"] = f.default_factory()  # type: ignore[misc]
+        else:
+            kwargs["default"] = None
+            self._required_dests[f.name] = flags[0]
+            help_text = f"{help_text} (required)".strip()
+        origin = get_origin(base)
+        if base is bool:
+            kwargs.update(type=str2bool, nargs="?", const=True, metavar="true|false")
+            group.add_argument(*flags, help=help_text, **kwargs)
+            if kwargs.get("default") is True:
+                group.add_argument(
+                    f"--no_{f.name}", dest=f.name, action="store_false", help=f"Set --{f.name} to false."
+                )
+            return
+        if origin in (list, Sequence, tuple) or base in (list, tuple):
+            inner = get_args(base)[0] if get_args(base) else str
+            kwargs.update(type=_scalar_parser(inner), nargs="*")
+        elif origin is typing.Literal:
+            kwargs.update(type=_scalar_parser(base), choices=list(get_args(base)))
+        elif isinstance(base, type) and issubclass(base, enum.Enum):
+            kwargs.update(type=_scalar_parser(base), choices=list(base), metavar="{" + ",".join(str(m.value) for m in base) + "}")
+        else:
+            kwargs["type"] = _scalar_parser(base)
+            if optional and f.name not in self._required_dests:
+                help_text = help_text or "optional"
+        group.add_argument(*flags, help=help_text, **kwargs)
+
+    # ------------------------------------------------------------------ parsing
+    def parse_args_into_dataclasses(
+        self, args: Sequence[str] | None = None, allow_unknown: bool = False
+    ) -> tuple[Any, ...]:
+        argv = list(sys.argv[1:] if args is None else args)
+        self._apply_config_files(argv)
+        if allow_unknown:
+            namespace, unknown = self.parse_known_args(argv)
+        else:
+            namespace, unknown = self.parse_args(argv), []
+        missing = [flag for dest, flag in self._required_dests.items() if getattr(namespace, dest, None) is None]
+        if missing:
+            self.error(f"the following arguments are required: {', '.join(missing)}")
+        outputs: list[Any] = []
+        used: set[str] = set()
+        for dtype in self._dataclass_types:
+            names = [f.name for f in dataclasses.fields(dtype) if f.init]
+            values = {n: getattr(namespace, n) for n in names if hasattr(namespace, n)}
+            used.update(values)
+            try:
+                outputs.append(dtype(**values))
+            except (TypeError, ValueError) as exc:
+                self.error(f"invalid {dtype.__qualname__}: {exc}")
+        rest = Namespace(**{k: v for k, v in vars(namespace).items() if k not in used})
+        if allow_unknown:
+            rest._unknown = unknown
+        return (*outputs, rest)
+
+    def _apply_config_files(self, argv: list[str]) -> None:
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--config", action="append", default=[])
+        known, _ = pre.parse_known_args(argv)
+        if not known.config:
+            return
+        actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
+        defaults: dict[str, Any] = {}
+        for spec in known.config:
+            path, section = _split_config_arg(spec)
+            values = load_yaml_section(path, section)
+            for key, value in values.items():
+                dest = key.replace("-", "_")
+                if dest not in actions:
+                    valid = ", ".join(sorted(actions))
+                    raise ConfigError(
+                        f"{spec}: unknown key {key!r} for this command; valid keys: {valid}"
+                    )
+                defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
+        self.set_defaults(**defaults)
+
+    @staticmethod
+    def _convert_config_value(action: argparse.Action, value: Any, spec: str, key: str) -> Any:
+        if value is None or action.type is None:
+            return value
+        try:
+            if isinstance(value, list):
+                return [action.type(v) if isinstance(v, str) else v for v in value]
+            if isinstance(value, str | int | float | bool) and not isinstance(value, dict):
+                converted = action.type(value if isinstance(value, str) else str(value))
+                if action.choices is not None and converted not in action.choices:
+                    raise ValueError(f"must be one of {list(action.choices)}")
+                return converted
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            raise ConfigError(f"{spec}: bad value for {key!r}: {value!r} ({exc})") from None
+        return value
+
+    def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump wall
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _first_line(doc: str | None) -> str | None:
+    if not doc:
+        return None
+    line = doc.strip().splitlines()[0].strip()
+    # dataclasses autogenerate "Params(a: int = 1, ...)" docstrings: not useful as help
+    return None if line.startswith(("Params(", "Params (")) else line
+
+
+def _localns(dtype: type) -> dict[str, Any]:
+    module = sys.modules.get(dtype.__module__)
+    ns = dict(vars(module)) if module else {}
+    ns.setdefault("Optional", typing.Optional)
+    return ns

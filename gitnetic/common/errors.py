@@ -1,0 +1,30 @@
+"""Errors a user can cause.
+
+The CLI prints any :class:`GitneticError` as a single line (``gitnetic <cmd>: error: ...``) and exits
+with status 2, so bad input never produces a traceback. Anything else is a bug and keeps its traceback.
+Messages should say what was wrong *and* how to fix it.
+"""
+
+
+class GitneticError(Exception):
+    """Base class of every error caused by user input or the user's environment."""
+
+
+class ConfigError(GitneticError):
+    """A flag, params file or model config is missing, unknown or does not parse."""
+
+
+class DataError(GitneticError):
+    """Input data (corpus, tokenizer, shards) is missing, empty or corrupt."""
+
+
+class CorpusError(DataError):
+    """The corpus source yields no usable documents or cannot be read."""
+
+
+class ShardError(DataError):
+    """A ``PREFIX.bin``/``PREFIX.idx`` pair is missing, truncated or inconsistent."""
+
+
+class TaskError(ConfigError):
+    """An unknown task name or a task that cannot be imported/set up."""

@@ -1,0 +1,1 @@
+"""Data stages: corpus collection, tokenizer training, MMIDIDX shards and batching."""

@@ -1,0 +1,122 @@
+"""Byte-level BPE tokenizer training and loading.
+
+We train with HF ``tokenizers`` (Rust, multi-threaded) from a stream of documents and save a folder that
+``transformers.AutoTokenizer.from_pretrained(path)`` loads offline. Byte-level BPE with no normalizer and
+no prefix space is lossless on code: tabs, CRLF and any unicode decode back byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gitnetic.common.dataclass_argparse import DataclassBase
+from gitnetic.common.errors import DataError
+from gitnetic.common.io import atomic_dir
+
+# RoBERTa's order, so <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4 as existing checkpoints expect.
+DEFAULT_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+TOKENIZER_FILE = "tokenizer.json"
+
+
+@dataclass
+class TokenizerParams(DataclassBase):
+    """Byte-level BPE training parameters."""
+
+    vocab_size: int = field(default=16384, metadata={"help": "Vocabulary size, special tokens and 256 bytes included."})
+    min_frequency: int = field(default=2, metadata={"help": "A merge must occur at least this often."})
+    special_tokens: list[str] = field(
+        default_factory=lambda: list(DEFAULT_SPECIAL_TOKENS),
+        metadata={"help": "Special tokens, in id order: bos, pad, eos, unk, mask (roles are taken by name)."},
+    )
+    max_sample_bytes: int = field(
+        default=0,
+        metadata={"help": "Train on at most this many bytes of the train split (0 = all): bounds time/RAM on big corpora."},
+    )
+    model_max_length: int = field(default=1024, metadata={"help": "model_max_length saved with the tokenizer."})
+
+
+def _role_tokens(special_tokens: list[str]) -> dict[str, str]:
+    roles = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
+    return {role: tok for role, tok in roles.items() if tok in special_tokens}
+
+
+def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: TokenizerParams | None = None):
+    """Train a byte-level BPE on ``texts`` (streamed) and save it to ``out_dir`` atomically.
+
+    Returns the loaded ``PreTrainedTokenizerFast``.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    params = params or TokenizerParams()
+    if params.vocab_size < 256 + len(params.special_tokens):
+        raise DataError(
+            f"vocab_size {params.vocab_size} is too small for 256 byte tokens plus "
+            f"{len(params.special_tokens)} special tokens; use at least {256 + len(params.special_tokens)}"
+        )
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=params.vocab_size,
+        min_frequency=params.min_frequency,
+        special_tokens=list(params.special_tokens),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=True,
+    )
+    seen = {"docs": 0}
+
+    def counted(stream: Iterable[str]) -> Iterator[str]:
+        for text in stream:
+            seen["docs"] += 1
+            yield text
+
+    tokenizer.train_from_iterator(_cap_bytes(counted(texts), params.max_sample_bytes), trainer=trainer)
+    if seen["docs"] == 0:
+        raise DataError("no documents to train the tokenizer on; check that the corpus train split is not empty")
+    return save_tokenizer(tokenizer, out_dir, params)
+
+
+def _cap_bytes(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
+    total = 0
+    for text in texts:
+        yield text
+        total += len(text.encode("utf-8", "surrogatepass"))
+        if max_bytes and total >= max_bytes:
+            return
+
+
+def save_tokenizer(tokenizer, out_dir: str | Path, params: TokenizerParams):
+    """Wrap a ``tokenizers.Tokenizer`` as ``PreTrainedTokenizerFast`` and save it (atomically)."""
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        clean_up_tokenization_spaces=False,
+        model_max_length=params.model_max_length,
+        **_role_tokens(list(params.special_tokens)),
+    )
+    with atomic_dir(out_dir) as tmp:
+        fast.save_pretrained(str(tmp))
+        (tmp / "gitnetic_tokenizer.json").write_text(json.dumps(params.to_dict(), indent=2) + "\n")
+    return load_tokenizer(out_dir)
+
+
+def load_tokenizer(path: str | Path):
+    """Load a tokenizer folder saved by :func:`train_tokenizer` (or any HF fast tokenizer folder)."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    p = Path(path)
+    if p.is_file() and p.name.endswith(".json"):
+        return PreTrainedTokenizerFast(tokenizer_file=str(p), clean_up_tokenization_spaces=False)
+    if not (p / TOKENIZER_FILE).is_file():
+        raise DataError(
+            f"no tokenizer at {p} (missing {TOKENIZER_FILE}); run 'python -m gitnetic tokenizer' first "
+            "or pass the folder it wrote"
+        )
+    try:
+        return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
+    except (OSError, ValueError, json.JSONDecodeError) as exc:
+        raise DataError(f"tokenizer at {p} could not be loaded ({exc}); re-run the tokenizer stage") from None

@@ -1,0 +1,1 @@
+"""Lightning components: the LightningModule and LightningDataModule every task builds."""

@@ -1,0 +1,1 @@
+"""Task registry and the built-in ``transformer-task``."""

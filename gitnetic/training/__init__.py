@@ -1,0 +1,1 @@
+"""Trainer wrapper, LR schedule and checkpoint callbacks."""

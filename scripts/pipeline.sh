@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up .venv if needed, then run the whole pipeline (corpus -> tokenizer -> preprocess -> train ->
+# evaluate -> export) on the embedded default corpus with DVC. Extra args go to 'dvc repro'.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export WANDB_MODE=${WANDB_MODE:-offline}
+.venv/bin/dvc repro "$@"
+.venv/bin/dvc metrics show
