@@ -8,6 +8,7 @@ no prefix space is lossless on code: tabs, CRLF and any unicode decode back byte
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,9 @@ TOKENIZER_FILE = "tokenizer.json"
 class TokenizerParams(DataclassBase):
     """Byte-level BPE training parameters."""
 
-    vocab_size: int = field(default=16384, metadata={"help": "Vocabulary size, special tokens and 256 bytes included."})
+    vocab_size: int = field(
+        default=16384, metadata={"help": "Vocabulary size, special tokens and 256 bytes included."}
+    )
     min_frequency: int = field(default=2, metadata={"help": "A merge must occur at least this often."})
     special_tokens: list[str] = field(
         default_factory=lambda: list(DEFAULT_SPECIAL_TOKENS),
@@ -33,13 +36,23 @@ class TokenizerParams(DataclassBase):
     )
     max_sample_bytes: int = field(
         default=0,
-        metadata={"help": "Train on at most this many bytes of the train split (0 = all): bounds time/RAM on big corpora."},
+        metadata={
+            "help": "Train on at most this many bytes of the train split (0 = all): bounds time/RAM on big corpora."
+        },
     )
-    model_max_length: int = field(default=1024, metadata={"help": "model_max_length saved with the tokenizer."})
+    model_max_length: int = field(
+        default=1024, metadata={"help": "model_max_length saved with the tokenizer."}
+    )
 
 
 def _role_tokens(special_tokens: list[str]) -> dict[str, str]:
-    roles = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>", "mask_token": "<mask>"}
+    roles = {
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "pad_token": "<pad>",
+        "unk_token": "<unk>",
+        "mask_token": "<mask>",
+    }
     return {role: tok for role, tok in roles.items() if tok in special_tokens}
 
 
@@ -64,7 +77,7 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
         min_frequency=params.min_frequency,
         special_tokens=list(params.special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=True,
+        show_progress=sys.stderr.isatty(),  # its bars are noise in logs and DVC/Snakemake output
     )
     seen = {"docs": 0}
 
@@ -75,7 +88,9 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
 
     tokenizer.train_from_iterator(_cap_bytes(counted(texts), params.max_sample_bytes), trainer=trainer)
     if seen["docs"] == 0:
-        raise DataError("no documents to train the tokenizer on; check that the corpus train split is not empty")
+        raise DataError(
+            "no documents to train the tokenizer on; check that the corpus train split is not empty"
+        )
     return save_tokenizer(tokenizer, out_dir, params)
 
 
@@ -104,9 +119,18 @@ def save_tokenizer(tokenizer, out_dir: str | Path, params: TokenizerParams):
     return load_tokenizer(out_dir)
 
 
+# tokenizer_config.json classes that are exactly PreTrainedTokenizerFast (TokenizersBackend in transformers 5).
+_PLAIN_FAST_CLASSES = {"PreTrainedTokenizerFast", "TokenizersBackend"}
+
+
 def load_tokenizer(path: str | Path):
-    """Load a tokenizer folder saved by :func:`train_tokenizer` (or any HF fast tokenizer folder)."""
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+    """Load a tokenizer folder saved by :func:`train_tokenizer` (or any HF fast tokenizer folder).
+
+    Our own folders load through ``PreTrainedTokenizerFast`` directly: it is the class ``AutoTokenizer``
+    would pick, but importing ``AutoTokenizer`` pulls in torch (seconds per process) which the data
+    stages never need. Other folders go through ``AutoTokenizer``.
+    """
+    from transformers import PreTrainedTokenizerFast
 
     p = Path(path)
     if p.is_file() and p.name.endswith(".json"):
@@ -117,6 +141,21 @@ def load_tokenizer(path: str | Path):
             "or pass the folder it wrote"
         )
     try:
+        if _tokenizer_class(p) in _PLAIN_FAST_CLASSES:
+            return PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
+        from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
     except (OSError, ValueError, json.JSONDecodeError) as exc:
         raise DataError(f"tokenizer at {p} could not be loaded ({exc}); re-run the tokenizer stage") from None
+
+
+def _tokenizer_class(folder: Path) -> str | None:
+    config = folder / "tokenizer_config.json"
+    if not config.is_file():
+        return None
+    try:
+        value = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
+    except (OSError, ValueError, AttributeError):
+        return None  # let AutoTokenizer report what is wrong
+    return value if isinstance(value, str) else None
