@@ -1,0 +1,289 @@
+"""``TransformerDataModule``: MMIDIDX shards → padded ``{"input_ids", "attention_mask"}`` batches.
+
+Batches are planned at index level by :mod:`gitnetic.data.batching` (``max_tokens`` length buckets
+or packed blocks) and handed out per rank by :class:`DistributedBatchSampler`, so the trainer must
+be built with ``use_distributed_sampler=False`` (Lightning would otherwise try to swap in its own
+sampler). The train DataLoader is *stateful* (``state_dict``/``load_state_dict``): Lightning stores
+its state in every checkpoint and restores it before iterating when resuming, which gives exact
+mid-epoch resume with no extra calls from the module or trainer; the consumed-batch count is read
+from the trainer's own progress counters, so DataLoader prefetching cannot skew it. Lightning also
+calls ``set_epoch`` on the sampler each epoch, so no ``reload_dataloaders_every_n_epochs`` is needed.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset
+
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.data.batching import (
+    DistributedBatchSampler,
+    PackedBlocks,
+    collate_padded,
+    max_tokens_batches,
+    packed_batches,
+)
+
+__all__ = ["TransformerDataModule"]
+
+
+class _Truncated(Dataset):
+    """The first ``max_length`` tokens of each sequence (what ``max_tokens`` batches were planned for)."""
+
+    def __init__(self, dataset: Any, max_length: int) -> None:
+        self.dataset = dataset
+        self.max_length = max_length
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return np.asarray(self.dataset[index][: self.max_length], dtype=np.int64)
+
+
+class _ResumableDataLoader(DataLoader):
+    """A DataLoader Lightning recognises as stateful, so its resume position lands in checkpoints.
+
+    ``consumed_fn`` returns the number of batches of the current epoch the training loop has
+    finished (or None outside a fit), which is what must be skipped on resume — not the number the
+    sampler has yielded, which runs ahead by the prefetch depth.
+    """
+
+    consumed_fn: Any = None
+
+    def state_dict(self) -> dict[str, int]:
+        consumed = self.consumed_fn() if self.consumed_fn is not None else None
+        return self.batch_sampler.state_dict(consumed=consumed)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
+class TransformerDataModule(LightningDataModule):
+    """Training/validation batches from ``gitnetic preprocess`` shards, DDP-aware and resumable."""
+
+    @dataclass
+    class Params(DataclassBase):
+        """Data: which shards to read and how to batch them."""
+
+        train_data_prefix: str | None = field(
+            default=None,
+            metadata={
+                "help": "Train shards written by 'gitnetic preprocess', without .bin/.idx (e.g. data/bin/train)."
+            },
+        )
+        val_data_prefix: str | None = field(
+            default=None,
+            metadata={"help": "Validation shards prefix (e.g. data/bin/valid); no validation if unset."},
+        )
+        max_tokens: int | None = field(
+            default=None,
+            metadata={
+                "help": "Token budget per batch, padding included (batch size x longest sequence). "
+                "With --packing: batch_size = max_tokens // max_length."
+            },
+        )
+        batch_size: int | None = field(
+            default=None,
+            metadata={"help": "Most sequences (or packed blocks) per batch; a cap on top of --max_tokens."},
+        )
+        max_length: int = field(
+            default=512,
+            metadata={"help": "Sequences are truncated to (or packed into blocks of) this many tokens."},
+        )
+        packing: bool = field(
+            default=False,
+            metadata={
+                "help": "Pack the token stream into contiguous max_length blocks (no padding, nothing truncated) "
+                "instead of length-bucketed max_tokens batches of whole (truncated) sequences."
+            },
+        )
+        num_workers: int = field(
+            default=0, metadata={"help": "DataLoader worker processes (0 = load in the main process)."}
+        )
+        seed: int = field(
+            default=17,
+            metadata={
+                "help": "Random seed (model init, dropout, masking, data order): same seed → same batches."
+            },
+        )
+        shuffle: bool = field(default=True, metadata={"help": "Shuffle training batches each epoch."})
+        pin_memory: bool | None = field(
+            default=None,
+            metadata={"help": "Pin batch memory for faster GPU copies (default: when CUDA is available)."},
+        )
+
+    params: Params
+    params_type: type[Params] = Params
+
+    def __init__(self, tokenizer: Any, params: Params) -> None:
+        super().__init__()
+        self.tokenizer = tokenizer
+        self.params = params
+        self.train_dataset: Any = None
+        self.val_dataset: Any = None
+        self._check_params()
+
+    @classmethod
+    def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
+        parser.add_arguments(cls.Params)
+
+    # ------------------------------------------------------------------ setup
+    def _check_params(self) -> None:
+        p = self.params
+        for name in ("max_tokens", "batch_size", "max_length"):
+            value = getattr(p, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"--{name} must be a positive integer, got {value}")
+        if p.num_workers < 0:
+            raise ConfigError(f"--num_workers must be 0 or more, got {p.num_workers}")
+        if p.max_tokens is None and p.batch_size is None:
+            raise ConfigError("set --max_tokens (tokens per batch) or --batch_size (sequences per batch)")
+        if p.packing and p.max_tokens is not None and p.max_tokens < p.max_length:
+            raise ConfigError(
+                f"--max_tokens {p.max_tokens} is smaller than one packed block of --max_length {p.max_length}; "
+                "raise --max_tokens or lower --max_length"
+            )
+
+    @property
+    def pad_token_id(self) -> int:
+        for name in ("pad_token_id", "eos_token_id"):
+            value = getattr(self.tokenizer, name, None)
+            if value is not None:
+                return int(value)
+        return 0
+
+    def setup(self, stage: str | None = None) -> None:
+        p = self.params
+        if stage in (None, "fit"):
+            if not p.train_data_prefix:
+                raise ConfigError("--train_data_prefix is required for training (e.g. data/bin/train)")
+            if self.train_dataset is None:
+                self.train_dataset = self._open(p.train_data_prefix, "train")
+        if stage == "validate" and not p.val_data_prefix:
+            raise ConfigError("--val_data_prefix is required to validate (e.g. data/bin/valid)")
+        if p.val_data_prefix and self.val_dataset is None and stage in (None, "fit", "validate"):
+            self.val_dataset = self._open(p.val_data_prefix, "validation")
+
+    @staticmethod
+    def _open(prefix: str, what: str) -> Any:
+        # a missing or corrupt prefix raises ShardError (a DataError) saying to run preprocess
+        from gitnetic.data.indexed import IndexedDataset
+
+        dataset = IndexedDataset(prefix)
+        if dataset.num_tokens == 0:
+            raise DataError(
+                f"{what} shards at {prefix} hold no tokens; re-run preprocess on a non-empty corpus"
+            )
+        return dataset
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self, dataset: Any, shuffle: bool) -> tuple[Dataset, Any]:
+        """The Dataset the DataLoader indexes and ``epoch -> batches`` over its indices."""
+        p = self.params
+        if p.packing:
+            blocks = PackedBlocks(dataset, p.max_length)
+            caps = [c for c in (p.batch_size, p.max_tokens // p.max_length if p.max_tokens else None) if c]
+            batch_size = min(caps)
+            fn = functools.partial(packed_batches, len(blocks), batch_size, p.seed, shuffle=shuffle)
+            return blocks, lambda epoch: fn(epoch=epoch)
+        max_tokens = p.max_tokens if p.max_tokens is not None else p.batch_size * p.max_length
+        sizes = np.asarray(dataset.sizes)
+
+        def batches(epoch: int) -> list[np.ndarray]:
+            return max_tokens_batches(
+                sizes, max_tokens, p.max_length, p.batch_size, seed=p.seed, epoch=epoch, shuffle=shuffle
+            )
+
+        if not shuffle:  # the plan never changes: compute it once
+            fixed = batches(0)
+            return _Truncated(dataset, p.max_length), lambda epoch: fixed
+        return _Truncated(dataset, p.max_length), batches
+
+    def _world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        if trainer is None:
+            return 1, 0
+        return int(trainer.world_size), int(trainer.global_rank)
+
+    def _consumed_in_epoch(self) -> int | None:
+        """Batches whose training step finished in the current epoch, from Lightning's progress."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+
+    def _loader(
+        self, dataset: Dataset, sampler: DistributedBatchSampler, cls: type[DataLoader]
+    ) -> DataLoader:
+        p = self.params
+        pin = torch.cuda.is_available() if p.pin_memory is None else p.pin_memory
+        return cls(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=functools.partial(collate_padded, pad_id=self.pad_token_id),
+            num_workers=p.num_workers,
+            pin_memory=pin,
+            persistent_workers=p.num_workers > 0,
+        )
+
+    def _check_trainer_sampler(self) -> None:
+        trainer = self.trainer
+        connector = getattr(trainer, "_accelerator_connector", None)
+        if (
+            trainer is not None
+            and trainer.world_size > 1
+            and getattr(connector, "use_distributed_sampler", False)
+        ):
+            raise ConfigError(
+                "TransformerDataModule shards batches across ranks itself; build the Trainer with "
+                "use_distributed_sampler=False"
+            )
+
+    def _train_plan(self) -> tuple[Dataset, DistributedBatchSampler]:
+        if self.train_dataset is None:
+            self.setup("fit")
+        dataset, batches_fn = self._plan(self.train_dataset, shuffle=self.params.shuffle)
+        world, rank = self._world()
+        # the sampler starts at the trainer's epoch: with num_workers > 0 Lightning creates the
+        # first iterator (which prefetches) before it calls set_epoch
+        epoch = int(self.trainer.current_epoch) if self.trainer is not None else 0
+        sampler = DistributedBatchSampler(
+            batches_fn, num_replicas=world, rank=rank, seed=self.params.seed, epoch=epoch
+        )
+        return dataset, sampler
+
+    def train_dataloader(self) -> DataLoader:
+        self._check_trainer_sampler()
+        dataset, sampler = self._train_plan()
+        if len(sampler) == 0:
+            total = len(sampler.global_batches(sampler.epoch))
+            raise DataError(
+                f"the train set makes {total} batch(es), fewer than the {sampler.num_replicas} processes; "
+                "lower --max_tokens/--batch_size, use fewer devices or add data"
+            )
+        loader = self._loader(dataset, sampler, _ResumableDataLoader)
+        loader.consumed_fn = self._consumed_in_epoch
+        return loader
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_dataset is None:
+            if self.params.val_data_prefix:
+                self.setup("validate")
+            else:
+                return []
+        dataset, batches_fn = self._plan(self.val_dataset, shuffle=False)
+        world, rank = self._world()
+        sampler = DistributedBatchSampler(batches_fn, num_replicas=world, rank=rank, drop_last=False)
+        return self._loader(dataset, sampler, DataLoader)
+
+    def num_train_batches_per_epoch(self) -> int:
+        """Training batches per epoch on this rank (before gradient accumulation): for max_steps maths."""
+        return len(self._train_plan()[1])
