@@ -109,7 +109,9 @@ def load_yaml_section(path: str | Path, section: str | None = None) -> dict[str,
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}{':' + section if section else ''} must be a mapping of key: value")
+        raise ConfigError(
+            f"config file {p}{':' + section if section else ''} must be a mapping of key: value"
+        )
     return data
 
 
@@ -190,6 +192,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         self._dataclass_types: list[type] = []
         self._dest_owner: dict[str, type] = {}
         self._required_dests: dict[str, str] = {}
+        self._tuple_dests: set[str] = set()
         self.add_argument(
             "--config",
             action="append",
@@ -222,7 +225,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, tp: Any) -> None:
         kwargs: dict[str, Any] = {"dest": f.name}
-        help_text = f.metadata.get("help", "") if f.metadata else ""
+        help_text = (f.metadata.get("help", "") if f.metadata else "").replace("%", "%%")
         aliases = list(f.metadata.get("aliases", [])) if f.metadata else []
         flags = [f"--{f.name}", *aliases]
         dash = f"--{f.name.replace('_', '-')}"
@@ -247,12 +250,22 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 )
             return
         if origin in (list, Sequence, tuple) or base in (list, tuple):
-            inner = get_args(base)[0] if get_args(base) else str
-            kwargs.update(type=_scalar_parser(inner), nargs="*")
+            inner_args = [a for a in get_args(base) if a is not Ellipsis]
+            inner = inner_args[0] if inner_args else str
+            nargs: int | str = "*"
+            if origin is tuple or base is tuple:
+                self._tuple_dests.add(f.name)  # argparse collects lists; the dataclass wants a tuple
+                if inner_args and Ellipsis not in get_args(base):
+                    nargs = len(inner_args)
+            kwargs.update(type=_scalar_parser(inner), nargs=nargs)
         elif origin is typing.Literal:
             kwargs.update(type=_scalar_parser(base), choices=list(get_args(base)))
         elif isinstance(base, type) and issubclass(base, enum.Enum):
-            kwargs.update(type=_scalar_parser(base), choices=list(base), metavar="{" + ",".join(str(m.value) for m in base) + "}")
+            kwargs.update(
+                type=_scalar_parser(base),
+                choices=list(base),
+                metavar="{" + ",".join(str(m.value) for m in base) + "}",
+            )
         else:
             kwargs["type"] = _scalar_parser(base)
             if optional and f.name not in self._required_dests:
@@ -269,7 +282,9 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             namespace, unknown = self.parse_known_args(argv)
         else:
             namespace, unknown = self.parse_args(argv), []
-        missing = [flag for dest, flag in self._required_dests.items() if getattr(namespace, dest, None) is None]
+        missing = [
+            flag for dest, flag in self._required_dests.items() if getattr(namespace, dest, None) is None
+        ]
         if missing:
             self.error(f"the following arguments are required: {', '.join(missing)}")
         outputs: list[Any] = []
@@ -277,6 +292,9 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         for dtype in self._dataclass_types:
             names = [f.name for f in dataclasses.fields(dtype) if f.init]
             values = {n: getattr(namespace, n) for n in names if hasattr(namespace, n)}
+            for n in self._tuple_dests & values.keys():
+                if isinstance(values[n], list):
+                    values[n] = tuple(values[n])
             used.update(values)
             try:
                 outputs.append(dtype(**values))
@@ -299,12 +317,15 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             path, section = _split_config_arg(spec)
             values = load_yaml_section(path, section)
             for key, value in values.items():
+                if not isinstance(key, str):
+                    raise ConfigError(
+                        f"{spec}: key {key!r} is not a name (YAML reads bare on/off/yes/no as booleans); "
+                        "quote it or use the flag's name"
+                    )
                 dest = key.replace("-", "_")
                 if dest not in actions:
                     valid = ", ".join(sorted(actions))
-                    raise ConfigError(
-                        f"{spec}: unknown key {key!r} for this command; valid keys: {valid}"
-                    )
+                    raise ConfigError(f"{spec}: unknown key {key!r} for this command; valid keys: {valid}")
                 defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
         self.set_defaults(**defaults)
 

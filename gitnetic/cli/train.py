@@ -1,0 +1,123 @@
+"""``python -m gitnetic train --task NAME ...``: build a registered task and fit it with TransformerTrainer.
+
+Parsing is two-phase because the flags depend on the task: phase one reads only ``--task`` and
+``--include-package`` (also from ``--config`` YAML), imports the user's packages so their tasks
+register, then phase two builds one parser from every component's params dataclasses.
+"""
+
+from __future__ import annotations
+
+import argparse
+from argparse import Namespace
+from collections.abc import Sequence
+from typing import Any
+
+from gitnetic.common.dataclass_argparse import (
+    DataclassArgumentParser,
+    _split_config_arg,
+    get_params_item,
+    load_yaml_section,
+)
+from gitnetic.common.errors import ConfigError
+
+DESCRIPTION = (
+    "Train a task (e.g. transformer-task) with Lightning. Every component (task, module, datamodule, "
+    "trainer) adds its own params; flags override --config YAML values. Extra Lightning Trainer flags "
+    "are passed through."
+)
+PROG = "python -m gitnetic train"
+DEFAULT_HELP_TASK = "transformer-task"
+_OWN_DESTS = ("task", "include_package", "config")
+
+
+def _phase_one(argv: Sequence[str]) -> Namespace:
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--task")
+    pre.add_argument(
+        "--include-package", "--include_package", dest="include_package", action="append", default=[]
+    )
+    pre.add_argument("--config", action="append", default=[])
+    pre.add_argument("-h", "--help", action="store_true")
+    known, _ = pre.parse_known_args(list(argv))
+    # params.yaml:train may choose the task and plugins too; the command line wins.
+    for spec in known.config:
+        values = load_yaml_section(*_split_config_arg(spec))
+        if known.task is None and values.get("task"):
+            known.task = str(values["task"])
+        extra = values.get("include_package") or values.get("include-package") or []
+        extra = [extra] if isinstance(extra, str) else list(extra)
+        known.include_package = [*extra, *known.include_package]
+    return known
+
+
+def _add_selection_args(parser: DataclassArgumentParser, registered: list[str]) -> None:
+    group = parser.add_argument_group("task selection")
+    group.add_argument(
+        "--task",
+        metavar="NAME",
+        help=f"Registered task to train (required). Registered: {', '.join(registered) or 'none'}.",
+    )
+    group.add_argument(
+        "--include-package",
+        "--include_package",
+        dest="include_package",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="Import MODULE (and its submodules; the current directory is searched) before looking up "
+        "--task, so tasks it registers with @TaskModule.register become available. Repeatable.",
+    )
+
+
+def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
+    """The full parser for ``task_name`` (registered already) plus the task class."""
+    from gitnetic.tasks.task_module import TaskModule
+    from gitnetic.training.trainer import TransformerTrainer
+
+    task_cls = TaskModule.by_name(task_name)
+    parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
+    _add_selection_args(parser, TaskModule.list_tasks())
+    task_cls.add_argparse_params(parser)
+    TransformerTrainer.add_argparse_params(parser)
+    return parser, task_cls
+
+
+def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
+    """Phase one + phase two: ``(task class, (*params dataclasses, namespace))``."""
+    import gitnetic.tasks.transformer_task  # noqa: F401 - registers the built-in task
+    from gitnetic.common.imports import include_packages
+    from gitnetic.tasks.task_module import TaskModule
+
+    known = _phase_one(argv)
+    include_packages(known.include_package)
+    task_name = known.task
+    if task_name is None:
+        if not known.help:
+            raise ConfigError(
+                f"--task is required; registered tasks: {', '.join(TaskModule.list_tasks())} "
+                f"(see '{PROG} --help')"
+            )
+        task_name = DEFAULT_HELP_TASK
+    parser, task_cls = build_parser(task_name)
+    params = parser.parse_args_into_dataclasses(list(argv))
+    return task_cls, params
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import sys
+
+    from gitnetic.training.trainer import TransformerTrainer, trainer_kwargs_from_namespace
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    task_cls, params = parse(argv)
+    namespace = params[-1]
+    trainer_params = get_params_item(params, TransformerTrainer.params_type)
+    if trainer_params is None:  # pragma: no cover - add_argparse_params always adds it
+        raise ConfigError("TransformerTrainer params missing from the parsed flags")
+    passthrough = Namespace(**{k: v for k, v in vars(namespace).items() if k not in _OWN_DESTS})
+    # The trainer seeds every RNG when constructed, so it must exist before the task initialises the
+    # model: otherwise two runs with the same --seed start from different weights.
+    trainer = TransformerTrainer(trainer_params, **trainer_kwargs_from_namespace(passthrough))
+    task = task_cls.setup(params)
+    trainer.fit(task)
+    return 0

@@ -1,0 +1,193 @@
+"""``evaluate`` and ``export``: on a checkpoint the seed command trains, and on broken inputs.
+
+The causal-LM path is one test on purpose: training is the expensive part, and a session fixture
+would be trained again on every pytest-xdist worker that happens to receive one of its users.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gitnetic.cli import main as cli_main
+from gitnetic.common.errors import DataError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """In-process forward passes with one thread: parallel workers on few cores otherwise spin-wait."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def model_args(checkpoint: Path, config: Path, tokenizer: Path) -> list[str]:
+    return ["--checkpoint", str(checkpoint), "--config_path", str(config), "--tokenizer_path", str(tokenizer)]
+
+
+def evaluate(args: list[str], out: Path, *extra: str) -> dict:
+    assert cli_main.main(["evaluate", *args, "--output", str(out), *extra]) == 0
+    return json.loads(out.read_text())
+
+
+def test_seed_command_then_evaluate_and_export_a_causal_lm(
+    tmp_path, tiny_tokenizer, lm_shards, train_seed, check_trained
+):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.tasks.transformer_task import load_trained_model
+
+    run = train_seed(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)
+    check_trained(run)
+    args = model_args(run["save_dir"] / "checkpoint_last.ckpt", GPT2_TINY, tiny_tokenizer)
+
+    # evaluate: held-out test split, unigram baseline counted on train
+    out = tmp_path / "metrics" / "eval.json"
+    test_prefix, train_prefix = str(lm_shards / "test"), str(lm_shards / "train")
+    metrics = evaluate(args, out, "--data_prefix", test_prefix, "--train_prefix", train_prefix)
+    assert set(metrics) >= {"loss", "perplexity", "tokens", "unigram_perplexity"}
+    assert metrics["objective"] == "clm" and metrics["global_step"] == run["steps"]
+    assert math.isfinite(metrics["perplexity"]) and math.isclose(
+        metrics["perplexity"], math.exp(metrics["loss"])
+    )
+    assert 1 < metrics["perplexity"] < 0.7 * metrics["unigram_perplexity"], metrics
+    # every token but the first of each document is predicted exactly once
+    assert metrics["tokens"] == int(sum(max(int(n) - 1, 0) for n in IndexedDataset(test_prefix).sizes))
+    assert not list(out.parent.glob(".*tmp"))  # the atomic write left no temporary behind
+
+    # shorter windows and smaller batches score the same tokens, with a little less context
+    small = evaluate(
+        args, tmp_path / "small.json", "--data_prefix", test_prefix, "--train_prefix", train_prefix,
+        "--max_length", "48", "--batch_size", "3",
+    )  # fmt: skip
+    assert small["tokens"] == metrics["tokens"]
+    assert small["unigram_perplexity"] == pytest.approx(metrics["unigram_perplexity"])
+    assert metrics["loss"] <= small["loss"] + 0.05 and small["loss"] - metrics["loss"] < 0.5
+
+    # export: loads with the Auto classes, has the checkpoint's weights, generates code
+    hf = tmp_path / "models" / "hf"
+    assert cli_main.main(["export", *args, "--output_dir", str(hf)]) == 0
+    model = AutoModelForCausalLM.from_pretrained(hf, local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(hf, local_files_only=True)
+    assert type(model).__name__ == "GPT2LMHeadModel"
+    assert json.loads((hf / "gitnetic_export.json").read_text())["global_step"] == run["steps"]
+    reference, _, _, _ = load_trained_model(str(run["save_dir"]), str(GPT2_TINY), str(tiny_tokenizer))
+    prompt = "def get_count(count, size=3):\n"
+    ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(model(ids).logits, reference(ids).logits, atol=1e-5)
+        generated = model.generate(ids, max_new_tokens=12, do_sample=False)
+    assert generated.shape[1] > ids.shape[1]
+    text = tokenizer.decode(generated[0], skip_special_tokens=True)
+    assert text.startswith(prompt) and len(text) > len(prompt)
+
+    # a second export replaces the folder atomically
+    assert cli_main.main(["export", *args, "--output_dir", str(hf)]) == 0
+    assert sorted(p.name for p in hf.parent.iterdir()) == ["hf"]
+
+
+@pytest.fixture(scope="module")
+def fresh_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
+    from gitnetic.tasks.transformer_task import build_model_and_tokenizer
+
+    model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
+    path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": {"objective": "clm"}}, path)
+    return path
+
+
+def test_export_masked_lm_short_form_config(tmp_path, tiny_tokenizer):
+    """A checkpoint of a short-form (``model_type``) config exports for AutoModelForMaskedLM."""
+    from transformers import AutoModelForMaskedLM
+
+    from gitnetic.cli.export import ExportParams, export
+    from gitnetic.tasks.transformer_task import build_model_and_tokenizer
+
+    config = tmp_path / "roberta.yaml"
+    config.write_text(
+        "model_type: roberta\nobjective: mlm\nhidden_size: 32\nnum_hidden_layers: 1\nnum_attention_heads: 2\n"
+        "intermediate_size: 64\nmax_position_embeddings: 130\n"
+    )
+    model, _, _ = build_model_and_tokenizer(str(config), str(tiny_tokenizer))
+    ckpt = tmp_path / "m.ckpt"
+    torch.save(
+        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "global_step": 3}, ckpt
+    )
+    export(ExportParams(checkpoint=str(ckpt), config_path=str(config), tokenizer_path=str(tiny_tokenizer),
+                        output_dir=str(tmp_path / "hf")))  # fmt: skip
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", local_files_only=True)
+    assert type(loaded).__name__ == "RobertaForMaskedLM"
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("problem", ["missing", "corrupt", "not-a-checkpoint", "wrong-config", "empty-dir"])
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_bad_checkpoints_are_one_line_errors(
+    command, problem, fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys
+):
+    ckpt, config = tmp_path / "bad.ckpt", GPT2_TINY
+    if problem == "corrupt":
+        good = fresh_checkpoint.read_bytes()
+        ckpt.write_bytes(good[: len(good) // 2])
+    elif problem == "not-a-checkpoint":
+        ckpt.write_text("hello")
+    elif problem == "wrong-config":
+        ckpt, config = fresh_checkpoint, CONFIGS / "llama-tiny.yaml"
+    elif problem == "empty-dir":
+        ckpt = tmp_path / "empty"
+        ckpt.mkdir()
+    args = model_args(ckpt, config, tiny_tokenizer)
+    out = tmp_path / "out"
+    if command == "export":
+        args += ["--output_dir", str(out)]
+    else:
+        args += ["--data_prefix", str(lm_shards / "valid"), "--output", str(out)]
+    assert cli_main.main([command, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gitnetic {command}: error: ") and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--data_prefix", "{tmp}/nope"], "nope"),
+        (["--data_prefix", "{shards}/valid", "--max_length", "2000"], "n_positions=1024 is too small"),
+        (["--data_prefix", "{shards}/valid", "--objective", "gpt"], "invalid choice"),
+    ],
+)
+def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys):
+    extra = [e.format(tmp=tmp_path, shards=lm_shards) for e in extra]
+    argv = ["evaluate", *model_args(fresh_checkpoint, GPT2_TINY, tiny_tokenizer), *extra]
+    try:
+        code = cli_main.main([*argv, "--output", str(tmp_path / "e.json")])
+    except SystemExit as exc:  # argparse errors exit from inside the parser
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "e.json").exists()
+
+
+def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
+    from gitnetic.tasks.transformer_task import build_model_and_tokenizer, load_weights
+
+    model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
+    with pytest.raises(DataError, match="does not match"):
+        load_weights(model, {"state_dict": {"model.other.weight": torch.zeros(1)}})
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state["model.transformer.wte.weight"] = torch.zeros(3, 3)
+    with pytest.raises(DataError, match="does not fit"):
+        load_weights(model, {"state_dict": state})

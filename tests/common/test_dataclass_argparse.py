@@ -1,0 +1,225 @@
+"""DataclassArgumentParser: every supported field type, YAML defaults, errors, shared fields."""
+
+from __future__ import annotations
+
+import enum
+from argparse import Namespace
+from dataclasses import dataclass, field
+from typing import Literal, Optional, Union
+
+import pytest
+
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
+from gitnetic.common.errors import ConfigError
+
+
+class Color(enum.Enum):
+    RED = "red"
+    BLUE = "blue"
+
+
+@dataclass
+class Everything(DataclassBase):
+    name: str = field(default="x", metadata={"help": "a name, 100% ascii"})
+    steps: int = field(default=3, metadata={"help": "steps"})
+    lr: float = field(default=0.5)
+    flag: bool = field(default=False)
+    enabled: bool = field(default=True)
+    maybe: Optional[int] = field(default=None)  # noqa: UP045 - the typing spelling is what users write
+    maybe_new: int | None = field(default=None)
+    mode: Literal["auto", "mlm", "clm"] = field(default="auto")
+    sizes: list[int] = field(default_factory=lambda: [1, 2])
+    betas: tuple[float, float] = field(default=(0.9, 0.98))
+    limit: Union[int, str] = field(default="all")  # noqa: UP007
+    color: Color = field(default=Color.RED)
+
+
+@dataclass
+class Needs(DataclassBase):
+    path: str = field(metadata={"help": "required path"})
+    seed: int = field(default=1)
+
+
+@dataclass
+class Other(DataclassBase):
+    seed: int = field(default=1)
+    extra: str = field(default="e")
+
+
+def parse(argv, *types):
+    parser = DataclassArgumentParser(prog="t")
+    for t in types:
+        parser.add_arguments(t)
+    return parser.parse_args_into_dataclasses(argv)
+
+
+def test_defaults_round_trip():
+    (e, ns) = parse([], Everything)
+    assert e == Everything()
+    assert isinstance(ns, Namespace) and vars(ns) == {"config": []}
+
+
+def test_every_type_from_flags():
+    (e, _) = parse(
+        [
+            "--name",
+            "y",
+            "--steps",
+            "7",
+            "--lr",
+            "1e-3",
+            "--flag",
+            "--no_enabled",
+            "--maybe",
+            "4",
+            "--maybe-new",
+            "5",
+            "--mode",
+            "clm",
+            "--sizes",
+            "3",
+            "4",
+            "5",
+            "--betas",
+            "0.8",
+            "0.9",
+            "--limit",
+            "12",
+            "--color",
+            "blue",
+        ],
+        Everything,
+    )
+    assert (e.name, e.steps, e.lr, e.flag, e.enabled, e.maybe, e.maybe_new) == (
+        "y",
+        7,
+        1e-3,
+        True,
+        False,
+        4,
+        5,
+    )
+    assert e.mode == "clm" and e.sizes == [3, 4, 5] and e.color is Color.BLUE
+    assert tuple(e.betas) == (0.8, 0.9) and isinstance(e.betas, tuple)
+    assert e.limit == 12 and isinstance(e.limit, int)
+
+
+def test_bool_explicit_values_and_union_fallback_to_str():
+    (e, _) = parse(["--flag", "false", "--enabled", "true", "--limit", "many"], Everything)
+    assert e.flag is False and e.enabled is True and e.limit == "many"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--mode", "gpt"], ["--steps", "many"], ["--color", "green"], ["--flag", "maybe"], ["--nope", "1"]],
+)
+def test_bad_values_are_one_line_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        parse(argv, Everything)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err and "Traceback" not in err
+
+
+def test_required_field_missing_is_an_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        parse([], Needs)
+    assert info.value.code == 2
+    assert "--path" in capsys.readouterr().err
+
+
+def test_yaml_defaults_overridden_by_flags(tmp_path):
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(
+        "train:\n  steps: 9\n  lr: 0.25\n  flag: true\n  enabled: false\n  mode: mlm\n  sizes: [7, 8]\n"
+        "  color: blue\n  maybe: null\n  path: from/yaml\n"
+    )
+    (e, n, _) = parse([f"--config={cfg}:train", "--steps", "11"], Everything, Needs)
+    assert e.steps == 11  # flag wins
+    assert (e.lr, e.flag, e.enabled, e.mode, e.sizes, e.color) == (
+        0.25,
+        True,
+        False,
+        "mlm",
+        [7, 8],
+        Color.BLUE,
+    )
+    assert n.path == "from/yaml"  # a required field can come from YAML
+
+
+def test_unknown_yaml_key_names_the_key(tmp_path):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("stepz: 3\n")
+    with pytest.raises(ConfigError, match="stepz") as info:
+        parse(["--config", str(cfg)], Everything)
+    assert "\n" not in str(info.value)
+
+
+def test_yaml_boolean_key_is_a_clear_error(tmp_path):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("on: 3\n")  # YAML 1.1 reads the key as True
+    with pytest.raises(ConfigError, match="quote it"):
+        parse(["--config", str(cfg)], Everything)
+
+
+def test_bad_yaml_value_and_syntax_are_config_errors(tmp_path):
+    bad_value = tmp_path / "v.yaml"
+    bad_value.write_text("mode: gpt\n")
+    with pytest.raises(ConfigError, match="mode"):
+        parse(["--config", str(bad_value)], Everything)
+    bad_syntax = tmp_path / "s.yaml"
+    bad_syntax.write_text("steps: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        parse(["--config", str(bad_syntax)], Everything)
+    with pytest.raises(ConfigError, match="no section"):
+        parse(["--config", f"{bad_value}:missing"], Everything)
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse(["--config", str(tmp_path / "absent.yaml")], Everything)
+
+
+def test_shared_field_name_fills_both_dataclasses():
+    (n, o, ns) = parse(["--path", "p", "--seed", "42"], Needs, Other)
+    assert n.seed == 42 and o.seed == 42 and o.extra == "e"
+    assert "seed" not in vars(ns)
+
+
+def test_plain_arguments_land_in_namespace():
+    parser = DataclassArgumentParser(prog="t")
+    parser.add_arguments(Other)
+    parser.add_argument("--accelerator", default="cpu")
+    (o, ns) = parser.parse_args_into_dataclasses(["--accelerator", "gpu", "--extra", "z"])
+    assert o.extra == "z" and ns.accelerator == "gpu"
+
+
+def test_help_lists_groups_and_survives_percent_signs(capsys):
+    parser = DataclassArgumentParser(prog="t")
+    parser.add_arguments(Everything)
+    parser.add_arguments(Needs)
+    with pytest.raises(SystemExit) as info:
+        parser.parse_args_into_dataclasses(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "Everything parameters" in out and "Needs parameters" in out
+    assert "100% ascii" in out and "required path (required)" in out
+
+
+def test_get_params_item_prefers_exact_type():
+    @dataclass
+    class Sub(Other):
+        pass
+
+    sub, base = Sub(), Other(seed=5)
+    assert get_params_item((sub, base, Namespace()), Other) is base
+    assert get_params_item((sub, Namespace()), Other) is sub
+    assert get_params_item((Namespace(),), Other) is None
+
+
+def test_to_dict_from_dict_and_yaml(tmp_path):
+    e = Everything(color=Color.BLUE)
+    d = e.to_dict()
+    assert d["color"] == "blue"
+    with pytest.raises(ConfigError, match="bogus"):
+        Everything.from_dict({"bogus": 1})
+    path = tmp_path / "o.yaml"
+    path.write_text("s:\n  seed: 3\n  extra: q\n")
+    assert Other.from_yaml(path, "s") == Other(seed=3, extra="q")
