@@ -1,0 +1,441 @@
+"""``TransformerTrainer``: the seed's trainer flags mapped onto ``lightning.Trainer``.
+
+One params dataclass holds every flag users set in ``params.yaml`` (GPUs, steps, checkpoints, logging,
+resume, precision, distributed strategy); :meth:`TransformerTrainer.add_argparse_params` also exposes
+every other simple ``lightning.Trainer`` argument as a pass-through flag, so nothing Lightning can do
+needs a code change here. Loggers: DVCLive (for the DVC pipeline's metrics and plots) and, when asked
+for, Weights & Biases — offline unless the user is logged in, so training never waits on the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import types
+import typing
+import zipfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.common.errors import ConfigError, DataError
+
+__all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
+
+logger = logging.getLogger(__name__)
+
+PRECISIONS = (
+    "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64", "16", "bf16",
+    "transformer-engine", "transformer-engine-float16",
+)  # fmt: skip
+
+# lightning.Trainer arguments we never expose as flags: objects, or set by us on purpose.
+_NOT_PASSTHROUGH = {"logger", "callbacks", "plugins", "use_distributed_sampler"}
+
+
+class TransformerTrainer:
+    """Builds and runs a ``lightning.Trainer`` from :class:`TransformerTrainer.Params`.
+
+    Extra keyword arguments go to ``lightning.Trainer`` unchanged and win over the mapped ones
+    (``callbacks`` are appended to ours).
+    """
+
+    @dataclass
+    class Params(DataclassBase):
+        """Trainer: devices, steps, checkpoints, logging and resume."""
+
+        gpus: int = field(
+            default=0, metadata={"help": "GPUs per node (0 = train on CPU, -1 = all visible GPUs)."}
+        )
+        max_steps: int = field(
+            default=10000,
+            metadata={
+                "help": "Optimizer steps to train for; the LR schedule decays over them (-1 = use max_epochs)."
+            },
+        )
+        max_epochs: int = field(
+            default=-1, metadata={"help": "Stop after this many epochs (-1 = no epoch limit)."}
+        )
+        val_check_interval: int | float = field(
+            default=1.0,
+            metadata={
+                "help": "Validate every N optimizer steps (an integer) or after this fraction of each epoch (a float; 1.0 = at epoch ends)."
+            },
+        )
+        save_step_frequency: int = field(
+            default=1000,
+            metadata={"help": "Save a checkpoint every N optimizer steps (0 = only at the end)."},
+        )
+        save_dir: str = field(
+            default="checkpoints",
+            metadata={
+                "help": "Checkpoint folder: checkpoint_step{N}.ckpt and checkpoint_last.ckpt ('' = no checkpoints)."
+            },
+        )
+        num_last_checkpoints: int = field(
+            default=2, metadata={"help": "Step checkpoints to keep, newest first (-1 = keep all)."}
+        )
+        resume_from_checkpoint: str | None = field(
+            default=None,
+            metadata={
+                "help": "Checkpoint to resume from, or 'last' for SAVE_DIR/checkpoint_last.ckpt when it exists."
+            },
+        )
+        progress_bar_refresh_rate: int = field(
+            default=1, metadata={"help": "Refresh the progress bar every N steps (0 = no progress bar)."}
+        )
+        log_every_n_steps: int = field(
+            default=50, metadata={"help": "Send training metrics to the loggers every N steps."}
+        )
+        dvclive_dir: str = field(
+            default="dvclive",
+            metadata={"help": "DVCLive output folder (metrics.json, plots/); '' disables DVCLive."},
+        )
+        wandb_project: str | None = field(
+            default=None, metadata={"help": "Log to this Weights & Biases project."}
+        )
+        wandb_name: str | None = field(default=None, metadata={"help": "Weights & Biases run name."})
+        wandb_id: str | None = field(
+            default=None, metadata={"help": "Weights & Biases run id, to continue that run."}
+        )
+        seed: int = field(
+            default=17, metadata={"help": "Random seed (model init, dropout, masking, data order)."}
+        )
+        precision: str = field(
+            default="32-true",
+            metadata={"help": f"Numeric precision: one of {', '.join(PRECISIONS[:6])}, ..."},
+        )
+        accumulate_grad_batches: int = field(
+            default=1, metadata={"help": "Batches per optimizer step (gradient accumulation)."}
+        )
+        gradient_clip_val: float | None = field(
+            default=None, metadata={"help": "Clip the gradient norm to this value (unset = no clipping)."}
+        )
+        strategy: str = field(
+            default="auto",
+            metadata={
+                "help": "Lightning strategy: auto, ddp, fsdp, deepspeed, ... (for several GPUs/nodes)."
+            },
+        )
+        num_nodes: int = field(default=1, metadata={"help": "Number of machines (each with --gpus GPUs)."})
+        accelerator: str | None = field(
+            default=None,
+            metadata={
+                "help": "Override the accelerator (cpu, gpu, cuda, mps, tpu, auto) chosen from --gpus."
+            },
+        )
+        devices: str | None = field(
+            default=None,
+            metadata={"help": "Override the devices chosen from --gpus (e.g. 2, -1, '0,1', auto)."},
+        )
+        compile: bool = field(default=False, metadata={"help": "torch.compile the model before training."})
+
+        def __post_init__(self) -> None:
+            if self.max_steps < 1 and self.max_steps != -1:
+                raise ConfigError(
+                    f"--max_steps must be positive (or -1 to use --max_epochs), got {self.max_steps}"
+                )
+            if self.max_steps == -1 and self.max_epochs < 1:
+                raise ConfigError("training would never stop: set --max_steps N or --max_epochs N")
+            if self.gpus < -1:
+                raise ConfigError(f"--gpus must be 0 (CPU), a positive count or -1 (all), got {self.gpus}")
+            checks = {
+                "save_step_frequency": self.save_step_frequency >= 0,
+                "progress_bar_refresh_rate": self.progress_bar_refresh_rate >= 0,
+                "log_every_n_steps": self.log_every_n_steps >= 1,
+                "accumulate_grad_batches": self.accumulate_grad_batches >= 1,
+                "num_nodes": self.num_nodes >= 1,
+                "num_last_checkpoints": self.num_last_checkpoints >= -1,
+            }
+            for name, ok in checks.items():
+                if not ok:
+                    raise ConfigError(f"--{name} has an invalid value {getattr(self, name)!r}; see --help")
+            if isinstance(self.val_check_interval, float) and not 0 < self.val_check_interval <= 1:
+                raise ConfigError(
+                    f"--val_check_interval {self.val_check_interval}: use an integer step count or a fraction in (0, 1]"
+                )
+            if isinstance(self.val_check_interval, int) and self.val_check_interval < 1:
+                raise ConfigError(
+                    f"--val_check_interval must be a positive step count, got {self.val_check_interval}"
+                )
+            if str(self.precision) not in PRECISIONS:
+                raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+            if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
+                raise ConfigError(f"--gradient_clip_val must be positive, got {self.gradient_clip_val}")
+
+    params: Params
+    params_type: type[Params] = Params
+
+    def __init__(self, params: TransformerTrainer.Params | None = None, **trainer_kwargs: Any) -> None:
+        self.params = params if params is not None else self.Params()
+        self.trainer_kwargs = trainer_kwargs
+        self.trainer: Any = None
+        # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
+        _seed_everything(self.params.seed)
+
+    # ------------------------------------------------------------------ argparse
+    @classmethod
+    def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
+        """Add :class:`Params` and a pass-through flag for every other simple ``lightning.Trainer`` argument."""
+        parser.add_arguments(cls.Params, title="TransformerTrainer parameters")
+        group = parser.add_argument_group(
+            "lightning.Trainer pass-through",
+            "Other lightning.Trainer arguments, passed unchanged when given (see the Lightning Trainer docs).",
+        )
+        taken = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public accessor
+        for name, convert, is_bool in _passthrough_specs():
+            if f"--{name}" in taken:
+                continue
+            extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "true|false"} if is_bool else {}
+            group.add_argument(
+                f"--{name}",
+                dest=name,
+                type=convert,
+                default=None,
+                help=f"lightning.Trainer({name}=...)",
+                **extra,
+            )
+
+    # ------------------------------------------------------------------ mapping
+    def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
+        """The checkpoint to resume from: an explicit path, 'last' if one exists, or None (fresh start)."""
+        spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
+        if not spec:
+            return None
+        if spec == "last":
+            if not self.params.save_dir:
+                raise ConfigError(
+                    "--resume_from_checkpoint last needs --save_dir (where checkpoint_last.ckpt lives)"
+                )
+            from gitnetic.training.callbacks import LAST_CHECKPOINT_NAME
+
+            path = Path(self.params.save_dir) / f"{LAST_CHECKPOINT_NAME}.ckpt"
+            if not path.is_file():
+                logger.info("no %s yet: starting a fresh run", path)
+                return None
+        else:
+            path = Path(spec)
+            if not path.is_file():
+                raise ConfigError(f"checkpoint {path} does not exist; pass an existing .ckpt file or 'last'")
+        if not zipfile.is_zipfile(path):
+            raise DataError(f"checkpoint {path} is truncated or not a PyTorch checkpoint; pick an older one")
+        return str(path)
+
+    def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
+        """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
+        p = self.params
+        accelerator, devices = self._devices()
+        val_check_interval: int | float = p.val_check_interval
+        kwargs: dict[str, Any] = {
+            "accelerator": accelerator,
+            "devices": devices,
+            "num_nodes": p.num_nodes,
+            "strategy": p.strategy,
+            "precision": p.precision,
+            "max_steps": p.max_steps,
+            "max_epochs": p.max_epochs,
+            "log_every_n_steps": p.log_every_n_steps,
+            "accumulate_grad_batches": p.accumulate_grad_batches,
+            "gradient_clip_val": p.gradient_clip_val,
+            # TransformerDataModule's batch sampler already shards batches across ranks.
+            "use_distributed_sampler": False,
+            "enable_progress_bar": p.progress_bar_refresh_rate > 0,
+            "enable_checkpointing": bool(p.save_dir),
+            "logger": self._loggers(resuming) or False,
+            "callbacks": self._callbacks(),
+        }
+        if isinstance(val_check_interval, int):
+            # Lightning counts an integer interval in batches and only within an epoch unless
+            # check_val_every_n_epoch is None; users mean optimizer steps across epochs.
+            kwargs["val_check_interval"] = val_check_interval * p.accumulate_grad_batches
+            kwargs["check_val_every_n_epoch"] = None
+        else:
+            kwargs["val_check_interval"] = val_check_interval
+        extra = dict(self.trainer_kwargs)
+        if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
+            kwargs["callbacks"] = [c for c in kwargs["callbacks"] if type(c).__name__ != "TQDMProgressBar"]
+        if "callbacks" in extra:
+            more = extra.pop("callbacks")
+            kwargs["callbacks"] += list(more) if isinstance(more, list | tuple) else [more]
+        kwargs.update(extra)
+        return kwargs
+
+    def _devices(self) -> tuple[str, Any]:
+        p = self.params
+        accelerator = p.accelerator or ("gpu" if p.gpus != 0 else "cpu")
+        if p.devices is not None and p.devices != "":
+            devices: Any = p.devices
+            if isinstance(devices, str) and devices.lstrip("-").isdigit():
+                devices = int(devices)
+        elif accelerator in ("gpu", "cuda"):
+            devices = p.gpus if p.gpus != 0 else "auto"
+        elif accelerator == "cpu":
+            devices = 1
+        else:
+            devices = "auto"
+        return accelerator, devices
+
+    def _callbacks(self) -> list[Any]:
+        from lightning.pytorch.callbacks import TQDMProgressBar
+
+        from gitnetic.training.callbacks import StepCheckpoint
+
+        p = self.params
+        callbacks: list[Any] = []
+        if p.save_dir:
+            callbacks.append(StepCheckpoint(p.save_dir, p.save_step_frequency, p.num_last_checkpoints))
+        if p.progress_bar_refresh_rate > 0:
+            callbacks.append(TQDMProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+        return callbacks
+
+    def _loggers(self, resuming: bool) -> list[Any]:
+        from gitnetic.training.loggers import build_loggers
+
+        p = self.params
+        return build_loggers(
+            dvclive_dir=p.dvclive_dir,
+            wandb_project=p.wandb_project,
+            wandb_name=p.wandb_name,
+            wandb_id=p.wandb_id,
+            resuming=resuming,
+        )
+
+    # ------------------------------------------------------------------ running
+    def build(self, resuming: bool = False) -> Any:
+        """Create the ``lightning.Trainer`` (also available as ``self.trainer``)."""
+        import lightning
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+        from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+        from gitnetic.training.callbacks import AtomicCheckpointIO
+
+        kwargs = self.lightning_kwargs(resuming=resuming)
+        _check_gpus(kwargs["accelerator"], self.params.gpus)
+        _enable_tf32(kwargs["accelerator"])
+        try:
+            trainer = lightning.Trainer(**kwargs)
+        except (ValueError, TypeError, MisconfigurationException) as exc:
+            message = " ".join(str(exc).split())
+            raise ConfigError(f"invalid trainer settings: {message}") from None
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = AtomicCheckpointIO()
+        self.trainer = trainer
+        return trainer
+
+    def fit(self, task: Any, datamodule: Any = None, *, ckpt_path: str | None = None) -> Any:
+        """Train ``task.module`` on ``task.datamodule`` (or ``fit(module, datamodule)``); return the Trainer.
+
+        Resumes from ``ckpt_path`` or ``Params.resume_from_checkpoint`` (weights, optimizer, LR schedule,
+        step count, tokens seen and the data position all continue where the checkpoint left them).
+        """
+        if datamodule is None and hasattr(task, "module"):
+            module, datamodule = task.module, getattr(task, "datamodule", None)
+        else:
+            module = task
+        resume = self.resolve_checkpoint(ckpt_path)
+        _seed_everything(self.params.seed)
+        trainer = self.build(resuming=resume is not None)
+        hparams = getattr(module, "hparams", None)
+        if hparams is not None:
+            hparams["trainer"] = self.params.to_dict()
+        if self.params.compile:
+            target = getattr(module, "model", module)
+            target.compile()
+        if resume:
+            logger.info("resuming from %s", resume)
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        return trainer
+
+
+def _seed_everything(seed: int) -> None:
+    from lightning.pytorch import seed_everything
+
+    seed_everything(seed, workers=True, verbose=False)
+
+
+def _check_gpus(accelerator: str, gpus: int) -> None:
+    import torch
+
+    mps = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" is MPS on Macs
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not mps:
+        raise ConfigError(f"--gpus {gpus} but no CUDA GPU is available here; use --gpus 0 to train on CPU")
+
+
+def _enable_tf32(accelerator: str) -> None:
+    """TF32 matmuls on Ampere+ GPUs: ~2x faster fp32 GEMMs at a precision LM training does not miss."""
+    import torch
+
+    if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        if torch.cuda.get_device_capability()[0] >= 8:
+            torch.set_float32_matmul_precision("high")
+
+
+# ---------------------------------------------------------------------- pass-through flags
+_TRUE = {"true", "yes", "on", "t", "y"}
+_FALSE = {"false", "no", "off", "f", "n"}
+
+
+def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
+    """The scalar types and Literal values an annotation allows (empty when it is object-only)."""
+    kinds: list[type] = []
+    literals: list[Any] = []
+    options = get_args(tp) if get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    for opt in options:
+        if opt in (bool, int, float, str):
+            kinds.append(opt)
+        elif get_origin(opt) is Literal:
+            literals.extend(get_args(opt))
+    return kinds, literals
+
+
+def _make_converter(name: str, kinds: list[type], literals: list[Any]) -> Any:
+    def convert(value: str) -> Any:
+        text = str(value).strip()
+        if bool in kinds and text.lower() in _TRUE | _FALSE:
+            return text.lower() in _TRUE
+        for kind in (int, float):
+            if kind in kinds or any(type(v) is kind for v in literals):
+                try:
+                    number = kind(text)
+                except ValueError:
+                    continue
+                if kind in kinds or number in literals:
+                    return number
+        if str in kinds or text in literals:
+            return text
+        allowed = [k.__name__ for k in kinds] + [repr(v) for v in literals]
+        raise argparse.ArgumentTypeError(f"--{name}: {value!r} is not one of {', '.join(allowed)}")
+
+    convert.__name__ = "|".join([k.__name__ for k in kinds] + (["literal"] if literals else []))
+    return convert
+
+
+def _passthrough_specs() -> list[tuple[str, Any, bool]]:
+    import lightning
+
+    hints = typing.get_type_hints(lightning.Trainer.__init__)
+    covered = {f.name for f in fields(TransformerTrainer.Params)}
+    specs = []
+    for name in list(hints):
+        if name == "return" or name in covered or name in _NOT_PASSTHROUGH:
+            continue
+        kinds, literals = _simple_kinds(hints[name])
+        if not kinds and not literals:
+            continue
+        specs.append((name, _make_converter(name, kinds, literals), kinds == [bool]))
+    return specs
+
+
+def lightning_passthrough_params() -> list[str]:
+    """Names of the ``lightning.Trainer`` arguments exposed as pass-through flags."""
+    return [name for name, _, _ in _passthrough_specs()]
+
+
+def trainer_kwargs_from_namespace(namespace: argparse.Namespace) -> dict[str, Any]:
+    """The pass-through ``lightning.Trainer`` arguments the user actually set (i.e. not None)."""
+    return {
+        name: getattr(namespace, name)
+        for name in lightning_passthrough_params()
+        if getattr(namespace, name, None) is not None
+    }
