@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export WANDB_MODE=${WANDB_MODE:-offline}
+export PATH="$PWD/.venv/bin:$PATH"   # dvc.yaml stages call `python`
 .venv/bin/dvc repro "$@"
 .venv/bin/dvc metrics show

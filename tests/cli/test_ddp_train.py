@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import torch
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -35,7 +34,6 @@ def _ddp_args(tokenizer: Path, shards: Path, save_dir: Path, steps: int) -> list
     ]  # fmt: skip
 
 
-@pytest.mark.xdist_group("ddp")
 def test_ddp_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_tokenizer, lm_shards, run_gitnetic):
     save_dir = tmp_path / "ckpt"
     first = run_gitnetic(*_ddp_args(tiny_tokenizer, lm_shards, save_dir, 3), cwd=tmp_path, timeout=240)

@@ -1,0 +1,231 @@
+"""End-to-end runs of the real pipeline with DVC and Snakemake on a tiny configuration.
+
+Why one module-scoped DVC repository: every stage is a real subprocess (corpus, tokenizer, preprocess,
+Lightning training, evaluation, export), so the repo is reproduced once and the tests then ask
+questions of it in order (no-op repro, experiment, remote round trip). A second, independent repo run
+by Snakemake checks that both engines build identical artifacts and that a re-run with the same seed
+and corpus reproduces shards and metrics exactly.
+
+The tests belong on one xdist worker (``xdist_group``; ``--dist loadscope`` keeps a module together
+too). Each test only reads what the fixture recorded, so on separate workers they still pass, with
+one more reproduction per worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STAGES = ("corpus", "tokenizer", "preprocess", "train", "evaluate", "export")
+TIMEOUT_S = 300
+
+TINY_MODEL = {
+    "model": {
+        "name": "transformers.GPT2LMHeadModel",
+        "config": "transformers.GPT2Config",
+        "config_params": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_inner": 64, "n_positions": 64},
+    }
+}
+
+
+def tiny_params() -> dict:
+    """The repository's params.yaml shrunk to seconds: a few stdlib files, vocab 400, 8 steps."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["corpus"].update(
+        include=["email/**/*.py", "json/**/*.py"],
+        max_bytes=300_000,
+        valid_ratio=0.15,
+        test_ratio=0.15,
+        seed=2,  # with these files: 10 train, 2 valid, 3 test documents
+    )
+    params["tokenizer"].update(vocab_size=400)
+    params["train"].update(
+        batch_size=4,
+        max_length=64,
+        max_steps=8,
+        warmup_steps=2,
+        val_check_interval=4,
+        limit_val_batches=2,
+        save_step_frequency=4,
+        log_every_n_steps=1,
+    )
+    params["evaluate"].update(max_length=64)
+    return params
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}"
+    out.update(
+        WANDB_MODE="offline",
+        WANDB_SILENT="true",
+        DVC_NO_ANALYTICS="1",
+        TOKENIZERS_PARALLELISM="false",
+        GIT_AUTHOR_NAME="gitnetic-e2e",
+        GIT_AUTHOR_EMAIL="e2e@example.invalid",
+        GIT_COMMITTER_NAME="gitnetic-e2e",
+        GIT_COMMITTER_EMAIL="e2e@example.invalid",
+    )
+    out.pop("PYTEST_XDIST_WORKER", None)
+    return out
+
+
+def run(*cmd: str, cwd: Path) -> str:
+    """Run a command to completion; fail the test with its output if it fails. Returns stdout+stderr."""
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}"
+    return output
+
+
+def make_repo(root: Path) -> Path:
+    """A fresh git+DVC repository holding the pipeline files and a tiny params.yaml."""
+    root.mkdir(parents=True)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(REPO / name, root / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
+    # The code deps of dvc.yaml must exist in the repo; the stages import the same code from here.
+    shutil.copytree(REPO / "gitnetic", root / "gitnetic", ignore=ignore)
+    shutil.copytree(REPO / "workflow", root / "workflow", ignore=ignore)
+    shutil.copytree(REPO / "configs", root / "configs", ignore=ignore)
+    params = tiny_params()
+    (root / params["train"]["config_path"]).write_text(yaml.safe_dump(TINY_MODEL), encoding="utf-8")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    run("git", "init", "-q", cwd=root)
+    run("dvc", "init", "-q", cwd=root)
+    run("dvc", "config", "core.autostage", "false", cwd=root)
+    run("dvc", "config", "core.analytics", "false", cwd=root)
+    commit(root, "pipeline")
+    return root
+
+
+def commit(root: Path, message: str) -> None:
+    run("git", "add", "-A", cwd=root)
+    run("git", "commit", "-q", "--allow-empty", "-m", message, cwd=root)
+
+
+def ran_stages(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def shard_digests(root: Path) -> dict[str, str]:
+    return {
+        p.name: digest(p) for p in sorted((root / "data" / "bin").glob("*.*")) if p.suffix in (".bin", ".idx")
+    }
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A repo after one full `dvc repro`, with what the later tests compare against."""
+    root = make_repo(tmp_path_factory.mktemp("e2e") / "dvc")
+    output = run("dvc", "repro", cwd=root)
+    commit(root, "first run")
+    return {
+        "root": root,
+        "output": output,
+        "eval": read_json(root / "metrics" / "eval.json"),
+        "shards": shard_digests(root),
+    }
+
+
+def test_dvc_repro_runs_every_stage_and_writes_outputs(dvc_repo: dict) -> None:
+    root = dvc_repo["root"]
+    assert ran_stages(dvc_repo["output"]) == set(STAGES)
+    for split in ("train", "valid", "test"):
+        assert (root / "data" / "corpus" / f"{split}.jsonl").stat().st_size > 0
+    assert (root / "data" / "tokenizer" / "tokenizer.json").is_file()
+    num_shards = yaml.safe_load((root / "params.yaml").read_text())["preprocess"]["num_shards"]
+    assert len(dvc_repo["shards"]) == 3 * 2 * num_shards  # 3 splits x {.bin, .idx} x shards
+    assert (root / "models" / "checkpoints" / "checkpoint_last.ckpt").is_file()
+    assert (root / "models" / "hf" / "config.json").is_file()
+    metrics = dvc_repo["eval"]
+    assert {"loss", "perplexity", "tokens", "unigram_perplexity"} <= set(metrics)
+    assert metrics["tokens"] > 0
+    assert metrics["perplexity"] == pytest.approx(2.718281828 ** metrics["loss"], rel=1e-3)
+    # run outputs are DVC-tracked and git-ignored, never committed
+    ignored = run("git", "check-ignore", "data/bin", "models/checkpoints", "models/hf", cwd=root)
+    assert "data/bin" in ignored and "models/hf" in ignored
+
+
+def test_dvc_metrics_and_plots_show(dvc_repo: dict) -> None:
+    root = dvc_repo["root"]
+    metrics = json.loads(run("dvc", "metrics", "show", "--json", cwd=root))
+    files = next(iter(metrics.values()))["data"]
+    assert files["metrics/eval.json"]["data"]["perplexity"] == pytest.approx(dvc_repo["eval"]["perplexity"])
+    assert "dvclive/metrics.json" in files and "data/corpus/stats.json" in files
+    plots = json.loads(run("dvc", "plots", "show", "--json", cwd=root))
+    rows = plots["data"]["loss"][0]["content"]["data"]["values"]
+    curves = {row["filename"] for row in rows}
+    assert curves == {"train/loss.tsv", "val/loss.tsv"}
+    train_steps = {int(row["step"]) for row in rows if row["filename"] == "train/loss.tsv"}
+    assert len(train_steps) >= 2, "the loss plot should hold a curve over several training steps"
+
+
+def test_second_dvc_repro_does_nothing(dvc_repo: dict) -> None:
+    output = run("dvc", "repro", cwd=dvc_repo["root"])
+    assert ran_stages(output) == set()
+    assert "Data and pipelines are up to date." in output
+
+
+def test_snakemake_builds_the_same_artifacts_reproducibly(dvc_repo: dict, tmp_path: Path) -> None:
+    """An independent run (Snakemake, sharded jobs, same seed and corpus) matches DVC's byte for byte."""
+    root = make_repo(tmp_path / "smk")
+    run("snakemake", "--cores", "2", cwd=root)
+    assert shard_digests(root) == dvc_repo["shards"]
+    assert digest(root / "data" / "corpus" / "train.jsonl") == digest(
+        dvc_repo["root"] / "data" / "corpus" / "train.jsonl"
+    )
+    assert read_json(root / "metrics" / "eval.json") == dvc_repo["eval"]
+    assert (root / "models" / "hf" / "config.json").is_file()
+
+
+def test_experiment_reruns_only_training_and_later_stages(dvc_repo: dict) -> None:
+    root = dvc_repo["root"]
+    output = run("dvc", "exp", "run", "-S", "train.learning_rate=0.003", "-n", "lr3", cwd=root)
+    assert ran_stages(output) == {"train", "evaluate", "export"}
+    assert read_json(root / "metrics" / "eval.json") != dvc_repo["eval"]
+    assert shard_digests(root) == dvc_repo["shards"]
+    table = json.loads(run("dvc", "exp", "show", "--json", cwd=root))
+    text = json.dumps(table)
+    assert "lr3" in text and "0.003" in text and "perplexity" in text
+
+
+def test_dvc_push_pull_round_trip_with_local_remote(dvc_repo: dict, tmp_path: Path) -> None:
+    root = dvc_repo["root"]
+    remote = tmp_path / "remote"
+    run("dvc", "remote", "add", "-d", "storage", str(remote), cwd=root)
+    run("dvc", "push", cwd=root)
+    before = {
+        "shards": shard_digests(root),
+        "ckpt": digest(root / "models" / "checkpoints" / "checkpoint_last.ckpt"),
+    }
+    for out in ("data/bin", "models/checkpoints", "models/hf", ".dvc/cache"):
+        shutil.rmtree(root / out)
+    run("dvc", "pull", cwd=root)
+    assert shard_digests(root) == before["shards"]
+    assert digest(root / "models" / "checkpoints" / "checkpoint_last.ckpt") == before["ckpt"]
+    assert (root / "models" / "hf" / "config.json").is_file()
+    assert "up to date" in run("dvc", "status", cwd=root).lower()
