@@ -21,7 +21,16 @@ _EXPORTS = {
     "GitneticError": "gitnetic.common.errors",
 }
 
-__all__ = [*_EXPORTS, "__version__"]
+__all__ = [
+    "GitneticError",
+    "IndexedDataset",
+    "TaskModule",
+    "TransformerDataModule",
+    "TransformerModule",
+    "TransformerTask",
+    "TransformerTrainer",
+    "__version__",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from gitnetic.common.errors import GitneticError

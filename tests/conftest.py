@@ -15,7 +15,14 @@ They are built once per pytest(-xdist) worker and must be treated as read-only (
 
 from __future__ import annotations
 
-import shutil
+import os
+
+# One BLAS/OpenMP thread per torch process (set before torch is first imported, inherited by the CLI
+# subprocesses): pytest -n 2 already uses both cores, and tiny models spin-wait with more threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import shutil  # noqa: E402
 import sysconfig
 from pathlib import Path
 

@@ -14,7 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.cli.checkpoint_params import TrainedModelParams
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
 
 DESCRIPTION = (
@@ -26,16 +27,9 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class EvaluateParams(DataclassBase):
+class EvaluateParams(TrainedModelParams):
     """Evaluation: which checkpoint, how it was built, which shards to score."""
 
-    checkpoint: str = field(
-        metadata={
-            "help": "Lightning .ckpt written by train, or its folder (checkpoint_last.ckpt, else newest)."
-        }
-    )
-    config_path: str = field(metadata={"help": "Model-config YAML used for training."})
-    tokenizer_path: str = field(metadata={"help": "Tokenizer folder used for training."})
     data_prefix: str = field(metadata={"help": "MMIDIDX shard prefix to score, e.g. data/bin/test."})
     output: str = field(
         default="metrics/eval.json", metadata={"help": "Where to write the metrics JSON (atomic)."}

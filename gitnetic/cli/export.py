@@ -13,7 +13,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.cli.checkpoint_params import TrainedModelParams
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 
 DESCRIPTION = (
     "Convert a training checkpoint into a from_pretrained-ready Hugging Face folder (model + tokenizer)."
@@ -25,16 +26,9 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class ExportParams(DataclassBase):
+class ExportParams(TrainedModelParams):
     """Export: which checkpoint, how its model was built, where to write the folder."""
 
-    checkpoint: str = field(
-        metadata={
-            "help": "Lightning .ckpt written by train, or its folder (checkpoint_last.ckpt, else newest)."
-        }
-    )
-    config_path: str = field(metadata={"help": "Model-config YAML used for training."})
-    tokenizer_path: str = field(metadata={"help": "Tokenizer folder used for training."})
     output_dir: str = field(default="models/hf", metadata={"help": "Folder to write (replaced atomically)."})
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "DataclassBase",
     "DataclassArgumentParser",
     "get_params_item",
+    "load_yaml",
     "load_yaml_section",
     "str2bool",
 ]
@@ -86,20 +87,26 @@ def str2bool(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {value!r}")
 
 
-def load_yaml_section(path: str | Path, section: str | None = None) -> dict[str, Any]:
-    """Load a YAML mapping, optionally a dotted sub-section of it (``train`` or ``pipeline.train``)."""
+def load_yaml(path: str | Path, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing file, bad syntax or non-UTF-8 text is a one-line ``ConfigError``."""
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file {p} does not exist; pass an existing YAML file to --config")
+        raise ConfigError(f"{what} {p} does not exist; pass an existing YAML file")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"config file {p} is not valid YAML{where}: {problem}; fix the syntax") from None
+        raise ConfigError(f"{what} {p} is not valid YAML{where}: {problem}; fix the syntax") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"config file {p} is not UTF-8 text; save it as UTF-8") from None
+        raise ConfigError(f"{what} {p} is not UTF-8 text; save it as UTF-8") from None
+
+
+def load_yaml_section(path: str | Path, section: str | None = None) -> dict[str, Any]:
+    """Load a YAML mapping, optionally a dotted sub-section of it (``train`` or ``pipeline.train``)."""
+    p = Path(path)
+    data = load_yaml(p)
     data = {} if data is None else data
     if section:
         for key in section.split("."):

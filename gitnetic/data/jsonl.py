@@ -25,9 +25,13 @@ def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{lineno} is not valid JSON ({exc.msg}); re-run the corpus stage") from None
+                raise DataError(
+                    f"{p}:{lineno} is not valid JSON ({exc.msg}); re-run the corpus stage"
+                ) from None
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                raise DataError(f"{p}:{lineno} has no string 'text' field; each line must be {{\"text\": ...}}")
+                raise DataError(
+                    f"{p}:{lineno} has no string 'text' field; each line must be {{\"text\": ...}}"
+                )
             yield record
 
 

@@ -28,8 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gitnetic.common.dataclass_argparse import load_yaml
 from gitnetic.common.errors import ConfigError
 
 __all__ = ["ModelConfig", "import_object", "position_limit"]
@@ -98,17 +97,7 @@ class ModelConfig:
             raise ConfigError(
                 f"model config {p} does not exist; pass --config_path pointing at a YAML such as configs/gpt2-tiny.yaml"
             )
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(
-                f"model config {p} is not valid YAML{where}: {problem}; fix the syntax"
-            ) from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"model config {p} is not UTF-8 text; save it as UTF-8") from None
+        data = load_yaml(p, what="model config")
         return cls.from_dict(data, source=str(p))
 
     @classmethod

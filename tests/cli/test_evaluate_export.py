@@ -20,15 +20,6 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """In-process forward passes with one thread: parallel workers on few cores otherwise spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def model_args(checkpoint: Path, config: Path, tokenizer: Path) -> list[str]:
     return ["--checkpoint", str(checkpoint), "--config_path", str(config), "--tokenizer_path", str(tokenizer)]
 

@@ -20,15 +20,6 @@ from gitnetic.cli import main as cli_main
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """In-process forward passes with one thread: parallel workers on few cores otherwise spin-wait."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # The "Example of a new task" code block of seed-train.rst, verbatim (placeholders included).
 SEED_EXAMPLE = """\
 from argparse import Namespace

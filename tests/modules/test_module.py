@@ -24,15 +24,6 @@ def tokenizer(tiny_tokenizer: Path):
     return load_tokenizer(tiny_tokenizer)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest single-threaded, and pytest -n 2 already uses both cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def gpt2(tokenizer, **overrides) -> transformers.GPT2LMHeadModel:
     config = {
         "n_embd": 32,

@@ -1,0 +1,20 @@
+"""Parameters shared by the subcommands that load a trained checkpoint (evaluate, export)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gitnetic.common.dataclass_argparse import DataclassBase
+
+
+@dataclass
+class TrainedModelParams(DataclassBase):
+    """Which checkpoint, and the model config and tokenizer it was trained with."""
+
+    checkpoint: str = field(
+        metadata={
+            "help": "Lightning .ckpt written by train, or its folder (checkpoint_last.ckpt, else newest)."
+        }
+    )
+    config_path: str = field(metadata={"help": "Model-config YAML used for training."})
+    tokenizer_path: str = field(metadata={"help": "Tokenizer folder used for training."})
