@@ -14,6 +14,8 @@ from typing import Any
 
 from dvclive.lightning import DVCLiveLogger
 
+from gitnetic.common.errors import ConfigError
+
 __all__ = ["StepDVCLiveLogger", "build_loggers", "wandb_logged_in"]
 
 logger = logging.getLogger(__name__)
@@ -29,6 +31,20 @@ class StepDVCLiveLogger(DVCLiveLogger):
 
     def log_metrics(self, metrics: Any, step: int | None = None, sync: bool | None = False) -> None:
         super().log_metrics(metrics, None if step is None else step + 1, sync)
+
+    @property
+    def experiment(self) -> Any:
+        # DVCLive reads the git HEAD of the surrounding DVC repo; a repo with no commit yet makes it raise
+        # a bare "Empty git repo" from deep inside scmrepo. Say what to do instead.
+        from scmrepo.exceptions import SCMError
+
+        try:
+            return super().experiment
+        except SCMError as exc:
+            raise ConfigError(
+                f"DVCLive cannot read this git repository ({exc}): make a first commit (git add -A && "
+                "git commit) or pass --dvclive_dir '' to train without DVCLive"
+            ) from None
 
 
 def wandb_logged_in() -> bool:
