@@ -105,8 +105,8 @@ class MyCustomTask(TaskModule[TransformerModule, TransformerDataModule]):
 """
 
 SEED_DOCS = [
-    Path("/work/shared/seed-train.rst"),
-    Path(__file__).resolve().parents[2] / "docs" / "seed-train.rst",
+    Path(__file__).resolve().parents[3] / "shared" / "seed-train.rst",  # the shared/ beside the checkout
+    Path(__file__).resolve().parents[2] / "docs" / "seed-train.rst",  # the copy shipped in docs/
 ]
 
 # What a user adds around the pasted block: their own imports, and the three placeholder lines.
