@@ -16,10 +16,14 @@ from typing import IO, Any
 
 
 def _umask() -> int:
-    # mkstemp/mkdtemp create 0600/0700 regardless of umask; give outputs the usual permissions.
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def output_file_mode() -> int:
+    """Mode for a finished output file: mkstemp makes 0600 files, outputs should follow the umask."""
+    return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -29,7 +33,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    os.chmod(tmp_name, 0o666 & ~_umask())
+    os.chmod(tmp_name, output_file_mode())
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -55,7 +59,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
+    os.chmod(tmp, 0o777 & ~_umask())  # likewise for mkdtemp's 0700
     try:
         yield tmp
         if target.exists():

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.common.errors import ShardError
+from gitnetic.common.io import output_file_mode
 
 __all__ = [
     "DTYPE_CODES",
@@ -60,15 +61,6 @@ _FIX = "re-run 'python -m gitnetic preprocess' to rewrite it"
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.idx$")
 # Validation walks the index in chunks so opening a huge shard needs O(chunk) scratch memory, not O(n).
 _CHUNK = 1 << 20
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _umask_mode()
 
 
 def best_dtype(vocab_size: int) -> np.dtype:
@@ -338,7 +330,9 @@ class IndexedDatasetBuilder:
         directory.mkdir(parents=True, exist_ok=True)
         name = Path(self.prefix).name
         fd, self._bin_tmp = tempfile.mkstemp(prefix=f".{name}.bin.", suffix=".tmp", dir=directory)
-        os.fchmod(fd, _FILE_MODE)  # mkstemp makes 0600 files; shards should be as readable as any output
+        os.fchmod(
+            fd, output_file_mode()
+        )  # mkstemp makes 0600 files; shards should be as readable as any output
         self._bin = os.fdopen(fd, "wb", buffering=1 << 20)
         self._idx_tmp: str | None = None
         self._sizes: list[np.ndarray] = []
@@ -417,7 +411,7 @@ class IndexedDatasetBuilder:
             fd, self._idx_tmp = tempfile.mkstemp(
                 prefix=f".{Path(self.prefix).name}.idx.", suffix=".tmp", dir=directory
             )
-            os.fchmod(fd, _FILE_MODE)
+            os.fchmod(fd, output_file_mode())
             with os.fdopen(fd, "wb") as fh:
                 fh.write(MAGIC)
                 fh.write(struct.pack("<Q", VERSION))
