@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.common.threads import set_torch_threads
 
 __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
 
@@ -130,6 +131,13 @@ class TransformerTrainer:
             metadata={"help": "Override the devices chosen from --gpus (e.g. 2, -1, '0,1', auto)."},
         )
         compile: bool = field(default=False, metadata={"help": "torch.compile the model before training."})
+        num_threads: int = field(
+            default=0,
+            metadata={
+                "help": "CPU threads per process for torch (0 = as OMP_NUM_THREADS or the machine says). "
+                "Float results on CPU depend on it: fix it to get the same model from DVC, Snakemake and by hand."
+            },
+        )
 
         def __post_init__(self) -> None:
             if self.max_steps < 1 and self.max_steps != -1:
@@ -147,6 +155,7 @@ class TransformerTrainer:
                 "accumulate_grad_batches": self.accumulate_grad_batches >= 1,
                 "num_nodes": self.num_nodes >= 1,
                 "num_last_checkpoints": self.num_last_checkpoints >= -1,
+                "num_threads": self.num_threads >= 0,
             }
             for name, ok in checks.items():
                 if not ok:
@@ -171,6 +180,8 @@ class TransformerTrainer:
         self.params = params if params is not None else self.Params()
         self.trainer_kwargs = trainer_kwargs
         self.trainer: Any = None
+        # Before any torch work (the task builds the model next): the thread count shapes float results.
+        set_torch_threads(self.params.num_threads)
         # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
         _seed_everything(self.params.seed)
 
