@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitnetic.cli.checkpoint_params import TrainedModelParams
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.checkpoint_params import TrainedModelParams
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix, written as JSON."
@@ -144,7 +144,7 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
     from tqdm import tqdm
 
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     model, tokenizer, model_config, ckpt = load_trained_model(
         params.checkpoint, params.config_path, params.tokenizer_path
