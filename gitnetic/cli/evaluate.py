@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitnetic.cli.checkpoint_params import TrainedModelParams
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.checkpoint_params import TrainedModelParams
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix, written as JSON."
@@ -152,7 +152,7 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
 
     from gitnetic.common.threads import set_torch_threads
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     if params.num_threads < 0:
         raise ConfigError(
