@@ -71,11 +71,18 @@ class StepCheckpoint(ModelCheckpoint):
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         """Save the final weights unless the last step was already checkpointed."""
         if not self._should_skip_saving_checkpoint(trainer):
+            self.save_now(trainer)
+        else:
+            super().on_train_end(trainer, pl_module)
+
+    def save_now(self, trainer: Any) -> str:
+        """Checkpoint the current step now (every rank calls it), unless it is on disk already; the path
+        of ``checkpoint_last.ckpt``. Used at the end of training and when a signal interrupts it."""
+        if self._last_global_step_saved != trainer.global_step:
             candidates = self._monitor_candidates(trainer)
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
-        else:
-            super().on_train_end(trainer, pl_module)
+        return os.path.join(self.dirpath or "", LAST_CHECKPOINT_NAME + self.FILE_EXTENSION)
 
     @staticmethod
     def _link_checkpoint(trainer: Any, filepath: str, linkpath: str) -> None:

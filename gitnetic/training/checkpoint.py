@@ -32,6 +32,7 @@ __all__ = [
     "LAST_CHECKPOINT_NAME",
     "STEP_CHECKPOINT_TEMPLATE",
     "AtomicCheckpointIO",
+    "CheckpointWriteError",
     "find_checkpoint",
     "is_valid_checkpoint",
     "last_checkpoint_path",
@@ -204,5 +205,24 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if storage_options is not None or not _is_local_file_protocol(path):
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        with atomic_open(Path(path), "wb") as fh:
-            torch.save(checkpoint, fh)
+        try:
+            with atomic_open(Path(path), "wb") as fh:
+                torch.save(checkpoint, fh)
+        except (OSError, RuntimeError) as exc:
+            # Disk full, file size limit (EFBIG), quota: the temp file is gone and the previous
+            # checkpoints are untouched, so say where and stop without a traceback.
+            raise CheckpointWriteError(Path(path), exc) from None
+
+
+class CheckpointWriteError(DataError):
+    """A checkpoint could not be written; the checkpoints written before it are intact."""
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        reason = (cause.strerror or str(cause)) if cause is not None else str(exc).strip().splitlines()[0]
+        super().__init__(
+            f"could not write checkpoint {path} ({reason}); the previous checkpoints in {path.parent} are "
+            "intact: free disk space (or raise the file size limit) and run the same command again to resume"
+        )
