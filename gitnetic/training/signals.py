@@ -86,7 +86,9 @@ class GracefulInterrupt(Callback):
         self._last_step = trainer.global_step
         self.install()
 
-    def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         if trainer.global_step == self._last_step:
             return  # mid gradient accumulation: only stop at an optimizer-step boundary
         self._last_step = trainer.global_step
