@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from gitnetic.cli.checkpoint_params import TrainedModelParams
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.checkpoint_params import TrainedModelParams
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix, written as JSON."
@@ -60,6 +60,13 @@ class EvaluateParams(TrainedModelParams):
         default=0, metadata={"help": "Seed of the (fixed) mlm masking, so runs are comparable."}
     )
     max_documents: int = field(default=0, metadata={"help": "Score only the first N documents (0 = all)."})
+    num_threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for torch (0 = as OMP_NUM_THREADS or the machine says); fix it for "
+            "bit-identical metrics whichever engine runs the stage."
+        },
+    )
 
 
 def _objective(params: EvaluateParams, model: Any, model_config: Any) -> str:
@@ -143,9 +150,15 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
     import torch
     from tqdm import tqdm
 
+    from gitnetic.common.threads import set_torch_threads
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
+    if params.num_threads < 0:
+        raise ConfigError(
+            f"--num_threads must be 0 (as the environment says) or more, got {params.num_threads}"
+        )
+    set_torch_threads(params.num_threads)
     model, tokenizer, model_config, ckpt = load_trained_model(
         params.checkpoint, params.config_path, params.tokenizer_path
     )

@@ -62,8 +62,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except GitneticError as exc:
-        print(f"gitnetic {name}: error: {exc}", file=sys.stderr)
-        return 2
+        # exit_code: 75 for a run stopped by a signal with a checkpoint (resumable), 2 for bad input
+        code = int(getattr(exc, "exit_code", 2))
+        if getattr(exc, "report", True):
+            print(f"gitnetic {name}: {'' if code != 2 else 'error: '}{exc}", file=sys.stderr)
+        return code
     except KeyboardInterrupt:
         print(f"gitnetic {name}: interrupted", file=sys.stderr)
         return 130

@@ -119,5 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # model: otherwise two runs with the same --seed start from different weights.
     trainer = TransformerTrainer(trainer_params, **trainer_kwargs_from_namespace(passthrough))
     task = task_cls.setup(params)
+    from gitnetic.training.fingerprint import run_fingerprint
+
+    trainer.fingerprint = run_fingerprint(params)
     trainer.fit(task)
     return 0

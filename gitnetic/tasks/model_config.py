@@ -252,6 +252,16 @@ class ModelConfig:
             ) from None
 
 
+def build_model_and_tokenizer(
+    config_path: str, tokenizer_path: str, max_length: int | None = None
+) -> tuple[Any, Any, ModelConfig]:
+    """Tokenizer + freshly initialised model, exactly as training builds them (evaluate/export reuse it)."""
+    model_config = ModelConfig.from_yaml(config_path)
+    tokenizer = model_config.load_tokenizer(tokenizer_path)
+    model = model_config.build_model(tokenizer, max_length=max_length)
+    return model, tokenizer, model_config
+
+
 def check_positions(config: Any, max_length: int, source: str) -> None:
     """Fail early (not on step 1 with an index error) when sequences are longer than the position table."""
     size, offset = position_limit(config)

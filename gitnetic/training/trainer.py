@@ -13,13 +13,12 @@ import argparse
 import logging
 import types
 import typing
-import zipfile
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
-from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.common.errors import ConfigError
+from gitnetic.common.threads import set_torch_threads
 
 __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
 
@@ -79,7 +78,10 @@ class TransformerTrainer:
         resume_from_checkpoint: str | None = field(
             default=None,
             metadata={
-                "help": "Checkpoint to resume from, or 'last' for SAVE_DIR/checkpoint_last.ckpt when it exists."
+                "help": "Checkpoint to resume from; 'last' for SAVE_DIR/checkpoint_last.ckpt when it exists "
+                "(whatever run wrote it: continue a run on purpose, e.g. with more steps); 'auto' for the newest "
+                "valid checkpoint in SAVE_DIR only if it comes from this very run (same params, model config, "
+                "tokenizer, data, devices, precision), else stale checkpoints are removed and training starts fresh."
             },
         )
         progress_bar_refresh_rate: int = field(
@@ -130,6 +132,13 @@ class TransformerTrainer:
             metadata={"help": "Override the devices chosen from --gpus (e.g. 2, -1, '0,1', auto)."},
         )
         compile: bool = field(default=False, metadata={"help": "torch.compile the model before training."})
+        num_threads: int = field(
+            default=0,
+            metadata={
+                "help": "CPU threads per process for torch (0 = as OMP_NUM_THREADS or the machine says). "
+                "Float results on CPU depend on it: fix it to get the same model from DVC, Snakemake and by hand."
+            },
+        )
 
         def __post_init__(self) -> None:
             if self.max_steps < 1 and self.max_steps != -1:
@@ -147,6 +156,7 @@ class TransformerTrainer:
                 "accumulate_grad_batches": self.accumulate_grad_batches >= 1,
                 "num_nodes": self.num_nodes >= 1,
                 "num_last_checkpoints": self.num_last_checkpoints >= -1,
+                "num_threads": self.num_threads >= 0,
             }
             for name, ok in checks.items():
                 if not ok:
@@ -171,6 +181,11 @@ class TransformerTrainer:
         self.params = params if params is not None else self.Params()
         self.trainer_kwargs = trainer_kwargs
         self.trainer: Any = None
+        # What determines the trajectory (gitnetic.training.fingerprint.run_fingerprint); the CLI sets it
+        # from every parsed param, else fit() uses the trainer params and the module's hparams.
+        self.fingerprint: dict[str, Any] | None = None
+        # Before any torch work (the task builds the model next): the thread count shapes float results.
+        set_torch_threads(self.params.num_threads)
         # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
         _seed_everything(self.params.seed)
 
@@ -200,27 +215,15 @@ class TransformerTrainer:
     # ------------------------------------------------------------------ mapping
     def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
         """The checkpoint to resume from: an explicit path, 'last' if one exists, or None (fresh start)."""
-        spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
-        if not spec:
-            return None
-        if spec == "last":
-            if not self.params.save_dir:
-                raise ConfigError(
-                    "--resume_from_checkpoint last needs --save_dir (where checkpoint_last.ckpt lives)"
-                )
-            from gitnetic.training.callbacks import LAST_CHECKPOINT_NAME
+        from gitnetic.training.checkpoint import resume_checkpoint
 
-            path = Path(self.params.save_dir) / f"{LAST_CHECKPOINT_NAME}.ckpt"
-            if not path.is_file():
-                logger.info("no %s yet: starting a fresh run", path)
-                return None
-        else:
-            path = Path(spec)
-            if not path.is_file():
-                raise ConfigError(f"checkpoint {path} does not exist; pass an existing .ckpt file or 'last'")
-        if not zipfile.is_zipfile(path):
-            raise DataError(f"checkpoint {path} is truncated or not a PyTorch checkpoint; pick an older one")
-        return str(path)
+        spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
+        if spec == "auto":
+            from gitnetic.training.fingerprint import auto_resume_checkpoint, run_fingerprint
+
+            fingerprint = self.fingerprint or run_fingerprint([self.params])
+            return auto_resume_checkpoint(self.params.save_dir, fingerprint)
+        return resume_checkpoint(spec, self.params.save_dir)
 
     def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
@@ -283,6 +286,7 @@ class TransformerTrainer:
         from lightning.pytorch.callbacks import TQDMProgressBar
 
         from gitnetic.training.callbacks import StepCheckpoint
+        from gitnetic.training.signals import GracefulInterrupt
 
         p = self.params
         callbacks: list[Any] = []
@@ -290,6 +294,7 @@ class TransformerTrainer:
             callbacks.append(StepCheckpoint(p.save_dir, p.save_step_frequency, p.num_last_checkpoints))
         if p.progress_bar_refresh_rate > 0:
             callbacks.append(TQDMProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+        callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
@@ -311,9 +316,10 @@ class TransformerTrainer:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
         from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-        from gitnetic.training.callbacks import AtomicCheckpointIO
+        from gitnetic.training.checkpoint import AtomicCheckpointIO
 
         kwargs = self.lightning_kwargs(resuming=resuming)
+        _no_slurm_requeue(kwargs)
         _check_gpus(kwargs["accelerator"], self.params.gpus)
         _enable_tf32(kwargs["accelerator"])
         try:
@@ -336,10 +342,17 @@ class TransformerTrainer:
             module, datamodule = task.module, getattr(task, "datamodule", None)
         else:
             module = task
+        from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
+        from gitnetic.training.signals import TrainingInterrupted
+
+        hparams = getattr(module, "hparams", None)
+        if self.fingerprint is None:
+            own = {k: v for k, v in dict(hparams or {}).items() if k != "trainer"}
+            self.fingerprint = run_fingerprint([self.params, own])
         resume = self.resolve_checkpoint(ckpt_path)
         _seed_everything(self.params.seed)
         trainer = self.build(resuming=resume is not None)
-        hparams = getattr(module, "hparams", None)
+        trainer.callbacks.append(RecordFingerprint(self.fingerprint))
         if hparams is not None:
             hparams["trainer"] = self.params.to_dict()
         if self.params.compile:
@@ -347,8 +360,34 @@ class TransformerTrainer:
             target.compile()
         if resume:
             logger.info("resuming from %s", resume)
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+        except TrainingInterrupted:
+            _wait_for_ranks(trainer)
+            raise
         return trainer
+
+
+def _wait_for_ranks(trainer: Any, timeout_s: float = 120.0) -> None:
+    """Let the DDP processes this one launched finish too (they stop at the same step), so the command
+    ends only when the whole run has."""
+    import subprocess
+
+    for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _no_slurm_requeue(kwargs: dict[str, Any]) -> None:
+    """Under SLURM, Lightning's SLURMEnvironment would install its own SIGUSR1 (checkpoint + scontrol
+    requeue) and SIGTERM handlers; gitnetic's signal handling (gitnetic.training.signals) must be the one
+    in force, and requeueing is left to the scheduler's settings (``sbatch --requeue``, Snakemake retries)."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    if "plugins" not in kwargs and SLURMEnvironment.detect():
+        kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
 
 
 def _seed_everything(seed: int) -> None:

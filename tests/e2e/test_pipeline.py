@@ -61,8 +61,11 @@ def tiny_params() -> dict:
         limit_val_batches=2,
         save_step_frequency=4,
         log_every_n_steps=1,
+        # Fixed in params, so DVC (caller's OMP_NUM_THREADS) and Snakemake (OMP_NUM_THREADS = the rule's
+        # threads) compute the same floats; 1 because the test workers share 2 cores.
+        num_threads=1,
     )
-    params["evaluate"].update(max_length=64)
+    params["evaluate"].update(max_length=64, num_threads=1)
     return params
 
 

@@ -1,0 +1,207 @@
+"""Which run a checkpoint belongs to, so the pipeline resumes a crashed run and never a different one.
+
+Why: under ``dvc repro`` and Snakemake the train command line is always the same, and its checkpoint
+folder survives a failed or interrupted run so that the next run can continue it. It may equally hold
+checkpoints of a run with other params or data. Each checkpoint therefore stores a fingerprint of
+everything that determines the training trajectory: every parsed param except those that only change
+logging or where files go (:data:`TRAJECTORY_FREE`), the content of every file or folder a param names
+(model config, tokenizer), the index files of every shard prefix a param names (train/valid data), and
+the devices/precision params. ``--resume_from_checkpoint auto`` (the pipeline's setting) resumes only a
+checkpoint with an identical fingerprint; otherwise the stale checkpoints are removed and the run starts
+fresh, with one line naming what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.callbacks import Callback
+
+__all__ = [
+    "AUTO",
+    "FINGERPRINT_KEY",
+    "TRAJECTORY_FREE",
+    "RecordFingerprint",
+    "auto_resume_checkpoint",
+    "run_fingerprint",
+]
+
+logger = logging.getLogger(__name__)
+
+AUTO = "auto"
+FINGERPRINT_KEY = "gitnetic_fingerprint"
+# Params that do not change what is computed, only what is logged or where it is written.
+TRAJECTORY_FREE = frozenset(
+    {
+        "resume_from_checkpoint", "save_dir", "save_step_frequency", "num_last_checkpoints",
+        "progress_bar_refresh_rate", "log_every_n_steps", "dvclive_dir", "wandb_project", "wandb_name",
+        "wandb_id", "enable_progress_bar", "enable_model_summary", "default_root_dir", "include_package",
+        "config",
+    }
+)  # fmt: skip
+_BIG_FILE = 64 << 20  # hash larger files by size + head + tail: a data file's identity, at no cost
+_STEP = re.compile(r"checkpoint_step(\d+)\.ckpt$")
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        if size <= _BIG_FILE:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        else:
+            h.update(str(size).encode())
+            h.update(fh.read(1 << 20))
+            fh.seek(size - (1 << 20))
+            h.update(fh.read(1 << 20))
+    return h.hexdigest()
+
+
+def _content_digest(value: str) -> str | None:
+    """Digest of what a string param names on disk: a file, a folder, or a shard prefix; else None."""
+    p = Path(value)
+    try:
+        if p.is_file():
+            return _file_digest(p)
+        if p.is_dir():
+            h = hashlib.sha256()
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                h.update(str(f.relative_to(p)).encode() + b"\0" + _file_digest(f).encode())
+            return h.hexdigest()
+        indexes = sorted(p.parent.glob(p.name + "*.idx")) if p.name else []
+        if indexes:  # an MMIDIDX prefix: the .idx files hold every document length; .bin sizes
+            h = hashlib.sha256()
+            for idx in indexes:
+                h.update(idx.name.encode() + _file_digest(idx).encode())
+                data = idx.with_suffix(".bin")
+                h.update(str(data.stat().st_size if data.exists() else -1).encode())
+            return h.hexdigest()
+    except OSError:
+        return None
+    return None
+
+
+def _items(params: Iterable[Any]) -> dict[str, Any]:
+    """``name -> value`` of every param (dataclasses, namespaces, dicts), trajectory-free ones left out."""
+    out: dict[str, Any] = {}
+    for item in params:
+        if is_dataclass(item) and not isinstance(item, type):
+            values = {f.name: getattr(item, f.name) for f in fields(item)}
+        elif isinstance(item, dict):
+            values = dict(item)
+        elif hasattr(item, "__dict__"):
+            values = {k: v for k, v in vars(item).items() if v is not None}
+        else:
+            continue
+        for name, value in values.items():
+            if name not in TRAJECTORY_FREE and not name.startswith("_"):
+                out.setdefault(name, value)
+    return out
+
+
+def run_fingerprint(params: Iterable[Any]) -> dict[str, str]:
+    """``{"digest": sha256, "items": {name: value or content digest}}`` for the parsed train params."""
+    items: dict[str, str] = {}
+    for name, value in sorted(_items(params).items()):
+        text = json.dumps(value, sort_keys=True, default=str)
+        items[name] = text
+        if isinstance(value, str) and value:
+            content = _content_digest(value)
+            if content is not None:
+                items[f"{name} (content)"] = content
+    digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+    return {"digest": digest, "items": items}
+
+
+class RecordFingerprint(Callback):
+    """Stores the run's fingerprint in every checkpoint it writes."""
+
+    def __init__(self, fingerprint: dict[str, Any]) -> None:
+        self.fingerprint = fingerprint
+
+    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        checkpoint[FINGERPRINT_KEY] = self.fingerprint
+
+
+def _checkpoints_newest_first(save_dir: Path) -> list[Path]:
+    steps = sorted(
+        (p for p in save_dir.glob("checkpoint_step*.ckpt") if _STEP.search(p.name)),
+        key=lambda p: int(_STEP.search(p.name).group(1)),  # type: ignore[union-attr]
+        reverse=True,
+    )
+    last = save_dir / "checkpoint_last.ckpt"
+    return ([last] if last.is_file() else []) + steps
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The checkpoint's fingerprint and step without reading its tensors (mmap); None if unreadable."""
+    import torch
+
+    from gitnetic.training.checkpoint import is_valid_checkpoint
+
+    if not is_valid_checkpoint(path):
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception:  # noqa: BLE001 - a damaged file raises anything
+        return None
+    if not isinstance(ckpt, dict):
+        return None
+    return {"fingerprint": ckpt.get(FINGERPRINT_KEY), "step": int(ckpt.get("global_step", 0) or 0)}
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import _get_rank
+
+    return (_get_rank() or 0) == 0
+
+
+def auto_resume_checkpoint(save_dir: str | None, fingerprint: dict[str, Any]) -> str | None:
+    """The newest valid checkpoint in ``save_dir`` of this very run, or None (then the folder is cleared).
+
+    A truncated or unreadable newest checkpoint is skipped with a warning (the one before it is used);
+    checkpoints of another run (different fingerprint) are removed with one line saying what changed.
+    Only rank 0 removes files.
+    """
+    if not save_dir or not Path(save_dir).is_dir():
+        return None
+    folder = Path(save_dir)
+    rank_zero = _is_rank_zero()
+    if rank_zero:
+        for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill
+            tmp.unlink(missing_ok=True)
+    found = _checkpoints_newest_first(folder)
+    for path in found:
+        info = _read(path)
+        if info is None:
+            logger.warning("%s is truncated or unreadable: skipping it, trying an older checkpoint", path)
+            continue
+        stored = info["fingerprint"] or {}
+        if stored.get("digest") == fingerprint["digest"]:
+            logger.info("resuming this run from %s (step %d)", path, info["step"])
+            return str(path)
+        old, new = stored.get("items", {}), fingerprint["items"]
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") if old else "no fingerprint"
+        logger.warning(
+            "checkpoints in %s are from another run (%s): removing them and starting fresh "
+            "(pass --resume_from_checkpoint last to continue them on purpose)",
+            folder,
+            f"changed: {what}" if old else what,
+        )
+        break
+    else:
+        if found:
+            logger.warning("no readable checkpoint in %s: starting fresh", folder)
+    if rank_zero:
+        for path in found:
+            path.unlink(missing_ok=True)
+    return None
