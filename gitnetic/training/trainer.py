@@ -255,9 +255,6 @@ class TransformerTrainer:
             kwargs["check_val_every_n_epoch"] = None
         else:
             kwargs["val_check_interval"] = val_check_interval
-        slurm = _slurm_environment()
-        if slurm is not None:
-            kwargs["plugins"] = [slurm]
         extra = dict(self.trainer_kwargs)
         if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
             kwargs["callbacks"] = [c for c in kwargs["callbacks"] if type(c).__name__ != "TQDMProgressBar"]
@@ -394,22 +391,6 @@ def _seed_everything(seed: int) -> None:
     from lightning.pytorch import seed_everything
 
     seed_everything(seed, workers=True, verbose=False)
-
-
-def _slurm_environment() -> Any:
-    """Lightning's SLURM environment without its auto-requeue, when this process is a SLURM task.
-
-    Why: under ``srun`` Lightning wires ranks from SLURM's variables, and by default also takes over
-    SIGUSR1 to save its own "hpc" checkpoint and ``scontrol requeue`` the job. The SLURM profile sends
-    that signal before the time limit so that gitnetic's own handler checkpoints and exits 75, and the
-    workflow engine (Snakemake retries) resubmits the job; a requeue behind its back would run the
-    training twice. ``None`` outside SLURM (Lightning then picks its environment as usual).
-    """
-    from lightning.fabric.plugins.environments import SLURMEnvironment
-
-    if not SLURMEnvironment.detect():
-        return None
-    return SLURMEnvironment(auto_requeue=False)
 
 
 def _check_gpus(accelerator: str, gpus: int) -> None:

@@ -52,7 +52,9 @@ def slurm_cluster() -> str:
 
 @pytest.fixture(scope="session")
 def pipeline() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gitnetic_e2e_pipeline", REPO / "tests/e2e/test_pipeline.py")
+    spec = importlib.util.spec_from_file_location(
+        "gitnetic_e2e_pipeline", REPO / "tests/e2e/test_pipeline.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

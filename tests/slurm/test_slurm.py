@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -93,7 +94,9 @@ def test_pipeline_under_slurm_profile_equals_local_run(
     assert set(job_states(job_ids).values()) == {"COMPLETED"}
     assert pipeline.shard_digests(root) == pipeline.shard_digests(local_pipeline)
     assert len(pipeline.shard_digests(root)) == 3 * 2 * num_shards
-    assert pipeline.read_json(root / "metrics/eval.json") == pipeline.read_json(local_pipeline / "metrics/eval.json")
+    assert pipeline.read_json(root / "metrics/eval.json") == pipeline.read_json(
+        local_pipeline / "metrics/eval.json"
+    )
     assert (root / "models/hf/config.json").is_file()
 
 
@@ -131,3 +134,64 @@ def test_two_task_srun_ddp_training_through_the_profile_equals_ddp_without_slurm
     )  # fmt: skip
     assert ckpt["global_step"] == 8
     assert_same_weights(root / CKPT, root / "ref/checkpoints/checkpoint_last.ckpt")
+
+
+def seconds_per_step(root: Path, run_cmd) -> float:
+    """This machine's time for one optimizer step of the test's training (without start-up)."""
+    run_cmd(
+        "python", "-m", "gitnetic", "train", "--config", "params.yaml:train", "--max_steps", "60",
+        "--save_step_frequency", "20", "--save_dir", "calibrate/checkpoints", "--dvclive_dir", "calibrate/dvclive",
+        cwd=root,
+    )  # fmt: skip
+    ckpts = root / "calibrate/checkpoints"
+    seconds = (ckpts / "checkpoint_step60.ckpt").stat().st_mtime - (
+        ckpts / "checkpoint_step20.ckpt"
+    ).stat().st_mtime
+    shutil.rmtree(root / "calibrate")
+    return max(seconds / 40, 1e-3)
+
+
+def test_time_limited_train_job_is_signalled_checkpointed_and_resubmitted_until_done(
+    slurm_pipeline: dict, tmp_path: Path, run_cmd
+) -> None:
+    """A 1-minute SLURM time limit (SLURM's minimum) and a longer training: SIGUSR1 before the limit ->
+    checkpoint at the step reached, exit 75 -> Snakemake resubmits -> the training resumes; the final
+    weights equal an uninterrupted run's."""
+    root = copy_repo(slurm_pipeline["root"], tmp_path / "timelimit")
+    set_train_params(root, val_check_interval=1_000_000, save_step_frequency=1_000_000, log_every_n_steps=10)
+    # About 70 s of optimizer steps on this machine, plus start-up: longer than the 1-minute limit.
+    steps = max(60, round(70 / seconds_per_step(root, run_cmd)))
+    set_train_params(root, max_steps=steps, val_check_interval=steps // 2, save_step_frequency=steps // 2)
+
+    started = time.monotonic()
+    output = run_cmd(
+        "snakemake", "--workflow-profile", PROFILE, CKPT,
+        "--set-resources", "train:runtime=1", "train:slurm_extra='--signal=USR1@10'",
+        cwd=root,
+    )  # fmt: skip
+    slurm_seconds = time.monotonic() - started
+    job_ids = slurm_job_ids(output)
+    states = job_states(job_ids)
+    assert len(job_ids) >= 2, output[-4000:]  # resubmitted at least once
+    assert states[job_ids[-1]] == "COMPLETED"
+    assert all(states[j] in ("FAILED", "TIMEOUT") for j in job_ids[:-1]), states
+    # show-failed-logs prints each stopped attempt's train log: signal -> checkpoint at the step reached
+    stops = re.findall(r"interrupted by (SIGUSR1|SIGTERM) at step (\d+); checkpoint saved to (\S+);", output)
+    assert stops, output[-6000:]
+    assert all(0 < int(step) < steps for _, step, _ in stops)
+    assert "SIGUSR1" in {name for name, _, _ in stops}  # the warning signal reached the training
+    ckpt = torch.load(root / CKPT, map_location="cpu", weights_only=False)
+    assert ckpt["global_step"] == steps
+
+    started = time.monotonic()
+    run_cmd(
+        "python", "-m", "gitnetic", "train", "--config", "params.yaml:train",
+        "--save_dir", "ref/checkpoints", "--dvclive_dir", "ref/dvclive",
+        cwd=root,
+    )  # fmt: skip
+    uninterrupted_seconds = time.monotonic() - started
+    assert uninterrupted_seconds > 60, "the training should outlast the 1-minute time limit"
+    assert_same_weights(root / CKPT, root / "ref/checkpoints/checkpoint_last.ckpt")
+    print(
+        f"{len(job_ids)} train jobs, {slurm_seconds:.0f} s under SLURM; uninterrupted {uninterrupted_seconds:.0f} s"
+    )
