@@ -140,7 +140,7 @@ def seconds_per_step(root: Path, run_cmd) -> float:
     """This machine's time for one optimizer step of the test's training (without start-up)."""
     run_cmd(
         "python", "-m", "gitnetic", "train", "--config", "params.yaml:train", "--max_steps", "60",
-        "--save_step_frequency", "20", "--save_dir", "calibrate/checkpoints", "--dvclive_dir", "calibrate/dvclive",
+        "--save_step_frequency", "20", "--num_last_checkpoints", "-1", "--save_dir", "calibrate/checkpoints", "--dvclive_dir", "calibrate/dvclive",
         cwd=root,
     )  # fmt: skip
     ckpts = root / "calibrate/checkpoints"
