@@ -158,7 +158,13 @@ def test_time_limited_train_job_is_signalled_checkpointed_and_resubmitted_until_
     checkpoint at the step reached, exit 75 -> Snakemake resubmits -> the training resumes; the final
     weights equal an uninterrupted run's."""
     root = copy_repo(slurm_pipeline["root"], tmp_path / "timelimit")
-    set_train_params(root, val_check_interval=1_000_000, save_step_frequency=1_000_000, log_every_n_steps=10)
+    set_train_params(
+        root,
+        val_check_interval=1_000_000,
+        save_step_frequency=1_000_000,
+        log_every_n_steps=10,
+        progress_bar_refresh_rate=0,  # the failed attempts' logs are printed whole (show-failed-logs)
+    )
     # About 70 s of optimizer steps on this machine, plus start-up: longer than the 1-minute limit.
     steps = max(60, round(70 / seconds_per_step(root, run_cmd)))
     set_train_params(root, max_steps=steps, val_check_interval=steps // 2, save_step_frequency=steps // 2)
