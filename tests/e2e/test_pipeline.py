@@ -13,6 +13,7 @@ one more reproduction per worker.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,9 +57,9 @@ def tiny_params() -> dict:
     params["train"].update(
         batch_size=4,
         max_length=64,
-        max_steps=8,
+        max_steps=40,  # long enough to kill -9 the train stage between two checkpoints
         warmup_steps=2,
-        val_check_interval=4,
+        val_check_interval=20,
         limit_val_batches=2,
         save_step_frequency=4,
         log_every_n_steps=1,
@@ -140,6 +142,43 @@ def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def weights(root: Path) -> dict:
+    import torch
+
+    path = root / "models" / "checkpoints" / "checkpoint_last.ckpt"
+    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def assert_same_weights(a: dict, b: dict) -> None:
+    import torch
+
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def run_and_kill_train(cmd: list[str], root: Path) -> None:
+    """Run ``cmd`` (dvc/snakemake); kill -9 its train process once the first step checkpoint exists."""
+    import psutil
+
+    ckpts = root / "models" / "checkpoints"
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + TIMEOUT_S
+    while not (ckpts / "checkpoint_step4.ckpt").exists():
+        assert proc.poll() is None, proc.communicate()[0][-4000:]
+        assert time.monotonic() < deadline, "no step checkpoint in time"
+        time.sleep(0.01)
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "gitnetic" in child.cmdline() and "train" in child.cmdline():
+                child.kill()  # SIGKILL: no handler runs, like a node failure
+    output = proc.communicate(timeout=TIMEOUT_S)[0]
+    assert proc.returncode != 0, output[-4000:]
+    assert not (ckpts / "checkpoint_step40.ckpt").exists(), "killed too late: training had finished"
+
+
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A repo after one full `dvc repro`, with what the later tests compare against."""
@@ -151,6 +190,7 @@ def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "output": output,
         "eval": read_json(root / "metrics" / "eval.json"),
         "shards": shard_digests(root),
+        "weights": weights(root),
     }
 
 
@@ -193,10 +233,31 @@ def test_second_dvc_repro_does_nothing(dvc_repo: dict) -> None:
     assert "Data and pipelines are up to date." in output
 
 
+def test_dvc_repro_after_a_killed_train_stage_resumes_exactly(dvc_repo: dict) -> None:
+    """kill -9 of the train stage after a step checkpoint; `dvc repro` continues it to the same model."""
+    root = dvc_repo["root"]
+    shutil.rmtree(root / "models" / "checkpoints")  # train again from step 0 ...
+    run_and_kill_train(["dvc", "repro", "train"], root)  # ... and die midway
+    output = run("dvc", "repro", cwd=root)
+    assert re.search(r"resuming this run from \S+ \(step (4|8|12|16|20|24|28|32|36)\)", output), output[
+        -4000:
+    ]
+    assert ran_stages(output) == {"train", "evaluate", "export"}
+    assert_same_weights(weights(root), dvc_repo["weights"])
+    assert read_json(root / "metrics" / "eval.json") == dvc_repo["eval"]
+    assert ran_stages(run("dvc", "repro", cwd=root)) == set()
+    assert "up to date" in run("dvc", "status", cwd=root).lower()
+
+
 def test_snakemake_builds_the_same_artifacts_reproducibly(dvc_repo: dict, tmp_path: Path) -> None:
-    """An independent run (Snakemake, sharded jobs, same seed and corpus) matches DVC's byte for byte."""
+    """An independent run (Snakemake, sharded jobs, same seed and corpus) matches DVC's byte for byte,
+    after its train job was kill -9'd midway and the rerun resumed it."""
     root = make_repo(tmp_path / "smk")
+    run_and_kill_train(["snakemake", "--cores", "2"], root)
+    assert not (root / "models" / "checkpoints" / "checkpoint_last.ckpt").exists()  # not recorded as done
     run("snakemake", "--cores", "2", cwd=root)
+    assert "resuming this run from" in (root / "logs" / "train.log").read_text(encoding="utf-8")
+    assert_same_weights(weights(root), dvc_repo["weights"])
     assert shard_digests(root) == dvc_repo["shards"]
     assert digest(root / "data" / "corpus" / "train.jsonl") == digest(
         dvc_repo["root"] / "data" / "corpus" / "train.jsonl"
