@@ -105,7 +105,15 @@ def test_two_task_srun_ddp_training_through_the_profile_equals_ddp_without_slurm
 ) -> None:
     """`srun` starts 2 tasks; Lightning's SLURM environment makes them ranks 0 and 1 (gloo on CPU)."""
     root = copy_repo(slurm_pipeline["root"], tmp_path / "ddp")
-    set_train_params(root, accelerator="cpu", devices="2", strategy="ddp")
+    set_train_params(
+        root,
+        accelerator="cpu",
+        devices="2",
+        strategy="ddp",
+        max_steps=8,
+        save_step_frequency=4,
+        val_check_interval=4,
+    )
     output = run_cmd(
         "snakemake", "--workflow-profile", PROFILE, CKPT,
         "--set-threads", "train=1",  # 2 tasks x 1 CPU: the node's 2 CPUs
