@@ -22,7 +22,7 @@ SYSTEM_CONF=/etc/slurm/slurm.conf
 die() { echo "slurm-local: $*" >&2; exit 2; }
 say() { echo "slurm-local: $*"; }
 
-pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1" 2>/dev/null)" 2>/dev/null; }
 
 install_packages() {
     if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
