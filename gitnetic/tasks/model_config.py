@@ -92,11 +92,8 @@ class ModelConfig:
     # ------------------------------------------------------------------ parsing
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(
-                f"model config {p} does not exist; pass --config_path pointing at a YAML such as configs/gpt2-tiny.yaml"
-            )
+        """Load a model config from a YAML path or a shipped config's name (see :func:`find_model_config`)."""
+        p = find_model_config(path)
         data = load_yaml(p, what="model config")
         return cls.from_dict(data, source=str(p))
 
@@ -243,6 +240,34 @@ class ModelConfig:
             raise ConfigError(
                 f"model config {self.source}: cannot build the model ({msg}); check model.name/config"
             ) from None
+
+
+SHIPPED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def shipped_model_configs() -> list[str]:
+    """Names of the ready model configs that ship inside the package (``gitnetic/configs/*.yaml``)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def find_model_config(path: str | Path) -> Path:
+    """The YAML file ``--config_path`` names: an existing path, else a shipped config's bare name.
+
+    ``gpt2-tiny`` (or ``gpt2-tiny.yaml``) is ``gitnetic/configs/gpt2-tiny.yaml``, so a ``pip install``
+    user has ready configs; a path that exists always wins over a shipped name.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    name = str(path)
+    if "/" not in name and "\\" not in name:
+        shipped = SHIPPED_CONFIGS / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+        if shipped.is_file():
+            return shipped
+    raise ConfigError(
+        f"model config {p} does not exist; pass --config_path with a YAML path or a shipped name "
+        f"({', '.join(shipped_model_configs())})"
+    )
 
 
 def objective_of_class(class_name: str) -> str | None:
