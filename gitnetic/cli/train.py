@@ -14,9 +14,9 @@ from typing import Any
 
 from gitnetic.common.dataclass_argparse import (
     DataclassArgumentParser,
-    _split_config_arg,
     get_params_item,
     load_yaml_section,
+    split_config_arg,
 )
 from gitnetic.common.errors import ConfigError
 
@@ -27,7 +27,7 @@ DESCRIPTION = (
 )
 PROG = "python -m gitnetic train"
 DEFAULT_HELP_TASK = "transformer-task"
-_OWN_DESTS = ("task", "include_package", "config")
+_OWN_DESTS = ("task", "include_package", "config", "print_config")
 
 
 def _phase_one(argv: Sequence[str]) -> Namespace:
@@ -41,7 +41,7 @@ def _phase_one(argv: Sequence[str]) -> Namespace:
     known, _ = pre.parse_known_args(list(argv))
     # params.yaml:train may choose the task and plugins too; the command line wins.
     for spec in known.config:
-        values = load_yaml_section(*_split_config_arg(spec))
+        values = load_yaml_section(*split_config_arg(spec))
         if known.task is None and values.get("task"):
             known.task = str(values["task"])
         extra = values.get("include_package") or values.get("include-package") or []
@@ -66,6 +66,12 @@ def _add_selection_args(parser: DataclassArgumentParser, registered: list[str]) 
         metavar="MODULE",
         help="Import MODULE (and its submodules; the current directory is searched) before looking up "
         "--task, so tasks it registers with @TaskModule.register become available. Repeatable.",
+    )
+    group.add_argument(
+        "--print_config",
+        action="store_true",
+        help="Print the fully resolved params of this run (defaults, --config files and flags merged) as "
+        "YAML, usable as a --config section, and exit without training.",
     )
 
 
@@ -103,6 +109,17 @@ def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
     return task_cls, params
 
 
+def resolved_config(task_name: str, params: tuple[Any, ...]) -> dict[str, Any]:
+    """Every param of a parsed run as one flat mapping: what ``--print_config`` prints."""
+    from gitnetic.training.trainer import trainer_kwargs_from_namespace
+
+    config: dict[str, Any] = {"task": task_name}
+    for item in params[:-1]:
+        config.update(item.to_dict())
+    config.update(trainer_kwargs_from_namespace(params[-1]))
+    return config
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
@@ -111,6 +128,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     task_cls, params = parse(argv)
     namespace = params[-1]
+    if getattr(namespace, "print_config", False):
+        import yaml
+
+        from gitnetic.tasks.task_module import TaskModule
+
+        name = next(n for n in TaskModule.list_tasks() if TaskModule.by_name(n) is task_cls)
+        print(yaml.safe_dump(resolved_config(name, params), sort_keys=False), end="")
+        return 0
     trainer_params = get_params_item(params, TransformerTrainer.params_type)
     if trainer_params is None:  # pragma: no cover - add_argparse_params always adds it
         raise ConfigError("TransformerTrainer params missing from the parsed flags")

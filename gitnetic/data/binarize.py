@@ -236,9 +236,7 @@ def _print_split(path: Path, prefix: str, stats: list[ShardStats], dtype: np.dty
 
 def _remove_stale(prefix: str, num_shards: int) -> None:
     """After a full run, drop the other layout's files so readers never see two versions of a split."""
-    keep = (
-        {prefix} if num_shards == 1 else {shard_prefix(prefix, i, num_shards) for i in range(num_shards)}
-    )
+    keep = {prefix} if num_shards == 1 else {shard_prefix(prefix, i, num_shards) for i in range(num_shards)}
     candidates = glob.glob(shard_glob(prefix) + ".*")
     candidates += [prefix + ".bin", prefix + ".idx"]
     for path in candidates:

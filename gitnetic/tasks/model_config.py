@@ -92,11 +92,8 @@ class ModelConfig:
     # ------------------------------------------------------------------ parsing
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(
-                f"model config {p} does not exist; pass --config_path pointing at a YAML such as configs/gpt2-tiny.yaml"
-            )
+        """Load a model config from a YAML path or a shipped config's name (see :func:`find_model_config`)."""
+        p = find_model_config(path)
         data = load_yaml(p, what="model config")
         return cls.from_dict(data, source=str(p))
 
@@ -188,14 +185,7 @@ class ModelConfig:
 
     def inferred_objective(self) -> str | None:
         """``clm``/``mlm`` from the explicit key or the model class name; None if it can't tell."""
-        if self.objective:
-            return self.objective
-        name = (self.model_name or "").rsplit(".", 1)[-1]
-        if "MaskedLM" in name:
-            return "mlm"
-        if "CausalLM" in name or "LMHead" in name:
-            return "clm"
-        return None
+        return self.objective or objective_of_class((self.model_name or "").rsplit(".", 1)[-1])
 
     def load_tokenizer(self, tokenizer_path: str | Path) -> Any:
         """The tokenizer named in the YAML (loaded from ``tokenizer_path``), else gitnetic's loader."""
@@ -250,6 +240,70 @@ class ModelConfig:
             raise ConfigError(
                 f"model config {self.source}: cannot build the model ({msg}); check model.name/config"
             ) from None
+
+
+SHIPPED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def shipped_model_configs() -> list[str]:
+    """Names of the ready model configs that ship inside the package (``gitnetic/configs/*.yaml``)."""
+    return sorted(p.stem for p in SHIPPED_CONFIGS.glob("*.yaml"))
+
+
+def find_model_config(path: str | Path) -> Path:
+    """The YAML file ``--config_path`` names: an existing path, else a shipped config's bare name.
+
+    ``gpt2-tiny`` (or ``gpt2-tiny.yaml``) is ``gitnetic/configs/gpt2-tiny.yaml``, so a ``pip install``
+    user has ready configs; a path that exists always wins over a shipped name.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    name = str(path)
+    if "/" not in name and "\\" not in name:
+        shipped = SHIPPED_CONFIGS / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
+        if shipped.is_file():
+            return shipped
+    raise ConfigError(
+        f"model config {p} does not exist; pass --config_path with a YAML path or a shipped name "
+        f"({', '.join(shipped_model_configs())})"
+    )
+
+
+def objective_of_class(class_name: str) -> str | None:
+    """``mlm``/``clm`` for a model class name, or None when it can't tell.
+
+    ``*MaskedLM`` is masked; ``*CausalLM`` and ``*LMHead*`` are causal; other names are looked up in
+    transformers' auto-model tables (e.g. a causal LM registered under an unusual name).
+    """
+    if not class_name:
+        return None
+    if "MaskedLM" in class_name:
+        return "mlm"
+    if "CausalLM" in class_name or "LMHead" in class_name:
+        return "clm"
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if class_name in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
+        return "clm"
+    if class_name in set(MODEL_FOR_MASKED_LM_MAPPING_NAMES.values()):
+        return "mlm"
+    return None
+
+
+def resolve_objective(requested: str, class_name: str, config_objective: str | None = None) -> str:
+    """The one rule deciding which objective a model trains and is scored with (module, evaluator, task).
+
+    An explicit ``mlm``/``clm`` wins; ``auto`` takes the model config's ``objective:``, else the model
+    class (:func:`objective_of_class`), else ``clm``. Training and evaluation call this same function,
+    so a model can never be trained as one objective and scored as the other.
+    """
+    if requested != "auto":
+        return requested
+    return config_objective or objective_of_class(class_name) or "clm"
 
 
 def build_model_and_tokenizer(

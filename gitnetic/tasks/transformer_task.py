@@ -33,7 +33,8 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
 
         config_path: str = field(
             metadata={
-                "help": "Model-config YAML (model.name/config/config_params, optional tokenizer), e.g. configs/gpt2-tiny.yaml."
+                "help": "Model-config YAML (model.name/config/config_params, optional tokenizer), or the name of "
+                "one shipped in gitnetic/configs, e.g. gpt2-tiny, roberta-small."
             }
         )
         tokenizer_path: str = field(

@@ -19,10 +19,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import torch
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-from lightning.pytorch.plugins.io import TorchCheckpointIO
-
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.common.io import atomic_open
 
@@ -31,7 +27,7 @@ __all__ = [
     "CHECKPOINT_LAST",
     "LAST_CHECKPOINT_NAME",
     "STEP_CHECKPOINT_TEMPLATE",
-    "AtomicCheckpointIO",
+    "AtomicCheckpointIO",  # noqa: F822 - defined on first access (module __getattr__)
     "CheckpointWriteError",
     "find_checkpoint",
     "is_valid_checkpoint",
@@ -123,6 +119,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     ``_path`` is added: the file actually read. Corrupt files are a one-line ``DataError``.
     """
+    import torch
+
     path = find_checkpoint(path)
     try:
         try:
@@ -191,27 +189,46 @@ def load_trained_model(
 
 
 # ---------------------------------------------------------------------------------------------- saving
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose local saves go to a temp sibling, are fsynced, then ``os.replace``\\ d.
+def _atomic_checkpoint_io() -> type:
+    """Define :class:`AtomicCheckpointIO` on first use: importing this module stays free of torch and
+    Lightning, so light callers (the Snakefile reading checkpoint names) start fast."""
+    import torch
+    from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-    Why: Lightning's local ``_atomic_save`` stages the file in the system temp dir and ``shutil.move``\\ s
-    it, which degrades to a non-atomic copy when ``/tmp`` is another filesystem; a run killed then leaves
-    a truncated checkpoint under the final name.
-    """
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """``TorchCheckpointIO`` whose local saves go to a temp sibling, are fsynced, then ``os.replace``\\ d.
 
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        try:
-            with atomic_open(Path(path), "wb") as fh:
-                torch.save(checkpoint, fh)
-        except (OSError, RuntimeError) as exc:
-            # Disk full, file size limit (EFBIG), quota: the temp file is gone and the previous
-            # checkpoints are untouched, so say where and stop without a traceback.
-            raise CheckpointWriteError(Path(path), exc) from None
+        Why: Lightning's local ``_atomic_save`` stages the file in the system temp dir and
+        ``shutil.move``\\ s it, which degrades to a non-atomic copy when ``/tmp`` is another filesystem;
+        a run killed then leaves a truncated checkpoint under the final name.
+        """
+
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
+        ) -> None:
+            if storage_options is not None or not _is_local_file_protocol(path):
+                super().save_checkpoint(checkpoint, path, storage_options)
+                return
+            try:
+                with atomic_open(Path(path), "wb") as fh:
+                    torch.save(checkpoint, fh)
+            except (OSError, RuntimeError) as exc:
+                # Disk full, file size limit (EFBIG), quota: the temp file is gone and the previous
+                # checkpoints are untouched, so say where and stop without a traceback.
+                raise CheckpointWriteError(Path(path), exc) from None
+
+    AtomicCheckpointIO.__module__ = __name__
+    AtomicCheckpointIO.__qualname__ = "AtomicCheckpointIO"
+    return AtomicCheckpointIO
+
+
+def __getattr__(name: str) -> Any:
+    if name == "AtomicCheckpointIO":
+        cls = _atomic_checkpoint_io()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class CheckpointWriteError(DataError):

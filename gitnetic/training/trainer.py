@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, str2bool
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
 
@@ -411,8 +411,7 @@ def _enable_tf32(accelerator: str) -> None:
 
 
 # ---------------------------------------------------------------------- pass-through flags
-_TRUE = {"true", "yes", "on", "t", "y"}
-_FALSE = {"false", "no", "off", "f", "n"}
+_BOOL_WORDS = {"true", "yes", "on", "t", "y", "false", "no", "off", "f", "n"}
 
 
 def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
@@ -431,8 +430,8 @@ def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
 def _make_converter(name: str, kinds: list[type], literals: list[Any]) -> Any:
     def convert(value: str) -> Any:
         text = str(value).strip()
-        if bool in kinds and text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
+        if bool in kinds and text.lower() in _BOOL_WORDS:
+            return str2bool(text)  # the params parser's own bool rule
         for kind in (int, float):
             if kind in kinds or any(type(v) is kind for v in literals):
                 try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 
 
 def _ddp_args(tokenizer: Path, shards: Path, save_dir: Path, steps: int) -> list[str]:

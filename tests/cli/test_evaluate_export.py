@@ -16,7 +16,7 @@ import torch
 from gitnetic.cli import main as cli_main
 from gitnetic.common.errors import DataError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
 
 

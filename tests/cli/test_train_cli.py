@@ -17,7 +17,7 @@ import torch
 
 from gitnetic.cli import main as cli_main
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 
 
 # The "Example of a new task" code block of seed-train.rst, verbatim (placeholders included).
@@ -330,3 +330,22 @@ def test_same_seed_gives_the_same_weights(tmp_path, tiny_tokenizer, lm_shards):
     assert states[0].keys() == states[1].keys()
     for key in states[0]:
         assert torch.equal(states[0][key], states[1][key]), key
+
+
+def test_print_config_prints_the_resolved_params_and_exits_without_training(tmp_path, capsys) -> None:
+    import yaml
+
+    from gitnetic.cli.train import main
+
+    config = tmp_path / "params.yaml"
+    config.write_text("train:\n  task: transformer-task\n  max_steps: 5\n  learning_rate: 0.01\n")
+    argv = ["--config", f"{config}:train", "--config_path", "gpt2-tiny", "--tokenizer_path", str(tmp_path / "tok"),
+            "--train_data_prefix", str(tmp_path / "bin"), "--max_steps", "9", "--save_dir", str(tmp_path / "ck"),
+            "--print_config"]  # fmt: skip
+    assert main(argv) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["task"] == "transformer-task" and printed["config_path"] == "gpt2-tiny"
+    assert (
+        printed["max_steps"] == 9 and printed["learning_rate"] == 0.01
+    )  # flag beats file, file beats default
+    assert not (tmp_path / "ck").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import pickle
 import struct
@@ -214,3 +215,18 @@ def test_killed_rewrite_never_pairs_old_index_with_new_data(tmp_path: Path, monk
     with pytest.raises(ShardError, match="index file .* is missing"):
         IndexedDataset(prefix)
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_one_shard_name_for_writer_reader_and_snakemake(tmp_path) -> None:
+    """The Snakefile's wildcard pattern and the glob come from the same helper as the real names."""
+    import re
+
+    from gitnetic.data.indexed import shard_glob
+
+    assert shard_prefix("d/train", 1, 3) == "d/train-00001-of-00003"
+    pattern = shard_prefix("d/train", "{shard}", 3)
+    assert pattern == "d/train-{shard}-of-00003"
+    assert re.fullmatch(pattern.replace("{shard}", r"\d+"), shard_prefix("d/train", 2, 3))
+    _build(shard_prefix(tmp_path / "s", 0, 1), _docs(n=2))
+    found = sorted(Path(p).name for p in glob.glob(shard_glob(tmp_path / "s") + ".*"))
+    assert found == ["s-00000-of-00001.bin", "s-00000-of-00001.idx"]

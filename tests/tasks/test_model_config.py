@@ -9,7 +9,7 @@ import pytest
 from gitnetic.common.errors import ConfigError
 from gitnetic.tasks.model_config import ModelConfig
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.stem)
@@ -129,3 +129,15 @@ def test_tokenizer_name_may_be_a_gitnetic_loader(tmp_path, task_tokenizer_dir):
     )
     with pytest.raises(ConfigError, match="bad.yaml"):
         ModelConfig.from_yaml(bad)
+
+
+def test_a_bare_name_finds_a_shipped_config_and_paths_still_win(tmp_path, monkeypatch):
+    from gitnetic.tasks.model_config import find_model_config, shipped_model_configs
+
+    assert {"gpt2-tiny", "roberta-small"} <= set(shipped_model_configs())
+    assert find_model_config("gpt2-tiny") == CONFIGS / "gpt2-tiny.yaml"
+    (tmp_path / "gpt2-tiny").write_text("model: {model_type: gpt2}\n")
+    monkeypatch.chdir(tmp_path)
+    assert find_model_config("gpt2-tiny") == Path("gpt2-tiny")  # an existing file is a path, not a name
+    with pytest.raises(ConfigError, match="shipped name"):
+        find_model_config("no-such-model")

@@ -11,7 +11,7 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, TaskError
 from gitnetic.tasks.transformer_task import TransformerTask
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 
 
 def parse(argv: list[str]) -> tuple:
