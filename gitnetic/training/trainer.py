@@ -130,6 +130,20 @@ class TransformerTrainer:
             metadata={"help": "Override the devices chosen from --gpus (e.g. 2, -1, '0,1', auto)."},
         )
         compile: bool = field(default=False, metadata={"help": "torch.compile the model before training."})
+        log_throughput: bool = field(
+            default=True,
+            metadata={
+                "help": "Log tokens/s, step time, peak memory and (on GPUs) MFU every --log_every_n_steps "
+                "(perf/* in DVCLive, tok/s and MFU in the progress bar); never adds a per-step device sync."
+            },
+        )
+        peak_tflops: float | None = field(
+            default=None,
+            metadata={
+                "help": "Peak TFLOP/s of one device for MFU (default: looked up from the GPU name and "
+                "--precision, see gitnetic.training.throughput.PEAK_TFLOPS; no MFU on CPUs)."
+            },
+        )
 
         def __post_init__(self) -> None:
             if self.max_steps < 1 and self.max_steps != -1:
@@ -161,6 +175,8 @@ class TransformerTrainer:
                 )
             if str(self.precision) not in PRECISIONS:
                 raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+            if self.peak_tflops is not None and not self.peak_tflops > 0:
+                raise ConfigError(f"--peak_tflops must be positive, got {self.peak_tflops}")
             if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
                 raise ConfigError(f"--gradient_clip_val must be positive, got {self.gradient_clip_val}")
 
@@ -254,7 +270,9 @@ class TransformerTrainer:
             kwargs["val_check_interval"] = val_check_interval
         extra = dict(self.trainer_kwargs)
         if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
-            kwargs["callbacks"] = [c for c in kwargs["callbacks"] if type(c).__name__ != "TQDMProgressBar"]
+            from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+
+            kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, LightningProgressBar)]
         if "callbacks" in extra:
             more = extra.pop("callbacks")
             kwargs["callbacks"] += list(more) if isinstance(more, list | tuple) else [more]
@@ -277,16 +295,19 @@ class TransformerTrainer:
         return accelerator, devices
 
     def _callbacks(self) -> list[Any]:
-        from lightning.pytorch.callbacks import TQDMProgressBar
-
         from gitnetic.training.callbacks import StepCheckpoint
+        from gitnetic.training.progress import ProgressBar
+        from gitnetic.training.throughput import ThroughputLogger
 
         p = self.params
         callbacks: list[Any] = []
         if p.save_dir:
             callbacks.append(StepCheckpoint(p.save_dir, p.save_step_frequency, p.num_last_checkpoints))
         if p.progress_bar_refresh_rate > 0:
-            callbacks.append(TQDMProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+            callbacks.append(ProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+        if p.log_throughput:
+            peak = p.peak_tflops * 1e12 if p.peak_tflops else None
+            callbacks.append(ThroughputLogger(peak_flops=peak))
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
