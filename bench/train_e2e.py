@@ -218,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
                 "--enable_model_summary", "false", *args.train_args,
             ]  # fmt: skip
             runners = {
-                "plain": lambda: run_plain(train, config_path, args.warmup, args.steps),
-                "gitnetic": lambda: run_gitnetic(cli, args.warmup, args.steps, args.profile),
+                "plain": lambda c=config_path: run_plain(train, c, args.warmup, args.steps),
+                "gitnetic": lambda a=cli: run_gitnetic(a, args.warmup, args.steps, args.profile),
             }
             print(
                 f"model {model_name}: batch {train['batch_size']} x {train['max_length']} tokens, "

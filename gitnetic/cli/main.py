@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gitnetic.common.console import setup_logging
 from gitnetic.common.errors import GitneticError
 
 # name -> (module, one-line summary). Order is pipeline order.
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(logging.INFO)
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

@@ -25,6 +25,7 @@ from the second logged value on. Validation time is excluded from the training r
 
 from __future__ import annotations
 
+import logging
 import resource
 import sys
 import time
@@ -38,6 +39,7 @@ __all__ = [
     "PEAK_TFLOPS",
     "ThroughputLogger",
     "compute_kind",
+    "describe_model",
     "flops_per_token",
     "matmul_params",
     "peak_flops",
@@ -69,6 +71,7 @@ PEAK_TFLOPS: dict[str, dict[str, float]] = {
 }
 
 _GIB = 1024**3
+logger = logging.getLogger(__name__)
 
 
 def compute_kind(precision: str, device: torch.device) -> str | None:
@@ -142,6 +145,22 @@ def flops_per_token(model: nn.Module, seq_len: int, *, n_params: int | None = No
     return 6.0 * n + 12.0 * layers * width * seq_len
 
 
+def describe_model(module: nn.Module) -> str:
+    """``GPT2LMHeadModel, 1.71M parameters (3 layers x 128)``: the one line that replaces Lightning's table."""
+    model = getattr(module, "model", module)
+    n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    layers, width = _shape(model)
+    shape = f" ({layers} layers x {width})" if layers and width else ""
+    return f"{type(model).__name__}, {_count(n)} parameters{shape}"
+
+
+def _count(n: float) -> str:
+    for factor, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if n >= factor:
+            return f"{n / factor:.3g}{suffix}"
+    return f"{n:.0f}"
+
+
 class ThroughputLogger(Callback):
     """Logs ``perf/*`` (see the module docstring) on the steps Lightning sends to the loggers.
 
@@ -160,10 +179,13 @@ class ThroughputLogger(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self._t_last = time.perf_counter()
+        self._t_last = self._t_start = time.perf_counter()
         self._val_start: float | None = None
+        self._val_total = 0.0
         self._steps = self._tokens = 0
         self._flops = 0.0
+        self._total_steps = self._total_tokens = 0
+        self._total_flops = 0.0
 
     # ------------------------------------------------------------------ set-up
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
@@ -195,11 +217,15 @@ class ThroughputLogger(Callback):
         shape = _batch_shape(batch)
         if shape is not None:
             rows, seq_len = shape
+            flops = rows * seq_len * self._flops_per_token(seq_len)
             self._tokens += rows * seq_len
-            self._flops += rows * seq_len * self._flops_per_token(seq_len)
+            self._flops += flops
+            self._total_tokens += rows * seq_len
+            self._total_flops += flops
         if not _stepped(trainer, batch_idx):
             return  # mid gradient accumulation: the step (and its optimizer time) is not over
         self._steps += 1
+        self._total_steps += 1
         connector = getattr(trainer, "_logger_connector", None)
         if getattr(connector, "should_update_logs", True):
             self._emit(trainer, pl_module)
@@ -231,8 +257,32 @@ class ThroughputLogger(Callback):
 
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         if self._val_start is not None:
-            self._t_last += time.perf_counter() - self._val_start
+            spent = time.perf_counter() - self._val_start
+            self._t_last += spent
+            self._val_total += spent
             self._val_start = None
+
+    # ------------------------------------------------------------------ the run in one line
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        if not trainer.is_global_zero or not self._total_steps:
+            return
+        elapsed = max(time.perf_counter() - self._t_start - self._val_total, 1e-9)
+        tokens = self._total_tokens * self.world_size
+        line = (
+            f"train: {self._total_steps} steps, {tokens:,} tokens in {_duration(elapsed)} "
+            f"({tokens / elapsed:,.0f} tokens/s"
+        )
+        if self.peak:
+            line += f", MFU {100 * self._total_flops / elapsed / self.peak:.1f}%"
+        line += f", peak memory {_peak_memory(trainer.strategy.root_device) / _GIB:.2f} GiB)"
+        if self._val_total:
+            line += f"; validation {_duration(self._val_total)}"
+        logger.info(line)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(seconds, 60)
+    return f"{int(minutes)}m{secs:04.1f}s" if minutes else f"{secs:.1f}s"
 
 
 def _batch_shape(batch: Any) -> tuple[int, int] | None:

@@ -260,6 +260,9 @@ class TransformerTrainer:
             "enable_checkpointing": bool(p.save_dir),
             "logger": self._loggers(resuming) or False,
             "callbacks": self._callbacks(),
+            # Lightning's table (with an always-0 FLOPs column) is replaced by one line from fit();
+            # --enable_model_summary true brings it back.
+            "enable_model_summary": False,
         }
         if isinstance(val_check_interval, int):
             # Lightning counts an integer interval in batches and only within an epoch unless
@@ -329,7 +332,10 @@ class TransformerTrainer:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
         from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+        from gitnetic.common.console import adopt_library_loggers
         from gitnetic.training.callbacks import AtomicCheckpointIO
+
+        adopt_library_loggers()  # Lightning's messages once, in gitnetic's format
 
         kwargs = self.lightning_kwargs(resuming=resuming)
         _check_gpus(kwargs["accelerator"], self.params.gpus)
@@ -365,6 +371,15 @@ class TransformerTrainer:
             target.compile()
         if resume:
             logger.info("resuming from %s", resume)
+        if trainer.is_global_zero:
+            from gitnetic.training.throughput import describe_model
+
+            logger.info(
+                "train: %s; %s, precision %s",
+                describe_model(module),
+                trainer.strategy.root_device,
+                trainer.precision,
+            )
         trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         return trainer
 
