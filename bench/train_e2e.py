@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  [{kind}] median tokens/s: {line}", flush=True)
             summary["models"][model_name] = entry
     if args.json:
-        args.json.write_text(json.dumps(summary, indent=2) + "\n")
+        args.json.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return 0
 
 

@@ -150,7 +150,7 @@ def describe_model(module: nn.Module) -> str:
     model = getattr(module, "model", module)
     n = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     layers, width = _shape(model)
-    shape = f" ({layers} layers x {width})" if layers and width else ""
+    shape = f" ({layers} layer{'s' * (layers != 1)} x {width})" if layers and width else ""
     return f"{type(model).__name__}, {_count(n)} parameters{shape}"
 
 

@@ -138,7 +138,9 @@ def test_throughput_in_dvclive_and_progress_bar_and_bit_identical_training(
 
     # nothing about training changes: every logged loss and every final weight is bit-identical
     for name in ("loss.tsv", "lr.tsv", "tokens.tsv"):
-        assert tsv(tmp_path / "on/plots/metrics/train" / name) == tsv(tmp_path / "off/plots/metrics/train" / name)
+        assert tsv(tmp_path / "on/plots/metrics/train" / name) == tsv(
+            tmp_path / "off/plots/metrics/train" / name
+        )
     assert len(tsv(tmp_path / "on/plots/metrics/train/loss.tsv")) == 1 + 6
     assert on.keys() == off.keys() and all(torch.equal(on[k], off[k]) for k in on)
 
