@@ -24,9 +24,31 @@ def si(value: float) -> str:
 
 
 class ProgressBar(TQDMProgressBar):
-    """``TQDMProgressBar`` whose postfix reads ``loss=4.43, tok/s=8.1k, MFU=41.2%``."""
+    """``TQDMProgressBar`` whose postfix reads ``loss=4.43, tok/s=8.1k, MFU=41.2%``.
+
+    Reading Lightning's progress-bar metrics turns logged tensors into Python numbers, i.e. it waits
+    for the GPU. The training metrics only change on logging steps (``log_every_n_steps``), so the
+    postfix is re-read on those steps (and after validation) only: with ``--progress_bar_refresh_rate
+    1`` the bar still moves every step without synchronising the device every step.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: dict[str, Any] | None = None
+        self._shown_step = -1
 
     def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
+        step = int(trainer.global_step)
+        every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
+        fresh = self._shown is None or not trainer.training
+        fresh = fresh or (step % every == 0 and step != self._shown_step)
+        if fresh:
+            self._shown = self._read_metrics(trainer, pl_module)
+            self._shown_step = step
+        assert self._shown is not None
+        return dict(self._shown)
+
+    def _read_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
         items = super().get_metrics(trainer, pl_module)
         items.pop("v_num", None)
         shown: dict[str, Any] = {}
