@@ -7,4 +7,6 @@ bash scripts/setup.sh
 export WANDB_MODE=${WANDB_MODE:-offline}
 export PATH="$PWD/.venv/bin:$PATH"   # dvc.yaml stages call `python`
 .venv/bin/dvc repro "$@"
-.venv/bin/dvc metrics show
+echo
+echo "Pipeline summary:"
+.venv/bin/python -m gitnetic summary --params_file params.yaml   # all metrics: .venv/bin/dvc metrics show

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gitnetic.common.console import setup_logging
 from gitnetic.common.errors import GitneticError
 
 # name -> (module, one-line summary). Order is pipeline order.
@@ -21,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gitnetic.cli.train", "train a task (e.g. transformer-task) with Lightning"),
     "evaluate": ("gitnetic.cli.evaluate", "held-out loss/perplexity of a checkpoint, as JSON"),
     "export": ("gitnetic.cli.export", "convert a checkpoint into a from_pretrained-ready HF folder"),
+    "summary": ("gitnetic.cli.summary", "summarise a pipeline run: perplexity vs baseline, paths, next steps"),
 }
 
 
@@ -57,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(logging.INFO)
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

