@@ -45,11 +45,13 @@ __all__ = [
     "SPLITS",
     "CorpusParams",
     "CorpusStats",
+    "SourceScan",
     "assign_split",
     "collect_corpus",
     "compile_globs",
     "iter_jsonl",
     "iter_jsonl_texts",
+    "scan_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -389,6 +391,39 @@ def _open_source(params: CorpusParams) -> Iterator[tuple[str, str, list[_Candida
                 f"git repository {repo} at {params.rev} ({commit[:12]})",
                 cands,
             )
+
+
+# ---------------------------------------------------------------------------------------------- scan
+@dataclass
+class SourceScan:
+    """What :func:`scan_source` found: a fast upper bound of what ``collect_corpus`` would keep."""
+
+    description: str
+    files: int
+    bytes: int
+
+
+def scan_source(params: CorpusParams) -> SourceScan:
+    """Count the files and bytes the corpus stage would consider, from sizes only (nothing is read).
+
+    Applies ``include``/``exclude``, ``max_file_bytes``, ``max_files`` and ``max_bytes`` in the same
+    sorted order as :func:`collect_corpus`; binary, non-UTF-8, empty and duplicate files are not detected
+    (that needs reading them), so the counts are an upper bound used for sizing a run (``init``).
+    """
+    with _open_source(params) as (_label, description, candidates):
+        files = total = 0
+        for cand in candidates:
+            if params.max_files and files >= params.max_files:
+                break
+            if params.max_file_bytes and cand.size > params.max_file_bytes:
+                continue
+            if cand.size == 0:
+                continue
+            if params.max_bytes and total + cand.size > params.max_bytes:
+                break
+            files += 1
+            total += cand.size
+    return SourceScan(description=description, files=files, bytes=total)
 
 
 # ------------------------------------------------------------------------------------------- collect
