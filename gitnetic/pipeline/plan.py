@@ -259,6 +259,8 @@ def _human(n: float) -> str:
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return "<1 s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
