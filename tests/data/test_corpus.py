@@ -217,7 +217,12 @@ def test_git_source_reads_each_revision_without_checkout(tmp_path: Path) -> None
     assert set(by_sha) == set(old)
     sub = collect_corpus(
         CorpusParams(
-            source="git", path=str(repo / "lib"), rev="v1", out_dir=str(tmp_path / "sub"), valid_ratio=0, test_ratio=0
+            source="git",
+            path=str(repo / "lib"),
+            rev="v1",
+            out_dir=str(tmp_path / "sub"),
+            valid_ratio=0,
+            test_ratio=0,
         )
     )
     assert sub.total_documents == 1 and set(records(tmp_path / "sub")) == {
