@@ -8,7 +8,8 @@ Design choices, and why:
 * **Deterministic.** Candidates are processed in sorted path order, so "first seen wins" de-duplication
   and the ``max_files``/``max_bytes`` caps give the same result on every run. A file's split is a hash
   of ``seed`` and its relative path only, so adding or removing other files never moves it between
-  splits (no train/test leakage across corpus versions).
+  splits (no train/test leakage across corpus versions). The one exception is the small-corpus floor
+  of ``gitnetic.data.splits``: a split with a non-zero ratio that the hash left empty takes one file.
 * **Lossless.** Text is decoded as strict UTF-8 and written unchanged (CRLF, tabs, BOM and all): the
   byte-level tokenizer reproduces it byte for byte, so normalising here would silently change the data.
 * **Three sources.** ``stdlib`` (the running Python's standard library: always available, so the default
@@ -24,38 +25,53 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import IO, Literal, NamedTuple
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
+from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
 
 __all__ = [
     "SPLITS",
     "CorpusParams",
     "CorpusStats",
+    "SourceScan",
     "assign_split",
     "collect_corpus",
     "compile_globs",
     "iter_jsonl",
     "iter_jsonl_texts",
+    "scan_source",
 ]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 BINARY_SNIFF_BYTES = 8192
 # Version-control internals are never source code, and walking them is slow on big repositories.
 _ALWAYS_PRUNED_DIRS = frozenset({".git", ".hg", ".svn"})
-# The stdlib folder may contain third-party packages; they are not the standard library.
-_STDLIB_EXCLUDES = ("site-packages/**", "dist-packages/**", "**/__pycache__/**")
+# The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
+# IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
+# (a user's own repository keeps its tests/ unless --exclude says otherwise).
+_STDLIB_EXCLUDES = (
+    "site-packages/**",
+    "dist-packages/**",
+    "**/__pycache__/**",
+    "test/**",
+    "**/tests/**",
+    "idlelib/**",
+    "turtledemo/**",
+    "lib2to3/**",
+)
 
 
 @dataclass
@@ -89,7 +105,10 @@ class CorpusParams(DataclassBase):
     )
     exclude: list[str] = field(
         default_factory=list,
-        metadata={"help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'test/**'."},
+        metadata={
+            "help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'build/**'. "
+            "Source stdlib always leaves out " + ", ".join(_STDLIB_EXCLUDES) + "."
+        },
     )
     max_file_bytes: int = field(
         default=1_000_000,
@@ -108,8 +127,16 @@ class CorpusParams(DataclassBase):
             "the default stdlib pipeline runs in minutes; 0 = no limit."
         },
     )
-    valid_ratio: float = field(default=0.05, metadata={"help": "Fraction of files (by path hash) in valid."})
-    test_ratio: float = field(default=0.05, metadata={"help": "Fraction of files (by path hash) in test."})
+    valid_ratio: float = field(
+        default=0.05,
+        metadata={
+            "help": "Fraction of files (by path hash) in valid; when non-zero, valid gets at least one file "
+            "whenever the corpus has enough for every split (3 with both ratios set)."
+        },
+    )
+    test_ratio: float = field(
+        default=0.05, metadata={"help": "Fraction of files (by path hash) in test; same floor as valid."}
+    )
     seed: int = field(
         default=0, metadata={"help": "Salt of the path hash that assigns splits; change it to re-draw them."}
     )
@@ -229,18 +256,6 @@ def _dir_pruner(patterns: Sequence[str]) -> Callable[[str], bool]:
     """Folders that an ``X/**`` exclude removes entirely need not be walked at all."""
     prefixes = [p.strip().lstrip("/")[:-3] for p in patterns if p.strip().endswith("/**")]
     return compile_globs([p for p in prefixes if p])
-
-
-# -------------------------------------------------------------------------------------------- splits
-def assign_split(path: str, valid_ratio: float, test_ratio: float, seed: int = 0) -> str:
-    """The split of one file, from a hash of ``seed`` and its relative path only."""
-    digest = hashlib.blake2b(f"{seed}\0{path}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2.0**64
-    if u < valid_ratio:
-        return "valid"
-    if u < valid_ratio + test_ratio:
-        return "test"
-    return "train"
 
 
 # ------------------------------------------------------------------------------------------- sources
@@ -378,6 +393,39 @@ def _open_source(params: CorpusParams) -> Iterator[tuple[str, str, list[_Candida
             )
 
 
+# ---------------------------------------------------------------------------------------------- scan
+@dataclass
+class SourceScan:
+    """What :func:`scan_source` found: a fast upper bound of what ``collect_corpus`` would keep."""
+
+    description: str
+    files: int
+    bytes: int
+
+
+def scan_source(params: CorpusParams) -> SourceScan:
+    """Count the files and bytes the corpus stage would consider, from sizes only (nothing is read).
+
+    Applies ``include``/``exclude``, ``max_file_bytes``, ``max_files`` and ``max_bytes`` in the same
+    sorted order as :func:`collect_corpus`; binary, non-UTF-8, empty and duplicate files are not detected
+    (that needs reading them), so the counts are an upper bound used for sizing a run (``init``).
+    """
+    with _open_source(params) as (_label, description, candidates):
+        files = total = 0
+        for cand in candidates:
+            if params.max_files and files >= params.max_files:
+                break
+            if params.max_file_bytes and cand.size > params.max_file_bytes:
+                continue
+            if cand.size == 0:
+                continue
+            if params.max_bytes and total + cand.size > params.max_bytes:
+                break
+            files += 1
+            total += cand.size
+    return SourceScan(description=description, files=files, bytes=total)
+
+
 # ------------------------------------------------------------------------------------------- collect
 def collect_corpus(params: CorpusParams) -> CorpusStats:
     """Collect, filter, de-duplicate and split source files into ``params.out_dir`` (see module doc)."""
@@ -393,6 +441,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             for split in SPLITS
         }
         seen: set[bytes] = set()
+        kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
         bar = stack.enter_context(tqdm(candidates, desc="corpus", unit="file", disable=None, file=sys.stderr))
         for index, cand in enumerate(bar):
             if params.max_files and stats.total_documents >= params.max_files:
@@ -428,14 +477,23 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             split = assign_split(cand.path, params.valid_ratio, params.test_ratio, params.seed)
             record = {"text": text, "path": cand.path, "source": label}
             writers[split].write(json.dumps(record, ensure_ascii=False) + "\n")
+            kept.append(_Kept(cand.path, split, stats.documents[split], len(data)))
             stats.documents[split] += 1
             stats.bytes[split] += len(data)
         _check_not_empty(stats, params, description)
+        _fill_empty_splits(kept, writers, stats, params)
     with atomic_open(out_dir / "stats.json", "w", encoding="utf-8") as fh:
         json.dump(stats.to_dict(), fh, indent=2)
         fh.write("\n")
     _log_summary(stats, params, description)
     return stats
+
+
+class _Kept(NamedTuple):
+    path: str
+    split: str
+    line: int  # index of its record in that split's file
+    size: int
 
 
 def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str) -> None:
@@ -446,10 +504,54 @@ def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str)
             f"no documents collected from {description} with include {params.include} and exclude "
             f"{params.exclude} ({why}); check --path/--include/--exclude"
         )
-    if stats.documents["train"] == 0:
-        raise CorpusError(
-            f"all {stats.total_documents} documents from {description} fell into valid/test, none into train; "
-            "add more files or lower --valid_ratio/--test_ratio"
+
+
+def _fill_empty_splits(
+    kept: list[_Kept], writers: dict[str, IO[str]], stats: CorpusStats, params: CorpusParams
+) -> None:
+    """Move documents so that no split with a non-zero ratio is empty (see ``gitnetic.data.splits``).
+
+    Runs only when the path hash left a required split empty, i.e. on small corpora: the donor split's
+    (still uncommitted) file is rewritten without the moved records, keeping everything else in order.
+    """
+    needed = required_splits(params.valid_ratio, params.test_ratio)
+    if all(stats.documents[s] for s in needed):
+        return
+    try:
+        final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+    except CorpusError as exc:
+        raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
+    moved_lines: list[tuple[str, str, str, _Kept]] = []  # (path, target split, JSON line, document)
+    for donor in sorted({split for split, _ in moves}):
+        fh = writers[donor]
+        fh.flush()
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as copy:
+            with open(fh.name, encoding="utf-8", newline="\n") as src:
+                shutil.copyfileobj(src, copy)
+            copy.seek(0)
+            fh.seek(0)
+            fh.truncate()
+            for index, line in enumerate(copy):
+                if (donor, index) in moves:
+                    item, target = moves[donor, index]
+                    moved_lines.append((item.path, target, line, item))
+                else:
+                    fh.write(line)
+    for path, target, line, item in sorted(moved_lines):
+        writers[target].write(line)
+        stats.documents[item.split] -= 1
+        stats.bytes[item.split] -= item.size
+        stats.documents[target] += 1
+        stats.bytes[target] += item.size
+        ratio = getattr(params, f"{target}_ratio", None)
+        log.info(
+            "corpus: the path hash put no file into %s (%s of %d files); moved %s from %s so it has one",
+            target,
+            f"{target}_ratio {ratio:g}" if ratio is not None else "train",
+            len(kept),
+            path,
+            item.split,
         )
 
 
@@ -489,10 +591,6 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
             stats.files_not_collected,
             stats.stopped_by,
         )
-    for split in ("valid", "test"):
-        ratio = getattr(params, f"{split}_ratio")
-        if ratio > 0 and docs[split] == 0:
-            log.warning("corpus: warning: the %s split is empty; add files or raise --%s_ratio", split, split)
 
 
 def _human_bytes(n: int) -> str:
