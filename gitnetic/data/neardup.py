@@ -84,7 +84,8 @@ class NearDuplicateIndex:
             import datasketch
 
             self._ds = datasketch
-            self._permutations = datasketch.MinHash(num_perm=num_perm, seed=seed).permutations
+            first = datasketch.MinHash(num_perm=num_perm, seed=seed)
+            self._permutations, self._scheme = first.permutations, first.scheme  # made once, not per document
             self._lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=num_perm, params=(self.bands, self.rows))
         else:
             raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
@@ -95,7 +96,7 @@ class NearDuplicateIndex:
             mh = self._rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
             mh.update(items)
             return mh, np.asarray(mh.digest(), dtype=np.uint64)
-        mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations)
+        mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([s.encode("utf-8") for s in items])
         return mh, mh.hashvalues.astype(np.uint64)
 
