@@ -16,9 +16,9 @@ Memory: the state grows with the number of *kept* documents only, about ``num_pe
 signature (1 KB at 128) plus the library's band tables (``bands`` hash keys per document), i.e. roughly
 2 KB per kept document: 1 GB for ~500k documents. Dropped documents cost nothing.
 
-Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default, measured
-~10x faster than datasketch on the stdlib in bench/corpus.py with the same recall/precision) and
-``datasketch`` (pure Python/NumPy).
+Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default: in
+bench/corpus.py it added 1.7 s to a 4 MB corpus where datasketch added 4.5 s, with recall/precision
+1.00/1.00 vs 0.93/0.96 on the planted near-copies) and ``datasketch`` (Python/NumPy).
 """
 
 from __future__ import annotations
