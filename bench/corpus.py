@@ -34,21 +34,26 @@ def run_one(config: dict) -> dict:
     t0 = time.perf_counter()
     stats = collect_corpus(CorpusParams(**config))
     wall = time.perf_counter() - t0
-    dropped = []
-    for split in ("train", "valid", "test"):
-        pass
     kept = set()
     for split in ("train", "valid", "test"):
         with open(Path(config["out_dir"]) / f"{split}.jsonl", encoding="utf-8") as fh:
             for line in fh:
                 kept.add(json.loads(line)["path"])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"wall_s": wall, "docs": stats.total_documents, "kept": sorted(kept), "peak_rss_mb": peak, "dropped": dropped,
-            "near_duplicate": stats.skipped["near_duplicate"], "duplicate": stats.skipped["duplicate"]}
+    return {
+        "wall_s": wall,
+        "docs": stats.total_documents,
+        "kept": sorted(kept),
+        "peak_rss_mb": peak,
+        "near_duplicate": stats.skipped["near_duplicate"],
+        "duplicate": stats.skipped["duplicate"],
+    }
 
 
 def measure(config: dict) -> dict:
-    proc = subprocess.run([sys.executable, __file__, "--_run", json.dumps(config)], capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_run", json.dumps(config)], capture_output=True, text=True, check=True
+    )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -70,14 +75,16 @@ def plant(text: str, rng: random.Random) -> str:
     return out
 
 
-def build(root: Path, base: dict[str, str], repeats: int, plant_frac: float, seed: int = 0) -> tuple[int, int, list[str]]:
+def build(
+    root: Path, base: dict[str, str], repeats: int, plant_frac: float, seed: int = 0
+) -> tuple[int, int, list[str]]:
     """Write the workload; return (files, bytes, planted positive paths)."""
     rng = random.Random(seed)
     files = nbytes = 0
     positives: list[str] = []
     for r in range(repeats):
         for rel, text in base.items():
-            copy = IDENT.sub(lambda m: f"{m.group(1)}_{r}", text) if r else text
+            copy = IDENT.sub(rf"\1_{r}", text) if r else text
             path = root / f"r{r}" / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(copy)
@@ -129,7 +136,10 @@ def main() -> None:
         total += len(text.encode())
         if total > args.base_mb * 1e6:
             break
-    print(f"base: {len(base)} stdlib files, {total / 1e6:.1f} MB ({natural} natural near-copies left out)", file=sys.stderr)
+    print(
+        f"base: {len(base)} stdlib files, {total / 1e6:.1f} MB ({natural} natural near-copies left out)",
+        file=sys.stderr,
+    )
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -141,32 +151,50 @@ def main() -> None:
             for name, extra in configs:
                 if repeats == 4 and "datasketch" in name:
                     continue
-                config = {"source": "dir", "path": str(src), "max_bytes": 0, "max_file_bytes": 0,
-                          "out_dir": str(Path(tmp) / "out"), **extra}
+                config = {
+                    "source": "dir",
+                    "path": str(src),
+                    "max_bytes": 0,
+                    "max_file_bytes": 0,
+                    "out_dir": str(Path(tmp) / "out"),
+                    **extra,
+                }
                 res = measure(config)
                 kept = set(res["kept"])
-                planted_all = {p for p in (src.rglob("zz_planted/**/*.py"))}
-                planted_rel = {p.relative_to(src).as_posix() for p in planted_all}
+                planted_rel = {p.relative_to(src).as_posix() for p in src.glob("r*/zz_planted/**/*.py")}
                 dropped = {p.relative_to(src).as_posix() for p in src.rglob("*.py")} - kept
                 pos = set(positives)
                 tp = len(dropped & pos)
-                rows.append({
-                    "config": name, "repeats": repeats, "files": files, "MB": nbytes / 1e6,
-                    "files_s": files / res["wall_s"], "MB_s": nbytes / 1e6 / res["wall_s"], "wall_s": res["wall_s"],
-                    "recall": tp / len(pos) if pos and res["near_duplicate"] else None,
-                    "precision": tp / len(dropped) if dropped and res["near_duplicate"] else None,
-                    "dropped": len(dropped), "positives": len(pos), "planted": len(planted_rel),
-                    "peak_rss_mb": res["peak_rss_mb"],
-                })
+                rows.append(
+                    {
+                        "config": name,
+                        "repeats": repeats,
+                        "files": files,
+                        "MB": nbytes / 1e6,
+                        "files_s": files / res["wall_s"],
+                        "MB_s": nbytes / 1e6 / res["wall_s"],
+                        "wall_s": res["wall_s"],
+                        "recall": tp / len(pos) if pos and res["near_duplicate"] else None,
+                        "precision": tp / len(dropped) if dropped and res["near_duplicate"] else None,
+                        "dropped": len(dropped),
+                        "positives": len(pos),
+                        "planted": len(planted_rel),
+                        "peak_rss_mb": res["peak_rss_mb"],
+                    }
+                )
                 print(json.dumps(rows[-1]), file=sys.stderr)
     base_rows = {r["repeats"]: r for r in rows if r["config"] == "no near-dedup"}
-    print("| config | corpus | files | MB | wall s | files/s | MB/s | x no-dedup time | recall | precision | peak RSS MB |")
+    print(
+        "| config | corpus | files | MB | wall s | files/s | MB/s | x no-dedup time | recall | precision | peak RSS MB |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = r["wall_s"] / base_rows[r["repeats"]]["wall_s"]
         fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"| {r['config']} | {r['repeats']}x | {r['files']} | {r['MB']:.1f} | {r['wall_s']:.2f} | {r['files_s']:.0f} | "
-              f"{r['MB_s']:.2f} | {ratio:.2f} | {fmt(r['recall'])} | {fmt(r['precision'])} | {r['peak_rss_mb']:.0f} |")
+        print(
+            f"| {r['config']} | {r['repeats']}x | {r['files']} | {r['MB']:.1f} | {r['wall_s']:.2f} | {r['files_s']:.0f} | "
+            f"{r['MB_s']:.2f} | {ratio:.2f} | {fmt(r['recall'])} | {fmt(r['precision'])} | {r['peak_rss_mb']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ def parse_blend(spec: str | Sequence[str]) -> list[tuple[float, str]]:
     """``"PREFIX"`` -> ``[(1.0, PREFIX)]``; ``"0.7 A 0.3 B"`` -> ``[(0.7, A), (0.3, B)]`` (normalised)."""
     parts = spec.split() if isinstance(spec, str) else [str(p) for p in spec]
     if not parts:
-        raise ConfigError("empty data prefix; give a prefix such as data/bin/train or '0.7 data/bin/a 0.3 data/bin/b'")
+        raise ConfigError(
+            "empty data prefix; give a prefix such as data/bin/train or '0.7 data/bin/a 0.3 data/bin/b'"
+        )
     if len(parts) == 1:
         return [(1.0, parts[0])]
     if len(parts) % 2:
@@ -76,7 +78,9 @@ def blend_samples(
         if n == 0:
             continue
         if count == 0:
-            raise ConfigError(f"blend source {k} holds no samples but has weight {w[k]:.3g}; drop it or re-run preprocess")
+            raise ConfigError(
+                f"blend source {k} holds no samples but has weight {w[k]:.3g}; drop it or re-run preprocess"
+            )
         passes = -(-n // count)
         if shuffle:
             local = np.concatenate(

@@ -134,7 +134,8 @@ class CorpusParams(DataclassBase):
         default=1000, metadata={"help": "Quality filter: drop documents with a longer line; 0 = off."}
     )
     max_mean_line_length: float = field(
-        default=100.0, metadata={"help": "Quality filter: drop documents whose mean line length is above; 0 = off."}
+        default=100.0,
+        metadata={"help": "Quality filter: drop documents whose mean line length is above; 0 = off."},
     )
     min_alnum_fraction: float = field(
         default=0.25,
@@ -149,7 +150,9 @@ class CorpusParams(DataclassBase):
     )
     redact_secrets: bool = field(
         default=True,
-        metadata={"help": "Replace private keys, access keys, tokens and URL passwords with <KEY>/<PASSWORD>/..."},
+        metadata={
+            "help": "Replace private keys, access keys, tokens and URL passwords with <KEY>/<PASSWORD>/..."
+        },
     )
     redact_emails: bool = field(default=True, metadata={"help": "Replace e-mail addresses with <EMAIL>."})
     near_dedup: bool = field(
@@ -157,7 +160,8 @@ class CorpusParams(DataclassBase):
         metadata={"help": "Drop near-duplicates (MinHash + LSH over word n-grams), first copy kept."},
     )
     near_dedup_threshold: float = field(
-        default=0.85, metadata={"help": "Near-dedup: estimated Jaccard similarity at which a copy is dropped."}
+        default=0.85,
+        metadata={"help": "Near-dedup: estimated Jaccard similarity at which a copy is dropped."},
     )
     near_dedup_ngram: int = field(default=5, metadata={"help": "Near-dedup: words per shingle."})
     near_dedup_num_perm: int = field(default=128, metadata={"help": "Near-dedup: MinHash permutations."})
@@ -204,7 +208,9 @@ class CorpusParams(DataclassBase):
                 "move source/path into a sources entry"
             )
         if self.near_dedup_library not in ("rensa", "datasketch"):
-            raise ConfigError(f"unknown near_dedup_library {self.near_dedup_library!r}; use rensa or datasketch")
+            raise ConfigError(
+                f"unknown near_dedup_library {self.near_dedup_library!r}; use rensa or datasketch"
+            )
 
     def source_list(self) -> list[SourceParams]:
         """The sources to read: ``sources``, or the one the single-source keys describe."""
@@ -327,7 +333,10 @@ class _Cleaner:
     def __init__(self, params: CorpusParams) -> None:
         self.quality = (
             QualityFilter(
-                params.max_line_length, params.max_mean_line_length, params.min_alnum_fraction, params.drop_generated
+                params.max_line_length,
+                params.max_mean_line_length,
+                params.min_alnum_fraction,
+                params.drop_generated,
             )
             if params.quality_filters
             else None
@@ -373,7 +382,9 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
                 src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
                 stats.sources[spec.name] = src
                 descriptions.append(opened.description)
-                _collect_source(spec, opened, src, cleaner, writers, params, label=opened.label if single else spec.name)
+                _collect_source(
+                    spec, opened, src, cleaner, writers, params, label=opened.label if single else spec.name
+                )
                 for key, n in opened.skipped.items():
                     src.skipped[key] = n
         stats.source = next(iter(stats.sources.values())).label if single else ",".join(stats.sources)
@@ -407,7 +418,9 @@ def _collect_source(
 
     total = opened.count
     src.files_matched = total or 0
-    bar = tqdm(opened.candidates, total=total, desc=f"corpus {spec.name}", unit="doc", disable=None, file=sys.stderr)
+    bar = tqdm(
+        opened.candidates, total=total, desc=f"corpus {spec.name}", unit="doc", disable=None, file=sys.stderr
+    )
     index = 0
     with bar:
         for index, cand in enumerate(bar):  # noqa: B007 (index is read after the loop)
@@ -523,7 +536,13 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
         for key, n in src.skipped.items():
             if n:
-                log.info("%sskipped %d %s %s", prefix, n, key.replace("_", "-"), "item(s)" if key in HISTORY_SKIPS else "file(s)")
+                log.info(
+                    "%sskipped %d %s %s",
+                    prefix,
+                    n,
+                    key.replace("_", "-"),
+                    "item(s)" if key in HISTORY_SKIPS else "file(s)",
+                )
         for key, n in src.filtered.items():
             if n:
                 log.info("%sdropped %d file(s) by the %s filter", prefix, n, key.replace("_", "-"))

@@ -40,7 +40,7 @@ def shingles(text: str, ngram: int) -> set[str]:
     words = _WORD.findall(text)
     if len(words) <= ngram:
         return {" ".join(words)}
-    return set(map(" ".join, zip(*(words[i:] for i in range(ngram)))))
+    return set(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))  # stops at the shortest
 
 
 def lsh_bands(num_perm: int, threshold: float, min_recall: float = 0.99) -> tuple[int, int]:
@@ -69,7 +69,9 @@ class NearDuplicateIndex:
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"near_dedup_threshold must be in (0, 1], got {threshold}")
         if ngram < 1 or num_perm < 2:
-            raise ConfigError(f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}")
+            raise ConfigError(
+                f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}"
+            )
         self.threshold, self.ngram, self.num_perm, self.library = threshold, ngram, num_perm, library
         self.bands, self.rows = lsh_bands(num_perm, threshold)
         self._signatures = np.zeros((1024, num_perm), dtype=np.uint64)
@@ -86,7 +88,9 @@ class NearDuplicateIndex:
             self._ds = datasketch
             first = datasketch.MinHash(num_perm=num_perm, seed=seed)
             self._permutations, self._scheme = first.permutations, first.scheme  # made once, not per document
-            self._lsh = datasketch.MinHashLSH(threshold=threshold, num_perm=num_perm, params=(self.bands, self.rows))
+            self._lsh = datasketch.MinHashLSH(
+                threshold=threshold, num_perm=num_perm, params=(self.bands, self.rows)
+            )
         else:
             raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
 

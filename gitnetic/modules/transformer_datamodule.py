@@ -251,7 +251,13 @@ class TransformerDataModule(LightningDataModule):
             if p.packing:
                 return np.array_split(samples, np.arange(batch_size, len(samples), batch_size))
             planned = max_tokens_batches(
-                sizes[samples], max_tokens, p.max_length, p.batch_size, seed=p.seed, epoch=epoch, shuffle=shuffle
+                sizes[samples],
+                max_tokens,
+                p.max_length,
+                p.batch_size,
+                seed=p.seed,
+                epoch=epoch,
+                shuffle=shuffle,
             )
             return [samples[b] for b in planned]
 

@@ -15,9 +15,19 @@ from gitnetic.data.lang import lang_of
 
 
 def git(repo: Path, *args: str, date: str = "2020-01-01T00:00:00") -> str:
-    cmd = ["git", "-c", "user.name=Ann Author", "-c", "user.email=ann@corp.example", "-c", "init.defaultBranch=main"]
+    cmd = [
+        "git",
+        "-c",
+        "user.name=Ann Author",
+        "-c",
+        "user.email=ann@corp.example",
+        "-c",
+        "init.defaultBranch=main",
+    ]
     env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run([*cmd, "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env).stdout
+    return subprocess.run(
+        [*cmd, "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+    ).stdout
 
 
 def write(root: Path, files: dict[str, str | bytes]) -> None:
@@ -28,7 +38,9 @@ def write(root: Path, files: dict[str, str | bytes]) -> None:
         (root / rel).write_bytes(data)
 
 
-def commit(repo: Path, message: str, files: dict[str, str | bytes] | None = None, rm: tuple[str, ...] = ()) -> str:
+def commit(
+    repo: Path, message: str, files: dict[str, str | bytes] | None = None, rm: tuple[str, ...] = ()
+) -> str:
     write(repo, files or {})
     for rel in rm:
         git(repo, "rm", "-q", rel)
@@ -45,7 +57,11 @@ def code(name: str, n: int = 12) -> str:
     """A distinct, ordinary Python module (passes every quality filter, shares no 5-gram with others)."""
     lines = [f'"""Module {name}: helpers number {n}."""', ""]
     for i in range(n):
-        lines += [f"def {name}_func_{i}(value_{i}, other_{name}):", f"    return value_{i} * {i + 7} + other_{name}", ""]
+        lines += [
+            f"def {name}_func_{i}(value_{i}, other_{name}):",
+            f"    return value_{i} * {i + 7} + other_{name}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -57,12 +73,20 @@ def history_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     repo.mkdir()
     git(repo, "init", "-q")
     shas = {}
-    shas["first"] = commit(repo, "Add app\n\nThe first version.", {"app.py": "print('v1')\n", "notes.txt": "hi\n"})
+    shas["first"] = commit(
+        repo, "Add app\n\nThe first version.", {"app.py": "print('v1')\n", "notes.txt": "hi\n"}
+    )
     git(repo, "tag", "v1")
-    shas["binary"] = commit(repo, "Add logo and data", {"logo.py": b"\x00\x01\x02PNG", "data.py": "DATA = 1\n"})
+    shas["binary"] = commit(
+        repo, "Add logo and data", {"logo.py": b"\x00\x01\x02PNG", "data.py": "DATA = 1\n"}
+    )
     git(repo, "mv", "app.py", "main.py")
     shas["rename"] = commit(repo, "Rename app to main", {"main.py": "print('v1')\nprint('v2')\n"})
-    shas["huge"] = commit(repo, "Generate a big table", {"big.py": "".join(f"T{i} = {i}\n" for i in range(5000)), "small.py": "S = 2\n"})
+    shas["huge"] = commit(
+        repo,
+        "Generate a big table",
+        {"big.py": "".join(f"T{i} = {i}\n" for i in range(5000)), "small.py": "S = 2\n"},
+    )
     git(repo, "checkout", "-q", "-b", "side")
     shas["side"] = commit(repo, "Side work", {"side.py": "SIDE = True\n"})
     git(repo, "checkout", "-q", "main")
@@ -75,7 +99,7 @@ def history_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def history_docs(repo: Path, out: Path, **source) -> tuple[list[dict], dict]:
     src = {"name": "hist", "type": "git-history", "path": str(repo), **source}
-    stats = collect_corpus(CorpusParams(sources=[src], valid_ratio=0, test_ratio=0, out_dir=str(out)))
+    collect_corpus(CorpusParams(sources=[src], valid_ratio=0, test_ratio=0, out_dir=str(out)))
     return all_records(out), json.loads((out / "stats.json").read_text())["sources"]["hist"]
 
 
@@ -115,7 +139,9 @@ def test_git_history_ranges_max_commits_merges_and_bare_repos(history_repo, tmp_
     assert shas["first"] not in {d["commit"] for d in docs} and shas["rename"] in {d["commit"] for d in docs}
     docs, stats = history_docs(repo, tmp_path / "b", rev="main", max_commits=2)
     newest = git(repo, "log", "--topo-order", "--no-merges", "-n", "2", "--format=%H", "main").split()
-    assert [d["commit"] for d in docs] == newest[::-1] and newest[0] == shas["lock"]  # newest two, oldest first
+    assert [d["commit"] for d in docs] == newest[::-1] and newest[0] == shas[
+        "lock"
+    ]  # newest two, oldest first
     docs, _ = history_docs(repo, tmp_path / "c", no_merges=False)
     merge = next(d for d in docs if d["commit"] == shas["merge"])
     assert merge["text"].startswith("Merge side\n\n") and "+SIDE = True" in merge["text"]
@@ -145,13 +171,18 @@ def test_several_sources_in_one_corpus(history_repo, tmp_path: Path) -> None:
         {"name": "hist", "type": "git-history", "path": str(hist), "max_commits": 3},
     ]
     out = tmp_path / "out"
-    stats = collect_corpus(CorpusParams(sources=sources, valid_ratio=0.2, test_ratio=0.2, seed=3, out_dir=str(out)))
+    stats = collect_corpus(
+        CorpusParams(sources=sources, valid_ratio=0.2, test_ratio=0.2, seed=3, out_dir=str(out))
+    )
     recs = all_records(out)
     by_source: dict[str, list[dict]] = {}
     for rec in recs:
         by_source.setdefault(rec["source"], []).append(rec)
     assert sorted(r["path"] for r in by_source["folder"]) == ["pkg/util.py", "web/app.js"]
-    assert {r["path"]: r["lang"] for r in by_source["folder"]} == {"pkg/util.py": "python", "web/app.js": "javascript"}
+    assert {r["path"]: r["lang"] for r in by_source["folder"]} == {
+        "pkg/util.py": "python",
+        "web/app.js": "javascript",
+    }
     assert [r["path"] for r in by_source["lib-v1"]] == ["lib.py"]
     assert [r["path"] for r in by_source["lib-v2"]] == ["more.py"]
     assert len(by_source["hist"]) == 3 and all("commit" in r for r in by_source["hist"])
@@ -168,7 +199,9 @@ def test_several_sources_in_one_corpus(history_repo, tmp_path: Path) -> None:
 def test_single_source_params_still_work_and_sources_are_validated(tmp_path: Path) -> None:
     folder = tmp_path / "f"
     write(folder, {"a.py": code("a")})
-    collect_corpus(CorpusParams(source="dir", path=str(folder), valid_ratio=0, test_ratio=0, out_dir=str(tmp_path / "o")))
+    collect_corpus(
+        CorpusParams(source="dir", path=str(folder), valid_ratio=0, test_ratio=0, out_dir=str(tmp_path / "o"))
+    )
     (rec,) = all_records(tmp_path / "o")
     assert rec["source"] == f"dir:{folder}" and rec["path"] == "a.py" and rec["lang"] == "python"
     with pytest.raises(ConfigError, match="unique"):

@@ -43,7 +43,12 @@ def test_parse_blend_forms_and_errors() -> None:
     assert parse_blend("data/bin/train") == [(1.0, "data/bin/train")]
     assert parse_blend("0.7 a 0.3 b") == [(0.7, "a"), (0.3, "b")]
     assert parse_blend("3 a 1 b") == [(0.75, "a"), (0.25, "b")]
-    for bad, message in [("0.7 a 0.3", "pairs"), ("a 0.3 b 0.7", "not a weight"), ("0 a 1 b", "positive"), ("", "empty")]:
+    for bad, message in [
+        ("0.7 a 0.3", "pairs"),
+        ("a 0.3 b 0.7", "not a weight"),
+        ("0 a 1 b", "positive"),
+        ("", "empty"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             parse_blend(bad)
 
@@ -112,6 +117,9 @@ def test_blend_ranks_are_disjoint_and_resume_is_exact(tokenizer, two_sources) ->
 
 def test_blend_with_a_missing_prefix_says_which(tokenizer, two_sources, tmp_path: Path) -> None:
     big, _ = two_sources
-    dm = TransformerDataModule(tokenizer=tokenizer, params=Params(train_data_prefix=f"0.5 {big} 0.5 {tmp_path}/nope", max_length=16, max_tokens=64))
+    dm = TransformerDataModule(
+        tokenizer=tokenizer,
+        params=Params(train_data_prefix=f"0.5 {big} 0.5 {tmp_path}/nope", max_length=16, max_tokens=64),
+    )
     with pytest.raises(DataError, match="nope"):
         dm.setup("fit")

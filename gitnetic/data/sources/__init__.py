@@ -35,7 +35,9 @@ class SourceParams(DataclassBase):
 
     name: str = field(
         default="",
-        metadata={"help": "Name of the source: each document's 'source' field, stats.json key, shard prefix."},
+        metadata={
+            "help": "Name of the source: each document's 'source' field, stats.json key, shard prefix."
+        },
     )
     type: Literal["stdlib", "dir", "git", "git-history"] = field(
         default="stdlib", metadata={"help": "stdlib | dir | git | git-history."}
@@ -70,7 +72,8 @@ class SourceParams(DataclassBase):
     )
     exclude: list[str] = field(default_factory=list, metadata={"help": "Globs of files to leave out."})
     max_file_bytes: int = field(
-        default=1_000_000, metadata={"help": "Skip files (or commit documents) larger than this; 0 = no limit."}
+        default=1_000_000,
+        metadata={"help": "Skip files (or commit documents) larger than this; 0 = no limit."},
     )
     max_files: int = field(
         default=0, metadata={"help": "Stop this source after keeping this many documents; 0 = no limit."}
@@ -159,7 +162,9 @@ class OpenedSource:
 
 
 @contextlib.contextmanager
-def open_source(params: SourceParams, drop_path: Callable[[str], bool] | None = None) -> Iterator[OpenedSource]:
+def open_source(
+    params: SourceParams, drop_path: Callable[[str], bool] | None = None
+) -> Iterator[OpenedSource]:
     """Open one source of any type (a context manager: git sources hold a subprocess).
 
     ``drop_path(path)`` leaves files out of commit diffs (the lock-file filter); file sources leave

@@ -25,7 +25,9 @@ GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 def run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **GIT_ENV})
+        return subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **GIT_ENV}
+        )
     except FileNotFoundError:
         raise CorpusError("git is not installed or not on PATH; install git to read git sources") from None
 
@@ -37,7 +39,9 @@ def git_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 def check_repo(repo: Path) -> None:
     if not repo.is_dir():
-        raise CorpusError(f"git repository {repo} does not exist; pass --path to a git work tree or bare repo")
+        raise CorpusError(
+            f"git repository {repo} does not exist; pass --path to a git work tree or bare repo"
+        )
     proc = run_git(repo, "rev-parse", "--git-dir")
     if proc.returncode != 0:
         raise CorpusError(f"{repo} is not a git repository ({git_error_line(proc)}); pass --path to one")
@@ -98,7 +102,13 @@ def git_candidates(
             return read
 
         try:
-            yield commit, [Candidate(rel, size, reader(sha), {"path": rel}, lang_of(rel)) for rel, size, sha in entries]
+            yield (
+                commit,
+                [
+                    Candidate(rel, size, reader(sha), {"path": rel}, lang_of(rel))
+                    for rel, size, sha in entries
+                ],
+            )
         finally:
             stdin.close()
 

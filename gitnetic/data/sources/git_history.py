@@ -35,7 +35,13 @@ from gitnetic.data.sources.git import GIT_ENV, check_repo, git_error_line, resol
 __all__ = ["HISTORY_SKIPS", "diff_section_paths", "open_git_history"]
 
 # what this source itself leaves out, counted in stats.json under the source's "skipped"
-HISTORY_SKIPS = ("binary_diffs", "excluded_diffs", "lock_file_diffs", "diffs_over_cap", "commits_without_diff")
+HISTORY_SKIPS = (
+    "binary_diffs",
+    "excluded_diffs",
+    "lock_file_diffs",
+    "diffs_over_cap",
+    "commits_without_diff",
+)
 
 _DIFF_OPTIONS = (
     "--no-color",
@@ -79,7 +85,8 @@ def diff_section_paths(section: list[bytes]) -> list[str]:
 
 def _is_binary(section: list[bytes]) -> bool:
     return any(
-        line.startswith(b"GIT binary patch") or (line.startswith(b"Binary files ") and line.endswith(b" differ\n"))
+        line.startswith(b"GIT binary patch")
+        or (line.startswith(b"Binary files ") and line.endswith(b" differ\n"))
         for line in section[1:8]
     )
 
@@ -137,7 +144,9 @@ class _History:
                 while header.count(b"\0") < 3:
                     more = next(lines, None)
                     if more is None:
-                        raise CorpusError("git log output ended inside a commit header; is the repository intact?")
+                        raise CorpusError(
+                            "git log output ended inside a commit header; is the repository intact?"
+                        )
                     header += more
                 _, raw_sha, message, _ = header.split(b"\0", 3)
                 sha, kept, kept_bytes, section = raw_sha.decode(), [], 0, None
@@ -191,7 +200,19 @@ def open_git_history(
     if proc.returncode != 0:
         raise CorpusError(f"cannot list {spec!r} in git repository {repo} ({git_error_line(proc)})")
     count = int(proc.stdout.decode().strip() or 0)
-    cmd = ["git", "-C", str(repo), "log", *merges, *limit, *_DIFF_OPTIONS, "-p", "--format=%x00%H%x00%B%x00", spec, "--"]
+    cmd = [
+        "git",
+        "-C",
+        str(repo),
+        "log",
+        *merges,
+        *limit,
+        *_DIFF_OPTIONS,
+        "-p",
+        "--format=%x00%H%x00%B%x00",
+        spec,
+        "--",
+    ]
     with subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**os.environ, **GIT_ENV}
     ) as log_proc:
