@@ -15,6 +15,7 @@ from gitnetic.common.errors import GitneticError
 
 # name -> (module, one-line summary). Order is pipeline order.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("gitnetic.cli.init", "write params.yaml sized to your corpus and compute budget"),
     "corpus": ("gitnetic.cli.corpus", "collect source files into train/valid/test JSONL documents"),
     "tokenizer": ("gitnetic.cli.tokenizer", "train a byte-level BPE tokenizer on the train split"),
     "preprocess": ("gitnetic.cli.preprocess", "tokenize and binarize splits into MMIDIDX .bin/.idx shards"),

@@ -153,10 +153,23 @@ def _jobs(params: PreprocessParams) -> list[tuple[Path, str]]:
                 f"corpus split {path} does not exist; run 'python -m gitnetic corpus' first or fix the path"
             )
         if _is_blank(path):  # stops at the first non-blank byte: cheap for any real split
-            raise DataError(
-                f"{path} has no documents; re-run 'python -m gitnetic corpus' on a non-empty source"
-            )
+            raise DataError(_empty_split_message(path))
     return jobs
+
+
+def _empty_split_message(path: Path) -> str:
+    """Why a split file can be empty, and the fix: the corpus stage gave that split no document."""
+    split = path.stem
+    if split in ("valid", "test"):
+        return (
+            f"{path} has no documents: the corpus stage put no file into {split} (corpus.{split}_ratio is 0, "
+            f"or the files were collected by an older gitnetic); set corpus.{split}_ratio above 0 and re-run "
+            f"'python -m gitnetic corpus', or leave {split} out with --splits"
+        )
+    return (
+        f"{path} has no documents; re-run 'python -m gitnetic corpus' (see its stats.json for what it "
+        "collected) or fix --input/--input_dir"
+    )
 
 
 def _check_params(params: PreprocessParams) -> None:

@@ -13,6 +13,8 @@ Design choices, and why:
   seen wins" de-duplication and the ``max_files``/``max_bytes`` caps give the same result on every run.
   A document's split is a hash of ``seed`` and its relative path (or commit id) only, so adding or
   removing other files never moves it between splits (no train/test leakage across corpus versions).
+  The one exception is the small-corpus floor of ``gitnetic.data.splits``: a split with a non-zero
+  ratio that the hash left empty takes one document.
 * **Clean before split.** Quality filters (:mod:`gitnetic.data.filters`), secret/e-mail redaction
   (:mod:`gitnetic.data.redact`), exact and near-duplicate removal all run before a split is assigned,
   so the same code never lands in both train and test. Every drop is counted per source and reason.
@@ -26,11 +28,13 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import sys
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, NamedTuple
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
@@ -40,22 +44,25 @@ from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
 from gitnetic.data.sources import SourceParams, open_source
 from gitnetic.data.sources.git_history import HISTORY_SKIPS
+from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
+from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
 
 __all__ = [
     "SPLITS",
     "CorpusParams",
     "CorpusStats",
     "SourceParams",
+    "SourceScan",
     "assign_split",
     "collect_corpus",
     "compile_globs",
     "iter_jsonl",
     "iter_jsonl_texts",
+    "scan_source",
 ]
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "valid", "test")
 BINARY_SNIFF_BYTES = 8192
 SKIP_REASONS = ("binary", "non_utf8", "too_large", "duplicate", "near_duplicate", "empty", "unreadable")
 
@@ -91,7 +98,10 @@ class CorpusParams(DataclassBase):
     )
     exclude: list[str] = field(
         default_factory=list,
-        metadata={"help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'test/**'."},
+        metadata={
+            "help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'build/**'. "
+            "Source stdlib always leaves out " + ", ".join(STDLIB_EXCLUDES) + "."
+        },
     )
     max_file_bytes: int = field(
         default=1_000_000,
@@ -110,8 +120,16 @@ class CorpusParams(DataclassBase):
             "the default stdlib pipeline runs in minutes; 0 = no limit."
         },
     )
-    valid_ratio: float = field(default=0.05, metadata={"help": "Fraction of files (by path hash) in valid."})
-    test_ratio: float = field(default=0.05, metadata={"help": "Fraction of files (by path hash) in test."})
+    valid_ratio: float = field(
+        default=0.05,
+        metadata={
+            "help": "Fraction of files (by path hash) in valid; when non-zero, valid gets at least one file "
+            "whenever the corpus has enough for every split (3 with both ratios set)."
+        },
+    )
+    test_ratio: float = field(
+        default=0.05, metadata={"help": "Fraction of files (by path hash) in test; same floor as valid."}
+    )
     seed: int = field(
         default=0, metadata={"help": "Salt of the path hash that assigns splits; change it to re-draw them."}
     )
@@ -314,19 +332,53 @@ class CorpusStats:
         }
 
 
-# -------------------------------------------------------------------------------------------- splits
-def assign_split(path: str, valid_ratio: float, test_ratio: float, seed: int = 0) -> str:
-    """The split of one file, from a hash of ``seed`` and its relative path only."""
-    digest = hashlib.blake2b(f"{seed}\0{path}".encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2.0**64
-    if u < valid_ratio:
-        return "valid"
-    if u < valid_ratio + test_ratio:
-        return "test"
-    return "train"
+# ---------------------------------------------------------------------------------------------- scan
+@dataclass
+class SourceScan:
+    """What :func:`scan_source` found: a fast upper bound of what ``collect_corpus`` would keep."""
+
+    description: str
+    files: int
+    bytes: int
+
+
+def scan_source(params: CorpusParams) -> SourceScan:
+    """Count the files and bytes the corpus stage would consider, from sizes only (nothing is read).
+
+    Applies each source's ``include``/``exclude``, ``max_file_bytes``, ``max_files`` and ``max_bytes``
+    in the same order as :func:`collect_corpus`; binary, non-UTF-8, empty, duplicate and filtered files
+    are not detected (that needs reading them), so the counts are an upper bound used for sizing a run
+    (``init``). A git-history source is counted by its commit documents (which are read).
+    """
+    descriptions, files, total = [], 0, 0
+    for spec in params.source_list():
+        with open_source(spec) as opened:
+            descriptions.append(opened.description)
+            kept = size = 0
+            for cand in opened.candidates:
+                if spec.max_files and kept >= spec.max_files:
+                    break
+                if spec.max_file_bytes and cand.size > spec.max_file_bytes:
+                    continue
+                if cand.size == 0:
+                    continue
+                if spec.max_bytes and size + cand.size > spec.max_bytes:
+                    break
+                kept += 1
+                size += cand.size
+        files, total = files + kept, total + size
+    return SourceScan(description="; ".join(descriptions), files=files, bytes=total)
 
 
 # ------------------------------------------------------------------------------------------- collect
+class _Kept(NamedTuple):
+    path: str  # the split key: relative path or commit id
+    split: str
+    line: int  # index of its record in that split's file
+    size: int
+    source: str
+
+
 class _Cleaner:
     """Filters, redaction and de-duplication shared by all sources of one corpus run (in that order)."""
 
@@ -357,6 +409,7 @@ class _Cleaner:
                 params.near_dedup_library,
             )
         self.seen: set[bytes] = set()
+        self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
         self.index_near = True  # False when no source left to read is cleaned: signatures would go unused
 
 
@@ -367,6 +420,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
     single = not params._sources
     cleaner = _Cleaner(params)
     stats = CorpusStats(source="", out_dir=str(out_dir))
+    kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
     with contextlib.ExitStack() as stack:
         writers = {
             split: stack.enter_context(
@@ -383,7 +437,14 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
                 stats.sources[spec.name] = src
                 descriptions.append(opened.description)
                 _collect_source(
-                    spec, opened, src, cleaner, writers, params, label=opened.label if single else spec.name
+                    kept,
+                    spec,
+                    opened,
+                    src,
+                    cleaner,
+                    writers,
+                    params,
+                    label=opened.label if single else spec.name,
                 )
                 for key, n in opened.skipped.items():
                     src.skipped[key] = n
@@ -398,6 +459,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             stats.files_not_collected += src.files_not_collected
             stats.stopped_by = stats.stopped_by or src.stopped_by
         _check_not_empty(stats, params, "; ".join(descriptions))
+        _fill_empty_splits(kept, writers, stats, params)
     with atomic_open(out_dir / "stats.json", "w", encoding="utf-8") as fh:
         json.dump(stats.to_dict(), fh, indent=2)
         fh.write("\n")
@@ -406,6 +468,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
 
 
 def _collect_source(
+    kept: list[_Kept],
     spec: SourceParams,
     opened: Any,
     src: SourceStats,
@@ -477,6 +540,9 @@ def _collect_source(
             split = assign_split(cand.key, params.valid_ratio, params.test_ratio, params.seed)
             record = {"text": text, **cand.fields, "source": label, "lang": cand.lang}
             writers[split].write(json.dumps(record, ensure_ascii=False) + "\n")
+            line = cleaner.lines[split]
+            cleaner.lines[split] += 1
+            kept.append(_Kept(cand.key, split, line, len(data), spec.name))
             src.documents[split] += 1
             src.bytes[split] += len(data)
             src.languages[cand.lang] = src.languages.get(cand.lang, 0) + 1
@@ -496,10 +562,55 @@ def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str)
         raise CorpusError(
             f"no documents collected from {description} {where} ({why}); check --path/--include/--exclude"
         )
-    if stats.documents["train"] == 0:
-        raise CorpusError(
-            f"all {stats.total_documents} documents from {description} fell into valid/test, none into train; "
-            "add more files or lower --valid_ratio/--test_ratio"
+
+
+def _fill_empty_splits(
+    kept: list[_Kept], writers: dict[str, IO[str]], stats: CorpusStats, params: CorpusParams
+) -> None:
+    """Move documents so that no split with a non-zero ratio is empty (see ``gitnetic.data.splits``).
+
+    Runs only when the path hash left a required split empty, i.e. on small corpora: the donor split's
+    (still uncommitted) file is rewritten without the moved records, keeping everything else in order.
+    """
+    needed = required_splits(params.valid_ratio, params.test_ratio)
+    if all(stats.documents[s] for s in needed):
+        return
+    try:
+        final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+    except CorpusError as exc:
+        raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
+    moved_lines: list[tuple[str, str, str, _Kept]] = []  # (path, target split, JSON line, document)
+    for donor in sorted({split for split, _ in moves}):
+        fh = writers[donor]
+        fh.flush()
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as copy:
+            with open(fh.name, encoding="utf-8", newline="\n") as src:
+                shutil.copyfileobj(src, copy)
+            copy.seek(0)
+            fh.seek(0)
+            fh.truncate()
+            for index, line in enumerate(copy):
+                if (donor, index) in moves:
+                    item, target = moves[donor, index]
+                    moved_lines.append((item.path, target, line, item))
+                else:
+                    fh.write(line)
+    for path, target, line, item in sorted(moved_lines):
+        writers[target].write(line)
+        for counts in (stats, stats.sources[item.source]):
+            counts.documents[item.split] -= 1
+            counts.bytes[item.split] -= item.size
+            counts.documents[target] += 1
+            counts.bytes[target] += item.size
+        ratio = getattr(params, f"{target}_ratio", None)
+        log.info(
+            "corpus: the path hash put no file into %s (%s of %d files); moved %s from %s so it has one",
+            target,
+            f"{target}_ratio {ratio:g}" if ratio is not None else "train",
+            len(kept),
+            path,
+            item.split,
         )
 
 
@@ -557,10 +668,6 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
                 src.files_not_collected,
                 src.stopped_by,
             )
-    for split in ("valid", "test"):
-        ratio = getattr(params, f"{split}_ratio")
-        if ratio > 0 and docs[split] == 0:
-            log.warning("corpus: warning: the %s split is empty; add files or raise --%s_ratio", split, split)
 
 
 def _human_bytes(n: int) -> str:

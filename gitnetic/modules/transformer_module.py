@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
 from gitnetic.common.errors import ConfigError
-from gitnetic.training.schedule import polynomial_decay_scheduler
+from gitnetic.training.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
 
 __all__ = ["TransformerModule", "split_weight_decay_params", "mask_tokens"]
 
@@ -124,8 +124,12 @@ class TransformerModule(LightningModule):
             default=0.01,
             metadata={"help": "AdamW weight decay (never applied to biases and normalization weights)."},
         )
-        warmup_steps: int = field(
-            default=1000, metadata={"help": "Optimizer steps of linear warmup from 0 to --learning_rate."}
+        warmup_steps: int | None = field(
+            default=None,
+            metadata={
+                "help": "Optimizer steps of linear warmup from 0 to --learning_rate (unset: 10% of "
+                "--max_steps, at most 1000). A warning says when warmup takes most of the run."
+            },
         )
         power: float = field(
             default=1.0, metadata={"help": "Power of the polynomial decay after warmup (1.0 = linear decay)."}
@@ -155,7 +159,7 @@ class TransformerModule(LightningModule):
                     f"--learning_rate_end must be between 0 and --learning_rate ({self.learning_rate}), "
                     f"got {self.learning_rate_end}"
                 )
-            if self.warmup_steps < 0:
+            if self.warmup_steps is not None and self.warmup_steps < 0:
                 raise ConfigError(f"--warmup_steps must be 0 or more, got {self.warmup_steps}")
             if self.weight_decay < 0:
                 raise ConfigError(f"--weight_decay must be 0 or more, got {self.weight_decay}")
@@ -347,6 +351,10 @@ class TransformerModule(LightningModule):
             if not math.isfinite(estimated):
                 raise ConfigError("set --max_steps (or --max_epochs): the LR schedule needs a finite length")
             max_steps = int(estimated)
+        warmup_steps = resolve_warmup_steps(p.warmup_steps, max_steps)
+        warning = warmup_warning(warmup_steps, max_steps)
+        if warning and self._rank() == 0:
+            logger.warning("train: %s", warning)
         groups = split_weight_decay_params(self.model, p.weight_decay)
         fused = self.device.type == "cuda"
         optimizer = torch.optim.AdamW(
@@ -356,7 +364,7 @@ class TransformerModule(LightningModule):
             optimizer,
             lr=p.learning_rate,
             lr_end=p.learning_rate_end,
-            warmup_steps=p.warmup_steps,
+            warmup_steps=warmup_steps,
             max_steps=max_steps,
             power=p.power,
         )

@@ -13,7 +13,41 @@ from __future__ import annotations
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-__all__ = ["polynomial_decay_lr", "polynomial_decay_scheduler"]
+__all__ = ["polynomial_decay_lr", "polynomial_decay_scheduler", "resolve_warmup_steps", "warmup_warning"]
+
+# An unset --warmup_steps warms up over this share of the run, at most MAX_AUTO_WARMUP steps: the old
+# fixed default of 1000 for the default 10,000 steps, and still a short warmup for a 30-step run.
+AUTO_WARMUP_FRACTION = 0.1
+MAX_AUTO_WARMUP = 1000
+
+
+def resolve_warmup_steps(warmup_steps: int | None, max_steps: int) -> int:
+    """``warmup_steps`` when set, else ``AUTO_WARMUP_FRACTION`` of ``max_steps`` (at most 1000)."""
+    if warmup_steps is not None:
+        return int(warmup_steps)
+    return min(MAX_AUTO_WARMUP, int(max_steps * AUTO_WARMUP_FRACTION))
+
+
+def warmup_warning(warmup_steps: int, max_steps: int) -> str | None:
+    """One line when warmup takes most of the run (over half of it), else ``None``.
+
+    A run that never leaves warmup trains at a fraction of its learning rate and ends near the loss of
+    a uniform guess, which looks like a broken model rather than a schedule problem.
+    """
+    if max_steps <= 0 or 2 * warmup_steps <= max_steps:
+        return None
+    suggestion = resolve_warmup_steps(None, max_steps)
+    if warmup_steps >= max_steps:
+        what = (
+            f"--warmup_steps {warmup_steps} >= --max_steps {max_steps}: the learning rate never reaches "
+            "--learning_rate and the run ends still warming up"
+        )
+    else:
+        what = (
+            f"--warmup_steps {warmup_steps} is {warmup_steps / max_steps:.0%} of --max_steps {max_steps}: "
+            "most of the run trains below --learning_rate"
+        )
+    return f"warning: {what}; use --warmup_steps {suggestion} (10% of the run) or leave it unset"
 
 
 def polynomial_decay_lr(

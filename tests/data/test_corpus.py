@@ -174,7 +174,7 @@ def test_assign_split_follows_the_ratios() -> None:
 def test_train_split_must_not_be_empty(tmp_path: Path) -> None:
     path = next(f"only_{i}.py" for i in range(100) if assign_split(f"only_{i}.py", 0.5, 0.4) != "train")
     src = write_tree(tmp_path / "src", {path: b"x = 1\n"})
-    with pytest.raises(CorpusError, match="none into train"):
+    with pytest.raises(CorpusError, match=r"only 1 document collected.*valid_ratio 0\.5, test_ratio 0\.4"):
         run_dir(src, tmp_path / "out", valid_ratio=0.5, test_ratio=0.4)
     assert not (tmp_path / "out" / "valid.jsonl").exists()
 
@@ -217,7 +217,9 @@ def test_git_source_reads_each_revision_without_checkout(tmp_path: Path) -> None
     _, by_sha = collect(v1[:10], "sha")
     assert set(by_sha) == set(old)
     sub = collect_corpus(
-        CorpusParams(source="git", path=str(repo / "lib"), rev="v1", out_dir=str(tmp_path / "sub"))
+        CorpusParams(
+            source="git", path=str(repo / "lib"), rev="v1", out_dir=str(tmp_path / "sub"), valid_ratio=0, test_ratio=0
+        )
     )
     assert sub.total_documents == 1 and set(records(tmp_path / "sub")) == {
         "b.py"

@@ -238,3 +238,27 @@ def test_short_training_lowers_the_loss_and_writes_dvclive_metrics(
     assert metrics["train"]["tokens"] == module.tokens_seen > 40 * 8 * 8
     if objective == "clm":  # packed: full 64-token blocks except the last block of each epoch
         assert 0.9 * 40 * 8 * 64 < module.tokens_seen <= 40 * 8 * 64
+
+
+@pytest.mark.parametrize(("warmup_steps", "warns"), [(1000, True), (None, False), (3, False)])
+def test_configure_optimizers_warns_when_warmup_takes_most_of_the_run(
+    tokenizer, caplog: pytest.LogCaptureFixture, warmup_steps, warns: bool
+) -> None:
+    from lightning.pytorch import Trainer
+
+    Params = TransformerModule.Params
+    module = TransformerModule(gpt2(tokenizer), tokenizer, params=Params(warmup_steps=warmup_steps))
+    module.trainer = Trainer(
+        max_steps=30, logger=False, enable_checkpointing=False, enable_progress_bar=False
+    )
+    with caplog.at_level("WARNING", logger="gitnetic.modules.transformer_module"):
+        scheduler = module.configure_optimizers()["lr_scheduler"]["scheduler"]
+    lines = [r.getMessage() for r in caplog.records if "warmup_steps" in r.getMessage()]
+    assert len(lines) == (1 if warns else 0), lines
+    if warns:
+        assert "--warmup_steps 1000 >= --max_steps 30" in lines[0]
+    lrs = [scheduler.lr_lambdas[0](step) for step in range(31)]  # as a fraction of --learning_rate
+    if warns:
+        assert max(lrs) < 0.05  # 30 of 1000 warmup steps: never near the peak
+    else:
+        assert lrs[3] == 1.0  # unset warmup: 3 steps (10% of 30), the peak at step 3

@@ -70,3 +70,36 @@ def test_scheduler_steps_per_optimizer_step_and_resumes_from_state() -> None:
     assert opt2.param_groups[0]["lr"] == pytest.approx(polynomial_decay_lr(30, **KW))
     sched2.step()
     assert opt2.param_groups[0]["lr"] == pytest.approx(polynomial_decay_lr(31, **KW))
+
+
+# ------------------------------------------------------------------------------------------- warmup
+def test_unset_warmup_is_a_tenth_of_the_run_at_most_1000() -> None:
+    from gitnetic.training.schedule import resolve_warmup_steps
+
+    assert resolve_warmup_steps(None, 30) == 3
+    assert resolve_warmup_steps(None, 10_000) == 1000  # the old fixed default, for the default max_steps
+    assert resolve_warmup_steps(None, 100_000) == 1000
+    assert resolve_warmup_steps(20, 250) == 20  # set explicitly (params.yaml): kept as is
+
+
+@pytest.mark.parametrize(
+    ("warmup", "max_steps", "expected"),
+    [
+        (1000, 30, ">= --max_steps 30"),  # the bare-train trap: never leaves warmup
+        (30, 30, ">= --max_steps 30"),
+        (20, 30, "67% of --max_steps 30"),  # most of the run
+        (15, 30, None),  # exactly half: not most
+        (20, 250, None),  # the default pipeline
+        (1000, 10_000, None),
+        (0, 5, None),
+    ],
+)
+def test_warmup_warning_only_when_warmup_takes_most_of_the_run(warmup, max_steps, expected) -> None:
+    from gitnetic.training.schedule import warmup_warning
+
+    message = warmup_warning(warmup, max_steps)
+    if expected is None:
+        assert message is None
+    else:
+        assert message is not None and expected in message and "\n" not in message
+        assert "--warmup_steps 3 " in message  # the suggested value: 10% of 30 steps

@@ -13,8 +13,19 @@ from gitnetic.data.sources.dir import dir_candidates
 
 __all__ = ["STDLIB_EXCLUDES", "open_stdlib", "stdlib_root"]
 
-# The stdlib folder may contain third-party packages; they are not the standard library.
-STDLIB_EXCLUDES = ("site-packages/**", "dist-packages/**", "**/__pycache__/**")
+# The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
+# IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
+# (a user's own repository keeps its tests/ unless --exclude says otherwise).
+STDLIB_EXCLUDES = (
+    "site-packages/**",
+    "dist-packages/**",
+    "**/__pycache__/**",
+    "test/**",
+    "**/tests/**",
+    "idlelib/**",
+    "turtledemo/**",
+    "lib2to3/**",
+)
 
 
 def stdlib_root() -> Path:

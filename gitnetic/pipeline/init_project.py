@@ -1,0 +1,300 @@
+"""``init``: write a ``params.yaml`` (and a model config) sized to a corpus and a compute budget.
+
+Why a generated file rather than documented knobs: vocabulary, model size, context, batch, steps and
+warmup all depend on each other and on the corpus size, and the template's values are tuned for 6 MB of
+stdlib on 2 CPU cores. The rule lives in :mod:`gitnetic.pipeline.plan`; this module scans the source
+(sizes only, so even a large repository takes seconds), applies the rule, and writes every section of
+the template ``params.yaml`` with the planned values filled in, so ``bash scripts/pipeline.sh`` runs it.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
+from gitnetic.common.errors import ConfigError
+from gitnetic.common.io import atomic_open
+from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
+
+__all__ = ["InitParams", "InitResult", "init_project"]
+
+# Bound the tokenizer's training sample on big corpora: BPE statistics settle long before 200 MB.
+TOKENIZER_SAMPLE_CAP = 200_000_000
+BYTES_PER_SHARD = 100_000_000
+
+
+@dataclass
+class InitParams(DataclassBase):
+    """The corpus to size a run for, the compute budget, and where to write the result."""
+
+    path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Your code: a folder, or a git repository (read at --rev). Unset: the Python standard "
+            "library (the template's corpus)."
+        },
+    )
+    source: str | None = field(
+        default=None,
+        metadata={
+            "help": "stdlib, dir or git; unset: git when --path is a git repository, dir for another "
+            "folder, stdlib without --path."
+        },
+    )
+    rev: str = field(default="HEAD", metadata={"help": "Git revision to read (branch, tag or commit)."})
+    include: list[str] | None = field(
+        default=None, metadata={"help": "Glob patterns of files to collect (unset: the template's, **/*.py)."}
+    )
+    exclude: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Glob patterns of files to leave out (unset: none for your code; the template's for stdlib)."
+        },
+    )
+    max_bytes: int | None = field(
+        default=None,
+        metadata={
+            "help": "Cap on corpus bytes (0 = none; unset: none for your code, the template's for stdlib)."
+        },
+    )
+    budget_minutes: float = field(
+        default=10.0,
+        metadata={
+            "help": "Training time budget on this machine's CPU, in minutes (ignored with --gpu_hours)."
+        },
+    )
+    gpu_hours: float | None = field(
+        default=None,
+        metadata={"help": "Train on one GPU for at most this many hours instead (sets gpus 1, bf16-mixed)."},
+    )
+    cpu_gflops: float | None = field(
+        default=None,
+        metadata={
+            "help": "Effective training GFLOP/s of this CPU (unset: 14 per core, measured on the project's "
+            "2-core VM)."
+        },
+    )
+    gpu_tflops: float = field(
+        default=100.0,
+        metadata={
+            "help": "Effective training TFLOP/s of the GPU for --gpu_hours (about 1/3 of its bf16 peak)."
+        },
+    )
+    epochs: float = field(
+        default=4.0,
+        metadata={"help": "At most this many passes over the train split (repeats beyond ~4 help little)."},
+    )
+    tokens_per_param: float = field(
+        default=20.0, metadata={"help": "Chinchilla ratio: training tokens per non-embedding parameter."}
+    )
+    output: str = field(default="params.yaml", metadata={"help": "The params file to write."})
+    template: str | None = field(
+        default=None,
+        metadata={
+            "help": "Params file whose other sections and keys are kept (unset: --output if it exists, "
+            "else params.yaml)."
+        },
+    )
+    model_config: str = field(
+        default="configs/gpt2-init.yaml", metadata={"help": "Where to write the generated model config."}
+    )
+    force: bool = field(
+        default=False, metadata={"help": "Overwrite --output and --model_config if they exist."}
+    )
+    dry_run: bool = field(default=False, metadata={"help": "Print the plan, write nothing."})
+
+    def __post_init__(self) -> None:
+        if self.source not in (None, "stdlib", "dir", "git"):
+            raise ConfigError(f"--source must be stdlib, dir or git, got {self.source!r}")
+        if self.budget_minutes <= 0:
+            raise ConfigError(f"--budget_minutes must be positive, got {self.budget_minutes}")
+        if self.gpu_hours is not None and self.gpu_hours <= 0:
+            raise ConfigError(f"--gpu_hours must be positive, got {self.gpu_hours}")
+        for name in ("cpu_gflops", "gpu_tflops", "epochs", "tokens_per_param"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"--{name} must be positive, got {value}")
+
+
+@dataclass
+class InitResult:
+    plan: Plan
+    description: str
+    params: dict[str, Any]
+    model_config: dict[str, Any]
+    written: list[str]
+
+
+def _is_git_repo(path: Path) -> bool:
+    try:
+        proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--git-dir"], capture_output=True)
+    except FileNotFoundError:
+        return False
+    return proc.returncode == 0
+
+
+def _corpus_section(params: InitParams, template: dict[str, Any]) -> dict[str, Any]:
+    section = dict(template)
+    source = params.source or (
+        "stdlib" if params.path is None else "git" if _is_git_repo(Path(params.path).expanduser()) else "dir"
+    )
+    if source != "stdlib" and not params.path:
+        raise ConfigError(f"--source {source} needs --path to your code")
+    own_code = source != "stdlib"
+    section["source"] = source
+    section["path"] = str(Path(params.path).expanduser().resolve()) if own_code else None
+    section["rev"] = params.rev
+    if params.include is not None:
+        section["include"] = list(params.include)
+    if params.exclude is not None:
+        section["exclude"] = list(params.exclude)
+    elif own_code:
+        section["exclude"] = []
+    if params.max_bytes is not None:
+        section["max_bytes"] = params.max_bytes
+    elif own_code:
+        section["max_bytes"] = 0
+    return section
+
+
+def _budget(params: InitParams) -> Budget:
+    if params.gpu_hours is not None:
+        return Budget("gpu", params.gpu_hours * 3600.0, params.gpu_tflops * 1e12)
+    flops = params.cpu_gflops * 1e9 if params.cpu_gflops else default_cpu_flops()
+    return Budget("cpu", params.budget_minutes * 60.0, flops)
+
+
+def _model_config(plan: Plan) -> dict[str, Any]:
+    m = plan.model
+    return {
+        "model": {
+            "name": "transformers.GPT2LMHeadModel",
+            "config": "transformers.GPT2Config",
+            "config_params": {
+                "n_embd": m.n_embd,
+                "n_layer": m.n_layer,
+                "n_head": m.n_head,
+                "n_inner": 4 * m.n_embd,
+                "n_positions": m.context,
+                "resid_pdrop": 0.0,
+                "embd_pdrop": 0.0,
+                "attn_pdrop": 0.0,
+            },
+        }
+    }
+
+
+def _params(
+    plan: Plan, template: dict[str, Any], corpus: dict[str, Any], model_config: str
+) -> dict[str, Any]:
+    out = {name: dict(section or {}) for name, section in template.items()}
+    out["corpus"] = corpus
+    tokenizer = out.setdefault("tokenizer", {})
+    tokenizer["vocab_size"] = plan.vocab_size
+    if plan.corpus_bytes > TOKENIZER_SAMPLE_CAP:
+        tokenizer["max_sample_bytes"] = TOKENIZER_SAMPLE_CAP
+    preprocess = out.setdefault("preprocess", {})
+    preprocess["num_shards"] = max(
+        int(preprocess.get("num_shards", 1) or 1), min(64, math.ceil(plan.corpus_bytes / BYTES_PER_SHARD))
+    )
+    steps = plan.max_steps
+    every = max(1, steps // 2)
+    log_every = max(1, min(10, steps // 20))
+    train = out.setdefault("train", {})
+    train.update(
+        config_path=model_config,
+        learning_rate=plan.learning_rate,
+        warmup_steps=plan.warmup_steps,
+        batch_size=plan.batch_size,
+        max_length=plan.max_length,
+        max_steps=steps,
+        val_check_interval=every,
+        save_step_frequency=every,
+        log_every_n_steps=log_every,
+        progress_bar_refresh_rate=log_every,
+    )
+    if plan.accumulate_grad_batches > 1 or "accumulate_grad_batches" in train:
+        train["accumulate_grad_batches"] = plan.accumulate_grad_batches
+    if plan.budget.device == "gpu":
+        train.update(gpus=1, precision="bf16-mixed")
+    else:
+        train.update(gpus=0, precision="32-true")
+    for name in ("evaluate", "export"):
+        out.setdefault(name, {})["config_path"] = model_config
+    out["evaluate"]["max_length"] = plan.max_length
+    out["evaluate"].setdefault("batch_size", plan.batch_size)
+    return out
+
+
+def _header(plan: Plan, description: str) -> str:
+    lines = [
+        "gitnetic pipeline parameters written by `python -m gitnetic init` (see docs/sizing.md for the rule)",
+        f"for {description}:",
+        *format_plan(plan).splitlines(),
+        "Each section is one stage's flags (`python -m gitnetic <stage> --config params.yaml:<stage>`).",
+    ]
+    return "".join(f"# {line}\n" for line in lines) + "\n"
+
+
+def init_project(params: InitParams) -> InitResult:
+    """Scan the source, plan the run, and write ``params.output`` and ``params.model_config``."""
+    from gitnetic.data.corpus import CorpusParams, scan_source
+
+    output, model_path = Path(params.output), Path(params.model_config)
+    if not params.dry_run and not params.force:
+        for path, flag in ((output, "--output"), (model_path, "--model_config")):
+            if path.exists():
+                raise ConfigError(
+                    f"{path} already exists; pass --force to overwrite it (or {flag} to write elsewhere, "
+                    "--dry_run to only see the plan)"
+                )
+    template_path = (
+        Path(params.template) if params.template else (output if output.exists() else Path("params.yaml"))
+    )
+    if not template_path.is_file():
+        raise ConfigError(
+            f"template {template_path} not found; run init from the gitnetic repository root or pass --template"
+        )
+    template = load_yaml(template_path, "template params file")
+    if not isinstance(template, dict) or not isinstance(template.get("corpus"), dict):
+        raise ConfigError(
+            f"template {template_path} has no corpus section; pass --template the repository's params.yaml"
+        )
+    corpus = _corpus_section(params, template["corpus"])
+    corpus_params = CorpusParams.from_dict(corpus, strict=False)
+    scan = scan_source(corpus_params)
+    if scan.files == 0:
+        raise ConfigError(
+            f"no files in {scan.description} match include {corpus_params.include} and exclude "
+            f"{corpus_params.exclude}; fix --path/--include/--exclude"
+        )
+    train_fraction = 1.0 - corpus_params.valid_ratio - corpus_params.test_ratio
+    plan = plan_run(
+        scan.bytes,
+        _budget(params),
+        corpus_files=scan.files,
+        train_fraction=train_fraction,
+        epochs=params.epochs,
+        tokens_per_param=params.tokens_per_param,
+    )
+    model_config = _model_config(plan)
+    full = _params(plan, template, corpus, params.model_config)
+    written: list[str] = []
+    if not params.dry_run:
+        with atomic_open(model_path, "w", encoding="utf-8") as fh:
+            fh.write(
+                f"# GPT-2 {plan.model.name} sized by `python -m gitnetic init` for {scan.description}.\n"
+            )
+            fh.write("# vocab_size and pad/bos/eos ids are always taken from the tokenizer.\n")
+            yaml.safe_dump(model_config, fh, sort_keys=False)
+        with atomic_open(output, "w", encoding="utf-8") as fh:
+            fh.write(_header(plan, scan.description))
+            yaml.safe_dump(full, fh, sort_keys=False, default_flow_style=None, width=110)
+        written = [str(output), str(model_path)]
+    return InitResult(plan, scan.description, full, model_config, written)

@@ -1,0 +1,173 @@
+"""Bring your own repository: ``init`` on a ~10-file git repository, then the real DVC pipeline.
+
+This is the README's "Train on your own repository" flow: a tiny budget so that it runs in seconds,
+default split ratios (3% / 5%) that, without the small-corpus floor, would leave valid and test empty.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-init")]
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+TIMEOUT_S = 300
+
+
+def env() -> dict[str, str]:
+    out = dict(os.environ)
+    out["PATH"] = f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}"
+    out["PYTHONPATH"] = str(REPO)  # the stages import this checkout's gitnetic
+    out.update(
+        WANDB_MODE="offline",
+        DVC_NO_ANALYTICS="1",
+        TOKENIZERS_PARALLELISM="false",
+        GIT_AUTHOR_NAME="gitnetic-e2e",
+        GIT_AUTHOR_EMAIL="e2e@example.invalid",
+        GIT_COMMITTER_NAME="gitnetic-e2e",
+        GIT_COMMITTER_EMAIL="e2e@example.invalid",
+    )
+    out.pop("PYTEST_XDIST_WORKER", None)
+    return out
+
+
+def run(*cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(list(cmd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    if ok:
+        assert proc.returncode == 0, (
+            f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}"
+        )
+    return proc
+
+
+SHAPES = ("Circle", "Square", "Triangle", "Hexagon", "Ellipse", "Star", "Arrow", "Ring", "Cross", "Kite")
+
+
+def module_source(name: str, index: int) -> str:
+    """A small, realistic Python module; the ten share structure, as files of one project do."""
+    lower = name.lower()
+    return f'''"""The {lower} shape: area, perimeter and scaling."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class {name}:
+    """A {lower} of a given size, centred on the origin."""
+
+    size: float
+    sides: int = {index + 3}
+
+    def area(self) -> float:
+        """Return the area of the {lower}."""
+        return self.size * self.size * math.pi / {index + 2}
+
+    def perimeter(self) -> float:
+        """Return the perimeter of the {lower}."""
+        return self.size * self.sides
+
+    def scaled(self, factor: float) -> {name}:
+        """Return a copy of the {lower} scaled by factor."""
+        if factor <= 0:
+            raise ValueError("factor must be positive")
+        return {name}(self.size * factor, self.sides)
+
+
+def largest_{lower}(items: list[{name}]) -> {name}:
+    """Return the {lower} with the largest area."""
+    if not items:
+        raise ValueError("no {lower} given")
+    return max(items, key=lambda item: item.area())
+
+
+def total_{lower}_area(items: list[{name}]) -> float:
+    """Return the sum of the areas of the {lower}s."""
+    return sum(item.area() for item in items)
+'''
+
+
+def make_user_repo(root: Path) -> Path:
+    (root / "shapes").mkdir(parents=True)
+    for i, name in enumerate(SHAPES):
+        (root / "shapes" / f"{name.lower()}.py").write_text(module_source(name, i), encoding="utf-8")
+    run("git", "init", "-q", cwd=root)
+    run("git", "add", "-A", cwd=root)
+    run("git", "commit", "-q", "-m", "shapes", cwd=root)
+    return root
+
+
+def make_pipeline_checkout(root: Path) -> Path:
+    """What a fresh clone holds: the pipeline files, the code and the template params.yaml."""
+    root.mkdir(parents=True)
+    for name in ("dvc.yaml", ".dvcignore", "params.yaml"):
+        shutil.copy2(REPO / name, root / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
+    for name in ("gitnetic", "configs", "workflow"):
+        shutil.copytree(REPO / name, root / name, ignore=ignore)
+    run("git", "init", "-q", cwd=root)
+    run("dvc", "init", "-q", cwd=root)
+    run("dvc", "config", "core.analytics", "false", cwd=root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def init_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    base = tmp_path_factory.mktemp("init-e2e")
+    user = make_user_repo(base / "myrepo")
+    checkout = make_pipeline_checkout(base / "gitnetic")
+    refused = run(sys.executable, "-m", "gitnetic", "init", "--path", str(user), cwd=checkout, ok=False)
+    init = run(
+        sys.executable, "-m", "gitnetic", "init", "--path", str(user), "--budget_minutes", "0.5", "--force",
+        cwd=checkout,
+    )  # fmt: skip
+    run("git", "add", "-A", cwd=checkout)
+    run("git", "commit", "-q", "-m", "init", cwd=checkout)
+    repro = run("dvc", "repro", cwd=checkout)
+    return {"checkout": checkout, "user": user, "refused": refused, "init": init.stdout, "repro": repro}
+
+
+def test_init_refuses_to_overwrite_the_template_without_force(init_run: dict) -> None:
+    refused = init_run["refused"]
+    assert refused.returncode == 2
+    assert "params.yaml already exists; pass --force" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_init_writes_a_plan_for_the_repository(init_run: dict) -> None:
+    checkout, printed = init_run["checkout"], init_run["init"]
+    for label in ("corpus:", "vocabulary:", "model:", "training:", "compute:"):
+        assert label in printed
+    assert "10 files" in printed and "expected train time" in printed
+    params = yaml.safe_load((checkout / "params.yaml").read_text(encoding="utf-8"))
+    assert params["corpus"]["source"] == "git" and params["corpus"]["path"] == str(init_run["user"])
+    assert params["corpus"]["exclude"] == []  # the stdlib's excludes stay with the stdlib
+    assert params["tokenizer"]["vocab_size"] == 512
+    assert params["train"]["config_path"] == "configs/gpt2-init.yaml"
+    assert params["train"]["warmup_steps"] < params["train"]["max_steps"] // 2
+    assert set(params) == {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+
+
+def test_pipeline_runs_every_stage_and_beats_the_unigram_baseline(init_run: dict) -> None:
+    checkout, repro = init_run["checkout"], init_run["repro"]
+    assert set(re.findall(r"Running stage '([\w-]+)'", repro.stdout + repro.stderr)) == STAGES
+    stats = json.loads((checkout / "data" / "corpus" / "stats.json").read_text(encoding="utf-8"))
+    assert stats["documents"]["total"] == 10
+    assert stats["documents"]["valid"] >= 1 and stats["documents"]["test"] >= 1
+    metrics = json.loads((checkout / "metrics" / "eval.json").read_text(encoding="utf-8"))
+    assert metrics["tokens"] > 0
+    assert metrics["perplexity"] < metrics["unigram_perplexity"], metrics
+    assert (checkout / "models" / "hf" / "config.json").is_file()
