@@ -1,20 +1,25 @@
-"""Stage 1: collect source files into ``{train,valid,test}.jsonl`` documents.
+"""Stage 1: collect source files (and commits) into ``{train,valid,test}.jsonl`` documents.
 
 Design choices, and why:
 
-* **Streaming.** Files are read one at a time and each record is written as soon as it is accepted;
-  only 16-byte content digests (for de-duplication) and the list of candidate paths stay in memory, so
-  peak RSS does not grow with the corpus.
-* **Deterministic.** Candidates are processed in sorted path order, so "first seen wins" de-duplication
-  and the ``max_files``/``max_bytes`` caps give the same result on every run. A file's split is a hash
-  of ``seed`` and its relative path only, so adding or removing other files never moves it between
-  splits (no train/test leakage across corpus versions). The one exception is the small-corpus floor
-  of ``gitnetic.data.splits``: a split with a non-zero ratio that the hash left empty takes one file.
-* **Lossless.** Text is decoded as strict UTF-8 and written unchanged (CRLF, tabs, BOM and all): the
-  byte-level tokenizer reproduces it byte for byte, so normalising here would silently change the data.
-* **Three sources.** ``stdlib`` (the running Python's standard library: always available, so the default
-  pipeline needs no download), ``dir`` (a directory tree) and ``git`` (a repository at a revision, read
-  with ``git ls-tree``/``git cat-file --batch`` without touching any work tree).
+* **Many sources, one corpus.** ``sources`` lists named sources (``stdlib``, ``dir``, ``git``,
+  ``git-history``; see :mod:`gitnetic.data.sources`), read in the order listed. The single-source keys
+  (``source``, ``path``, ``rev``, ``include``, ...) still work and describe one source; they then write
+  exactly what they always wrote.
+* **Streaming.** Documents are read one at a time and each record is written as soon as it is accepted;
+  only 16-byte content digests (exact de-duplication), near-duplicate signatures of kept documents (see
+  :mod:`gitnetic.data.neardup` for the bound) and the candidate paths of one source stay in memory.
+* **Deterministic.** Sources in listed order, candidates in sorted path (or commit) order, so "first
+  seen wins" de-duplication and the ``max_files``/``max_bytes`` caps give the same result on every run.
+  A document's split is a hash of ``seed`` and its relative path (or commit id) only, so adding or
+  removing other files never moves it between splits (no train/test leakage across corpus versions).
+  The one exception is the small-corpus floor of ``gitnetic.data.splits``: a split with a non-zero
+  ratio that the hash left empty takes one document.
+* **Clean before split.** Quality filters (:mod:`gitnetic.data.filters`), secret/e-mail redaction
+  (:mod:`gitnetic.data.redact`), exact and near-duplicate removal all run before a split is assigned,
+  so the same code never lands in both train and test. Every drop is counted per source and reason.
+* **Lossless otherwise.** Text is decoded as strict UTF-8 and written unchanged (CRLF, tabs, BOM and
+  all) apart from redaction placeholders: the byte-level tokenizer reproduces it byte for byte.
 """
 
 from __future__ import annotations
@@ -23,28 +28,30 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import re
 import shutil
-import subprocess
 import sys
-import sysconfig
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open
+from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
+from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
+from gitnetic.data.sources import SourceParams, open_source
+from gitnetic.data.sources.git_history import HISTORY_SKIPS
+from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
 from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
 
 __all__ = [
     "SPLITS",
     "CorpusParams",
     "CorpusStats",
+    "SourceParams",
     "SourceScan",
     "assign_split",
     "collect_corpus",
@@ -57,21 +64,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BINARY_SNIFF_BYTES = 8192
-# Version-control internals are never source code, and walking them is slow on big repositories.
-_ALWAYS_PRUNED_DIRS = frozenset({".git", ".hg", ".svn"})
-# The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
-# IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
-# (a user's own repository keeps its tests/ unless --exclude says otherwise).
-_STDLIB_EXCLUDES = (
-    "site-packages/**",
-    "dist-packages/**",
-    "**/__pycache__/**",
-    "test/**",
-    "**/tests/**",
-    "idlelib/**",
-    "turtledemo/**",
-    "lib2to3/**",
-)
+SKIP_REASONS = ("binary", "non_utf8", "too_large", "duplicate", "near_duplicate", "empty", "unreadable")
 
 
 @dataclass
@@ -107,7 +100,7 @@ class CorpusParams(DataclassBase):
         default_factory=list,
         metadata={
             "help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'build/**'. "
-            "Source stdlib always leaves out " + ", ".join(_STDLIB_EXCLUDES) + "."
+            "Source stdlib always leaves out " + ", ".join(STDLIB_EXCLUDES) + "."
         },
     )
     max_file_bytes: int = field(
@@ -140,6 +133,59 @@ class CorpusParams(DataclassBase):
     seed: int = field(
         default=0, metadata={"help": "Salt of the path hash that assigns splits; change it to re-draw them."}
     )
+    sources: list[dict] = field(
+        default_factory=list,
+        metadata={
+            "help": "Several named sources in one corpus, read in this order (params.yaml: a list of "
+            "mappings; flag: one YAML mapping per source, e.g. '{name: code, type: dir, path: src}'). "
+            "Keys per source: name, type (stdlib|dir|git|git-history), path, rev, rev_range, max_commits, "
+            "no_merges, max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes (see "
+            "docs/corpus.md). When set, the single-source keys source/path/rev/include/exclude/max_* are "
+            "not used."
+        },
+    )
+    quality_filters: bool = field(
+        default=True,
+        metadata={"help": "Drop lock files, minified bundles and files failing the line/alnum checks below."},
+    )
+    max_line_length: int = field(
+        default=1000, metadata={"help": "Quality filter: drop documents with a longer line; 0 = off."}
+    )
+    max_mean_line_length: float = field(
+        default=100.0,
+        metadata={"help": "Quality filter: drop documents whose mean line length is above; 0 = off."},
+    )
+    min_alnum_fraction: float = field(
+        default=0.25,
+        metadata={"help": "Quality filter: drop documents with fewer letters/digits per character; 0 = off."},
+    )
+    drop_generated: bool = field(
+        default=True,
+        metadata={
+            "help": "Quality filter: drop files whose first 5 lines say 'auto-generated', 'do not edit', "
+            "'@generated', ... (with --quality_filters)."
+        },
+    )
+    redact_secrets: bool = field(
+        default=True,
+        metadata={
+            "help": "Replace private keys, access keys, tokens and URL passwords with <KEY>/<PASSWORD>/..."
+        },
+    )
+    redact_emails: bool = field(default=True, metadata={"help": "Replace e-mail addresses with <EMAIL>."})
+    near_dedup: bool = field(
+        default=True,
+        metadata={"help": "Drop near-duplicates (MinHash + LSH over word n-grams), first copy kept."},
+    )
+    near_dedup_threshold: float = field(
+        default=0.85,
+        metadata={"help": "Near-dedup: estimated Jaccard similarity at which a copy is dropped."},
+    )
+    near_dedup_ngram: int = field(default=5, metadata={"help": "Near-dedup: words per shingle."})
+    near_dedup_num_perm: int = field(default=128, metadata={"help": "Near-dedup: MinHash permutations."})
+    near_dedup_library: Literal["rensa", "datasketch"] = field(
+        default="rensa", metadata={"help": "Near-dedup: MinHash/LSH library (bench/corpus.py compares them)."}
+    )
     out_dir: str = field(
         default="data/corpus",
         metadata={"help": "Output folder for train.jsonl, valid.jsonl, test.jsonl and stats.json."},
@@ -167,21 +213,59 @@ class CorpusParams(DataclassBase):
         # a YAML scalar ("include: '**/*.py'") means one pattern, not a list of characters
         self.include = [self.include] if isinstance(self.include, str) else list(self.include)
         self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
+        if isinstance(self.sources, dict | str):
+            self.sources = [self.sources]
+        self._sources = [SourceParams.parse(value, i) for i, value in enumerate(self.sources or [])]
+        names = [s.name for s in self._sources]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"corpus.sources: names must be unique, {dup} appear more than once")
+        if self._sources and (self.path or self.source != "stdlib"):
+            raise ConfigError(
+                "corpus: give either 'sources' (a list) or the single-source keys source/path, not both; "
+                "move source/path into a sources entry"
+            )
+        if self.near_dedup_library not in ("rensa", "datasketch"):
+            raise ConfigError(
+                f"unknown near_dedup_library {self.near_dedup_library!r}; use rensa or datasketch"
+            )
+
+    def source_list(self) -> list[SourceParams]:
+        """The sources to read: ``sources``, or the one the single-source keys describe."""
+        if self._sources:
+            return list(self._sources)
+        return [
+            SourceParams(
+                name=self.source,
+                type=self.source,
+                path=self.path,
+                rev=self.rev,
+                include=self.include,
+                exclude=self.exclude,
+                max_file_bytes=self.max_file_bytes,
+                max_files=self.max_files,
+                max_bytes=self.max_bytes,
+            )
+        ]
+
+
+def _zero(keys: tuple[str, ...]) -> dict[str, int]:
+    return dict.fromkeys(keys, 0)
 
 
 @dataclass
-class CorpusStats:
-    """What :func:`collect_corpus` kept and skipped; also written to ``stats.json``."""
+class SourceStats:
+    """Per-source counts (``stats.json`` -> ``sources.<name>``)."""
 
-    source: str
-    out_dir: str
-    documents: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SPLITS, 0))
-    skipped: dict[str, int] = field(
-        default_factory=lambda: dict.fromkeys(
-            ("binary", "non_utf8", "too_large", "duplicate", "empty", "unreadable"), 0
-        )
-    )
+    type: str
+    label: str
+    commit: str | None = None  # the resolved commit of a git / git-history source
+    documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
+    bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
+    skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
+    filtered: dict[str, int] = field(default_factory=lambda: _zero(FILTER_REASONS))
+    redacted: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, int] = field(default_factory=dict)
     files_matched: int = 0
     files_not_collected: int = 0
     stopped_by: str | None = None
@@ -194,203 +278,58 @@ class CorpusStats:
     def total_bytes(self) -> int:
         return sum(self.bytes.values())
 
-    def to_dict(self) -> dict:
-        out = asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        out = dict(vars(self))
         out["documents"] = {**self.documents, "total": self.total_documents}
         out["bytes"] = {**self.bytes, "total": self.total_bytes}
+        out["redacted"] = dict(sorted(self.redacted.items()))
+        out["languages"] = dict(sorted(self.languages.items()))
         return out
 
 
-class _Candidate(NamedTuple):
-    path: str  # relative, '/'-separated: what the split hash and the record's "path" use
-    size: int
-    read: Callable[[], bytes]
+@dataclass
+class CorpusStats:
+    """What :func:`collect_corpus` kept and skipped, overall and per source; written to ``stats.json``."""
 
+    source: str
+    out_dir: str
+    documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
+    bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
+    skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
+    files_matched: int = 0
+    files_not_collected: int = 0
+    stopped_by: str | None = None
+    sources: dict[str, SourceStats] = field(default_factory=dict)
 
-# ---------------------------------------------------------------------------------------------- globs
-def _glob_regex(pattern: str) -> str:
-    """Translate one glob to a regex over '/'-separated relative paths ('*' stays within a folder)."""
-    pattern = pattern.strip().lstrip("/")
-    if pattern.startswith("./"):
-        pattern = pattern[2:]
-    if "/" not in pattern:
-        pattern = "**/" + pattern  # like .gitignore: a bare name matches at any depth
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1 : end]
-            body = "^" + body[1:] if body.startswith("!") else body
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return "".join(out)
+    @property
+    def total_documents(self) -> int:
+        return sum(self.documents.values())
 
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
 
-def compile_globs(patterns: Sequence[str]) -> Callable[[str], bool]:
-    """Return ``match(relpath)``: True when any of ``patterns`` matches the whole relative path."""
-    if not patterns:
-        return lambda _path: False
-    try:
-        regex = re.compile("|".join(f"(?:{_glob_regex(p)})" for p in patterns) + r"\Z", re.DOTALL)
-    except re.error as exc:
-        raise ConfigError(f"bad glob pattern in {list(patterns)} ({exc}); fix --include/--exclude") from None
-    return lambda path: regex.match(path) is not None
+    def _sum(self, attr: str) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for src in self.sources.values():
+            total.update(getattr(src, attr))
+        return dict(sorted(total.items()))
 
-
-def _dir_pruner(patterns: Sequence[str]) -> Callable[[str], bool]:
-    """Folders that an ``X/**`` exclude removes entirely need not be walked at all."""
-    prefixes = [p.strip().lstrip("/")[:-3] for p in patterns if p.strip().endswith("/**")]
-    return compile_globs([p for p in prefixes if p])
-
-
-# ------------------------------------------------------------------------------------------- sources
-def _display(path: str) -> str:
-    # os.walk/git may hand back non-UTF-8 names (surrogate-escaped); JSON output must stay valid UTF-8.
-    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def _read_file(path: str) -> Callable[[], bytes]:
-    return lambda: Path(path).read_bytes()
-
-
-def _dir_candidates(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[_Candidate]:
-    if not root.exists():
-        raise CorpusError(f"source folder {root} does not exist; pass --path to an existing folder")
-    if not root.is_dir():
-        raise CorpusError(f"source {root} is not a folder; pass --path to a folder (or --source git)")
-    included, excluded, pruned = compile_globs(include), compile_globs(exclude), _dir_pruner(exclude)
-    found: list[_Candidate] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = [d for d in dirnames if d not in _ALWAYS_PRUNED_DIRS and not pruned(rel_dir + d)]
-        for name in filenames:
-            rel = rel_dir + name
-            if not included(rel) or excluded(rel):
-                continue
-            full = os.path.join(dirpath, name)
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue  # vanished while walking
-            if not os.path.isfile(full) or os.path.islink(full):
-                continue  # symlinks could point outside the tree or duplicate files
-            found.append(_Candidate(_display(rel), st.st_size, _read_file(full)))
-    found.sort(key=lambda c: c.path)
-    return found
-
-
-def _run_git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-        )
-    except FileNotFoundError:
-        raise CorpusError("git is not installed or not on PATH; install git to use --source git") from None
-
-
-def _git_error_line(proc: subprocess.CompletedProcess[bytes]) -> str:
-    lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    return lines[0] if lines else f"exit status {proc.returncode}"
-
-
-@contextlib.contextmanager
-def _git_candidates(
-    repo: Path, rev: str, include: Sequence[str], exclude: Sequence[str]
-) -> Iterator[tuple[str, list[_Candidate]]]:
-    """Yield ``(commit, candidates)``; blobs are read through one long-lived ``git cat-file --batch``."""
-    if not repo.is_dir():
-        raise CorpusError(
-            f"git repository {repo} does not exist; pass --path to a git work tree or bare repo"
-        )
-    proc = _run_git(repo, "rev-parse", "--git-dir")
-    if proc.returncode != 0:
-        raise CorpusError(f"{repo} is not a git repository ({_git_error_line(proc)}); pass --path to one")
-    proc = _run_git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-    if proc.returncode != 0:
-        raise CorpusError(
-            f"revision {rev!r} not found in git repository {repo}; pass --rev as an existing branch, tag or commit"
-        )
-    commit = proc.stdout.decode().strip()
-    proc = _run_git(repo, "ls-tree", "-r", "-l", "-z", commit)
-    if proc.returncode != 0:
-        raise CorpusError(f"cannot list {rev!r} in git repository {repo} ({_git_error_line(proc)})")
-    included, excluded = compile_globs(include), compile_globs(exclude)
-    entries: list[tuple[str, int, str]] = []
-    for raw in proc.stdout.split(b"\0"):
-        if not raw:
-            continue
-        meta, _, raw_path = raw.partition(b"\t")
-        mode, kind, sha, size = meta.split()
-        if kind != b"blob" or mode == b"120000":
-            continue  # submodules ("commit") and symlinks carry no source text
-        rel = _display(os.fsdecode(raw_path))
-        if included(rel) and not excluded(rel):
-            entries.append((rel, int(size), sha.decode()))
-    entries.sort()
-    with subprocess.Popen(
-        ["git", "-C", str(repo), "cat-file", "--batch"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-    ) as cat:
-        assert cat.stdin is not None and cat.stdout is not None
-        stdin, stdout = cat.stdin, cat.stdout
-
-        def reader(sha: str) -> Callable[[], bytes]:
-            def read() -> bytes:
-                stdin.write(sha.encode() + b"\n")
-                stdin.flush()
-                header = stdout.readline().split()
-                if len(header) != 3:
-                    raise CorpusError(f"git cat-file could not read blob {sha} of {repo}@{rev}")
-                data = stdout.read(int(header[2]))
-                stdout.read(1)  # the newline after each object
-                return data
-
-            return read
-
-        try:
-            yield commit, [_Candidate(rel, size, reader(sha)) for rel, size, sha in entries]
-        finally:
-            stdin.close()
-
-
-@contextlib.contextmanager
-def _open_source(params: CorpusParams) -> Iterator[tuple[str, str, list[_Candidate]]]:
-    """Yield ``(label, description, candidates)`` for the configured source."""
-    if params.source == "stdlib":
-        root = Path(sysconfig.get_paths()["stdlib"])
-        version = ".".join(map(str, sys.version_info[:3]))
-        cands = _dir_candidates(root, params.include, [*_STDLIB_EXCLUDES, *params.exclude])
-        yield f"stdlib:python{version}", f"the Python {version} standard library ({root})", cands
-    elif params.source == "dir":
-        assert params.path is not None
-        root = Path(params.path).expanduser()
-        yield f"dir:{params.path}", f"folder {root}", _dir_candidates(root, params.include, params.exclude)
-    else:
-        assert params.path is not None
-        repo = Path(params.path).expanduser()
-        with _git_candidates(repo, params.rev, params.include, params.exclude) as (commit, cands):
-            yield (
-                f"git:{params.path}@{commit}",
-                f"git repository {repo} at {params.rev} ({commit[:12]})",
-                cands,
-            )
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "out_dir": self.out_dir,
+            "documents": {**self.documents, "total": self.total_documents},
+            "bytes": {**self.bytes, "total": self.total_bytes},
+            "skipped": self.skipped,
+            "filtered": {k: sum(s.filtered[k] for s in self.sources.values()) for k in FILTER_REASONS},
+            "redacted": self._sum("redacted"),
+            "languages": self._sum("languages"),
+            "files_matched": self.files_matched,
+            "files_not_collected": self.files_not_collected,
+            "stopped_by": self.stopped_by,
+            "sources": {name: src.to_dict() for name, src in self.sources.items()},
+        }
 
 
 # ---------------------------------------------------------------------------------------------- scan
@@ -406,103 +345,222 @@ class SourceScan:
 def scan_source(params: CorpusParams) -> SourceScan:
     """Count the files and bytes the corpus stage would consider, from sizes only (nothing is read).
 
-    Applies ``include``/``exclude``, ``max_file_bytes``, ``max_files`` and ``max_bytes`` in the same
-    sorted order as :func:`collect_corpus`; binary, non-UTF-8, empty and duplicate files are not detected
-    (that needs reading them), so the counts are an upper bound used for sizing a run (``init``).
+    Applies each source's ``include``/``exclude``, ``max_file_bytes``, ``max_files`` and ``max_bytes``
+    in the same order as :func:`collect_corpus`; binary, non-UTF-8, empty, duplicate and filtered files
+    are not detected (that needs reading them), so the counts are an upper bound used for sizing a run
+    (``init``). A git-history source is counted by its commit documents (which are read).
     """
-    with _open_source(params) as (_label, description, candidates):
-        files = total = 0
-        for cand in candidates:
-            if params.max_files and files >= params.max_files:
-                break
-            if params.max_file_bytes and cand.size > params.max_file_bytes:
-                continue
-            if cand.size == 0:
-                continue
-            if params.max_bytes and total + cand.size > params.max_bytes:
-                break
-            files += 1
-            total += cand.size
-    return SourceScan(description=description, files=files, bytes=total)
+    descriptions, files, total = [], 0, 0
+    for spec in params.source_list():
+        with open_source(spec) as opened:
+            descriptions.append(opened.description)
+            kept = size = 0
+            for cand in opened.candidates:
+                if spec.max_files and kept >= spec.max_files:
+                    break
+                if spec.max_file_bytes and cand.size > spec.max_file_bytes:
+                    continue
+                if cand.size == 0:
+                    continue
+                if spec.max_bytes and size + cand.size > spec.max_bytes:
+                    break
+                kept += 1
+                size += cand.size
+        files, total = files + kept, total + size
+    return SourceScan(description="; ".join(descriptions), files=files, bytes=total)
 
 
 # ------------------------------------------------------------------------------------------- collect
-def collect_corpus(params: CorpusParams) -> CorpusStats:
-    """Collect, filter, de-duplicate and split source files into ``params.out_dir`` (see module doc)."""
-    from tqdm.auto import tqdm
+class _Kept(NamedTuple):
+    path: str  # the split key: relative path or commit id
+    split: str
+    line: int  # index of its record in that split's file
+    size: int
+    source: str
 
+
+class _Cleaner:
+    """Filters, redaction and de-duplication shared by all sources of one corpus run (in that order)."""
+
+    def __init__(self, params: CorpusParams) -> None:
+        self.quality = (
+            QualityFilter(
+                params.max_line_length,
+                params.max_mean_line_length,
+                params.min_alnum_fraction,
+                params.drop_generated,
+            )
+            if params.quality_filters
+            else None
+        )
+        self.redactor = None
+        if params.redact_secrets or params.redact_emails:
+            from gitnetic.data.redact import Redactor
+
+            self.redactor = Redactor(secrets=params.redact_secrets, emails=params.redact_emails)
+        self.near = None
+        if params.near_dedup:
+            from gitnetic.data.neardup import NearDuplicateIndex
+
+            self.near = NearDuplicateIndex(
+                params.near_dedup_threshold,
+                params.near_dedup_ngram,
+                params.near_dedup_num_perm,
+                params.near_dedup_library,
+            )
+        self.seen: set[bytes] = set()
+        self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
+        self.index_near = True  # False when no source left to read is cleaned: signatures would go unused
+
+
+def collect_corpus(params: CorpusParams) -> CorpusStats:
+    """Collect, filter, redact, de-duplicate and split documents into ``params.out_dir`` (see module doc)."""
     out_dir = Path(params.out_dir)
-    with _open_source(params) as (label, description, candidates), contextlib.ExitStack() as stack:
-        stats = CorpusStats(source=label, out_dir=str(out_dir), files_matched=len(candidates))
+    sources = params.source_list()
+    single = not params._sources
+    cleaner = _Cleaner(params)
+    stats = CorpusStats(source="", out_dir=str(out_dir))
+    kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
+    with contextlib.ExitStack() as stack:
         writers = {
             split: stack.enter_context(
                 atomic_open(out_dir / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
             )
             for split in SPLITS
         }
-        seen: set[bytes] = set()
-        kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
-        bar = stack.enter_context(tqdm(candidates, desc="corpus", unit="file", disable=None, file=sys.stderr))
-        for index, cand in enumerate(bar):
-            if params.max_files and stats.total_documents >= params.max_files:
-                stats.stopped_by, stats.files_not_collected = "max_files", len(candidates) - index
-                break
-            if params.max_file_bytes and cand.size > params.max_file_bytes:
-                stats.skipped["too_large"] += 1
-                continue
-            try:
-                data = cand.read()
-            except OSError:  # permissions, or the file vanished since the walk
-                stats.skipped["unreadable"] += 1
-                continue
-            if b"\0" in data[:BINARY_SNIFF_BYTES]:
-                stats.skipped["binary"] += 1
-                continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                stats.skipped["non_utf8"] += 1
-                continue
-            if not text.strip():
-                stats.skipped["empty"] += 1
-                continue
-            digest = hashlib.blake2b(data, digest_size=16).digest()
-            if digest in seen:
-                stats.skipped["duplicate"] += 1
-                continue
-            if params.max_bytes and stats.total_bytes + len(data) > params.max_bytes:
-                stats.stopped_by, stats.files_not_collected = "max_bytes", len(candidates) - index
-                break
-            seen.add(digest)
-            split = assign_split(cand.path, params.valid_ratio, params.test_ratio, params.seed)
-            record = {"text": text, "path": cand.path, "source": label}
-            writers[split].write(json.dumps(record, ensure_ascii=False) + "\n")
-            kept.append(_Kept(cand.path, split, stats.documents[split], len(data)))
-            stats.documents[split] += 1
-            stats.bytes[split] += len(data)
-        _check_not_empty(stats, params, description)
+        descriptions = []
+        for position, spec in enumerate(sources):
+            cleaner.index_near = any(s.clean for s in sources[position:])
+            drop_path = is_lock_file if params.quality_filters and spec.clean else None
+            with open_source(spec, drop_path) as opened:
+                src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+                stats.sources[spec.name] = src
+                descriptions.append(opened.description)
+                _collect_source(
+                    kept,
+                    spec,
+                    opened,
+                    src,
+                    cleaner,
+                    writers,
+                    params,
+                    label=opened.label if single else spec.name,
+                )
+                for key, n in opened.skipped.items():
+                    src.skipped[key] = n
+        stats.source = next(iter(stats.sources.values())).label if single else ",".join(stats.sources)
+        for src in stats.sources.values():
+            for split in SPLITS:
+                stats.documents[split] += src.documents[split]
+                stats.bytes[split] += src.bytes[split]
+            for key in SKIP_REASONS:
+                stats.skipped[key] += src.skipped[key]
+            stats.files_matched += src.files_matched
+            stats.files_not_collected += src.files_not_collected
+            stats.stopped_by = stats.stopped_by or src.stopped_by
+        _check_not_empty(stats, params, "; ".join(descriptions))
         _fill_empty_splits(kept, writers, stats, params)
     with atomic_open(out_dir / "stats.json", "w", encoding="utf-8") as fh:
         json.dump(stats.to_dict(), fh, indent=2)
         fh.write("\n")
-    _log_summary(stats, params, description)
+    _log_summary(stats, params, "; ".join(descriptions))
     return stats
 
 
-class _Kept(NamedTuple):
-    path: str
-    split: str
-    line: int  # index of its record in that split's file
-    size: int
+def _collect_source(
+    kept: list[_Kept],
+    spec: SourceParams,
+    opened: Any,
+    src: SourceStats,
+    cleaner: _Cleaner,
+    writers: dict[str, Any],
+    params: CorpusParams,
+    label: str,
+) -> None:
+    from tqdm.auto import tqdm
+
+    total = opened.count
+    src.files_matched = total or 0
+    bar = tqdm(
+        opened.candidates, total=total, desc=f"corpus {spec.name}", unit="doc", disable=None, file=sys.stderr
+    )
+    index = 0
+    with bar:
+        for index, cand in enumerate(bar):  # noqa: B007 (index is read after the loop)
+            if spec.max_files and src.total_documents >= spec.max_files:
+                src.stopped_by = "max_files"
+                break
+            if spec.max_file_bytes and cand.size > spec.max_file_bytes:
+                src.skipped["too_large"] += 1
+                continue
+            try:
+                data = cand.read()
+            except OSError:  # permissions, or the file vanished since the walk
+                src.skipped["unreadable"] += 1
+                continue
+            if b"\0" in data[:BINARY_SNIFF_BYTES]:
+                src.skipped["binary"] += 1
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                src.skipped["non_utf8"] += 1
+                continue
+            if not text.strip():
+                src.skipped["empty"] += 1
+                continue
+            if cleaner.quality is not None and spec.clean:
+                reason = cleaner.quality.reason(text, cand.fields.get("path"))
+                if reason:
+                    src.filtered[reason] += 1
+                    continue
+            redacted: dict[str, int] = {}
+            if cleaner.redactor is not None and spec.clean:
+                text, redacted = cleaner.redactor.redact(text)
+                if redacted:
+                    data = text.encode("utf-8")
+            digest = hashlib.blake2b(data, digest_size=16).digest()
+            if digest in cleaner.seen:
+                src.skipped["duplicate"] += 1
+                continue
+            signed = None
+            if cleaner.near is not None and cleaner.index_near:
+                match, signed = cleaner.near.find(text)
+                if match is not None and spec.clean:
+                    src.skipped["near_duplicate"] += 1
+                    continue
+            if spec.max_bytes and src.total_bytes + len(data) > spec.max_bytes:
+                src.stopped_by = "max_bytes"
+                break
+            cleaner.seen.add(digest)
+            if signed is not None:
+                cleaner.near.add(signed)
+            for kind, n in redacted.items():
+                src.redacted[kind] = src.redacted.get(kind, 0) + n
+            split = assign_split(cand.key, params.valid_ratio, params.test_ratio, params.seed)
+            record = {"text": text, **cand.fields, "source": label, "lang": cand.lang}
+            writers[split].write(json.dumps(record, ensure_ascii=False) + "\n")
+            line = cleaner.lines[split]
+            cleaner.lines[split] += 1
+            kept.append(_Kept(cand.key, split, line, len(data), spec.name))
+            src.documents[split] += 1
+            src.bytes[split] += len(data)
+            src.languages[cand.lang] = src.languages.get(cand.lang, 0) + 1
+    if src.stopped_by and total is not None:
+        src.files_not_collected = total - index
 
 
 def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str) -> None:
     """Raise before the outputs are committed, so a bad run never leaves empty splits behind."""
     if stats.total_documents == 0:
         why = _skipped_line(stats) or f"{stats.files_matched} files matched"
+        where = (
+            f"with include {params.include} and exclude {params.exclude}"
+            if not params._sources
+            else "with the include/exclude of each source"
+        )
         raise CorpusError(
-            f"no documents collected from {description} with include {params.include} and exclude "
-            f"{params.exclude} ({why}); check --path/--include/--exclude"
+            f"no documents collected from {description} {where} ({why}); check --path/--include/--exclude"
         )
 
 
@@ -540,10 +598,11 @@ def _fill_empty_splits(
                     fh.write(line)
     for path, target, line, item in sorted(moved_lines):
         writers[target].write(line)
-        stats.documents[item.split] -= 1
-        stats.bytes[item.split] -= item.size
-        stats.documents[target] += 1
-        stats.bytes[target] += item.size
+        for counts in (stats, stats.sources[item.source]):
+            counts.documents[item.split] -= 1
+            counts.bytes[item.split] -= item.size
+            counts.documents[target] += 1
+            counts.bytes[target] += item.size
         ratio = getattr(params, f"{target}_ratio", None)
         log.info(
             "corpus: the path hash put no file into %s (%s of %d files); moved %s from %s so it has one",
@@ -561,10 +620,14 @@ def _skipped_line(stats: CorpusStats) -> str:
         "non_utf8": "not UTF-8",
         "too_large": "larger than max_file_bytes",
         "duplicate": "duplicates",
+        "near_duplicate": "near-duplicates",
         "empty": "empty",
         "unreadable": "unreadable",
     }
     parts = [f"{n} {labels[k]}" for k, n in stats.skipped.items() if n]
+    filtered = sum(sum(s.filtered.values()) for s in stats.sources.values())
+    if filtered:
+        parts.append(f"{filtered} dropped by quality filters")
     return ("skipped " + ", ".join(parts)) if parts else ""
 
 
@@ -580,17 +643,31 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
         docs["valid"],
         docs["test"],
     )
-    for key, n in stats.skipped.items():
-        if n:
-            log.info("corpus: skipped %d %s file(s)", n, key.replace("_", "-"))
-    if stats.stopped_by:
-        log.info(
-            "corpus: stopped at %s=%d; %d matching file(s) not collected (raise --%s, 0 = no limit)",
-            stats.stopped_by,
-            getattr(params, stats.stopped_by),
-            stats.files_not_collected,
-            stats.stopped_by,
-        )
+    for name, src in stats.sources.items():
+        prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
+        for key, n in src.skipped.items():
+            if n:
+                log.info(
+                    "%sskipped %d %s %s",
+                    prefix,
+                    n,
+                    key.replace("_", "-"),
+                    "item(s)" if key in HISTORY_SKIPS else "file(s)",
+                )
+        for key, n in src.filtered.items():
+            if n:
+                log.info("%sdropped %d file(s) by the %s filter", prefix, n, key.replace("_", "-"))
+        for key, n in src.redacted.items():
+            log.info("%sredacted %d %s", prefix, n, key.replace("_", " "))
+        if src.stopped_by:
+            log.info(
+                "%sstopped at %s=%d; %d matching item(s) not collected (raise %s, 0 = no limit)",
+                prefix,
+                src.stopped_by,
+                getattr(params.source_list()[list(stats.sources).index(name)], src.stopped_by),
+                src.files_not_collected,
+                src.stopped_by,
+            )
 
 
 def _human_bytes(n: int) -> str:

@@ -48,6 +48,14 @@ class _Truncated(Dataset):
         return np.asarray(self.dataset[index][: self.max_length], dtype=np.int64)
 
 
+class _Blend:
+    """Datasets of a weighted prefix, with their normalised weights (planned by ``_plan_blend``)."""
+
+    def __init__(self, datasets: list[Any], weights: list[float]) -> None:
+        self.datasets, self.weights = datasets, weights
+        self.num_tokens = sum(d.num_tokens for d in datasets)
+
+
 class _ResumableDataLoader(DataLoader):
     """A DataLoader Lightning recognises as stateful, so its resume position lands in checkpoints.
 
@@ -76,12 +84,17 @@ class TransformerDataModule(LightningDataModule):
         train_data_prefix: str | None = field(
             default=None,
             metadata={
-                "help": "Train shards written by 'gitnetic preprocess', without .bin/.idx (e.g. data/bin/train)."
+                "help": "Train shards written by 'gitnetic preprocess', without .bin/.idx (e.g. data/bin/train), "
+                "or a weighted blend in Megatron's form '0.7 data/bin/code/train 0.3 data/bin/commits/train' "
+                "(sampled by weight, deterministic from --seed; see gitnetic/data/blend.py)."
             },
         )
         val_data_prefix: str | None = field(
             default=None,
-            metadata={"help": "Validation shards prefix (e.g. data/bin/valid); no validation if unset."},
+            metadata={
+                "help": "Validation shards prefix (e.g. data/bin/valid), or a weighted blend like "
+                "--train_data_prefix; no validation if unset."
+            },
         )
         max_tokens: int | None = field(
             default=None,
@@ -173,21 +186,31 @@ class TransformerDataModule(LightningDataModule):
             self.val_dataset = self._open(p.val_data_prefix, "validation")
 
     @staticmethod
-    def _open(prefix: str, what: str) -> Any:
+    def _open(spec: str, what: str) -> Any:
+        """One prefix -> its IndexedDataset; a weighted blend -> a :class:`_Blend` of them."""
         # a missing or corrupt prefix raises ShardError (a DataError) saying to run preprocess
+        from gitnetic.data.blend import parse_blend
         from gitnetic.data.indexed import IndexedDataset
 
-        dataset = IndexedDataset(prefix)
-        if dataset.num_tokens == 0:
-            raise DataError(
-                f"{what} shards at {prefix} hold no tokens; re-run preprocess on a non-empty corpus"
-            )
-        return dataset
+        blend = parse_blend(spec)
+        datasets = []
+        for _, prefix in blend:
+            dataset = IndexedDataset(prefix)
+            if dataset.num_tokens == 0:
+                raise DataError(
+                    f"{what} shards at {prefix} hold no tokens; re-run preprocess on a non-empty corpus"
+                )
+            datasets.append(dataset)
+        if len(blend) == 1:
+            return datasets[0]
+        return _Blend(datasets, [w for w, _ in blend])
 
     # ------------------------------------------------------------------ planning
     def _plan(self, dataset: Any, shuffle: bool) -> tuple[Dataset, Any]:
         """The Dataset the DataLoader indexes and ``epoch -> batches`` over its indices."""
         p = self.params
+        if isinstance(dataset, _Blend):
+            return self._plan_blend(dataset, shuffle)
         if p.packing:
             blocks = PackedBlocks(dataset, p.max_length)
             caps = [c for c in (p.batch_size, p.max_tokens // p.max_length if p.max_tokens else None) if c]
@@ -206,6 +229,43 @@ class TransformerDataModule(LightningDataModule):
             fixed = batches(0)
             return _Truncated(dataset, p.max_length), lambda epoch: fixed
         return _Truncated(dataset, p.max_length), batches
+
+    def _plan_blend(self, blend: _Blend, shuffle: bool) -> tuple[Dataset, Any]:
+        """Blend by weight (``blend_samples``), then cut into packed or ``max_tokens`` batches."""
+        from gitnetic.data.blend import ConcatTokens, blend_samples
+
+        p = self.params
+        if p.packing:
+            parts = [PackedBlocks(d, p.max_length) for d in blend.datasets]
+            caps = [c for c in (p.batch_size, p.max_tokens // p.max_length if p.max_tokens else None) if c]
+            batch_size = min(caps)
+        else:
+            parts = blend.datasets
+        concat = ConcatTokens(parts)
+        counts = concat.counts
+        sizes = None if p.packing else concat.sizes
+        max_tokens = p.max_tokens if p.max_tokens is not None else (p.batch_size or 1) * p.max_length
+
+        def batches(epoch: int) -> list[np.ndarray]:
+            samples = blend_samples(counts, blend.weights, p.seed, epoch, shuffle=shuffle)
+            if p.packing:
+                return np.array_split(samples, np.arange(batch_size, len(samples), batch_size))
+            planned = max_tokens_batches(
+                sizes[samples],
+                max_tokens,
+                p.max_length,
+                p.batch_size,
+                seed=p.seed,
+                epoch=epoch,
+                shuffle=shuffle,
+            )
+            return [samples[b] for b in planned]
+
+        dataset: Any = concat if p.packing else _Truncated(concat, p.max_length)
+        if not shuffle:
+            fixed = batches(0)
+            return dataset, lambda epoch: fixed
+        return dataset, batches
 
     def _world(self) -> tuple[int, int]:
         trainer = self.trainer

@@ -25,7 +25,7 @@ def records(out_dir: Path) -> dict[str, dict]:
     found = {}
     for split in SPLITS:
         for rec in iter_jsonl(out_dir / f"{split}.jsonl"):
-            assert set(rec) == {"text", "path", "source"}
+            assert set(rec) == {"text", "path", "source", "lang"}
             found[rec["path"]] = {**rec, "split": split}
     return found
 
@@ -118,6 +118,7 @@ def test_skips_binary_non_utf8_too_large_empty_and_duplicates(tmp_path: Path) ->
         "non_utf8": 1,
         "too_large": 1,
         "duplicate": 1,
+        "near_duplicate": 0,
         "empty": 2,
         "unreadable": 0,
     }
