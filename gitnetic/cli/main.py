@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gitnetic.cli.train", "train a task (e.g. transformer-task) with Lightning"),
     "evaluate": ("gitnetic.cli.evaluate", "held-out loss/perplexity of a checkpoint, as JSON"),
     "export": ("gitnetic.cli.export", "convert a checkpoint into a from_pretrained-ready HF folder"),
+    "generate": ("gitnetic.cli.generate", "complete or infill code with a trained model (streamed)"),
 }
 
 

@@ -63,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             yield text
 
     tokenizer = train_tokenizer(counted(), cli.out_dir, params)
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in params.special_tokens]
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in params.all_special_tokens()]
     print(
         f"trained tokenizer: vocab size {len(tokenizer)} ({len(ids)} special tokens, ids {ids}) on "
         f"{seen['docs']} documents / {seen['bytes']:,} bytes of {train_file}; saved to {cli.out_dir}"

@@ -84,6 +84,8 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         _align_objective(module_params, model_config)
 
         module = TransformerModule(model=model, tokenizer=tokenizer, params=module_params)
+        if getattr(datamodule_params, "fim_rate", 0) and module.objective != "clm":
+            raise TaskError("--fim_rate is for causal LMs; set --fim_rate 0 to train a masked LM")
         datamodule = TransformerDataModule(tokenizer=tokenizer, params=datamodule_params)
         return cls(tokenizer, module, datamodule)
 
