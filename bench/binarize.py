@@ -36,9 +36,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gitnetic.cli import preprocess as pp  # noqa: E402
+from gitnetic.data import binarize as pp  # noqa: E402
 from gitnetic.data.encoder import available_cpus, build_encoder  # noqa: E402
 from gitnetic.data.indexed import IndexedDataset  # noqa: E402
+from gitnetic.data.tokenizer import load_backend_tokenizer  # noqa: E402
 
 
 def stdlib_texts() -> list[tuple[str, str]]:
@@ -76,7 +77,7 @@ def prepare(cache: Path, scales: list[int]) -> tuple[dict[int, Path], Path]:
 
 
 def run_raw(tok_dir: Path, texts: list[str], workers: int) -> tuple[float, int, str]:
-    encoder = build_encoder(pp.load_backend_tokenizer(tok_dir), "auto", num_threads=workers)
+    encoder = build_encoder(load_backend_tokenizer(tok_dir), "auto", num_threads=workers)
     t = time.perf_counter()
     ids = encoder.encode_batch(texts)
     secs = time.perf_counter() - t
@@ -106,7 +107,7 @@ def run_megatron(tok_dir: Path, corpus: Path, prefix: Path) -> float:
         from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
 
     t = time.perf_counter()
-    tok = pp.load_backend_tokenizer(tok_dir)
+    tok = load_backend_tokenizer(tok_dir)
     tok.encode_special_tokens = True  # same ids as the others (literal "</s>" stays text)
     eos = tok.token_to_id("</s>")
     builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=np.uint16)

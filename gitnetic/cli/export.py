@@ -13,8 +13,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from gitnetic.cli.checkpoint_params import TrainedModelParams
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.training.checkpoint_params import TrainedModelParams
 
 DESCRIPTION = (
     "Convert a training checkpoint into a from_pretrained-ready Hugging Face folder (model + tokenizer)."
@@ -35,7 +35,7 @@ class ExportParams(TrainedModelParams):
 def export(params: ExportParams) -> dict[str, object]:
     """Write the folder; returns what was exported (also saved as ``gitnetic_export.json``)."""
     from gitnetic.common.io import atomic_dir
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     model, tokenizer, model_config, ckpt = load_trained_model(
         params.checkpoint, params.config_path, params.tokenizer_path

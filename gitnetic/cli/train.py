@@ -14,9 +14,9 @@ from typing import Any
 
 from gitnetic.common.dataclass_argparse import (
     DataclassArgumentParser,
-    _split_config_arg,
     get_params_item,
     load_yaml_section,
+    split_config_arg,
 )
 from gitnetic.common.errors import ConfigError
 
@@ -41,7 +41,7 @@ def _phase_one(argv: Sequence[str]) -> Namespace:
     known, _ = pre.parse_known_args(list(argv))
     # params.yaml:train may choose the task and plugins too; the command line wins.
     for spec in known.config:
-        values = load_yaml_section(*_split_config_arg(spec))
+        values = load_yaml_section(*split_config_arg(spec))
         if known.task is None and values.get("task"):
             known.task = str(values["task"])
         extra = values.get("include_package") or values.get("include-package") or []

@@ -122,13 +122,19 @@ def load_yaml_section(path: str | Path, section: str | None = None) -> dict[str,
     return data
 
 
-def _split_config_arg(value: str) -> tuple[str, str | None]:
-    # ``file.yaml:section`` — but keep Windows-style ``C:\...`` and plain names intact.
+def split_config_arg(value: str) -> tuple[str, str | None]:
+    """``FILE[:SECTION]`` (a ``--config`` value) -> ``(file, section or None)``.
+
+    Windows-style ``C:\\...`` and plain names stay intact.
+    """
     if ":" in value:
         head, _, tail = value.rpartition(":")
         if head and tail and not tail.startswith(("\\", "/")):
             return head, tail
     return value, None
+
+
+_split_config_arg = split_config_arg  # the old private name
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -321,7 +327,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
         defaults: dict[str, Any] = {}
         for spec in known.config:
-            path, section = _split_config_arg(spec)
+            path, section = split_config_arg(spec)
             values = load_yaml_section(path, section)
             for key, value in values.items():
                 if not isinstance(key, str):

@@ -29,6 +29,7 @@ from gitnetic.common.io import output_file_mode
 
 __all__ = [
     "DTYPE_CODES",
+    "HEADER",
     "HEADER_SIZE",
     "MAGIC",
     "VERSION",
@@ -36,14 +37,17 @@ __all__ = [
     "IndexedDatasetBuilder",
     "ShardError",
     "best_dtype",
+    "shard_glob",
     "shard_prefix",
     "shard_prefixes",
 ]
 
 MAGIC = b"MMIDIDX\x00\x00"
 VERSION = 1
+# The .idx header, the one place its layout is written down (read and written through it):
 # magic (9) + version <Q (8) + dtype code <B (1) + sequence count <Q (8) + document-index length <Q (8)
-HEADER_SIZE = 34
+HEADER = struct.Struct("<9sQBQQ")
+HEADER_SIZE = HEADER.size  # 34
 
 # The dtype codes of fairseq/Megatron (``DType`` in megatron.core.datasets.indexed_dataset).
 DTYPE_CODES: dict[int, np.dtype] = {
@@ -58,6 +62,9 @@ DTYPE_CODES: dict[int, np.dtype] = {
 }
 _CODE_OF = {dt: code for code, dt in DTYPE_CODES.items()}
 _FIX = "re-run 'python -m gitnetic preprocess' to rewrite it"
+# One shard name, spelled once: PREFIX-0000i-of-0000N (five digits each), plus its glob and regex forms.
+SHARD_NAME = "{prefix}-{index}-of-{num_shards:05d}"
+_SHARD_DIGITS = "[0-9]" * 5
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.idx$")
 # Validation walks the index in chunks so opening a huge shard needs O(chunk) scratch memory, not O(n).
 _CHUNK = 1 << 20
@@ -70,9 +77,20 @@ def best_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65_535 else np.dtype(np.int32)
 
 
-def shard_prefix(prefix: str | os.PathLike[str], index: int, num_shards: int) -> str:
-    """``PREFIX-0000i-of-0000N``: the prefix of shard ``index`` of a set of ``num_shards``."""
-    return f"{os.fspath(prefix)}-{index:05d}-of-{num_shards:05d}"
+def shard_prefix(prefix: str | os.PathLike[str], index: int | str, num_shards: int) -> str:
+    """``PREFIX-0000i-of-0000N``: the prefix of shard ``index`` of a set of ``num_shards``.
+
+    The one definition of shard names: the binarizer writes them, :class:`IndexedDataset` finds them and
+    ``workflow/Snakefile`` declares them. A string ``index`` (a Snakemake wildcard such as ``"{shard}"``)
+    is inserted as is.
+    """
+    index = index if isinstance(index, str) else f"{index:05d}"
+    return SHARD_NAME.format(prefix=os.fspath(prefix), index=index, num_shards=num_shards)
+
+
+def shard_glob(prefix: str | os.PathLike[str]) -> str:
+    """A ``glob`` pattern matching the shard prefixes of any set behind ``prefix`` (add ``.idx`` etc.)."""
+    return glob.escape(os.fspath(prefix)) + f"-{_SHARD_DIGITS}-of-{_SHARD_DIGITS}"
 
 
 def _normalize_dtype(dtype: Any) -> np.dtype:
@@ -93,9 +111,7 @@ def shard_prefixes(prefix: str | os.PathLike[str]) -> list[str]:
     prefix = os.fspath(prefix)
     single = os.path.exists(prefix + ".idx") or os.path.exists(prefix + ".bin")
     found: dict[int, set[int]] = {}
-    for path in glob.glob(
-        glob.escape(prefix) + "-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9].idx"
-    ):
+    for path in glob.glob(shard_glob(prefix) + ".idx"):
         m = _SHARD_RE.search(path)
         if m and path[: m.start()] == prefix:
             found.setdefault(int(m.group(2)), set()).add(int(m.group(1)))
@@ -151,16 +167,14 @@ class _Shard:
             raise ShardError(
                 f"{idx_path} is truncated ({idx_size} bytes, the header alone is {HEADER_SIZE}); {_FIX}"
             )
-        (version,) = struct.unpack_from("<Q", header, 9)
+        _, version, code, n, n_doc_idx = HEADER.unpack(header)
         if version != VERSION:
             raise ShardError(
                 f"{idx_path} has format version {version}, only version {VERSION} is supported; {_FIX}"
             )
-        code = header[17]
         if code not in DTYPE_CODES:
             raise ShardError(f"{idx_path} has unknown dtype code {code} (valid: 1-8); {_FIX}")
         self.dtype = DTYPE_CODES[code]
-        n, n_doc_idx = struct.unpack_from("<QQ", header, 18)
         need = HEADER_SIZE + 12 * n + 8 * n_doc_idx
         # Megatron's multimodal variant appends one int8 mode per sequence; the token data is the same.
         if idx_size < need:
@@ -413,11 +427,7 @@ class IndexedDatasetBuilder:
             )
             os.fchmod(fd, output_file_mode())
             with os.fdopen(fd, "wb") as fh:
-                fh.write(MAGIC)
-                fh.write(struct.pack("<Q", VERSION))
-                fh.write(struct.pack("<B", _CODE_OF[self.dtype]))
-                fh.write(struct.pack("<Q", n))
-                fh.write(struct.pack("<Q", len(doc_idx)))
+                fh.write(HEADER.pack(MAGIC, VERSION, _CODE_OF[self.dtype], n, len(doc_idx)))
                 fh.write(sizes.astype("<i4").tobytes())
                 fh.write(pointers.astype("<i8").tobytes())
                 fh.write(doc_idx.astype("<i8").tobytes())

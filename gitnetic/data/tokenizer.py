@@ -172,6 +172,25 @@ def load_tokenizer(path: str | Path):
         raise DataError(f"tokenizer at {p} could not be loaded ({exc}); re-run the tokenizer stage") from None
 
 
+def load_backend_tokenizer(path: str | Path):
+    """The ``tokenizers.Tokenizer`` of a tokenizer folder (or ``tokenizer.json``).
+
+    Why a second loader: the binarizer needs only the Rust tokenizer, and this one does not import
+    transformers, which saves seconds per preprocess job. A folder without ``tokenizer.json`` goes
+    through :func:`load_tokenizer`, so the error message is the same one-line ``DataError``.
+    """
+    from tokenizers import Tokenizer
+
+    p = Path(path)
+    file = p if p.is_file() else p / TOKENIZER_FILE
+    if not file.is_file():
+        return load_tokenizer(p).backend_tokenizer  # raises the stage's one-line DataError
+    try:
+        return Tokenizer.from_file(str(file))
+    except Exception as exc:  # tokenizers raises plain Exception on bad JSON
+        raise DataError(f"tokenizer {file} could not be loaded ({exc}); re-run the tokenizer stage") from None
+
+
 def _tokenizer_class(folder: Path) -> str | None:
     config = folder / "tokenizer_config.json"
     if not config.is_file():

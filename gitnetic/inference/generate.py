@@ -130,7 +130,7 @@ def load_generation_model(
             f"--model {path} is a training checkpoint: also pass the --config_path and --tokenizer_path it "
             "was trained with (or generate from its export)"
         )
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     net, tokenizer, model_config, _ = load_trained_model(str(path), config_path, tokenizer_path)
     if model_config.inferred_objective() == "mlm" or "MaskedLM" in type(net).__name__:

@@ -30,7 +30,7 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser, Dataclas
 from gitnetic.common.errors import ConfigError
 from gitnetic.training.schedule import polynomial_decay_scheduler
 
-__all__ = ["TransformerModule", "split_weight_decay_params", "mask_tokens"]
+__all__ = ["TransformerModule", "split_weight_decay_params", "mask_tokens", "token_cross_entropy"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,16 @@ def mask_tokens(
     return inputs, labels
 
 
+def token_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Summed cross entropy over the positions whose label is not ``-100`` (``logits`` aligned to labels)."""
+    return F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
 class TransformerModule(LightningModule):
     """Trains ``model`` (any HF ``*ForMaskedLM`` / ``*ForCausalLM``) with AdamW and warmup + polynomial decay."""
 
@@ -138,8 +148,8 @@ class TransformerModule(LightningModule):
         objective: Literal["auto", "mlm", "clm"] = field(
             default="auto",
             metadata={
-                "help": "Training objective: mlm (masked LM), clm (causal LM) or auto (mlm when the model class "
-                "name contains 'MaskedLM', else clm)."
+                "help": "Training objective: mlm (masked LM), clm (causal LM) or auto (the model config's "
+                "objective, else mlm for *MaskedLM classes, clm for causal ones and by default)."
             },
         )
         mlm_probability: float = field(
@@ -203,9 +213,9 @@ class TransformerModule(LightningModule):
         parser.add_arguments(cls.Params)
 
     def _resolve_objective(self) -> str:
-        objective = self.params.objective
-        if objective == "auto":
-            objective = "mlm" if "MaskedLM" in type(self.model).__name__ else "clm"
+        from gitnetic.tasks.model_config import resolve_objective
+
+        objective = resolve_objective(self.params.objective, type(self.model).__name__)
         if objective == "mlm" and getattr(self.tokenizer, "mask_token_id", None) is None:
             raise ConfigError(
                 "objective mlm needs a tokenizer with a mask token (<mask>); retrain the tokenizer with it"
@@ -248,21 +258,22 @@ class TransformerModule(LightningModule):
         )
         return inputs, attention_mask, labels
 
-    def loss_sum_and_count(
+    def logits_and_labels(
         self, batch: dict[str, Tensor], generator: torch.Generator | None
     ) -> tuple[Tensor, Tensor]:
-        """Summed token cross entropy and the number of target tokens in ``batch``."""
+        """The model's logits and the labels they predict, aligned (shifted by one for CLM)."""
         input_ids, attention_mask, labels = self.prepare_batch(batch, generator)
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits
         if self.objective == "clm":
             logits, labels = logits[:, :-1], labels[:, 1:]
-        loss_sum = F.cross_entropy(
-            logits.reshape(-1, logits.size(-1)).float(),
-            labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
-        )
-        return loss_sum, (labels != IGNORE_INDEX).sum()
+        return logits, labels
+
+    def loss_sum_and_count(
+        self, batch: dict[str, Tensor], generator: torch.Generator | None
+    ) -> tuple[Tensor, Tensor]:
+        """Summed token cross entropy and the number of target tokens in ``batch``."""
+        logits, labels = self.logits_and_labels(batch, generator)
+        return token_cross_entropy(logits, labels), (labels != IGNORE_INDEX).sum()
 
     def forward(self, **inputs: Any) -> Any:
         return self.model(**inputs)

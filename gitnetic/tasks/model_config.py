@@ -244,14 +244,7 @@ class ModelConfig:
 
     def inferred_objective(self) -> str | None:
         """``clm``/``mlm`` from the explicit key or the model class name; None if it can't tell."""
-        if self.objective:
-            return self.objective
-        name = (self.model_name or "").rsplit(".", 1)[-1]
-        if "MaskedLM" in name:
-            return "mlm"
-        if "CausalLM" in name or "LMHead" in name:
-            return "clm"
-        return None
+        return self.objective or objective_of_class((self.model_name or "").rsplit(".", 1)[-1])
 
     def load_tokenizer(self, tokenizer_path: str | Path) -> Any:
         """The tokenizer named in the YAML (loaded from ``tokenizer_path``), else gitnetic's loader."""
@@ -309,6 +302,52 @@ class ModelConfig:
             raise ConfigError(
                 f"model config {self.source}: cannot build the model ({msg}); check model.name/config"
             ) from None
+
+
+def objective_of_class(class_name: str) -> str | None:
+    """``mlm``/``clm`` for a model class name, or None when it can't tell.
+
+    ``*MaskedLM`` is masked; ``*CausalLM`` and ``*LMHead*`` are causal; other names are looked up in
+    transformers' auto-model tables (e.g. a causal LM registered under an unusual name).
+    """
+    if not class_name:
+        return None
+    if "MaskedLM" in class_name:
+        return "mlm"
+    if "CausalLM" in class_name or "LMHead" in class_name:
+        return "clm"
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    if class_name in set(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()):
+        return "clm"
+    if class_name in set(MODEL_FOR_MASKED_LM_MAPPING_NAMES.values()):
+        return "mlm"
+    return None
+
+
+def resolve_objective(requested: str, class_name: str, config_objective: str | None = None) -> str:
+    """The one rule deciding which objective a model trains and is scored with (module, evaluator, task).
+
+    An explicit ``mlm``/``clm`` wins; ``auto`` takes the model config's ``objective:``, else the model
+    class (:func:`objective_of_class`), else ``clm``. Training and evaluation call this same function,
+    so a model can never be trained as one objective and scored as the other.
+    """
+    if requested != "auto":
+        return requested
+    return config_objective or objective_of_class(class_name) or "clm"
+
+
+def build_model_and_tokenizer(
+    config_path: str, tokenizer_path: str, max_length: int | None = None
+) -> tuple[Any, Any, ModelConfig]:
+    """Tokenizer + freshly initialised model, exactly as training builds them (evaluate/export reuse it)."""
+    model_config = ModelConfig.from_yaml(config_path)
+    tokenizer = model_config.load_tokenizer(tokenizer_path)
+    model = model_config.build_model(tokenizer, max_length=max_length)
+    return model, tokenizer, model_config
 
 
 def check_positions(config: Any, max_length: int, source: str) -> None:

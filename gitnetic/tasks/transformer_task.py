@@ -16,7 +16,7 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser, Dataclas
 from gitnetic.common.errors import TaskError
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
-from gitnetic.tasks.model_config import ModelConfig
+from gitnetic.tasks.model_config import ModelConfig, build_model_and_tokenizer
 from gitnetic.tasks.task_module import TaskModule
 
 __all__ = ["TransformerTask", "build_model_and_tokenizer", "load_pretrained_model_and_tokenizer"]
@@ -24,16 +24,6 @@ __all__ = ["TransformerTask", "build_model_and_tokenizer", "load_pretrained_mode
 logger = logging.getLogger(__name__)
 
 ParamType = DataclassBase | Namespace
-
-
-def build_model_and_tokenizer(
-    config_path: str, tokenizer_path: str, max_length: int | None = None
-) -> tuple[Any, Any, ModelConfig]:
-    """Tokenizer + freshly initialised model, exactly as training builds them (evaluate/export reuse it)."""
-    model_config = ModelConfig.from_yaml(config_path)
-    tokenizer = model_config.load_tokenizer(tokenizer_path)
-    model = model_config.build_model(tokenizer, max_length=max_length)
-    return model, tokenizer, model_config
 
 
 def load_pretrained_model_and_tokenizer(
@@ -153,95 +143,3 @@ def _align_objective(module_params: Any, model_config: ModelConfig) -> None:
     raise TaskError(
         f"--objective {current} contradicts objective: {wanted} in {model_config.source}; drop one of them"
     )
-
-
-def resolve_checkpoint(path: str) -> str:
-    """A ``.ckpt`` file, or a checkpoint folder (``checkpoint_last.ckpt`` there, else the newest ``*.ckpt``)."""
-    from pathlib import Path
-
-    from gitnetic.common.errors import DataError
-
-    p = Path(path)
-    if p.is_dir():
-        last = p / "checkpoint_last.ckpt"
-        if last.is_file():
-            return str(last)
-        found = sorted(p.glob("*.ckpt"), key=lambda f: f.stat().st_mtime)
-        if not found:
-            raise DataError(f"no *.ckpt in {p}; pass a checkpoint file written by 'python -m gitnetic train'")
-        return str(found[-1])
-    if not p.is_file():
-        raise DataError(f"checkpoint {p} does not exist; pass a .ckpt written by 'python -m gitnetic train'")
-    return str(p)
-
-
-def load_checkpoint_state(path: str) -> dict[str, Any]:
-    """The checkpoint dict (``state_dict``, ``global_step``...); corrupt files are a one-line DataError."""
-    import pickle
-
-    import torch
-
-    from gitnetic.common.errors import DataError
-
-    path = resolve_checkpoint(path)
-    try:
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            # Lightning stores hyper-parameters as plain Python objects; the file is our own training output.
-            ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - torch.load of a damaged file raises anything (KeyError, EOFError...)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(
-            f"checkpoint {path} is corrupt or not a torch checkpoint ({msg}); re-run training"
-        ) from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict", ckpt), dict):
-        raise DataError(
-            f"checkpoint {path} has no state_dict; pass a Lightning .ckpt written by 'python -m gitnetic train'"
-        )
-    ckpt.setdefault("_path", path)
-    return ckpt
-
-
-def load_weights(model: Any, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
-    """Load a Lightning ``state_dict`` into the bare HF model, whatever attribute prefix the module used."""
-    from gitnetic.common.errors import DataError
-
-    state = ckpt.get("state_dict", ckpt)
-    expected = set(model.state_dict())
-    candidates = [""] + sorted({k.split(".", 1)[0] + "." for k in state if "." in k})
-    best: dict[str, Any] = {}
-    for prefix in candidates:
-        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        if len(set(sub) & expected) > len(set(best) & expected):
-            best = sub
-    missing = expected - set(best)
-    # Tied weights (lm_head = embeddings) may be stored once only; load_state_dict re-ties them.
-    tied = {k for k in missing if "lm_head" in k or "decoder" in k or k.endswith("position_ids")}
-    if not best or missing - tied:
-        example = ", ".join(sorted(missing - tied)[:3])
-        raise DataError(
-            f"{source} does not match the model built from the config (missing {example or 'all weights'}); "
-            "pass the --config_path and --tokenizer_path used for training"
-        )
-    try:
-        model.load_state_dict({k: v for k, v in best.items() if k in expected}, strict=False)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise DataError(
-            f"{source} does not fit the model built from the config ({first[-1].strip() if first else exc}); "
-            "pass the --config_path and --tokenizer_path used for training"
-        ) from None
-    if hasattr(model, "tie_weights"):
-        model.tie_weights()
-
-
-def load_trained_model(
-    checkpoint: str, config_path: str, tokenizer_path: str
-) -> tuple[Any, Any, ModelConfig, dict[str, Any]]:
-    """``(model in eval mode, tokenizer, model config, checkpoint dict)`` for evaluate/export."""
-    model, tokenizer, model_config = build_model_and_tokenizer(config_path, tokenizer_path)
-    ckpt = load_checkpoint_state(checkpoint)
-    load_weights(model, ckpt, source=f"checkpoint {ckpt['_path']}")
-    model.eval()
-    return model, tokenizer, model_config, ckpt

@@ -7,9 +7,9 @@ ranking by ``step`` with ``mode="max"`` makes "top K" mean "the K most recent". 
 * a checkpoint at the very end of training (``max_steps`` is rarely a multiple of the frequency);
 * ``checkpoint_last.ckpt`` as a *file* (not a symlink: DVC outputs and copies should not dangle) that
   costs no second write: we hard-link it to the newest step checkpoint, atomically;
-* atomic writes on every filesystem: Lightning's local ``_atomic_save`` stages the file in the system
-  temp dir and ``shutil.move``\\ s it, which degrades to a non-atomic copy when ``/tmp`` is another
-  filesystem. :class:`AtomicCheckpointIO` writes a temp sibling and ``os.replace``\\ s it instead.
+* atomic writes on every filesystem (:class:`~gitnetic.training.checkpoint.AtomicCheckpointIO`).
+
+Checkpoint names, finding, loading and atomic saving live in :mod:`gitnetic.training.checkpoint`.
 """
 
 from __future__ import annotations
@@ -17,15 +17,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from pathlib import Path
 from typing import Any
 
-import torch
-from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from gitnetic.common.io import atomic_open, atomic_path
+from gitnetic.common.io import atomic_path
+from gitnetic.training.checkpoint import (
+    LAST_CHECKPOINT_NAME,
+    STEP_CHECKPOINT_TEMPLATE,
+    AtomicCheckpointIO,
+    step_checkpoint_name,
+)
 
 __all__ = [
     "AtomicCheckpointIO",
@@ -33,27 +35,6 @@ __all__ = [
     "LAST_CHECKPOINT_NAME",
     "step_checkpoint_name",
 ]
-
-LAST_CHECKPOINT_NAME = "checkpoint_last"
-STEP_CHECKPOINT_TEMPLATE = "checkpoint_step{step}"
-
-
-def step_checkpoint_name(step: int) -> str:
-    """The file name :class:`StepCheckpoint` gives the checkpoint taken after ``step`` optimizer steps."""
-    return STEP_CHECKPOINT_TEMPLATE.format(step=step) + ModelCheckpoint.FILE_EXTENSION
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """``TorchCheckpointIO`` whose local saves go to a temp sibling, are fsynced, then ``os.replace``\\ d."""
-
-    def save_checkpoint(
-        self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
-    ) -> None:
-        if storage_options is not None or not _is_local_file_protocol(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        with atomic_open(Path(path), "wb") as fh:
-            torch.save(checkpoint, fh)
 
 
 class StepCheckpoint(ModelCheckpoint):

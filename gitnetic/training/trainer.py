@@ -13,13 +13,11 @@ import argparse
 import logging
 import types
 import typing
-import zipfile
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
-from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, str2bool
+from gitnetic.common.errors import ConfigError
 
 __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
 
@@ -200,27 +198,10 @@ class TransformerTrainer:
     # ------------------------------------------------------------------ mapping
     def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
         """The checkpoint to resume from: an explicit path, 'last' if one exists, or None (fresh start)."""
-        spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
-        if not spec:
-            return None
-        if spec == "last":
-            if not self.params.save_dir:
-                raise ConfigError(
-                    "--resume_from_checkpoint last needs --save_dir (where checkpoint_last.ckpt lives)"
-                )
-            from gitnetic.training.callbacks import LAST_CHECKPOINT_NAME
+        from gitnetic.training.checkpoint import resume_checkpoint
 
-            path = Path(self.params.save_dir) / f"{LAST_CHECKPOINT_NAME}.ckpt"
-            if not path.is_file():
-                logger.info("no %s yet: starting a fresh run", path)
-                return None
-        else:
-            path = Path(spec)
-            if not path.is_file():
-                raise ConfigError(f"checkpoint {path} does not exist; pass an existing .ckpt file or 'last'")
-        if not zipfile.is_zipfile(path):
-            raise DataError(f"checkpoint {path} is truncated or not a PyTorch checkpoint; pick an older one")
-        return str(path)
+        spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
+        return resume_checkpoint(spec, self.params.save_dir)
 
     def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
@@ -308,7 +289,7 @@ class TransformerTrainer:
         from lightning.fabric.utilities.exceptions import MisconfigurationException
         from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-        from gitnetic.training.callbacks import AtomicCheckpointIO
+        from gitnetic.training.checkpoint import AtomicCheckpointIO
 
         kwargs = self.lightning_kwargs(resuming=resuming)
         _check_gpus(kwargs["accelerator"], self.params.gpus)
@@ -372,8 +353,7 @@ def _enable_tf32(accelerator: str) -> None:
 
 
 # ---------------------------------------------------------------------- pass-through flags
-_TRUE = {"true", "yes", "on", "t", "y"}
-_FALSE = {"false", "no", "off", "f", "n"}
+_BOOL_WORDS = {"true", "yes", "on", "t", "y", "false", "no", "off", "f", "n"}
 
 
 def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
@@ -392,8 +372,8 @@ def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
 def _make_converter(name: str, kinds: list[type], literals: list[Any]) -> Any:
     def convert(value: str) -> Any:
         text = str(value).strip()
-        if bool in kinds and text.lower() in _TRUE | _FALSE:
-            return text.lower() in _TRUE
+        if bool in kinds and text.lower() in _BOOL_WORDS:
+            return str2bool(text)  # the params parser's own bool rule
         for kind in (int, float):
             if kind in kinds or any(type(v) is kind for v in literals):
                 try:

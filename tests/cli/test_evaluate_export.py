@@ -35,7 +35,7 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     run = train_seed(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)
     check_trained(run)
@@ -89,7 +89,7 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(
 @pytest.fixture(scope="module")
 def fresh_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
     """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
-    from gitnetic.tasks.transformer_task import build_model_and_tokenizer
+    from gitnetic.tasks.model_config import build_model_and_tokenizer
 
     model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
     path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
@@ -103,7 +103,7 @@ def test_export_masked_lm_short_form_config(tmp_path, tiny_tokenizer):
     from transformers import AutoModelForMaskedLM
 
     from gitnetic.cli.export import ExportParams, export
-    from gitnetic.tasks.transformer_task import build_model_and_tokenizer
+    from gitnetic.tasks.model_config import build_model_and_tokenizer
 
     config = tmp_path / "roberta.yaml"
     config.write_text(
@@ -173,7 +173,8 @@ def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, 
 
 
 def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
-    from gitnetic.tasks.transformer_task import build_model_and_tokenizer, load_weights
+    from gitnetic.tasks.model_config import build_model_and_tokenizer
+    from gitnetic.training.checkpoint import load_weights
 
     model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
     with pytest.raises(DataError, match="does not match"):

@@ -106,7 +106,7 @@ def test_train_export_init_from_round_trip(tmp_path, tiny_tokenizer, lm_shards, 
     assert cli_main.main(["tokenizer", "--init_from", str(hf), "--out_dir", str(tok)]) == 0
     assert json.loads((tok / "tokenizer.json").read_text()) == json.loads((hf / "tokenizer.json").read_text())
 
-    from gitnetic.tasks.transformer_task import load_trained_model
+    from gitnetic.training.checkpoint import load_trained_model
 
     trained, tokenizer, _, _ = load_trained_model(str(tmp_path / "first"), str(gpt2), str(tiny_tokenizer))
     task = init_from_task(hf, lm_shards, tokenizer_path=str(tok))

@@ -14,9 +14,10 @@ import pytest
 
 from gitnetic.cli import preprocess as pp
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.data import binarize
 from gitnetic.data.encoder import HFEncoder, TiktokenEncoder, build_encoder
 from gitnetic.data.indexed import IndexedDataset
-from gitnetic.data.tokenizer import load_tokenizer
+from gitnetic.data.tokenizer import load_backend_tokenizer, load_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 EOS = 2
@@ -186,7 +187,7 @@ def test_spot_check_mismatch_redoes_the_shard_with_hf(
     tmp_path: Path, tiny_tokenizer: Path, corpus, expected
 ) -> None:
     """The safety net: if tiktoken ever disagrees with HF, the shard is rewritten with HF ids."""
-    tokenizer = pp.load_backend_tokenizer(tiny_tokenizer)
+    tokenizer = load_backend_tokenizer(tiny_tokenizer)
     fast = build_encoder(tokenizer, "tiktoken", num_threads=1)
     assert isinstance(fast, TiktokenEncoder)
 
@@ -197,6 +198,6 @@ def test_spot_check_mismatch_redoes_the_shard_with_hf(
 
     wrong = Drifting(fast.encoding, fast.vocab_size)
     path = corpus[0] / "train.jsonl"
-    stats = pp.binarize_range(path, str(tmp_path / "t"), wrong, np.dtype(np.uint16), EOS, workers=2,
+    stats = binarize.binarize_range(path, str(tmp_path / "t"), wrong, np.dtype(np.uint16), EOS, workers=2,
                               batch_size=4, verifier=HFEncoder(tokenizer), verify_every=5)  # fmt: skip
     assert stats.encoder == "hf" and _read(tmp_path / "t") == expected["train"]

@@ -1,0 +1,214 @@
+"""Held-out evaluation of a checkpoint: token-weighted loss/perplexity next to a unigram baseline.
+
+Loss is token-weighted (summed NLL / predicted tokens), so it doesn't depend on how documents were
+batched. The unigram perplexity on the same predicted tokens is the "learned nothing but frequencies"
+bar: a model that does not beat it has not learned anything from context.
+
+Why it is built on the training code: scoring runs the very ``TransformerModule`` that training ran
+(its objective resolver, MLM masking, label shifting and loss), over batches planned by
+:mod:`gitnetic.data.batching` and padded by its ``collate_padded``. Only what is evaluation's own lives
+here: cutting documents into windows, and the unigram baseline.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.checkpoint_params import TrainedModelParams
+
+__all__ = ["EvaluateParams", "Windows", "evaluate", "unigram_log_probs"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvaluateParams(TrainedModelParams):
+    """Evaluation: which checkpoint, how it was built, which shards to score."""
+
+    data_prefix: str = field(metadata={"help": "MMIDIDX shard prefix to score, e.g. data/bin/test."})
+    output: str = field(
+        default="metrics/eval.json", metadata={"help": "Where to write the metrics JSON (atomic)."}
+    )
+    train_prefix: str | None = field(
+        default=None,
+        metadata={
+            "help": "Shard prefix for unigram counts (e.g. data/bin/train); default: the scored shard itself."
+        },
+    )
+    max_length: int = field(
+        default=0,
+        metadata={
+            "help": "Tokens per scored window (documents are split); 0 = what the model fits, at most 1024."
+        },
+    )
+    batch_size: int = field(default=16, metadata={"help": "Windows per forward pass (upper bound)."})
+    max_tokens: int = field(
+        default=0, metadata={"help": "Padded tokens per batch (0 = only --batch_size limits)."}
+    )
+    objective: Literal["auto", "clm", "mlm"] = field(
+        default="auto", metadata={"help": "clm or mlm; auto reads the config/model class."}
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "Fraction of tokens masked for mlm scoring."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of the (fixed) mlm masking, so runs are comparable."}
+    )
+    max_documents: int = field(default=0, metadata={"help": "Score only the first N documents (0 = all)."})
+
+
+def _window_length(requested: int, config: Any, source: str) -> int:
+    """``--max_length``, checked against the model's position table (0 picks the largest that fits)."""
+    from gitnetic.tasks.model_config import check_positions, position_limit
+
+    if requested == 0:
+        size, offset = position_limit(config)
+        return min(1024, size - offset) if size else 1024
+    if requested < 2:
+        raise ConfigError(f"--max_length must be at least 2, got {requested}")
+    check_positions(config, requested, source)
+    return requested
+
+
+class Windows:
+    """Every document cut into windows of at most ``max_length`` tokens, as an indexable dataset.
+
+    CLM windows overlap by one token (``overlap=1``) so each token after a document's first is predicted
+    exactly once; documents of ``overlap`` tokens or fewer have nothing to predict and are skipped.
+    Only ``(document, start, length)`` triples are kept; tokens stay memory-mapped.
+    """
+
+    def __init__(self, dataset: Any, max_length: int, overlap: int, max_documents: int = 0) -> None:
+        self.dataset = dataset
+        step = max_length - overlap
+        n = len(dataset) if not max_documents else min(len(dataset), max_documents)
+        docs, starts, lengths = [], [], []
+        for i, size in enumerate(np.asarray(dataset.sizes[:n], dtype=np.int64).tolist()):
+            if size <= overlap:
+                continue
+            for start in range(0, max(size - overlap, 1), step):
+                length = min(max_length, size - start)
+                if length > overlap:
+                    docs.append(i)
+                    starts.append(start)
+                    lengths.append(length)
+        self.docs = np.asarray(docs, dtype=np.int64)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.sizes = np.asarray(lengths, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        start = int(self.starts[i])
+        return self.dataset[int(self.docs[i])][start : start + int(self.sizes[i])]
+
+
+def _plan(windows: Windows, batch_size: int, max_tokens: int, max_length: int) -> list[np.ndarray]:
+    """Batches of window indices, in order: ``batch_size`` at a time, or ``max_tokens`` length buckets."""
+    from gitnetic.data.batching import max_tokens_batches, packed_batches
+
+    if max_tokens:
+        return max_tokens_batches(windows.sizes, max_tokens, max_length, batch_size, shuffle=False)
+    return packed_batches(len(windows), batch_size, shuffle=False)
+
+
+def unigram_log_probs(dataset: Any, vocab_size: int) -> Any:
+    """Add-one smoothed unigram log-probabilities from every token of ``dataset``."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    chunk: list[Any] = []
+    size = 0
+    for i in range(len(dataset)):
+        doc = dataset[i]
+        chunk.append(doc)
+        size += len(doc)
+        if size >= 1 << 22:
+            counts += np.bincount(np.concatenate(chunk), minlength=vocab_size)[:vocab_size]
+            chunk, size = [], 0
+    if chunk:
+        counts += np.bincount(np.concatenate(chunk), minlength=vocab_size)[:vocab_size]
+    counts += 1
+    return np.log(counts) - math.log(counts.sum())
+
+
+def evaluate(params: EvaluateParams) -> dict[str, Any]:
+    """Score ``params.data_prefix`` with the checkpoint; returns the metrics dict."""
+    import torch
+    from tqdm import tqdm
+
+    from gitnetic.data.batching import collate_padded
+    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.modules.transformer_module import IGNORE_INDEX, TransformerModule, token_cross_entropy
+    from gitnetic.tasks.model_config import resolve_objective
+    from gitnetic.training.checkpoint import load_trained_model
+
+    model, tokenizer, model_config, ckpt = load_trained_model(
+        params.checkpoint, params.config_path, params.tokenizer_path
+    )
+    if params.batch_size < 1 or params.max_tokens < 0:
+        raise ConfigError("--batch_size must be positive and --max_tokens 0 or more")
+    objective = resolve_objective(params.objective, type(model).__name__, model_config.objective)
+    if objective == "mlm" and tokenizer.mask_token_id is None:
+        raise ConfigError(
+            "mlm scoring needs a tokenizer with a mask token; pass --objective clm for a causal model"
+        )
+    module = TransformerModule(
+        model,
+        tokenizer,
+        TransformerModule.Params(objective=objective, mlm_probability=params.mlm_probability),
+    )
+    max_length = _window_length(params.max_length, model.config, model_config.source)
+    dataset = IndexedDataset(params.data_prefix)
+    vocab = int(model.config.vocab_size)
+    unigram = torch.from_numpy(
+        unigram_log_probs(IndexedDataset(params.train_prefix) if params.train_prefix else dataset, vocab)
+    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    generator = torch.Generator().manual_seed(params.seed)  # one stream over the run: a fixed masking
+
+    windows = Windows(dataset, max_length, 1 if objective == "clm" else 0, params.max_documents)
+    nll_sum, uni_sum, n_tokens = 0.0, 0.0, 0
+    with torch.inference_mode():
+        for indices in tqdm(
+            _plan(windows, params.batch_size, params.max_tokens, max_length), desc="evaluate", disable=None
+        ):
+            batch = collate_padded([windows[int(i)] for i in indices], pad_id)
+            if int(batch["input_ids"].max()) >= vocab:
+                raise DataError(
+                    f"{params.data_prefix} holds token id {int(batch['input_ids'].max())} but the model has "
+                    f"{vocab} tokens; score shards made with the training tokenizer"
+                )
+            logits, labels = module.logits_and_labels(batch, generator)
+            gold = labels[labels != IGNORE_INDEX]
+            if not gold.numel():
+                continue
+            nll_sum += float(token_cross_entropy(logits, labels))
+            uni_sum -= float(unigram[gold].sum())
+            n_tokens += int(gold.numel())
+    if n_tokens == 0:
+        raise DataError(
+            f"no tokens to score in {params.data_prefix} (documents too short or empty); check the preprocess stage"
+        )
+    loss = nll_sum / n_tokens
+    unigram_loss = uni_sum / n_tokens
+    return {
+        "loss": loss,
+        "perplexity": _safe_exp(loss),
+        "tokens": n_tokens,
+        "unigram_loss": unigram_loss,
+        "unigram_perplexity": _safe_exp(unigram_loss),
+        "objective": objective,
+        "checkpoint": ckpt["_path"],
+        "global_step": int(ckpt.get("global_step", 0) or 0),
+        "data_prefix": params.data_prefix,
+    }
+
+
+def _safe_exp(x: float) -> float:
+    return math.exp(x) if x < 700 else float("inf")
