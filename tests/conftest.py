@@ -213,3 +213,16 @@ def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Pa
     out = tmp_path_factory.mktemp("tiny_tokenizer") / "tokenizer"
     train_tokenizer(texts, out, TokenizerParams(vocab_size=TINY_VOCAB_SIZE))
     return out
+
+
+@pytest.fixture(scope="session")
+def fim_tokenizer(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
+    """Like ``tiny_tokenizer`` but made with ``fim_tokens``: also ``<fim_prefix>``=5 ``<fim_middle>``=6
+    ``<fim_suffix>``=7 ``<fim_pad>``=8."""
+    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
+
+    sources = sorted(stdlib_json_dir().glob("*.py")) + sorted(tiny_corpus_dir.rglob("*.py"))
+    texts = (p.read_bytes().decode("utf-8") for p in sources)
+    out = tmp_path_factory.mktemp("fim_tokenizer") / "tokenizer"
+    train_tokenizer(texts, out, TokenizerParams(vocab_size=TINY_VOCAB_SIZE, fim_tokens=True))
+    return out

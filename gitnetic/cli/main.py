@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "gitnetic.cli.summary",
         "summarise a pipeline run: perplexity vs baseline, paths, next steps",
     ),
+    "generate": ("gitnetic.cli.generate", "complete or infill code with a trained model (streamed)"),
 }
 
 

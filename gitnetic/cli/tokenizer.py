@@ -33,6 +33,13 @@ class TokenizerCliParams(DataclassBase):
         },
     )
     out_dir: str = field(default="data/tokenizer", metadata={"help": "Folder to save the tokenizer to."})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue pretraining: copy the tokenizer of this local HF model folder (e.g. an export) "
+            "to --out_dir instead of training one; set the same folder as train's --init_from."
+        },
+    )
 
 
 def build_parser() -> DataclassArgumentParser:
@@ -49,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from gitnetic.data.tokenizer import train_tokenizer
 
     cli, params, _ = build_parser().parse_args_into_dataclasses(argv)
+    if cli.init_from:
+        return _copy_pretrained(cli.init_from, cli.out_dir)
     train_file = Path(cli.train_file)
     if not train_file.is_file():
         raise DataError(
@@ -63,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             yield text
 
     tokenizer = train_tokenizer(counted(), cli.out_dir, params)
-    ids = [tokenizer.convert_tokens_to_ids(t) for t in params.special_tokens]
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in params.all_special_tokens()]
     print(
         f"trained tokenizer: vocab size {len(tokenizer)} ({len(ids)} special tokens, ids {ids}) on "
         f"{seen['docs']} documents / {seen['bytes']:,} bytes of {train_file}; saved to {cli.out_dir}"
@@ -74,6 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"tokens (merges rarer than min_frequency {params.min_frequency} were not learned); add data"
         )
     _summarize(tokenizer, train_file)
+    return 0
+
+
+def _copy_pretrained(folder: str, out_dir: str) -> int:
+    """Save the model folder's tokenizer as this stage's output, so preprocess and train use exactly it."""
+    from gitnetic.common.io import atomic_dir
+    from gitnetic.tasks.hf_folder import load_hf_tokenizer
+
+    tokenizer = load_hf_tokenizer(folder, "--init_from")
+    with atomic_dir(out_dir) as tmp:
+        tokenizer.save_pretrained(str(tmp))
+    print(
+        f"copied the tokenizer of {folder} (vocab size {len(tokenizer)}, eos {tokenizer.eos_token!r}) to "
+        f"{out_dir}; no tokenizer was trained"
+    )
     return 0
 
 

@@ -175,6 +175,22 @@ def resolve_dtype(name: str, vocab_size: int) -> np.dtype:
     return dtype
 
 
+def document_separator_id(tokenizer_path: str, backend: Any) -> int | None:
+    """The id appended after every document: ``</s>`` (gitnetic's tokenizers), else the eos token named in
+    the folder's ``tokenizer_config.json`` (a pretrained tokenizer, e.g. GPT-2's ``<|endoftext|>``)."""
+    eos_id = backend.token_to_id("</s>")
+    if eos_id is not None:
+        return int(eos_id)
+    config = Path(tokenizer_path) / "tokenizer_config.json"
+    try:
+        eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(eos, dict):  # older transformers saved AddedToken dicts
+        eos = eos.get("content")
+    return backend.token_to_id(eos) if isinstance(eos, str) else None
+
+
 def preprocess(params: PreprocessParams) -> list[ShardStats]:
     """Binarize every requested split (or the one --input); returns per-shard statistics."""
     from gitnetic.data.encoder import HFEncoder, available_cpus, build_encoder
@@ -183,10 +199,10 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
     _check_params(params)
     jobs = _jobs(params)
     tokenizer = load_backend_tokenizer(params.tokenizer_path)
-    eos_id = tokenizer.token_to_id("</s>")
+    eos_id = document_separator_id(params.tokenizer_path, tokenizer)
     if eos_id is None:
         raise DataError(
-            f"tokenizer {params.tokenizer_path} has no '</s>' token to separate documents; retrain it"
+            f"tokenizer {params.tokenizer_path} has no '</s>' (or eos) token to separate documents; retrain it"
         )
     workers = params.workers or available_cpus()
     sample = _first_texts(jobs[0][0], _SAMPLE_DOCS, _SAMPLE_CHARS)

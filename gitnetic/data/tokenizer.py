@@ -43,6 +43,23 @@ class TokenizerParams(DataclassBase):
     model_max_length: int = field(
         default=1024, metadata={"help": "model_max_length saved with the tokenizer."}
     )
+    fim_tokens: bool = field(
+        default=False,
+        metadata={
+            "help": "Also add StarCoder's fill-in-the-middle tokens <fim_prefix> <fim_middle> <fim_suffix> "
+            "<fim_pad> (after --special_tokens), needed to train with --fim_rate and to infill; literal "
+            "occurrences in code stay ordinary text."
+        },
+    )
+
+    def all_special_tokens(self) -> list[str]:
+        """``special_tokens``, plus the FIM tokens when ``fim_tokens`` (each once, in id order)."""
+        from gitnetic.data.fim import FIM_TOKENS
+
+        tokens = list(self.special_tokens)
+        if self.fim_tokens:
+            tokens += [t for t in FIM_TOKENS if t not in tokens]
+        return tokens
 
 
 def _role_tokens(special_tokens: list[str]) -> dict[str, str]:
@@ -64,10 +81,11 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     params = params or TokenizerParams()
-    if params.vocab_size < 256 + len(params.special_tokens):
+    special_tokens = params.all_special_tokens()
+    if params.vocab_size < 256 + len(special_tokens):
         raise DataError(
             f"vocab_size {params.vocab_size} is too small for 256 byte tokens plus "
-            f"{len(params.special_tokens)} special tokens; use at least {256 + len(params.special_tokens)}"
+            f"{len(special_tokens)} special tokens; use at least {256 + len(special_tokens)}"
         )
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
@@ -75,7 +93,7 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
     trainer = trainers.BpeTrainer(
         vocab_size=params.vocab_size,
         min_frequency=params.min_frequency,
-        special_tokens=list(params.special_tokens),
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=sys.stderr.isatty(),  # its bars are noise in logs and DVC/Snakemake output
     )
@@ -107,11 +125,15 @@ def save_tokenizer(tokenizer, out_dir: str | Path, params: TokenizerParams):
     """Wrap a ``tokenizers.Tokenizer`` as ``PreTrainedTokenizerFast`` and save it (atomically)."""
     from transformers import PreTrainedTokenizerFast
 
+    special_tokens = params.all_special_tokens()
+    roles = _role_tokens(special_tokens)
+    extra = [t for t in special_tokens if t not in roles.values()]
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         clean_up_tokenization_spaces=False,
         model_max_length=params.model_max_length,
-        **_role_tokens(list(params.special_tokens)),
+        **roles,
+        **({"additional_special_tokens": extra} if extra else {}),
     )
     with atomic_dir(out_dir) as tmp:
         fast.save_pretrained(str(tmp))

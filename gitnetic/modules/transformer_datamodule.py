@@ -132,6 +132,18 @@ class TransformerDataModule(LightningDataModule):
             default=None,
             metadata={"help": "Pin batch memory for faster GPU copies (default: when CUDA is available)."},
         )
+        fim_rate: float = field(
+            default=0.0,
+            metadata={
+                "help": "Causal LM: share of documents in each training sample rearranged for "
+                "fill-in-the-middle (StarCoder format, docs/fim.md); needs a tokenizer trained with "
+                "--fim_tokens. 0 = plain left-to-right training."
+            },
+        )
+        fim_spm_rate: float = field(
+            default=0.5,
+            metadata={"help": "Share of the FIM documents in suffix-prefix-middle order (the rest: PSM)."},
+        )
 
     params: Params
     params_type: type[Params] = Params
@@ -157,6 +169,19 @@ class TransformerDataModule(LightningDataModule):
                 raise ConfigError(f"--{name} must be a positive integer, got {value}")
         if p.num_workers < 0:
             raise ConfigError(f"--num_workers must be 0 or more, got {p.num_workers}")
+        if not 0 <= p.fim_rate <= 1 or not 0 <= p.fim_spm_rate <= 1:
+            raise ConfigError(
+                f"--fim_rate and --fim_spm_rate must be between 0 and 1, got {p.fim_rate} and {p.fim_spm_rate}"
+            )
+        if p.fim_rate > 0:
+            from gitnetic.data.fim import fim_ids
+
+            if fim_ids(self.tokenizer) is None or getattr(self.tokenizer, "eos_token_id", None) is None:
+                raise ConfigError(
+                    f"--fim_rate {p.fim_rate} needs a tokenizer with </s> and the FIM tokens <fim_prefix> "
+                    "<fim_middle> <fim_suffix> <fim_pad>; train it with 'python -m gitnetic tokenizer "
+                    "--fim_tokens true' (then preprocess again) or set --fim_rate 0"
+                )
         if p.max_tokens is None and p.batch_size is None:
             raise ConfigError("set --max_tokens (tokens per batch) or --batch_size (sequences per batch)")
         if p.packing and p.max_tokens is not None and p.max_tokens < p.max_length:
@@ -311,6 +336,8 @@ class TransformerDataModule(LightningDataModule):
         if self.train_dataset is None:
             self.setup("fit")
         dataset, batches_fn = self._plan(self.train_dataset, shuffle=self.params.shuffle)
+        if self.params.fim_rate > 0:
+            dataset = self._fim(dataset)
         world, rank = self._world()
         # the sampler starts at the trainer's epoch: with num_workers > 0 Lightning creates the
         # first iterator (which prefetches) before it calls set_epoch
@@ -319,6 +346,16 @@ class TransformerDataModule(LightningDataModule):
             batches_fn, num_replicas=world, rank=rank, seed=self.params.seed, epoch=epoch
         )
         return dataset, sampler
+
+    def _fim(self, dataset: Dataset) -> Dataset:
+        """Training samples with fill-in-the-middle applied per document (validation stays plain, so
+        ``val/loss`` keeps measuring left-to-right quality)."""
+        from gitnetic.data.fim import FimDataset, fim_ids
+
+        p = self.params
+        ids = fim_ids(self.tokenizer)
+        assert ids is not None  # checked in _check_params
+        return FimDataset(dataset, ids, int(self.tokenizer.eos_token_id), p.fim_rate, p.fim_spm_rate, p.seed)
 
     def train_dataloader(self) -> DataLoader:
         self._check_trainer_sampler()

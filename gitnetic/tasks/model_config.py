@@ -88,11 +88,16 @@ class ModelConfig:
     tokenizer_name: str | None = None
     tokenizer_params: dict[str, Any] = field(default_factory=dict)
     source: str = "<model config>"
+    # a local HF model folder whose config.json (and, for init_from, weights) define the model
+    pretrained: str | None = None
 
     # ------------------------------------------------------------------ parsing
     @classmethod
     def from_yaml(cls, path: str | Path) -> ModelConfig:
-        """Load a model config from a YAML path or a shipped config's name (see :func:`find_model_config`)."""
+        """A model-config YAML (a path or a shipped config's name, see :func:`find_model_config`), or a
+        local HF model folder (its ``config.json``: see :meth:`from_pretrained`)."""
+        if Path(path).is_dir():
+            return cls.from_pretrained(Path(path), "--config_path")
         p = find_model_config(path)
         data = load_yaml(p, what="model config")
         return cls.from_dict(data, source=str(p))
@@ -176,6 +181,59 @@ class ModelConfig:
             f"model config {source} has neither a 'model:' section nor 'model_type:'; see configs/gpt2-tiny.yaml"
         )
 
+    @classmethod
+    def from_pretrained(cls, path: str | Path, flag: str = "--init_from") -> ModelConfig:
+        """The model of a local HF folder (``save_pretrained`` layout, e.g. ``gitnetic export``'s output).
+
+        Its ``config.json`` fixes the architecture *and* the vocabulary (the weights were trained for it),
+        so unlike a YAML nothing is taken from the tokenizer; the objective comes from ``architectures``.
+        """
+        import json
+
+        from gitnetic.tasks.hf_folder import check_hf_model_folder
+
+        p = check_hf_model_folder(path, flag, tokenizer=False)
+        try:
+            config = json.loads((p / "config.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{flag} {p}: config.json is not valid JSON ({exc}); re-save the model"
+            ) from None
+        architectures = " ".join(config.get("architectures") or [])
+        objective = "mlm" if "MaskedLM" in architectures else "clm"
+        return cls(model_type=config.get("model_type"), objective=objective, source=str(p), pretrained=str(p))
+
+    def _pretrained_config(self, tokenizer: Any) -> Any:
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(self.pretrained, local_files_only=True)
+        except (OSError, ValueError, KeyError) as exc:
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ConfigError(f"model folder {self.pretrained}: cannot read config.json ({msg})") from None
+        vocab = int(getattr(config, "vocab_size", 0) or 0)
+        if vocab and len(tokenizer) > vocab:
+            raise ConfigError(
+                f"the tokenizer has {len(tokenizer)} tokens but the model in {self.pretrained} only {vocab}; "
+                "use the tokenizer saved with that model"
+            )
+        if getattr(config, "pad_token_id", None) is None:  # batches are padded; GPT-2 configs have no pad id
+            pad = getattr(tokenizer, "pad_token_id", None)
+            config.pad_token_id = pad if pad is not None else getattr(config, "eos_token_id", None)
+        return config
+
+    def load_pretrained(self, tokenizer: Any, max_length: int | None = None) -> Any:
+        """The folder's model *with its weights* (``init_from``), float32, checked against ``max_length``."""
+        from gitnetic.tasks.hf_folder import load_hf_model
+
+        config = self._pretrained_config(tokenizer)
+        if max_length:
+            check_positions(config, max_length, self.source)
+        model = load_hf_model(self.pretrained, "--init_from", causal=self.objective != "mlm")
+        if getattr(model.config, "pad_token_id", None) is None:
+            model.config.pad_token_id = config.pad_token_id
+        return model
+
     # ------------------------------------------------------------------ building
     @property
     def model_class(self) -> Any:
@@ -209,7 +267,10 @@ class ModelConfig:
             ) from None
 
     def build_config(self, tokenizer: Any) -> Any:
-        """The HF config with vocab size and special ids taken from ``tokenizer``."""
+        """The HF config with vocab size and special ids taken from ``tokenizer`` (a pretrained folder's
+        config is used as saved)."""
+        if self.pretrained:
+            return self._pretrained_config(tokenizer)
         params = dict(self.config_params)
         params.update(_tokenizer_fields(tokenizer))
         try:
@@ -232,7 +293,7 @@ class ModelConfig:
             check_positions(config, max_length, self.source)
         model_cls = self.model_class
         try:
-            if self.model_type:
+            if self.model_type or self.pretrained:
                 return model_cls.from_config(config)
             return model_cls(config)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:

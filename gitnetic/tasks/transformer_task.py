@@ -7,6 +7,7 @@ doubles as the reference implementation of a task: pick params out of the parsed
 
 from __future__ import annotations
 
+import logging
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,25 @@ from gitnetic.modules.transformer_module import TransformerModule
 from gitnetic.tasks.model_config import ModelConfig, build_model_and_tokenizer
 from gitnetic.tasks.task_module import TaskModule
 
-__all__ = ["TransformerTask", "build_model_and_tokenizer"]
+__all__ = ["TransformerTask", "build_model_and_tokenizer", "load_pretrained_model_and_tokenizer"]
+
+logger = logging.getLogger(__name__)
 
 ParamType = DataclassBase | Namespace
+
+
+def load_pretrained_model_and_tokenizer(
+    folder: str, tokenizer_path: str | None = None, max_length: int | None = None
+) -> tuple[Any, Any, ModelConfig]:
+    """``init_from``: the folder's model with its weights, and its tokenizer (or ``tokenizer_path``'s,
+    which must fit the model's vocabulary, e.g. the pipeline's copy of the same tokenizer)."""
+    from gitnetic.data.tokenizer import load_tokenizer
+    from gitnetic.tasks.hf_folder import check_hf_model_folder
+
+    model_config = ModelConfig.from_pretrained(folder, "--init_from")
+    tokenizer = load_tokenizer(tokenizer_path or check_hf_model_folder(folder, "--init_from"))
+    model = model_config.load_pretrained(tokenizer, max_length=max_length)
+    return model, tokenizer, model_config
 
 
 @TaskModule.register("transformer-task")
@@ -31,16 +48,28 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     class Params(DataclassBase):
         """transformer-task: which model to build and which tokenizer to build it for."""
 
-        config_path: str = field(
+        config_path: str | None = field(
+            default=None,
             metadata={
-                "help": "Model-config YAML (model.name/config/config_params, optional tokenizer), or the name of "
-                "one shipped in gitnetic/configs, e.g. gpt2-tiny, roberta-small."
-            }
+                "help": "Model-config YAML (model.name/config/config_params, optional tokenizer), the name of "
+                "one shipped in gitnetic/configs (e.g. gpt2-tiny), or a local HF model folder (its "
+                "config.json, fresh weights). Not needed with --init_from."
+            },
         )
-        tokenizer_path: str = field(
+        tokenizer_path: str | None = field(
+            default=None,
             metadata={
-                "help": "Tokenizer folder written by 'python -m gitnetic tokenizer' (e.g. data/tokenizer)."
-            }
+                "help": "Tokenizer folder written by 'python -m gitnetic tokenizer' (e.g. data/tokenizer); "
+                "with --init_from it defaults to the model folder's own tokenizer."
+            },
+        )
+        init_from: str | None = field(
+            default=None,
+            metadata={
+                "help": "Continue pretraining a local Hugging Face model folder (save_pretrained layout, e.g. "
+                "models/hf from 'python -m gitnetic export'): its architecture, weights and tokenizer. "
+                "Nothing is downloaded."
+            },
         )
 
     params: Params
@@ -67,14 +96,31 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     @classmethod
     def setup(cls, params: tuple[ParamType, ...]) -> TransformerTask:
         task_params, module_params, datamodule_params = cls.get_params(params)
-        model, tokenizer, model_config = build_model_and_tokenizer(
-            task_params.config_path,
-            task_params.tokenizer_path,
-            max_length=getattr(datamodule_params, "max_length", None),
-        )
+        max_length = getattr(datamodule_params, "max_length", None)
+        if task_params.init_from:
+            model, tokenizer, model_config = load_pretrained_model_and_tokenizer(
+                task_params.init_from, task_params.tokenizer_path, max_length
+            )
+            if task_params.config_path:
+                logger.info(
+                    "init_from %s: the model comes from that folder; --config_path %s is not used",
+                    task_params.init_from,
+                    task_params.config_path,
+                )
+        else:
+            if not task_params.config_path or not task_params.tokenizer_path:
+                raise TaskError(
+                    "transformer-task needs --config_path and --tokenizer_path (a fresh model), or "
+                    "--init_from MODEL_FOLDER (continue pretraining a saved model)"
+                )
+            model, tokenizer, model_config = build_model_and_tokenizer(
+                task_params.config_path, task_params.tokenizer_path, max_length=max_length
+            )
         _align_objective(module_params, model_config)
 
         module = TransformerModule(model=model, tokenizer=tokenizer, params=module_params)
+        if getattr(datamodule_params, "fim_rate", 0) and module.objective != "clm":
+            raise TaskError("--fim_rate is for causal LMs; set --fim_rate 0 to train a masked LM")
         datamodule = TransformerDataModule(tokenizer=tokenizer, params=datamodule_params)
         return cls(tokenizer, module, datamodule)
 

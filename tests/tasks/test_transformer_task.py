@@ -44,8 +44,9 @@ def test_setup_builds_components_that_agree(config, objective, task_tokenizer_di
 
 
 def test_missing_required_params_and_missing_components():
-    with pytest.raises(SystemExit):
-        parse(["--batch_size", "2"])  # --config_path/--tokenizer_path are required
+    # --config_path/--tokenizer_path are required unless --init_from names a saved model
+    with pytest.raises(TaskError, match="--config_path and --tokenizer_path .* or --init_from"):
+        TransformerTask.setup(parse(["--batch_size", "2"]))
     with pytest.raises(TaskError, match="TransformerModule"):
         TransformerTask.get_params((TransformerTask.Params(config_path="c", tokenizer_path="t"),))
 

@@ -1,0 +1,305 @@
+"""Sampling from a trained model: left-to-right completion and fill-in-the-middle infilling.
+
+Decoding itself is transformers' ``generate`` (KV cache, greedy / temperature / top-k / top-p, stop at
+``</s>``) with a streamer, so tokens appear as they are produced. What gitnetic adds is what must match
+training exactly: prompts are encoded the way preprocess encoded the corpus (literal ``</s>`` or
+``<fim_prefix>`` in code stay text), an empty prompt starts after ``</s>`` like every training
+document, and an infill prompt is built in the FIM layout of training (docs/fim.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from gitnetic.common.dataclass_argparse import DataclassBase
+from gitnetic.common.errors import ConfigError, DataError
+
+__all__ = [
+    "GenerateParams",
+    "Generation",
+    "Generator",
+    "load_generation_model",
+    "read_prompts",
+    "generate",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CURSOR = "<CURSOR>"
+
+
+@dataclass
+class GenerateParams(DataclassBase):
+    """Which model, which prompts, how to decode."""
+
+    model: str = field(
+        metadata={
+            "help": "An exported folder ('python -m gitnetic export', or any local HF causal-LM folder) "
+            "or a training checkpoint (.ckpt, or its folder: checkpoint_last.ckpt there)."
+        }
+    )
+    config_path: str | None = field(
+        default=None, metadata={"help": "Model-config YAML used for training (checkpoints only)."}
+    )
+    tokenizer_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder used for training (checkpoints only)."}
+    )
+    prompt: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Prompt(s) to complete, each generated separately. Without any prompt "
+            "option the prompt is read from stdin."
+        },
+    )
+    prompt_file: str | None = field(
+        default=None, metadata={"help": "A file whose whole content is one prompt ('-' = stdin)."}
+    )
+    prefix: str | None = field(
+        default=None,
+        metadata={"help": "Infill: the code before the cursor (with --suffix); prints the middle only."},
+    )
+    suffix: str | None = field(default=None, metadata={"help": "Infill: the code after the cursor."})
+    infill_file: str | None = field(
+        default=None,
+        metadata={"help": "Infill: a file with one --cursor marker where the middle goes ('-' = stdin)."},
+    )
+    cursor: str = field(default=DEFAULT_CURSOR, metadata={"help": "The cursor marker of --infill_file."})
+    max_new_tokens: int = field(default=128, metadata={"help": "Most tokens to generate per prompt."})
+    greedy: bool = field(
+        default=False,
+        metadata={"help": "Greedy decoding (always the most likely token); ignores sampling flags."},
+    )
+    temperature: float = field(
+        default=0.8, metadata={"help": "Sampling temperature (0 = greedy); lower is more conservative."}
+    )
+    top_k: int = field(default=50, metadata={"help": "Sample among the k most likely tokens (0 = all)."})
+    top_p: float = field(
+        default=0.95, metadata={"help": "Nucleus sampling: the smallest set of tokens with this much mass."}
+    )
+    seed: int = field(default=0, metadata={"help": "Sampling seed: same seed, same output."})
+    device: Literal["auto", "cpu", "cuda", "mps"] = field(
+        default="auto", metadata={"help": "Where to run (auto: cuda when available, else cpu)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"--max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if self.temperature < 0:
+            raise ConfigError(f"--temperature must be 0 or more, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"--top_k must be 0 or more, got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
+
+    @property
+    def infill(self) -> bool:
+        return self.prefix is not None or self.suffix is not None or self.infill_file is not None
+
+
+@dataclass
+class Generation:
+    """One prompt's result: the generated text (the middle, when infilling) and token counts."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+
+
+def load_generation_model(
+    model: str, config_path: str | None = None, tokenizer_path: str | None = None
+) -> tuple[Any, Any]:
+    """``(causal LM in eval mode on CPU, tokenizer)`` from an exported folder or a training checkpoint."""
+    from gitnetic.tasks.hf_folder import is_hf_model_folder, load_hf_model, load_hf_tokenizer
+
+    path = Path(model)
+    if not path.exists():
+        raise DataError(
+            f"--model {path} does not exist; pass a folder written by 'python -m gitnetic export' or a "
+            "checkpoint written by 'python -m gitnetic train'"
+        )
+    if is_hf_model_folder(path):
+        return load_hf_model(path, "--model"), load_hf_tokenizer(path, "--model")
+    if not config_path or not tokenizer_path:
+        raise ConfigError(
+            f"--model {path} is a training checkpoint: also pass the --config_path and --tokenizer_path it "
+            "was trained with (or generate from its export)"
+        )
+    from gitnetic.training.checkpoint import load_trained_model
+
+    net, tokenizer, model_config, _ = load_trained_model(str(path), config_path, tokenizer_path)
+    if model_config.inferred_objective() == "mlm" or "MaskedLM" in type(net).__name__:
+        raise ConfigError(f"{type(net).__name__} is a masked LM; generate needs a causal LM")
+    return net, tokenizer
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"prompt file {p} does not exist; pass an existing file or '-' for stdin")
+    return p.read_text(encoding="utf-8")
+
+
+def read_prompts(params: GenerateParams) -> list[str] | list[tuple[str, str]]:
+    """Plain prompts, or ``(prefix, suffix)`` pairs when infilling, from the flags (stdin as a fallback)."""
+    if params.infill:
+        if params.prompt or params.prompt_file:
+            raise ConfigError(
+                "give either --prompt/--prompt_file or the infill flags --prefix/--suffix/--infill_file"
+            )
+        if params.infill_file is not None:
+            if params.prefix is not None or params.suffix is not None:
+                raise ConfigError("give either --infill_file or --prefix/--suffix, not both")
+            text = _read(params.infill_file)
+            count = text.count(params.cursor) if params.cursor else 0
+            if count != 1:
+                raise ConfigError(
+                    f"{params.infill_file} must hold the cursor marker {params.cursor!r} exactly once "
+                    f"(found {count}); mark where the middle goes, or set --cursor"
+                )
+            before, after = text.split(params.cursor)
+            return [(before, after)]
+        return [(params.prefix or "", params.suffix or "")]
+    prompts = list(params.prompt)
+    if params.prompt_file is not None:
+        prompts.append(_read(params.prompt_file))
+    if not prompts:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise ConfigError(
+                "no prompt: pass --prompt TEXT, --prompt_file FILE, or pipe the prompt to stdin"
+            )
+        prompts.append(sys.stdin.read())
+    return prompts
+
+
+def _context(model: Any) -> int | None:
+    from gitnetic.tasks.model_config import position_limit
+
+    size, offset = position_limit(model.config)
+    return size - offset if size else None
+
+
+def _device(name: str) -> Any:
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda but no CUDA GPU is visible; use --device cpu")
+    return torch.device(name)
+
+
+class Generator:
+    """A loaded model + tokenizer that turns prompts into (streamed) generations."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: str = "auto") -> None:
+        from gitnetic.data.encoder import HFEncoder
+        from gitnetic.data.fim import fim_ids
+
+        self.device = _device(device)
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.encoder = HFEncoder(tokenizer)  # literal special-token strings stay text, as in preprocess
+        self.eos_id = tokenizer.eos_token_id
+        self.fim = fim_ids(tokenizer)
+        self.context = _context(model)
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        ids = self.encoder.encode(prompt).tolist()
+        if not ids and self.eos_id is not None:
+            ids = [int(self.eos_id)]  # every training document starts right after a </s>
+        return ids
+
+    def infill_ids(self, prefix: str, suffix: str) -> list[int]:
+        """``<fim_prefix> prefix <fim_suffix> suffix <fim_middle>`` (PSM, docs/fim.md)."""
+        if self.fim is None:
+            raise ConfigError(
+                "this model's tokenizer has no FIM tokens (<fim_prefix> <fim_middle> <fim_suffix>), so it "
+                "cannot infill; train with a tokenizer made with --fim_tokens true and --fim_rate > 0"
+            )
+        pre, suf = self.encoder.encode(prefix).tolist(), self.encoder.encode(suffix).tolist()
+        return [self.fim.prefix, *pre, self.fim.suffix, *suf, self.fim.middle]
+
+    def run(
+        self,
+        ids: list[int],
+        params: GenerateParams,
+        out: TextIO | None = None,
+    ) -> Generation:
+        """Generate after ``ids``; streams the new text to ``out`` (if given) as it is produced."""
+        import torch
+
+        if not ids:
+            raise ConfigError("the prompt encodes to no tokens and the tokenizer has no </s> to start from")
+        max_new = params.max_new_tokens
+        if self.context is not None:
+            if len(ids) >= self.context:
+                raise ConfigError(
+                    f"the prompt is {len(ids)} tokens but the model's context is {self.context}; shorten it"
+                )
+            if len(ids) + max_new > self.context:
+                max_new = self.context - len(ids)
+                logger.warning("generate: only %d new tokens fit in the model's context", max_new)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new}
+        if params.greedy or params.temperature == 0:
+            kwargs["do_sample"] = False
+        else:
+            kwargs.update(
+                do_sample=True, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p
+            )
+        if self.eos_id is not None:
+            kwargs["eos_token_id"] = int(self.eos_id)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
+        if pad is not None:
+            kwargs["pad_token_id"] = int(pad)
+        if out is not None:
+            kwargs["streamer"] = _Streamer(self.tokenizer, out)
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        torch.manual_seed(params.seed)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            result = self.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs
+            )
+        seconds = time.perf_counter() - start
+        new = result[0, len(ids) :].tolist()
+        if new and self.eos_id is not None and new[-1] == self.eos_id:
+            new = new[:-1]
+        text = self.tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return Generation(text=text, prompt_tokens=len(ids), new_tokens=len(new), seconds=seconds)
+
+
+class _Streamer:
+    """transformers' ``TextStreamer`` writing to any text stream instead of print()."""
+
+    def __new__(cls, tokenizer: Any, out: TextIO) -> Any:
+        from transformers import TextStreamer
+
+        class _To(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                out.write(text)
+                out.flush()
+
+        return _To(tokenizer, skip_prompt=True, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+def generate(params: GenerateParams, out: TextIO | None = None) -> list[Generation]:
+    """Load the model, read the prompts, generate each (streamed to ``out``, a newline after each)."""
+    prompts = read_prompts(params)
+    model, tokenizer = load_generation_model(params.model, params.config_path, params.tokenizer_path)
+    generator = Generator(model, tokenizer, params.device)
+    results = []
+    for prompt in prompts:
+        ids = generator.infill_ids(*prompt) if params.infill else generator.prompt_ids(prompt)
+        results.append(generator.run(ids, params, out))
+        if out is not None:
+            out.write("\n")
+            out.flush()
+    return results

@@ -1,0 +1,143 @@
+"""``generate``: errors on bad input, streaming, checkpoint == export, and FIM training then infilling."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from gitnetic.cli import main as cli_main
+from gitnetic.common.errors import ConfigError, DataError
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
+
+
+def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) -> Path:
+    """A real (untrained) model for ``tokenizer_dir`` saved with save_pretrained, tokenizer included."""
+    import torch
+
+    from gitnetic.tasks.model_config import ModelConfig
+
+    torch.manual_seed(0)
+    tokenizer = ModelConfig.from_yaml(config).load_tokenizer(tokenizer_dir)
+    ModelConfig.from_yaml(config).build_model(tokenizer).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def plain_folder(tmp_path_factory, tiny_tokenizer) -> Path:
+    return save_random_model(tiny_tokenizer, tmp_path_factory.mktemp("plain") / "hf")
+
+
+@pytest.fixture(scope="module")
+def fim_folder(tmp_path_factory, fim_tokenizer) -> Path:
+    return save_random_model(fim_tokenizer, tmp_path_factory.mktemp("fim") / "hf")
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    rc = cli_main.main(["generate", *map(str, args)])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_bad_input_gets_one_line_errors(tmp_path, capsys, plain_folder, fim_folder) -> None:
+    def error(*args: str) -> str:
+        rc, _, err = run_cli(capsys, *args)
+        lines = [line for line in err.splitlines() if line.startswith("gitnetic generate: error:")]
+        assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+        return lines[0]
+
+    assert "does not exist" in error("--model", tmp_path / "nope", "--prompt", "x")
+    ckpt = tmp_path / "run.ckpt"
+    ckpt.write_bytes(b"")
+    assert "--config_path and --tokenizer_path" in error("--model", ckpt, "--prompt", "x")
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text((plain_folder / "config.json").read_text())
+    assert "missing weights" in error("--model", half, "--prompt", "x")
+    assert "no FIM tokens" in error("--model", plain_folder, "--prefix", "a = ", "--suffix", "\n")
+    assert "context is 1024" in error("--model", plain_folder, "--prompt", "x " * 1100)
+    marked = tmp_path / "no_cursor.py"
+    marked.write_text("def f():\n    pass\n")
+    assert "exactly once" in error("--model", fim_folder, "--infill_file", marked)
+    assert "--temperature" in error("--model", plain_folder, "--prompt", "x", "--temperature", "-1")
+
+
+def test_streams_what_it_returns_and_is_reproducible(plain_folder) -> None:
+    from gitnetic.inference.generate import GenerateParams, generate
+
+    for flags in ({"greedy": True}, {"temperature": 1.0, "top_k": 0, "top_p": 0.9, "seed": 3}):
+        params = GenerateParams(model=str(plain_folder), prompt=["def f(x):", ""], max_new_tokens=12, **flags)
+        stream = io.StringIO()
+        first = generate(params, out=stream)
+        assert stream.getvalue() == "".join(r.text + "\n" for r in first)
+        assert all(0 <= r.new_tokens <= 12 for r in first)
+        assert [r.text for r in generate(params)] == [r.text for r in first]
+    # literal special-token strings in a prompt are text, as in training data
+    from gitnetic.inference.generate import Generator, load_generation_model
+
+    generator = Generator(*load_generation_model(str(plain_folder)), device="cpu")
+    assert 2 not in generator.prompt_ids("x = '</s>'")
+    assert generator.prompt_ids("") == [2]  # an empty prompt starts after </s>, like every document
+    with pytest.raises(ConfigError):
+        GenerateParams(model="m", top_p=0.0)
+    with pytest.raises(DataError):
+        load_generation_model(str(plain_folder / "nope"))
+
+
+@pytest.fixture(scope="module")
+def fim_shards(tmp_path_factory, tiny_corpus_jsonl, fim_tokenizer) -> Path:
+    from gitnetic.cli.preprocess import main as preprocess_main
+
+    out = tmp_path_factory.mktemp("fim_bin")
+    argv = [
+        "--tokenizer_path",
+        str(fim_tokenizer),
+        "--input_dir",
+        str(tiny_corpus_jsonl),
+        "--output_dir",
+        str(out),
+    ]
+    assert preprocess_main([*argv, "--workers", "1"]) == 0
+    return out
+
+
+def test_fim_training_then_generate_from_checkpoint_equals_export_and_infills(
+    tmp_path, capsys, fim_tokenizer, fim_shards, run_gitnetic
+) -> None:
+    save_dir = tmp_path / "checkpoints"
+    train = run_gitnetic(
+        "train", "--task", "transformer-task", "--config_path", GPT2_TINY, "--tokenizer_path", fim_tokenizer,
+        "--train_data_prefix", fim_shards / "train", "--fim_rate", "0.5", "--fim_spm_rate", "0.5",
+        "--packing", "true", "--max_length", "64", "--batch_size", "8", "--max_steps", "30",
+        "--warmup_steps", "3", "--learning_rate", "3e-3", "--save_dir", save_dir, "--gpus", "0",
+        "--save_step_frequency", "30", "--progress_bar_refresh_rate", "0", "--log_every_n_steps", "5",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-3000:]
+    ckpt_args = ["--model", save_dir, "--config_path", GPT2_TINY, "--tokenizer_path", fim_tokenizer]
+    hf = tmp_path / "hf"
+    assert cli_main.main(["export", "--checkpoint", str(save_dir), "--config_path", str(GPT2_TINY),
+                          "--tokenizer_path", str(fim_tokenizer), "--output_dir", str(hf)]) == 0  # fmt: skip
+    assert json.loads((hf / "gitnetic_export.json").read_text())["global_step"] == 30
+
+    prompt = ["--prompt", "import json\n\n\ndef ", "--greedy", "--max_new_tokens", "24"]
+    rc_ckpt, from_ckpt, err_ckpt = run_cli(capsys, *ckpt_args, *prompt)
+    rc_export, from_export, err_export = run_cli(capsys, "--model", hf, *prompt)
+    assert rc_ckpt == 0 and rc_export == 0, err_ckpt + err_export
+    assert from_ckpt == from_export and len(from_ckpt) > 1
+
+    # infill: a file with a cursor marker, and --prefix/--suffix, give the same middle
+    source = tmp_path / "edit.py"
+    source.write_text("def load(path):\n    with open(path) as fh:\n        <CURSOR>\n    return data\n")
+    infill = ["--greedy", "--max_new_tokens", "16"]
+    rc_file, by_file, err = run_cli(capsys, "--model", hf, "--infill_file", source, *infill)
+    prefix, suffix = source.read_text().split("<CURSOR>")
+    rc_flags, by_flags, _ = run_cli(capsys, "--model", hf, "--prefix", prefix, "--suffix", suffix, *infill)
+    assert rc_file == 0 and rc_flags == 0, err
+    assert by_file == by_flags
+    assert "<fim_" not in by_file and "</s>" not in by_file
