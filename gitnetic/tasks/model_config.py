@@ -178,7 +178,7 @@ class ModelConfig:
                 model_type=str(model_type), config_params=params, objective=objective or "clm", **common
             )
         raise ConfigError(
-            f"model config {source} has neither a 'model:' section nor 'model_type:'; see configs/gpt2-tiny.yaml"
+            f"model config {source} has neither a 'model:' section nor 'model_type:'; see gitnetic/configs/gpt2-tiny.yaml"
         )
 
     @classmethod
