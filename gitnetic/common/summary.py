@@ -65,6 +65,11 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
             text += f" (unigram baseline {base:,.1f}: {verdict})"
         text += f" on {metrics.get('tokens', 0):,} test tokens  -> {eval_path}"
         rows.append(("held-out perplexity", text))
+    if metrics and metrics.get("next_line_samples"):
+        parts = [f"next-line exact match {metrics['next_line_exact_match']:.1%}"]
+        if metrics.get("infill_samples"):
+            parts.append(f"infilling {metrics['infill_exact_match']:.1%}")
+        rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
 
     live_dir = train.get("dvclive_dir") or "dvclive"
     live = _read_json(root / live_dir / "metrics.json")
