@@ -83,7 +83,8 @@ def train_and_evaluate(name: str, fim_rate: float, paths: dict[str, Path], work:
         "--train_data_prefix", paths["bin"] / "train", "--val_data_prefix", paths["bin"] / "valid",
         "--max_steps", args.max_steps, "--save_step_frequency", args.max_steps, "--limit_val_batches", 0,
         "--save_dir", save_dir, "--dvclive_dir", work / name / "dvclive", "--fim_rate", fim_rate,
-        "--progress_bar_refresh_rate", 0, "--num_threads", args.threads, threads=args.threads,
+        "--progress_bar_refresh_rate", 0, "--num_threads", args.threads, "--seed", args.seed,
+        threads=args.threads,
     )  # fmt: skip
     out = work / name / "eval.json"
     e = gitnetic(
@@ -95,8 +96,9 @@ def train_and_evaluate(name: str, fim_rate: float, paths: dict[str, Path], work:
     metrics = json.loads(out.read_text())
     metrics.update(train_s=t, evaluate_s=e, checkpoint=str(save_dir))
     print(
-        f"{name}: train {t:.0f} s, evaluate {e:.0f} s; perplexity {metrics['perplexity']:.2f}, next-line EM "
-        f"{metrics['next_line_exact_match']:.3f}, infill EM {metrics['infill_exact_match']:.3f} "
+        f"{name}: train {t:.0f} s, evaluate {e:.0f} s; perplexity {metrics['perplexity']:.2f}; next-line EM "
+        f"{metrics['next_line_exact_match']:.3f}, edit sim {metrics['next_line_edit_similarity']:.3f}; infill "
+        f"EM {metrics['infill_exact_match']:.3f}, edit sim {metrics['infill_edit_similarity']:.3f} "
         f"({metrics['next_line_samples']} lines)"
     )
     return metrics
@@ -173,6 +175,9 @@ def decode_speed(checkpoint: str, paths: dict[str, Path], args: Any) -> dict[str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max_steps", type=int, default=100, help="training steps per model (pipeline: 250)")
+    parser.add_argument(
+        "--seed", type=int, default=1234, help="training seed of both runs (params.yaml: 1234)"
+    )
     parser.add_argument("--completion_samples", type=int, default=100, help="held-out lines scored")
     parser.add_argument(
         "--threads", type=int, default=2, help="train/evaluate --num_threads (params.yaml: 2)"
@@ -200,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"FIM/CLM at {args.max_steps} steps: perplexity x{fim['perplexity'] / clm['perplexity']:.3f}, "
             f"next-line EM {fim['next_line_exact_match'] - clm['next_line_exact_match']:+.3f}, "
-            f"infill EM {fim['infill_exact_match'] - clm['infill_exact_match']:+.3f}"
+            f"infill EM {fim['infill_exact_match'] - clm['infill_exact_match']:+.3f}; edit sim next-line "
+            f"{fim['next_line_edit_similarity'] - clm['next_line_edit_similarity']:+.3f}, infill "
+            f"{fim['infill_edit_similarity'] - clm['infill_edit_similarity']:+.3f}"
         )
         speed = decode_speed(fim["checkpoint"], paths, args)
         print(f"total {time.perf_counter() - start:.0f} s")

@@ -10,6 +10,9 @@ proposes is the line they meant. Two metrics measure that on the test split's ow
   whose tokenizer has the FIM tokens: one line is masked, the model sees the code before and after it in
   the PSM prompt of :mod:`gitnetic.inference.generate` (docs/fim.md) and writes the middle until
   ``</s>`` or a newline; scored as above.
+* **edit similarity** of both (``*_edit_similarity``; CodeXGLUE's line-level completion reports an edit
+  similarity next to exact match): ``difflib.SequenceMatcher``'s ratio of the written and the real line
+  (stripped), averaged; small models that never get a whole line right still show progress there.
 
 How positions are chosen. Evaluate reads MMIDIDX shards (no text), so lines are found in token space:
 a line starts right after a token whose text holds a newline and ends at the next such token. With
@@ -25,6 +28,7 @@ the metrics measure what ``python -m gitnetic generate --greedy`` would print.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -174,10 +178,16 @@ def _fim_parts(tokens: np.ndarray, line: Line, budget: int, eos: int | None) -> 
     return prefix[len(prefix) - n_pre :], suffix[:n_suf]
 
 
-def _hit(generation: Any, max_new: int, expected: str) -> bool:
-    """The model ended the line (a newline, or ``</s>`` which ``Generator`` drops) and it matches."""
+def _score(generation: Any, max_new: int, expected: str) -> tuple[bool, float]:
+    """``(exact match, edit similarity)`` of one generated line against the real one (both stripped).
+
+    Exact match also needs the model to have ended the line (a newline, or ``</s>`` which ``Generator``
+    drops) rather than run into the cap. Edit similarity is ``difflib.SequenceMatcher.ratio`` of whatever
+    line it wrote (ended or not): partial credit that moves before exact matches do.
+    """
     ended = "\n" in generation.text or generation.new_tokens < max_new
-    return ended and generation.text.split("\n", 1)[0].strip() == expected
+    line = generation.text.split("\n", 1)[0].strip()
+    return ended and line == expected, difflib.SequenceMatcher(None, line, expected).ratio()
 
 
 def completion_metrics(
@@ -189,8 +199,8 @@ def completion_metrics(
     max_context: int = 0,
     max_documents: int = 0,
 ) -> dict[str, Any]:
-    """``next_line_exact_match``/``next_line_samples`` and, when the tokenizer has the FIM tokens,
-    ``infill_exact_match``/``infill_samples`` on up to ``samples`` lines of ``dataset`` (token shards).
+    """``next_line_{exact_match,edit_similarity,samples}`` and, when the tokenizer has the FIM tokens,
+    ``infill_{exact_match,edit_similarity,samples}`` on up to ``samples`` lines of ``dataset`` (shards).
 
     ``samples`` 0 returns ``{}``. Runs on the CPU, greedily, so the figures are reproducible.
     """
@@ -217,16 +227,18 @@ def completion_metrics(
     decode = GenerateParams(model="<evaluate>", greedy=True, max_new_tokens=max_new)
     stop_ids = np.flatnonzero(newline).tolist()
     eos = tokenizer.eos_token_id
-    next_hits = infill_hits = 0
+    scores: dict[str, list[tuple[bool, float]]] = {"next_line": [], "infill": []}
     for line in tqdm(lines, desc="completion", disable=None):
         tokens = np.asarray(dataset[line.document], dtype=np.int64)
         prompt = _context(tokens, line.start, window - max_new, eos)
-        next_hits += _hit(generator.run(prompt, decode, stop_ids=stop_ids), max_new, line.text)
+        generation = generator.run(prompt, decode, stop_ids=stop_ids)
+        scores["next_line"].append(_score(generation, max_new, line.text))
         if generator.fim is not None:
             prefix, suffix = _fim_parts(tokens, line, window - max_new - 3, eos)
-            prompt = generator.infill_token_ids(prefix, suffix)
-            infill_hits += _hit(generator.run(prompt, decode, stop_ids=stop_ids), max_new, line.text)
-    metrics["next_line_exact_match"] = next_hits / len(lines)
-    if generator.fim is not None:
-        metrics["infill_exact_match"] = infill_hits / len(lines)
+            generation = generator.run(generator.infill_token_ids(prefix, suffix), decode, stop_ids=stop_ids)
+            scores["infill"].append(_score(generation, max_new, line.text))
+    for kind, pairs in scores.items():
+        if pairs:
+            metrics[f"{kind}_exact_match"] = sum(hit for hit, _ in pairs) / len(pairs)
+            metrics[f"{kind}_edit_similarity"] = sum(sim for _, sim in pairs) / len(pairs)
     return metrics

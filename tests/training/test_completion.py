@@ -5,7 +5,8 @@ is switched off (zero output projections), positions are zero, and each listed t
 one-hot embedding, so the greedy next token depends on the last token only. Told "after a newline comes
 ``x``" and "after ``<fim_middle>`` comes ``y``", it completes every line as ``x=1`` and infills every
 line as ``y=1``; on a file of ``x=1`` and ``y=1`` lines the exact-match rates are then the shares of
-each kind, counted by hand below. Documents go through real MMIDIDX shards and a real trained tokenizer.
+each kind, counted by hand below. A miss writes ``x=1`` for ``y=1`` (or back): edit similarity
+``2 * 2 / (3 + 3) = 2/3`` (``=1`` in common). Documents go through real MMIDIDX shards and a real trained tokenizer.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def bigram_model(tokenizer, successor: dict[str, str], n_positions: int = 256):
 
 
 SUCCESSOR = {"x": "=", "y": "=", "=": "1", "1": "\n", "\n": "x", "<fim_middle>": "y"}
+MISS = 2 / 3  # edit similarity of x=1 and y=1
 
 
 def test_the_stand_in_model_is_the_bigram_table(fim_tokenizer) -> None:
@@ -106,19 +108,24 @@ def test_exact_match_on_a_known_answer(tmp_path, fim_tokenizer) -> None:
     assert metrics == {
         "next_line_samples": 8,
         "next_line_exact_match": pytest.approx(4 / 8),
+        "next_line_edit_similarity": pytest.approx((4 + 4 * MISS) / 8),
         "infill_samples": 8,
         "infill_exact_match": pytest.approx(4 / 8),
+        "infill_edit_similarity": pytest.approx((4 + 4 * MISS) / 8),
     }
     # only the first document: 3 of 5 and 2 of 5
     first = completion_metrics(model, tokenizer, dataset, samples=100, seed=0, max_documents=1)
     assert first["next_line_exact_match"] == pytest.approx(3 / 5)
     assert first["infill_exact_match"] == pytest.approx(2 / 5)
+    assert first["next_line_edit_similarity"] == pytest.approx((3 + 2 * MISS) / 5)
+    assert first["infill_edit_similarity"] == pytest.approx((2 + 3 * MISS) / 5)
 
     # a model that never ends the line (after "1" come spaces, forever) scores nothing, though the
     # LINE_TOKENS + 1 tokens it wrote strip to the right text: a hit must end its line
     rambling = bigram_model(tokenizer, {**SUCCESSOR, "1": " ", " ": " "})
     never = completion_metrics(rambling, tokenizer, dataset, samples=100, seed=0)
     assert never["next_line_exact_match"] == 0 and never["infill_exact_match"] == 0
+    assert never["next_line_edit_similarity"] == metrics["next_line_edit_similarity"]  # same text written
 
 
 def test_samples_are_a_deterministic_function_of_the_seed(tmp_path, fim_tokenizer) -> None:
@@ -134,11 +141,14 @@ def test_samples_are_a_deterministic_function_of_the_seed(tmp_path, fim_tokenize
     assert picked(0) != picked(1)
     for seed in (0, 1):
         lines = sample_lines(dataset, tokenizer, newline, 5, seed)
+        xs = sum(line.text == "x=1" for line in lines)
         expected = {
             "next_line_samples": 5,
-            "next_line_exact_match": pytest.approx(sum(line.text == "x=1" for line in lines) / 5),
+            "next_line_exact_match": pytest.approx(xs / 5),
+            "next_line_edit_similarity": pytest.approx((xs + (5 - xs) * MISS) / 5),
             "infill_samples": 5,
-            "infill_exact_match": pytest.approx(sum(line.text == "y=1" for line in lines) / 5),
+            "infill_exact_match": pytest.approx((5 - xs) / 5),
+            "infill_edit_similarity": pytest.approx((5 - xs + xs * MISS) / 5),
         }
         assert completion_metrics(model, tokenizer, dataset, samples=5, seed=seed) == expected
 
@@ -152,6 +162,7 @@ def test_off_switch_no_fim_tokens_and_bad_params(tmp_path, tiny_tokenizer) -> No
     assert completion_metrics(model, tokenizer, dataset, samples=50) == {
         "next_line_samples": 5,
         "next_line_exact_match": pytest.approx(3 / 5),
+        "next_line_edit_similarity": pytest.approx((3 + 2 * MISS) / 5),
     }
     with pytest.raises(ConfigError, match="--completion_samples"):
         completion_metrics(model, tokenizer, dataset, samples=-1)
@@ -169,3 +180,4 @@ def test_context_is_cut_to_the_window(tmp_path, fim_tokenizer) -> None:
     dataset = write_shard(tmp_path, tokenizer, ["x=1\n" * 200])
     metrics = completion_metrics(model, tokenizer, dataset, samples=10, seed=3)
     assert metrics["next_line_exact_match"] == 1.0 and metrics["infill_exact_match"] == 0.0
+    assert metrics["infill_edit_similarity"] == pytest.approx(MISS)
