@@ -256,6 +256,13 @@ def source_groups_of(source_names: Sequence[str], groups: Mapping[str, Sequence[
     return {name: owner.get(name, name) for name in known}
 
 
+def by_source_names(
+    source_names: Sequence[str], source_groups: Sequence[str] | Mapping[str, Any] | None
+) -> list[str]:
+    """The per-split prefix names ``--by_source`` writes (``{split}-{name}``), in corpus source order."""
+    return list(dict.fromkeys(source_groups_of(source_names, parse_source_groups(source_groups)).values()))
+
+
 def _source_routes(params: PreprocessParams, stats_path: Path) -> tuple[dict[str, int], list[str]]:
     """``(record 'source' value -> output index, output names)`` from the corpus stage's ``stats.json``.
 
@@ -272,7 +279,7 @@ def _source_routes(params: PreprocessParams, stats_path: Path) -> tuple[dict[str
             "'python -m gitnetic corpus' or turn --by_source off"
         ) from None
     group_of = source_groups_of(list(sources), parse_source_groups(params.source_groups))
-    names = list(dict.fromkeys(group_of.values()))
+    names = by_source_names(list(sources), params.source_groups)
     routes: dict[str, int] = {}
     for name, info in sources.items():
         routes[name] = names.index(group_of[name])
