@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 STEPS, EVERY = 30, 10
 LINE = re.compile(
     r"^gitnetic train: interrupted by (SIG\w+) at step (\d+); checkpoint saved to (\S+); "
