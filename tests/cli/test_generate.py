@@ -11,7 +11,7 @@ import pytest
 from gitnetic.cli import main as cli_main
 from gitnetic.common.errors import ConfigError, DataError
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
 
 

@@ -15,7 +15,7 @@ from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
 from gitnetic.tasks.transformer_task import TransformerTask
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
 
 
 def val_loss(module: TransformerModule, shards: Path, tokenizer) -> float:
