@@ -40,7 +40,7 @@ import numpy as np
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.indexed import best_dtype, shard_glob, shard_prefix, source_prefix
+from gitnetic.data.indexed import best_dtype, commit_builders, shard_glob, shard_prefix, source_prefix
 
 log = logging.getLogger(__name__)
 
@@ -344,36 +344,26 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
         routes, names = _source_routes(params, stats_file / "stats.json")
         log.info("preprocess: one prefix per source: %s", ", ".join(names))
 
+    # Every shard of every split (and source) is prepared (written and fsynced under temporary names)
+    # before any is committed, then all are committed together: a run killed or failing at any point
+    # leaves the previous complete set of shards, never a new split beside an old one.
     all_stats: list[ShardStats] = []
-    for path, prefix in jobs:
-        n = params.num_shards
-        outs = [prefix] if names is None else [source_prefix(prefix, name) for name in names]
-        if n == 1:
-            indices = [0]
-        elif params.shard_index is not None:
-            indices = [params.shard_index]
-        else:
-            indices = list(range(n))
-        per_out: dict[str, list[ShardStats]] = {out: [] for out in outs}
-        for index in indices:
-            targets = outs if n == 1 else [shard_prefix(out, index, n) for out in outs]
-            if routes is None:
-                written = [
-                    binarize_range(
-                        path,
-                        targets[0],
-                        encoder,
-                        dtype,
-                        eos_id,
-                        index,
-                        n,
-                        workers,
-                        params.batch_size,
-                        verifier=verifier,
-                        verify_every=params.verify_every,
-                    )
-                ]
+    staged: list[Any] = []
+    written_prefixes: list[tuple[str, list[str]]] = []  # (split prefix, its output prefixes)
+    try:
+        for path, prefix in jobs:
+            n = params.num_shards
+            outs = [prefix] if names is None else [source_prefix(prefix, name) for name in names]
+            written_prefixes.append((prefix, outs))
+            if n == 1:
+                indices = [0]
+            elif params.shard_index is not None:
+                indices = [params.shard_index]
             else:
+                indices = list(range(n))
+            per_out: dict[str, list[ShardStats]] = {out: [] for out in outs}
+            for index in indices:
+                targets = outs if n == 1 else [shard_prefix(out, index, n) for out in outs]
                 written = binarize_range_by_source(
                     path,
                     targets,
@@ -387,17 +377,24 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
                     params.batch_size,
                     verifier=verifier,
                     verify_every=params.verify_every,
+                    staged=staged,
                 )
-            for out, stat in zip(outs, written, strict=True):
-                per_out[out].append(stat)
-        if params.shard_index is None:
+                for out, stat in zip(outs, written, strict=True):
+                    per_out[out].append(stat)
+            for out, split_stats in per_out.items():
+                _print_split(path, out, split_stats, dtype)
+                all_stats += split_stats
+        commit_builders(staged)
+    except BaseException:
+        for builder in staged:
+            builder.abort()
+        raise
+    if params.shard_index is None:
+        for prefix, outs in written_prefixes:
             for out in outs:
-                _remove_stale(out, n)
+                _remove_stale(out, params.num_shards)
             if routes is not None:  # a split-wide prefix from an earlier run would shadow the new ones
-                _remove_stale(prefix, n, keep=False)
-        for out, split_stats in per_out.items():
-            _print_split(path, out, split_stats, dtype)
-            all_stats += split_stats
+                _remove_stale(prefix, params.num_shards, keep=False)
     return all_stats
 
 
@@ -588,10 +585,13 @@ def binarize_range(
     batch_size: int = 64,
     verifier: Any = None,
     verify_every: int = 0,
+    staged: list[Any] | None = None,
 ) -> ShardStats:
     """Binarize shard ``shard_index`` of ``num_shards`` of the JSONL ``path`` into ``prefix.{bin,idx}``.
 
-    If the spot check against ``verifier`` (HF) fails, the shard is discarded and redone with HF.
+    If the spot check against ``verifier`` (HF) fails, the shard is discarded and redone with HF. With
+    ``staged`` (a list), the shard is only prepared and its builder appended there, for the caller to
+    commit with the others (:func:`gitnetic.data.indexed.commit_builders`) or abort.
     """
     return binarize_range_by_source(
         path,
@@ -606,6 +606,7 @@ def binarize_range(
         batch_size,
         verifier,
         verify_every,
+        staged,
     )[0]
 
 
@@ -622,6 +623,7 @@ def binarize_range_by_source(
     batch_size: int = 64,
     verifier: Any = None,
     verify_every: int = 0,
+    staged: list[Any] | None = None,
 ) -> list[ShardStats]:
     """:func:`binarize_range` into several outputs at once: each document goes to
     ``prefixes[routes[record["source"]]]`` (``routes=None``: one prefix, every document), in file order.
@@ -642,6 +644,7 @@ def binarize_range_by_source(
             batch_size,
             verifier,
             verify_every,
+            staged,
         )
     except EncoderMismatch as exc:
         log.warning("preprocess: %s in %s; redoing %s with the HF encoder", exc, path, ", ".join(prefixes))
@@ -658,6 +661,7 @@ def binarize_range_by_source(
             batch_size,
             None,
             0,
+            staged,
         )
 
 
@@ -674,6 +678,7 @@ def _binarize_range(
     batch_size: int,
     verifier: Any,
     verify_every: int,
+    staged: list[Any] | None = None,
 ) -> list[ShardStats]:
     import contextlib
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -733,6 +738,10 @@ def _binarize_range(
                 pool.shutdown(wait=False, cancel_futures=True)  # the builder then drops its temporaries
                 raise
             stats = [ShardStats(b.prefix, b.num_documents, b.num_tokens, 0.0, encoder.name) for b in builders]
+            if staged is not None:
+                for builder in builders:
+                    builder.prepare()  # the caller commits them with the other shards
+                staged.extend(builders)
     except _BadLine as exc:
         raise DataError(
             f"{path}:{_line_number(path, exc.offset)} {exc.reason}; fix or re-create the corpus"
