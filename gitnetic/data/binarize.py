@@ -355,15 +355,16 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
             n = params.num_shards
             outs = [prefix] if names is None else [source_prefix(prefix, name) for name in names]
             written_prefixes.append((prefix, outs))
-            if n == 1:
-                indices = [0]
-            elif params.shard_index is not None:
+            # one unsharded pair when the whole split is written in one piece; an explicit --shard_index
+            # (a Snakemake job) always writes the shard name it was asked for, also "-00000-of-00001"
+            whole = n == 1 and params.shard_index is None
+            if params.shard_index is not None:
                 indices = [params.shard_index]
             else:
                 indices = list(range(n))
             per_out: dict[str, list[ShardStats]] = {out: [] for out in outs}
             for index in indices:
-                targets = outs if n == 1 else [shard_prefix(out, index, n) for out in outs]
+                targets = outs if whole else [shard_prefix(out, index, n) for out in outs]
                 written = binarize_range_by_source(
                     path,
                     targets,

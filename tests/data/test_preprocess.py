@@ -117,6 +117,20 @@ def test_shards_concatenate_to_the_single_run(tmp_path: Path, tiny_tokenizer: Pa
     _run(tiny_tokenizer, corpus[0], tmp_path / "many", "--splits", "test", "--num_shards", "7")
     sizes = [len(IndexedDataset(tmp_path / "many" / f"test-{i:05d}-of-00007")) for i in range(7)]
     assert 0 in sizes and _read(tmp_path / "many" / "test") == expected["test"]
+    # a Snakemake job with num_shards: 1 writes the shard name it declares, and the prefix still reads
+    _run(
+        tiny_tokenizer,
+        corpus[0],
+        tmp_path / "job1",
+        "--splits",
+        "train",
+        "--num_shards",
+        "1",
+        "--shard_index",
+        "0",
+    )
+    assert sorted(os.listdir(tmp_path / "job1")) == ["train-00000-of-00001.bin", "train-00000-of-00001.idx"]
+    assert _read(tmp_path / "job1" / "train") == single
     # a full single-shard rerun replaces the shard set instead of leaving two versions of the split
     _run(tiny_tokenizer, corpus[0], tmp_path / "all", "--splits", "train")
     assert sorted(os.listdir(tmp_path / "all")) == ["train.bin", "train.idx"]
