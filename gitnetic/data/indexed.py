@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.common.errors import ShardError
-from gitnetic.common.io import output_file_mode
+from gitnetic.common.io import output_file_mode, remove_stale_temporaries
 
 __all__ = [
     "DTYPE_CODES",
@@ -37,9 +37,11 @@ __all__ = [
     "IndexedDatasetBuilder",
     "ShardError",
     "best_dtype",
+    "commit_builders",
     "shard_glob",
     "shard_prefix",
     "shard_prefixes",
+    "source_prefix",
 ]
 
 MAGIC = b"MMIDIDX\x00\x00"
@@ -65,6 +67,9 @@ _FIX = "re-run 'python -m gitnetic preprocess' to rewrite it"
 # One shard name, spelled once: PREFIX-0000i-of-0000N (five digits each), plus its glob and regex forms.
 SHARD_NAME = "{prefix}-{index}-of-{num_shards:05d}"
 _SHARD_DIGITS = "[0-9]" * 5
+# One per-source name, spelled once: SPLIT_PREFIX-SOURCE (``preprocess --by_source``), e.g. data/bin/train-code;
+# a shard set of it is then SPLIT_PREFIX-SOURCE-0000i-of-0000N.
+SOURCE_NAME = "{prefix}-{source}"
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.idx$")
 # Validation walks the index in chunks so opening a huge shard needs O(chunk) scratch memory, not O(n).
 _CHUNK = 1 << 20
@@ -86,6 +91,16 @@ def shard_prefix(prefix: str | os.PathLike[str], index: int | str, num_shards: i
     """
     index = index if isinstance(index, str) else f"{index:05d}"
     return SHARD_NAME.format(prefix=os.fspath(prefix), index=index, num_shards=num_shards)
+
+
+def source_prefix(prefix: str | os.PathLike[str], source: str) -> str:
+    """``PREFIX-SOURCE``: the prefix ``preprocess --by_source`` writes for one source (or group) of a split.
+
+    Like :func:`shard_prefix`, the one definition: the binarizer writes it and ``workflow/Snakefile``
+    declares it; blends and ``evaluate`` name it (``0.7 data/bin/train-code 0.3 data/bin/train-commits``).
+    A string ``source`` is inserted as is, so a Snakemake pattern such as ``data/bin/{split}`` works too.
+    """
+    return SOURCE_NAME.format(prefix=os.fspath(prefix), source=source)
 
 
 def shard_glob(prefix: str | os.PathLike[str]) -> str:
@@ -331,8 +346,11 @@ class IndexedDatasetBuilder:
     Tokens go straight to a temporary ``.bin`` (RAM holds only the int32 lengths, 4 bytes per document).
     ``finalize`` fsyncs both temporaries, removes any old ``PREFIX.idx`` first, renames the ``.bin`` and
     then the ``.idx`` into place: the index is the commit marker, so a run killed at any point leaves
-    either no ``.idx`` (readers refuse the prefix) or a complete, consistent pair. Use it as a context
-    manager (or call :meth:`abort`) so an exception removes the temporaries.
+    either no ``.idx`` (readers refuse the prefix) or a complete, consistent pair. ``finalize`` is
+    :meth:`prepare` (write and fsync everything to temporaries) then :meth:`commit` (the renames);
+    :func:`commit_builders` commits several prepared builders as one group (a dataset's splits). Use it
+    as a context manager (or call :meth:`abort`) so an exception removes the temporaries; temporaries a
+    killed run left for the same prefix are removed when a new builder starts.
     """
 
     def __init__(self, prefix: str | os.PathLike[str], dtype: Any = np.int32) -> None:
@@ -343,6 +361,8 @@ class IndexedDatasetBuilder:
         directory = Path(self.prefix).parent
         directory.mkdir(parents=True, exist_ok=True)
         name = Path(self.prefix).name
+        for suffix in (".bin", ".idx"):
+            remove_stale_temporaries(self.prefix + suffix)
         fd, self._bin_tmp = tempfile.mkstemp(prefix=f".{name}.bin.", suffix=".tmp", dir=directory)
         os.fchmod(
             fd, output_file_mode()
@@ -354,6 +374,7 @@ class IndexedDatasetBuilder:
         self.num_tokens = 0
         self.num_documents = 0
         self._closed = False
+        self._prepared = False
 
     def __enter__(self) -> IndexedDatasetBuilder:
         return self
@@ -361,7 +382,7 @@ class IndexedDatasetBuilder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.abort()
-        elif not self._closed:
+        elif not self._closed and not self._prepared:  # a prepared builder waits for its commit
             self.finalize()
 
     def _check_range(self, arr: np.ndarray) -> None:
@@ -407,14 +428,20 @@ class IndexedDatasetBuilder:
 
     def finalize(self) -> tuple[str, str]:
         """Write the index and move both files into place; returns ``(bin_path, idx_path)``."""
-        if self._closed:
-            raise RuntimeError(f"builder for {self.prefix} is already finalized or aborted")
+        self.prepare()
+        return self.commit()
+
+    def prepare(self) -> None:
+        """Write the index to a temporary and fsync both temporaries; nothing is visible at the prefix yet."""
+        if self._closed or self._prepared:
+            raise RuntimeError(f"builder for {self.prefix} is already finalized, prepared or aborted")
         try:
             self._flush_sizes()
             self._bin.flush()
             os.fsync(self._bin.fileno())
             self._bin.close()
             sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int32)
+            self._sizes = []
             n = len(sizes)
             pointers = np.zeros(n, dtype=np.int64)
             if n > 1:
@@ -433,17 +460,14 @@ class IndexedDatasetBuilder:
                 fh.write(doc_idx.astype("<i8").tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())
-            bin_path, idx_path = self.prefix + ".bin", self.prefix + ".idx"
-            if os.path.exists(idx_path):  # never let an old index describe the new .bin
-                os.unlink(idx_path)
-            os.replace(self._bin_tmp, bin_path)
-            os.replace(self._idx_tmp, idx_path)
-            _fsync_dir(directory)
         except BaseException:
             self.abort()
             raise
-        self._closed = True
-        return bin_path, idx_path
+        self._prepared = True
+
+    def commit(self) -> tuple[str, str]:
+        """Move the prepared ``.bin`` and then ``.idx`` into place; returns ``(bin_path, idx_path)``."""
+        return commit_builders([self])[0]
 
     def abort(self) -> None:
         """Drop the temporaries; nothing appears at the prefix."""
@@ -456,6 +480,34 @@ class IndexedDatasetBuilder:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
+
+
+def commit_builders(builders: Sequence[IndexedDatasetBuilder]) -> list[tuple[str, str]]:
+    """Commit prepared builders as one group: every old ``.idx`` at their prefixes is removed before the
+    first rename, so a kill in between leaves some prefix without an index (refused by readers), never
+    an old split beside a new one. Returns each builder's ``(bin_path, idx_path)``."""
+    for builder in builders:
+        if not builder._prepared or builder._closed:
+            raise RuntimeError(f"builder for {builder.prefix} is not prepared (or already committed)")
+    try:
+        for builder in builders:
+            idx_path = builder.prefix + ".idx"
+            if os.path.exists(idx_path):  # never let an old index describe the new .bin
+                os.unlink(idx_path)
+        paths = []
+        for builder in builders:
+            bin_path, idx_path = builder.prefix + ".bin", builder.prefix + ".idx"
+            os.replace(builder._bin_tmp, bin_path)
+            os.replace(builder._idx_tmp, idx_path)  # type: ignore[arg-type]
+            builder._closed = True
+            paths.append((bin_path, idx_path))
+        for directory in {Path(b.prefix).parent for b in builders}:
+            _fsync_dir(directory)
+    except BaseException:
+        for builder in builders:
+            builder.abort()
+        raise
+    return paths
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -51,6 +51,19 @@ def gitnetic(*args: str, cwd: Path, timeout: int = 300) -> subprocess.CompletedP
     )
 
 
+def start_gitnetic(*args: str, cwd: Path, **popen: object) -> subprocess.Popen[str]:
+    """``python -m gitnetic ARGS`` started in ``cwd`` (stdout/stderr piped, text), for tests that signal it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "gitnetic", *map(str, args)],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,  # type: ignore[arg-type]
+    )
+
+
 def seed_command(
     config: Path, tokenizer: Path, shards: Path, save_dir: Path, steps: int = SEED_STEPS
 ) -> list[str]:
@@ -181,6 +194,12 @@ def run_gitnetic():
     """``run_gitnetic(*args, cwd=...)``: the CLI as a subprocess (a fixture: test modules cannot import
     this conftest by name without clashing with tests/conftest.py)."""
     return gitnetic
+
+
+@pytest.fixture(scope="session")
+def start_gitnetic_process():
+    """``start_gitnetic_process(*args, cwd=...)``: the CLI as a running ``Popen`` (see :func:`start_gitnetic`)."""
+    return start_gitnetic
 
 
 @pytest.fixture(scope="session")
