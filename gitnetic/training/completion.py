@@ -19,7 +19,7 @@ a line starts right after a token whose text holds a newline and ends at the nex
 byte-level BPE a newline only ever sits in a whitespace-only token (``"\\n"``, ``"\\n    "``), so the
 prompt is exactly the tokens training saw, cut where FIM training cuts, with no re-tokenization
 artefacts at the cut. A line is a candidate when it is not blank and at most ``LINE_TOKENS`` tokens
-long; the candidates of all scored documents are shuffled by ``numpy.random.default_rng(seed)`` and the
+long (fewer for a model whose window cannot hold a context and twice that: ``line_tokens``); the candidates of all scored documents are shuffled by ``numpy.random.default_rng(seed)`` and the
 first ``samples`` are taken, so a seed always picks the same lines and both metrics score the same lines.
 
 Decoding reuses :class:`gitnetic.inference.generate.Generator` (transformers' ``generate``, greedy), so
@@ -37,7 +37,15 @@ import numpy as np
 
 from gitnetic.common.errors import ConfigError
 
-__all__ = ["LINE_TOKENS", "Line", "check_params", "completion_metrics", "newline_token_mask", "sample_lines"]
+__all__ = [
+    "LINE_TOKENS",
+    "Line",
+    "check_params",
+    "completion_metrics",
+    "line_tokens",
+    "newline_token_mask",
+    "sample_lines",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +53,9 @@ logger = logging.getLogger(__name__)
 # a line is never cut short by the cap. 32 covers nearly all lines of Python with an 8k vocabulary.
 LINE_TOKENS = 32
 # Smallest prompt window: an infill prompt holds the generated line, three sentinels and some code.
-MIN_CONTEXT = 2 * (LINE_TOKENS + 1) + 3
+# Smaller windows sample shorter lines (``line_tokens``), down to MIN_LINE_TOKENS.
+MIN_LINE_TOKENS = 8
+MIN_CONTEXT = 2 * (MIN_LINE_TOKENS + 1) + 3
 
 
 @dataclass(frozen=True)
@@ -84,8 +94,9 @@ def sample_lines(
     samples: int,
     seed: int,
     max_documents: int = 0,
+    max_line_tokens: int = LINE_TOKENS,
 ) -> list[Line]:
-    """Up to ``samples`` non-blank lines of at most ``LINE_TOKENS`` tokens, picked by ``seed``.
+    """Up to ``samples`` non-blank lines of at most ``max_line_tokens`` tokens, picked by ``seed``.
 
     Every candidate of every document (the first ``max_documents`` when non-zero) is listed, shuffled by
     one ``numpy`` generator seeded with ``seed``, and taken in that order, skipping blank lines: the same
@@ -104,7 +115,7 @@ def sample_lines(
             continue
         begin = at[:-1] + 1  # a line starts after one newline token and ends at the next one
         stop = at[1:]
-        keep = (stop > begin) & (stop - begin <= LINE_TOKENS)
+        keep = (stop > begin) & (stop - begin <= max_line_tokens)
         if eos is not None:
             keep &= tokens[begin] != eos
         docs.append(np.full(int(keep.sum()), d, dtype=np.int64))
@@ -132,7 +143,7 @@ def check_params(samples: int, max_context: int) -> None:
     if max_context and max_context < MIN_CONTEXT:
         raise ConfigError(
             f"--completion_max_context must be 0 (the model's window) or at least {MIN_CONTEXT} "
-            f"(room for a context and a {LINE_TOKENS}-token line on each side), got {max_context}"
+            f"(room for a context and a {MIN_LINE_TOKENS}-token line on each side), got {max_context}"
         )
 
 
@@ -150,13 +161,13 @@ def _window(model: Any, max_context: int) -> int:
             limit,
             limit,
         )
-    window = min(max_context or limit or 1024, limit or 1 << 62)
-    if window < MIN_CONTEXT:
-        raise ConfigError(
-            f"completion prompts need a context of at least {MIN_CONTEXT} tokens but the model has {window} "
-            "positions; turn the metrics off with --completion_samples 0"
-        )
-    return window
+    return min(max_context or limit or 1024, limit or 1 << 62)
+
+
+def line_tokens(window: int) -> int:
+    """Longest line sampled for a prompt ``window``: ``LINE_TOKENS``, or less when the window cannot
+    hold an infill prompt (three sentinels, the line plus its end) with as much code around it."""
+    return min(LINE_TOKENS, (window - 3) // 2 - 1)
 
 
 def _context(tokens: np.ndarray, start: int, budget: int, eos: int | None) -> list[int]:
@@ -212,18 +223,24 @@ def completion_metrics(
     if samples == 0:
         return {}
     window = _window(model, max_context)
+    if window < MIN_CONTEXT:
+        logger.warning(
+            "completion metrics skipped: the model has %d positions, they need at least %d",
+            window,
+            MIN_CONTEXT,
+        )
+        return {}
+    max_line = line_tokens(window)
     generator = Generator(model, tokenizer, device="cpu")
     newline = newline_token_mask(tokenizer, int(model.config.vocab_size))
-    lines = sample_lines(dataset, tokenizer, newline, samples, seed, max_documents)
+    lines = sample_lines(dataset, tokenizer, newline, samples, seed, max_documents, max_line)
     metrics: dict[str, Any] = {"next_line_samples": len(lines)}
     if generator.fim is not None:
         metrics["infill_samples"] = len(lines)
     if not lines:
-        logger.warning(
-            "completion metrics: no line of at most %d tokens in the scored documents", LINE_TOKENS
-        )
+        logger.warning("completion metrics: no line of at most %d tokens in the scored documents", max_line)
         return metrics
-    max_new = LINE_TOKENS + 1
+    max_new = max_line + 1
     decode = GenerateParams(model="<evaluate>", greedy=True, max_new_tokens=max_new)
     stop_ids = np.flatnonzero(newline).tolist()
     eos = tokenizer.eos_token_id

@@ -168,16 +168,20 @@ def test_off_switch_no_fim_tokens_and_bad_params(tmp_path, tiny_tokenizer) -> No
         completion_metrics(model, tokenizer, dataset, samples=-1)
     with pytest.raises(ConfigError, match="--completion_max_context"):
         completion_metrics(model, tokenizer, dataset, samples=4, max_context=10)
+    # a model too short for any prompt is skipped (the metrics are on by default), not an error
     short = bigram_model(tokenizer, no_fim, n_positions=completion.MIN_CONTEXT - 1)
-    with pytest.raises(ConfigError, match="--completion_samples 0"):
-        completion_metrics(short, tokenizer, dataset, samples=4)
+    assert completion_metrics(short, tokenizer, dataset, samples=4) == {}
 
 
 def test_context_is_cut_to_the_window(tmp_path, fim_tokenizer) -> None:
-    """A long file: prompts keep the code nearest the line and still fit the window."""
+    """A long file: prompts keep the code nearest the line and still fit the window (the smallest one,
+    which samples lines of at most 8 tokens); a window that short leaves long lines out."""
     tokenizer = load(fim_tokenizer)
     model = bigram_model(tokenizer, SUCCESSOR, n_positions=completion.MIN_CONTEXT)
-    dataset = write_shard(tmp_path, tokenizer, ["x=1\n" * 200])
+    assert completion.line_tokens(completion.MIN_CONTEXT) == completion.MIN_LINE_TOKENS
+    long_line = "q=" + "b+" * 4 + "b\n"  # 11 tokens
+    dataset = write_shard(tmp_path, tokenizer, [("x=1\n" + long_line) * 100])
     metrics = completion_metrics(model, tokenizer, dataset, samples=10, seed=3)
+    assert metrics["next_line_samples"] == 10
     assert metrics["next_line_exact_match"] == 1.0 and metrics["infill_exact_match"] == 0.0
     assert metrics["infill_edit_similarity"] == pytest.approx(MISS)
