@@ -17,8 +17,8 @@ by gitnetic's ``Generator.run`` (with and without streaming to a text stream, as
 with ``--decode_threads`` torch threads; the report is the median tokens/s of each and the ratio to
 transformers.
 
-    python bench/fim.py                         # CPU budget: 100 steps per model (about 5 min on 2 cores)
-    python bench/fim.py --max_steps 250         # the default pipeline's full budget
+    python bench/fim.py                         # CPU budget: 100 steps per model (3 min on 2 cores)
+    python bench/fim.py --max_steps 250         # the default pipeline's budget (4 min)
 
 A benchmark, not a test: the figures go to bench/RESULTS.md with the command.
 """
