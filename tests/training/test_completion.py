@@ -96,9 +96,7 @@ def test_exact_match_on_a_known_answer(tmp_path, fim_tokenizer) -> None:
     model = bigram_model(tokenizer, SUCCESSOR)
     dataset = write_shard(tmp_path, tokenizer, [DOC_A, DOC_B])
 
-    lines = sample_lines(
-        dataset, tokenizer, newline_token_mask(tokenizer, len(tokenizer)), 100, seed=0
-    )
+    lines = sample_lines(dataset, tokenizer, newline_token_mask(tokenizer, len(tokenizer)), 100, seed=0)
     # every line but each file's first and the over-long one, once each
     assert sorted((line.document, line.text) for line in lines) == sorted(
         [(0, "y=1"), (0, "x=1"), (0, "x=1"), (0, "y=1"), (0, "x=1"), (1, "y=1"), (1, "y=1"), (1, "x=1")]
