@@ -13,7 +13,7 @@ import yaml
 from gitnetic.cli import corpus as corpus_cli
 from gitnetic.cli import tokenizer as tokenizer_cli
 from gitnetic.data.corpus import CorpusParams
-from gitnetic.data.tokenizer import TokenizerParams, load_tokenizer
+from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams, load_tokenizer
 
 
 def gitnetic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -84,7 +84,7 @@ def test_bad_input_prints_one_line_and_exits_2(args: list[str], expected: str, t
 
 @pytest.mark.parametrize(
     ("module", "params_types"),
-    [(corpus_cli, [CorpusParams]), (tokenizer_cli, [tokenizer_cli.TokenizerCliParams, TokenizerParams])],
+    [(corpus_cli, [CorpusParams]), (tokenizer_cli, [TokenizerStageParams, TokenizerParams])],
 )
 def test_help_lists_every_param(module, params_types, capsys: pytest.CaptureFixture[str]) -> None:
     import dataclasses

@@ -102,8 +102,8 @@ def test_export_masked_lm_short_form_config(tmp_path, tiny_tokenizer):
     """A checkpoint of a short-form (``model_type``) config exports for AutoModelForMaskedLM."""
     from transformers import AutoModelForMaskedLM
 
-    from gitnetic.cli.export import ExportParams, export
     from gitnetic.tasks.model_config import build_model_and_tokenizer
+    from gitnetic.training.export import ExportParams, export
 
     config = tmp_path / "roberta.yaml"
     config.write_text(
