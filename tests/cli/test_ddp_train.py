@@ -7,34 +7,20 @@ from pathlib import Path
 
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
+from tests.helpers import run_gitnetic, tiny_train_args
 
 
 def _ddp_args(tokenizer: Path, shards: Path, save_dir: Path, steps: int) -> list[str]:
-    return [
-        "train",
-        "--task", "transformer-task",
-        "--config_path", str(CONFIGS / "gpt2-tiny.yaml"),
-        "--tokenizer_path", str(tokenizer),
-        "--train_data_prefix", str(shards / "train"),
-        "--val_data_prefix", str(shards / "valid"),
-        "--max_tokens", "512",
-        "--max_length", "64",
-        "--warmup_steps", "2",
-        "--accelerator", "cpu",
-        "--devices", "2",
-        "--strategy", "ddp",
-        "--max_steps", str(steps),
-        "--val_check_interval", "3",
-        "--save_step_frequency", "3",
-        "--save_dir", str(save_dir),
-        "--progress_bar_refresh_rate", "0",
-        "--log_every_n_steps", "1",
+    return tiny_train_args(
+        tokenizer, shards, save_dir,
+        "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+        "--val_check_interval", "3", "--save_step_frequency", "3", "--log_every_n_steps", "1",
         "--resume_from_checkpoint", "last",
-    ]  # fmt: skip
+        steps=steps,
+    )  # fmt: skip
 
 
-def test_ddp_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_tokenizer, lm_shards, run_gitnetic):
+def test_ddp_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_tokenizer, lm_shards):
     save_dir = tmp_path / "ckpt"
     first = run_gitnetic(*_ddp_args(tiny_tokenizer, lm_shards, save_dir, 3), cwd=tmp_path, timeout=240)
     assert first.returncode == 0, first.stderr[-3000:]

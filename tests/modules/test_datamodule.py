@@ -12,30 +12,17 @@ import torch
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.batching import max_tokens_batches
-from gitnetic.data.tokenizer import load_tokenizer
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
+from tests.helpers import marked_docs, write_shard
 
 Params = TransformerDataModule.Params
 MARK = 10  # document i starts with token MARK + i, so a batch row tells which document it is
 
 
 def write_shards(prefix: Path, sizes: list[int], seed: int = 0) -> list[np.ndarray]:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    rng = np.random.default_rng(seed)
-    docs = []
-    builder = IndexedDatasetBuilder(str(prefix), np.uint16)
-    for i, n in enumerate(sizes):
-        doc = np.concatenate([[MARK + i], rng.integers(5, 500, size=n - 1)]).astype(np.uint16)
-        builder.add_document(doc)
-        docs.append(doc)
-    builder.finalize()
+    docs = marked_docs(sizes, seed, MARK)
+    write_shard(prefix, docs)
     return docs
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
 
 
 @pytest.fixture

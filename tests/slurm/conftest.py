@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.helpers import pipeline_env
+
 REPO = Path(__file__).resolve().parents[2]
 SLURM_DIR = Path(os.environ.get("GITNETIC_SLURM_DIR", "/tmp/gitnetic-slurm"))
 PARTITION = os.environ.get("GITNETIC_SLURM_PARTITION", "cpu")
@@ -68,7 +70,7 @@ def run_cmd(pipeline: ModuleType):
         proc = subprocess.run(
             list(cmd),
             cwd=cwd,
-            env={**pipeline.env(), **(env or {})},
+            env={**pipeline_env(), **(env or {})},
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
