@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.common.errors import ConfigError
 from gitnetic.training.trainer import (
     TransformerTrainer,
     lightning_passthrough_params,
@@ -247,26 +247,3 @@ def test_resume_from_last_continues_the_step_count(tokenizer, train_prefix: str,
     # DVCLive continued the same metrics history instead of starting over; x axis = optimizer steps
     rows = (tmp_path / "dvclive" / "plots" / "metrics" / "train" / "tokens.tsv").read_text().splitlines()[1:]
     assert [r.split("\t") for r in rows] == [[str(s), f"{s * 4 * 32}.0"] for s in range(1, 7)]
-
-
-def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
-    from gitnetic.training.callbacks import AtomicCheckpointIO
-
-    io = AtomicCheckpointIO()
-    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
-    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
-    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
-        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
-    # ... leaves the previous checkpoint whole and no temp file behind
-    assert torch.load(path, weights_only=False)["global_step"] == 1
-    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
-
-
-def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
-    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
-    with pytest.raises(ConfigError, match="does not exist"):
-        trainer.resolve_checkpoint()
-    broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    with pytest.raises(DataError, match="truncated"):
-        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
