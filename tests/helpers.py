@@ -317,6 +317,31 @@ def tiny_roberta(tokenizer: Any, **overrides: Any) -> Any:
     return transformers.RobertaForMaskedLM(transformers.RobertaConfig(**config))
 
 
+def module_and_data(
+    tokenizer: Any,
+    model: Any,
+    train: str,
+    valid: str | None = None,
+    *,
+    module: dict | None = None,
+    **data: Any,
+) -> tuple[Any, Any]:
+    """A ``TransformerModule`` training ``model`` (its params from ``module``) and a
+    ``TransformerDataModule`` over the shard prefixes ``train``/``valid`` (its other params from ``data``).
+
+    Build ``model`` after the ``TransformerTrainer``: the trainer seeds the RNGs that initialise it.
+    """
+    from gitnetic.modules.transformer_datamodule import TransformerDataModule
+    from gitnetic.modules.transformer_module import TransformerModule
+
+    module_params = TransformerModule.Params(**(module or {}))
+    data_params = TransformerDataModule.Params(train_data_prefix=train, val_data_prefix=valid, **data)
+    return (
+        TransformerModule(model=model, tokenizer=tokenizer, params=module_params),
+        TransformerDataModule(tokenizer=tokenizer, params=data_params),
+    )
+
+
 def checkpoint_weights(path: Path) -> dict[str, Any]:
     """The ``state_dict`` of a Lightning checkpoint file."""
     import torch

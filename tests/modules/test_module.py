@@ -12,7 +12,7 @@ import torch
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.modules.transformer_module import TransformerModule, mask_tokens, split_weight_decay_params
-from tests.helpers import encode_files, stdlib_json_files, write_shard
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, write_shard
 from tests.helpers import tiny_gpt2 as gpt2
 from tests.helpers import tiny_roberta as roberta
 
@@ -174,7 +174,6 @@ def test_clm_loss_and_gradients_are_bit_identical_to_slicing_the_logits(tokenize
 def test_short_training_lowers_the_loss_and_writes_dvclive_metrics(
     tokenizer, tmp_path: Path, objective: str
 ) -> None:
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
     from gitnetic.training.trainer import TransformerTrainer
 
     train, valid = write_shards(tokenizer, tmp_path)
@@ -191,19 +190,10 @@ def test_short_training_lowers_the_loss_and_writes_dvclive_metrics(
         num_sanity_val_steps=0,
     )
     model = gpt2(tokenizer) if objective == "clm" else roberta(tokenizer)
-    module = TransformerModule(
-        model=model, tokenizer=tokenizer, params=Params(learning_rate=3e-3, warmup_steps=4)
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train,
-            val_data_prefix=valid,
-            batch_size=8,
-            max_length=64,
-            packing=objective == "clm",
-        ),
-    )
+    module, dm = module_and_data(
+        tokenizer, model, train, valid, module={"learning_rate": 3e-3, "warmup_steps": 4},
+        batch_size=8, max_length=64, packing=objective == "clm",
+    )  # fmt: skip
     trainer.fit(module, dm)
 
     metrics = json.loads((tmp_path / "dvclive" / "metrics.json").read_text())

@@ -16,10 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from gitnetic.modules.transformer_datamodule import TransformerDataModule
-from gitnetic.modules.transformer_module import TransformerModule
 from gitnetic.training.trainer import TransformerTrainer
-from tests.helpers import encode_files, stdlib_json_dir, tiny_gpt2, tiny_roberta, write_shard
+from tests.helpers import encode_files, module_and_data, stdlib_json_dir, tiny_gpt2, tiny_roberta, write_shard
 
 MAX_STEPS, KILL_AT = 12, 5
 
@@ -68,16 +66,10 @@ def run(tokenizer, shards, objective: str, save_dir: Path, resume: str | None = 
         model = tiny_roberta(tokenizer, hidden_size=16, intermediate_size=32, max_position_embeddings=40 + 2)
     config = model.config
     assert config.to_dict().get("hidden_dropout_prob", config.to_dict().get("resid_pdrop")) > 0  # dropout on
-    module = TransformerModule(
-        model=model, tokenizer=tokenizer, params=TransformerModule.Params(learning_rate=2e-3, warmup_steps=3)
-    )
-    train, valid = shards
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train, val_data_prefix=valid, batch_size=4, max_length=32, seed=7
-        ),
-    )
+    module, dm = module_and_data(
+        tokenizer, model, *shards, module={"learning_rate": 2e-3, "warmup_steps": 3},
+        batch_size=4, max_length=32, seed=7,
+    )  # fmt: skip
     lightning_trainer = trainer.fit(SimpleNamespace(module=module, datamodule=dm))  # a TaskModule-like task
     return lightning_trainer, module, dm
 

@@ -18,7 +18,7 @@ from gitnetic.training.throughput import (
     matmul_params,
     peak_flops,
 )
-from tests.helpers import encode_files, stdlib_json_files, write_shard
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, write_shard
 from tests.helpers import tiny_gpt2 as gpt2
 
 # ---------------------------------------------------------------------------- FLOPs and peaks
@@ -69,8 +69,6 @@ def write_shards(tokenizer, out: Path) -> str:
 
 def train(tokenizer, shards: str, out: Path, *, log_throughput: bool, progress: int = 0):
     """A real 6-step run (log every step); returns the module's final weights."""
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
-    from gitnetic.modules.transformer_module import TransformerModule
     from gitnetic.training.trainer import TransformerTrainer
 
     trainer = TransformerTrainer(
@@ -85,17 +83,10 @@ def train(tokenizer, shards: str, out: Path, *, log_throughput: bool, progress: 
         )
     )
     model = gpt2(len(tokenizer))  # default dropout 0.1: the per-step reseeding is exercised too
-    module = TransformerModule(
-        model=model,
-        tokenizer=tokenizer,
-        params=TransformerModule.Params(learning_rate=3e-3, warmup_steps=2),
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=shards, batch_size=4, max_length=32, packing=True, seed=5
-        ),
-    )
+    module, dm = module_and_data(
+        tokenizer, model, shards, module={"learning_rate": 3e-3, "warmup_steps": 2},
+        batch_size=4, max_length=32, packing=True, seed=5,
+    )  # fmt: skip
     lightning_trainer = trainer.fit(module, dm)
     return {k: v.detach().clone() for k, v in module.state_dict().items()}, lightning_trainer, module
 

@@ -15,7 +15,7 @@ from gitnetic.training.trainer import (
     lightning_passthrough_params,
     trainer_kwargs_from_namespace,
 )
-from tests.helpers import encode_files, stdlib_json_files, tiny_gpt2, write_shard
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, tiny_gpt2, write_shard
 
 Params = TransformerTrainer.Params
 
@@ -161,26 +161,13 @@ def train_prefix(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def _fit(tokenizer, train_prefix: str, params, val_prefix: str | None = None, **kwargs):
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
-    from gitnetic.modules.transformer_module import TransformerModule
-
     torch.set_num_threads(1)
     trainer = TransformerTrainer(params, enable_model_summary=False, enable_progress_bar=False, **kwargs)
-    module = TransformerModule(
-        model=tiny_gpt2(tokenizer, n_embd=16, n_layer=1, n_positions=32),
-        tokenizer=tokenizer,
-        params=TransformerModule.Params(warmup_steps=2),
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train_prefix,
-            val_data_prefix=val_prefix,
-            batch_size=4,
-            max_length=32,
-            packing=True,
-        ),
-    )
+    model = tiny_gpt2(tokenizer, n_embd=16, n_layer=1, n_positions=32)
+    module, dm = module_and_data(
+        tokenizer, model, train_prefix, val_prefix, module={"warmup_steps": 2}, batch_size=4, max_length=32,
+        packing=True,
+    )  # fmt: skip
     return trainer.fit(module, dm), module
 
 
