@@ -194,7 +194,7 @@ def test_pipeline_console_is_clean_and_ends_with_a_summary(dvc_repo: dict) -> No
         assert noise not in output, f"{noise!r} in the pipeline console:\n{output[-4000:]}"
     assert not [line for line in lines if line.startswith("INFO: ")]
     # what each stage says it did is still there
-    assert "train: GPT2LMHeadModel" in output and re.search(r"train: 8 steps, [\d,]+ tokens in", output)
+    assert "train: GPT2LMHeadModel" in output and re.search(r"train: 40 steps, [\d,]+ tokens in", output)
     summary = run(sys.executable, "-m", "gitnetic", "summary", cwd=dvc_repo["root"])
     assert "held-out perplexity" in summary and "unigram baseline" in summary
     assert "models/checkpoints/checkpoint_last.ckpt" in summary and "models/hf" in summary
