@@ -14,8 +14,9 @@ before modifying). The builders behind them are plain functions in ``tests/helpe
 * ``fim_tokenizer`` -> ``Path``: ``tiny_tokenizer`` with the FIM tokens too.
 * ``lm_shards`` -> ``Path``: ``train``/``valid``/``test`` shards by the real preprocess stage, of code a
   tiny model learns from in a few dozen steps.
-* ``run_gitnetic``, ``train_seed``, ``check_trained``: ``helpers.run_gitnetic``,
-  ``helpers.train_seed_command`` and ``helpers.assert_trained`` as fixtures (import them instead).
+* ``run_gitnetic``, ``start_gitnetic_process``, ``train_seed``, ``check_trained``: ``helpers.run_gitnetic``,
+  ``helpers.start_gitnetic``, ``helpers.train_seed_command`` and ``helpers.assert_trained`` as fixtures
+  (import them instead).
 """
 
 from __future__ import annotations
@@ -119,6 +120,12 @@ def lm_shards(
 def run_gitnetic():
     """``run_gitnetic(*args, cwd=...)``: :func:`helpers.run_gitnetic`."""
     return helpers.run_gitnetic
+
+
+@pytest.fixture(scope="session")
+def start_gitnetic_process():
+    """``start_gitnetic_process(*args, cwd=...)``: :func:`helpers.start_gitnetic` (a running ``Popen``)."""
+    return helpers.start_gitnetic
 
 
 @pytest.fixture(scope="session")

@@ -431,6 +431,15 @@ def run_gitnetic(
     )
 
 
+def start_gitnetic(*args: Any, cwd: Path, **popen: Any) -> subprocess.Popen[str]:
+    """``python -m gitnetic ARGS`` started in ``cwd`` (stdout/stderr piped, text; ``popen`` overrides), for
+    tests that signal it."""
+    options: dict[str, Any] = {"env": cli_env(), "stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    return subprocess.Popen(
+        [sys.executable, "-m", "gitnetic", *map(str, args)], cwd=cwd, text=True, **{**options, **popen}
+    )
+
+
 def tiny_train_args(
     tokenizer: Path, shards: Path, save_dir: Path, *extra: str, steps: int, config: Path | str = GPT2_TINY
 ) -> list[str]:

@@ -1,16 +1,20 @@
 """Atomic file output: every file a stage writes appears whole or not at all.
 
 A killed run must never leave a half-written shard or checkpoint that a later run mistakes for a good
-one, so writers go to a temporary sibling and ``os.replace`` it into place only once complete.
+one, so writers go to a temporary sibling (``.NAME.XXXX.tmp``) and ``os.replace`` it into place only once
+complete. Files that only make sense together (a corpus' splits) are committed as a group
+(:func:`atomic_open_group`), so a kill never pairs a new split with an old one. A kill leaves at most the
+temporaries, which the next write of the same output removes (:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,15 +30,35 @@ def output_file_mode() -> int:
     return 0o666 & ~_umask()
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
+    """Remove the temporaries (files or folders) that writes of ``path`` cut short by a kill left behind.
+
+    Called when a stage starts writing ``path`` again, so a killed run's leftovers never accumulate or
+    end up inside a tracked output folder (DVC hashes every file in ``data/bin``)."""
     target = Path(path)
+    if not target.parent.is_dir():
+        return
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _temp_sibling(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     os.chmod(tmp_name, output_file_mode())
-    tmp = Path(tmp_name)
+    return Path(tmp_name)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    target = Path(path)
+    tmp = _temp_sibling(target)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -54,10 +78,56 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "w", **kwargs: Any) ->
 
 
 @contextlib.contextmanager
+def atomic_open_group(
+    paths: Sequence[str | os.PathLike[str]],
+    mode: str = "w",
+    *,
+    invalidate: Sequence[str | os.PathLike[str]] = (),
+    **kwargs: Any,
+) -> Iterator[list[IO[Any]]]:
+    """``open()`` several files that only make sense together; they replace the old ones as a group.
+
+    All are written to temporaries; when the block succeeds every temporary is flushed and fsynced
+    first, then the files in ``invalidate`` (a marker of the complete old set, e.g. ``stats.json``) are
+    removed, then all are renamed into place, a few system calls without I/O in between. A kill before
+    that leaves the old set as it was; one in the middle of the renames leaves the marker missing. If
+    the block fails, the temporaries are removed and the old files are untouched.
+    """
+    targets = [Path(p) for p in paths]
+    for target in targets:
+        remove_stale_temporaries(target)
+    tmps: list[Path] = []
+    handles: list[IO[Any]] = []
+    try:
+        for target in targets:
+            tmps.append(_temp_sibling(target))
+            handles.append(open(tmps[-1], mode, **kwargs))  # noqa: SIM115 - closed below
+        yield handles
+        for fh in handles:
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+        for marker in invalidate:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(marker)
+        for tmp, target in zip(tmps, targets, strict=True):
+            os.replace(tmp, target)
+    except BaseException:
+        for fh in handles:
+            with contextlib.suppress(OSError):
+                fh.close()
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` (a directory) once the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # likewise for mkdtemp's 0700
     try:

@@ -33,7 +33,7 @@ import numpy as np
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.indexed import best_dtype, shard_glob, shard_prefix
+from gitnetic.data.indexed import best_dtype, commit_builders, shard_glob, shard_prefix
 
 log = logging.getLogger(__name__)
 
@@ -196,36 +196,48 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
     dtype = resolve_dtype(params.dtype, encoder.vocab_size)
     log.info("preprocess: encoder %s, dtype %s, %d worker thread(s)", encoder.name, dtype, workers)
 
+    # Every shard of every split is prepared (written and fsynced under temporary names) before any is
+    # committed, then all are committed together: a run killed or failing at any point leaves the
+    # previous complete set of shards, never a new split beside an old one.
     all_stats: list[ShardStats] = []
-    for path, prefix in jobs:
-        n = params.num_shards
-        if n == 1:
-            targets = [(0, prefix)]
-        elif params.shard_index is not None:
-            targets = [(params.shard_index, shard_prefix(prefix, params.shard_index, n))]
-        else:
-            targets = [(i, shard_prefix(prefix, i, n)) for i in range(n)]
-        split_stats = []
-        for index, out in targets:
-            split_stats.append(
-                binarize_range(
-                    path,
-                    out,
-                    encoder,
-                    dtype,
-                    eos_id,
-                    index,
-                    n,
-                    workers,
-                    params.batch_size,
-                    verifier=verifier,
-                    verify_every=params.verify_every,
+    staged: list[Any] = []
+    try:
+        for path, prefix in jobs:
+            n = params.num_shards
+            if n == 1:
+                targets = [(0, prefix)]
+            elif params.shard_index is not None:
+                targets = [(params.shard_index, shard_prefix(prefix, params.shard_index, n))]
+            else:
+                targets = [(i, shard_prefix(prefix, i, n)) for i in range(n)]
+            split_stats = []
+            for index, out in targets:
+                split_stats.append(
+                    binarize_range(
+                        path,
+                        out,
+                        encoder,
+                        dtype,
+                        eos_id,
+                        index,
+                        n,
+                        workers,
+                        params.batch_size,
+                        verifier=verifier,
+                        verify_every=params.verify_every,
+                        staged=staged,
+                    )
                 )
-            )
-        if params.shard_index is None:
-            _remove_stale(prefix, n)
-        _print_split(path, prefix, split_stats, dtype)
-        all_stats += split_stats
+            _print_split(path, prefix, split_stats, dtype)
+            all_stats += split_stats
+        commit_builders(staged)
+    except BaseException:
+        for builder in staged:
+            builder.abort()
+        raise
+    if params.shard_index is None:
+        for _, prefix in jobs:
+            _remove_stale(prefix, params.num_shards)
     return all_stats
 
 
@@ -398,10 +410,13 @@ def binarize_range(
     batch_size: int = 64,
     verifier: Any = None,
     verify_every: int = 0,
+    staged: list[Any] | None = None,
 ) -> ShardStats:
     """Binarize shard ``shard_index`` of ``num_shards`` of the JSONL ``path`` into ``prefix.{bin,idx}``.
 
-    If the spot check against ``verifier`` (HF) fails, the shard is discarded and redone with HF.
+    If the spot check against ``verifier`` (HF) fails, the shard is discarded and redone with HF. With
+    ``staged`` (a list), the shard is only prepared and its builder appended there, for the caller to
+    commit with the others (:func:`gitnetic.data.indexed.commit_builders`) or abort.
     """
     from gitnetic.data.encoder import EncoderMismatch
 
@@ -418,11 +433,23 @@ def binarize_range(
             batch_size,
             verifier,
             verify_every,
+            staged,
         )
     except EncoderMismatch as exc:
         log.warning("preprocess: %s in %s; redoing %s with the HF encoder", exc, path, prefix)
         return _binarize_range(
-            path, prefix, verifier, dtype, eos_id, shard_index, num_shards, workers, batch_size, None, 0
+            path,
+            prefix,
+            verifier,
+            dtype,
+            eos_id,
+            shard_index,
+            num_shards,
+            workers,
+            batch_size,
+            None,
+            0,
+            staged,
         )
 
 
@@ -438,6 +465,7 @@ def _binarize_range(
     batch_size: int,
     verifier: Any,
     verify_every: int,
+    staged: list[Any] | None = None,
 ) -> ShardStats:
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -478,6 +506,9 @@ def _binarize_range(
                 pool.shutdown(wait=False, cancel_futures=True)  # the builder then drops its temporaries
                 raise
             stats = ShardStats(prefix, builder.num_documents, builder.num_tokens, 0.0, encoder.name)
+            if staged is not None:
+                builder.prepare()  # the caller commits it with the other shards
+                staged.append(builder)
     except _BadLine as exc:
         raise DataError(
             f"{path}:{_line_number(path, exc.offset)} {exc.reason}; fix or re-create the corpus"

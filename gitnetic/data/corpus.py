@@ -24,7 +24,6 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -38,7 +37,7 @@ from typing import IO, Any, Literal, NamedTuple
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
-from gitnetic.common.io import atomic_open
+from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temporaries
 from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
@@ -421,13 +420,17 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
     cleaner = _Cleaner(params)
     stats = CorpusStats(source="", out_dir=str(out_dir))
     kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
-    with contextlib.ExitStack() as stack:
-        writers = {
-            split: stack.enter_context(
-                atomic_open(out_dir / f"{split}.jsonl", "w", encoding="utf-8", newline="\n")
-            )
-            for split in SPLITS
-        }
+    # The splits and stats.json replace the previous ones as one group (stats.json, written last, marks
+    # a complete set): a run killed at any point never leaves a new split beside an old one.
+    remove_stale_temporaries(out_dir / "stats.json")
+    with atomic_open_group(
+        [out_dir / f"{split}.jsonl" for split in SPLITS],
+        "w",
+        invalidate=[out_dir / "stats.json"],
+        encoding="utf-8",
+        newline="\n",
+    ) as handles:
+        writers = dict(zip(SPLITS, handles, strict=True))
         descriptions = []
         for position, spec in enumerate(sources):
             cleaner.index_near = any(s.clean for s in sources[position:])

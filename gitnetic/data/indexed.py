@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.common.errors import ShardError
-from gitnetic.common.io import output_file_mode
+from gitnetic.common.io import output_file_mode, remove_stale_temporaries
 
 __all__ = [
     "DTYPE_CODES",
@@ -37,6 +37,7 @@ __all__ = [
     "IndexedDatasetBuilder",
     "ShardError",
     "best_dtype",
+    "commit_builders",
     "shard_glob",
     "shard_prefix",
     "shard_prefixes",
@@ -331,8 +332,11 @@ class IndexedDatasetBuilder:
     Tokens go straight to a temporary ``.bin`` (RAM holds only the int32 lengths, 4 bytes per document).
     ``finalize`` fsyncs both temporaries, removes any old ``PREFIX.idx`` first, renames the ``.bin`` and
     then the ``.idx`` into place: the index is the commit marker, so a run killed at any point leaves
-    either no ``.idx`` (readers refuse the prefix) or a complete, consistent pair. Use it as a context
-    manager (or call :meth:`abort`) so an exception removes the temporaries.
+    either no ``.idx`` (readers refuse the prefix) or a complete, consistent pair. ``finalize`` is
+    :meth:`prepare` (write and fsync everything to temporaries) then :meth:`commit` (the renames);
+    :func:`commit_builders` commits several prepared builders as one group (a dataset's splits). Use it
+    as a context manager (or call :meth:`abort`) so an exception removes the temporaries; temporaries a
+    killed run left for the same prefix are removed when a new builder starts.
     """
 
     def __init__(self, prefix: str | os.PathLike[str], dtype: Any = np.int32) -> None:
@@ -343,6 +347,8 @@ class IndexedDatasetBuilder:
         directory = Path(self.prefix).parent
         directory.mkdir(parents=True, exist_ok=True)
         name = Path(self.prefix).name
+        for suffix in (".bin", ".idx"):
+            remove_stale_temporaries(self.prefix + suffix)
         fd, self._bin_tmp = tempfile.mkstemp(prefix=f".{name}.bin.", suffix=".tmp", dir=directory)
         os.fchmod(
             fd, output_file_mode()
@@ -354,6 +360,7 @@ class IndexedDatasetBuilder:
         self.num_tokens = 0
         self.num_documents = 0
         self._closed = False
+        self._prepared = False
 
     def __enter__(self) -> IndexedDatasetBuilder:
         return self
@@ -361,7 +368,7 @@ class IndexedDatasetBuilder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.abort()
-        elif not self._closed:
+        elif not self._closed and not self._prepared:  # a prepared builder waits for its commit
             self.finalize()
 
     def _check_range(self, arr: np.ndarray) -> None:
@@ -407,14 +414,20 @@ class IndexedDatasetBuilder:
 
     def finalize(self) -> tuple[str, str]:
         """Write the index and move both files into place; returns ``(bin_path, idx_path)``."""
-        if self._closed:
-            raise RuntimeError(f"builder for {self.prefix} is already finalized or aborted")
+        self.prepare()
+        return self.commit()
+
+    def prepare(self) -> None:
+        """Write the index to a temporary and fsync both temporaries; nothing is visible at the prefix yet."""
+        if self._closed or self._prepared:
+            raise RuntimeError(f"builder for {self.prefix} is already finalized, prepared or aborted")
         try:
             self._flush_sizes()
             self._bin.flush()
             os.fsync(self._bin.fileno())
             self._bin.close()
             sizes = np.concatenate(self._sizes) if self._sizes else np.zeros(0, dtype=np.int32)
+            self._sizes = []
             n = len(sizes)
             pointers = np.zeros(n, dtype=np.int64)
             if n > 1:
@@ -433,17 +446,14 @@ class IndexedDatasetBuilder:
                 fh.write(doc_idx.astype("<i8").tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())
-            bin_path, idx_path = self.prefix + ".bin", self.prefix + ".idx"
-            if os.path.exists(idx_path):  # never let an old index describe the new .bin
-                os.unlink(idx_path)
-            os.replace(self._bin_tmp, bin_path)
-            os.replace(self._idx_tmp, idx_path)
-            _fsync_dir(directory)
         except BaseException:
             self.abort()
             raise
-        self._closed = True
-        return bin_path, idx_path
+        self._prepared = True
+
+    def commit(self) -> tuple[str, str]:
+        """Move the prepared ``.bin`` and then ``.idx`` into place; returns ``(bin_path, idx_path)``."""
+        return commit_builders([self])[0]
 
     def abort(self) -> None:
         """Drop the temporaries; nothing appears at the prefix."""
@@ -456,6 +466,34 @@ class IndexedDatasetBuilder:
                     os.unlink(tmp)
                 except FileNotFoundError:
                     pass
+
+
+def commit_builders(builders: Sequence[IndexedDatasetBuilder]) -> list[tuple[str, str]]:
+    """Commit prepared builders as one group: every old ``.idx`` at their prefixes is removed before the
+    first rename, so a kill in between leaves some prefix without an index (refused by readers), never
+    an old split beside a new one. Returns each builder's ``(bin_path, idx_path)``."""
+    for builder in builders:
+        if not builder._prepared or builder._closed:
+            raise RuntimeError(f"builder for {builder.prefix} is not prepared (or already committed)")
+    try:
+        for builder in builders:
+            idx_path = builder.prefix + ".idx"
+            if os.path.exists(idx_path):  # never let an old index describe the new .bin
+                os.unlink(idx_path)
+        paths = []
+        for builder in builders:
+            bin_path, idx_path = builder.prefix + ".bin", builder.prefix + ".idx"
+            os.replace(builder._bin_tmp, bin_path)
+            os.replace(builder._idx_tmp, idx_path)  # type: ignore[arg-type]
+            builder._closed = True
+            paths.append((bin_path, idx_path))
+        for directory in {Path(b.prefix).parent for b in builders}:
+            _fsync_dir(directory)
+    except BaseException:
+        for builder in builders:
+            builder.abort()
+        raise
+    return paths
 
 
 def _fsync_dir(directory: Path) -> None:

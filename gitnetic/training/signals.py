@@ -8,11 +8,13 @@ ranks agree (any rank signalled = all stop), write one exact-resume checkpoint o
 atomic checkpoint path, and stop with :class:`TrainingInterrupted`, which the CLI turns into one line on
 stderr and exit status 75 (``EX_TEMPFAIL``: try again). Time to stop: the step (and, if one is running,
 the validation) in progress plus one checkpoint write. A second signal exits at once with status
-128+signal: every checkpoint write is atomic, so the previous checkpoint stays valid.
+128+signal (after killing the DDP ranks this process launched): every checkpoint write is atomic, so
+the previous checkpoint stays valid and at most a temporary file is left, which the next run removes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -55,10 +57,14 @@ class GracefulInterrupt(Callback):
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
         self._last_step = -1
+        self._children: list[Any] = []  # DDP ranks launched by this process (Lightning's launcher)
 
     # -- handlers ---------------------------------------------------------------------------------
     def _handle(self, signum: int, frame: Any) -> None:
         if self.signum is not None:  # second signal: leave now; checkpoint writes are atomic
+            for child in self._children:  # else they would wait in a collective for this rank
+                with contextlib.suppress(OSError):
+                    child.kill()
             os._exit(128 + signum)
         self.signum = signum
         logger.info(
@@ -84,6 +90,8 @@ class GracefulInterrupt(Callback):
         # Lightning registered its own SIGTERM handler just before this hook (and restores the
         # originals at teardown); ours replaces it for the training phase.
         self._last_step = trainer.global_step
+        launcher = getattr(trainer.strategy, "launcher", None)
+        self._children = list(getattr(launcher, "procs", None) or [])
         self.install()
 
     def on_train_batch_end(
@@ -98,6 +106,8 @@ class GracefulInterrupt(Callback):
         if not stop:
             return
         signum = self.signum if self.signum is not None else signal.SIGTERM
+        if self._children:
+            _disarm_child_observer()
         path = None
         saver = getattr(trainer, "checkpoint_callback", None)
         if saver is not None and hasattr(saver, "save_now"):
@@ -109,3 +119,16 @@ class GracefulInterrupt(Callback):
 
     def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
         self.restore()
+
+
+def _disarm_child_observer() -> None:
+    """Keep Lightning's child-process observer from SIGKILLing this launcher when the other ranks exit
+    with the interrupted status: it treats any non-zero child exit as a crash, and it would turn the
+    launcher's status 75 into -9 if it looked in the moment between the ranks' exit and this one's."""
+    try:
+        from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+    except ImportError:  # another Lightning layout: nothing to disarm
+        return
+    for thread in threading.enumerate():
+        if isinstance(thread, _ChildProcessObserver) and hasattr(thread, "_child_processes"):
+            thread._child_processes = []  # its next look finds no child left and ends quietly

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_same_weights, cli_env, run_gitnetic, tiny_train_args
+from tests.helpers import assert_same_weights, cli_env, run_gitnetic, start_gitnetic, tiny_train_args
 
 STEPS, EVERY = 30, 10
 LINE = re.compile(
@@ -87,6 +87,48 @@ def test_sigterm_saves_the_step_reached_exits_75_and_resumes_exactly(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resuming this run from {save_dir / 'checkpoint_last.ckpt'} (step {step})" in resumed.stderr
     assert_same_weights(save_dir / "checkpoint_last.ckpt", uninterrupted)
+
+
+def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
+    tmp_path, tiny_tokenizer, lm_shards, uninterrupted
+):
+    """SIGTERM, then SIGINT as soon as the checkpoint of the step reached starts to appear (or, if the
+    poll misses the write, right after it): the process ends at once, non-zero, and every checkpoint
+    under a final name is whole; the same command then resumes and ends on the uninterrupted weights."""
+    from gitnetic.training.checkpoint import is_valid_checkpoint, load_checkpoint
+
+    save_dir = tmp_path / "ckpt"
+    args = train_args(tiny_tokenizer, lm_shards, save_dir)
+    proc = start_gitnetic(*args, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not (save_dir / f"checkpoint_step{EVERY}.ckpt").exists():
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no periodic checkpoint in time"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    before = set(save_dir.iterdir())
+    proc.send_signal(signal.SIGTERM)
+    while proc.poll() is None and set(save_dir.iterdir()) <= before:
+        pass  # busy-wait: the checkpoint write of a tiny model lasts milliseconds
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode not in (0, None), err[-3000:]
+    assert "received SIGTERM: saving a checkpoint" in err and "Traceback" not in err
+
+    finals = sorted(save_dir.glob("*.ckpt"))
+    assert finals, sorted(p.name for p in save_dir.iterdir())
+    for path in finals:  # whole or absent: a cut-short write is only ever a hidden .tmp sibling
+        assert is_valid_checkpoint(path), path.name
+        assert load_checkpoint(path)["global_step"] >= EVERY
+    assert {p.name for p in save_dir.iterdir()} - {p.name for p in finals} <= {
+        p.name for p in save_dir.glob(".*.tmp")
+    }
+
+    resumed = run_gitnetic(*args, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming this run from" in resumed.stderr
+    assert_same_weights(save_dir / "checkpoint_last.ckpt", uninterrupted)
+    assert not list(save_dir.glob(".*.tmp"))
 
 
 def test_changed_param_after_a_crash_starts_fresh(tmp_path, tiny_tokenizer, lm_shards, uninterrupted):

@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -121,8 +122,11 @@ def weights(root: Path) -> dict:
     return checkpoint_weights(root / "models" / "checkpoints" / "checkpoint_last.ckpt")
 
 
-def run_and_kill_train(cmd: list[str], root: Path) -> None:
-    """Run ``cmd`` (dvc/snakemake); kill -9 its train process once the first step checkpoint exists."""
+def run_and_kill_train(
+    cmd: list[str], root: Path, after: str = "checkpoint_step4.ckpt", signum: int = signal.SIGKILL
+) -> str:
+    """Run ``cmd`` (dvc/snakemake); send ``signum`` to its train process once ``after`` (a checkpoint
+    file) exists; return the engine's output. SIGKILL: no handler runs, like a node failure."""
     import psutil
 
     ckpts = root / "models" / "checkpoints"
@@ -130,17 +134,18 @@ def run_and_kill_train(cmd: list[str], root: Path) -> None:
         cmd, cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     deadline = time.monotonic() + TIMEOUT_S
-    while not (ckpts / "checkpoint_step4.ckpt").exists():
+    while not (ckpts / after).exists():
         assert proc.poll() is None, proc.communicate()[0][-4000:]
         assert time.monotonic() < deadline, "no step checkpoint in time"
         time.sleep(0.01)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if "gitnetic" in child.cmdline() and "train" in child.cmdline():
-                child.kill()  # SIGKILL: no handler runs, like a node failure
+                child.send_signal(signum)
     output = proc.communicate(timeout=TIMEOUT_S)[0]
     assert proc.returncode != 0, output[-4000:]
     assert not (ckpts / "checkpoint_step40.ckpt").exists(), "killed too late: training had finished"
+    return output
 
 
 @pytest.fixture(scope="module")
@@ -225,14 +230,26 @@ def test_second_dvc_repro_does_nothing(dvc_repo: dict) -> None:
 
 
 def test_dvc_repro_after_a_killed_train_stage_resumes_exactly(dvc_repo: dict) -> None:
-    """kill -9 of the train stage after a step checkpoint; `dvc repro` continues it to the same model."""
+    """SIGTERM to the train stage after a step checkpoint: it saves the step reached, fails, and DVC does
+    not record it as done; the rerun resumes from that step and is kill -9'd after its next step
+    checkpoint; `dvc repro` continues it to the same model as the uninterrupted run."""
     root = dvc_repo["root"]
+    lock = (root / "dvc.lock").read_bytes()
     shutil.rmtree(root / "models" / "checkpoints")  # train again from step 0 ...
-    run_and_kill_train(["dvc", "repro", "train"], root)  # ... and die midway
+    output = run_and_kill_train(["dvc", "repro", "train"], root, signum=signal.SIGTERM)  # ... and stop
+    stopped = re.search(r"interrupted by SIGTERM at step (\d+); checkpoint saved to \S+", output)
+    assert stopped, output[-4000:]
+    step = int(stopped.group(1))
+    assert step > 4  # later than the periodic checkpoint that existed when the signal came
+    assert (root / "dvc.lock").read_bytes() == lock  # the half-trained model is not recorded as done
+    status = run("dvc", "status", "train", cwd=root)
+    assert "changed outs" in status and "models/checkpoints" in status, status
+
+    after = f"checkpoint_step{(step // 4 + 1) * 4}.ckpt"  # the rerun's next periodic checkpoint
+    output = run_and_kill_train(["dvc", "repro", "train"], root, after=after)  # resumes, then dies
+    assert f"(step {step})" in output and "resuming this run from" in output, output[-4000:]
     output = run("dvc", "repro", cwd=root)
-    assert re.search(r"resuming this run from \S+ \(step (4|8|12|16|20|24|28|32|36)\)", output), output[
-        -4000:
-    ]
+    assert re.search(r"resuming this run from \S+ \(step (8|12|16|20|24|28|32|36)\)", output), output[-4000:]
     assert ran_stages(output) == {"train", "evaluate", "export"}
     assert_same_weights(weights(root), dvc_repo["weights"])
     assert read_json(root / "metrics" / "eval.json") == dvc_repo["eval"]
