@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 
 DESCRIPTION = (
-    "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix, written as JSON."
+    "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix (or, per prefix and "
+    "overall, on a blend of prefixes such as '0.8 data/bin/test-code 0.2 data/bin/test-commits'), "
+    "written as JSON."
 )
 PROG = "python -m gitnetic evaluate"
 
@@ -45,4 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics["tokens"],
         params.output,
     )
+    for prefix, scores in metrics.get("per_source", {}).items():
+        if scores["tokens"]:
+            logger.info(
+                "  %s: loss %.4f, perplexity %.2f (unigram %.2f) over %d tokens",
+                prefix,
+                scores["loss"],
+                scores["perplexity"],
+                scores["unigram_perplexity"],
+                scores["tokens"],
+            )
     return 0

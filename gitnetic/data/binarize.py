@@ -14,6 +14,12 @@ Why it is built this way:
   not by document count. With few, huge documents some shards can be empty; that is valid.
 * **Exact ids, checked.** The fast tiktoken path is spot-checked against HF on every
   ``verify_every``-th document; a mismatch discards the shard and redoes it with HF.
+* **One prefix per source, on request.** ``--by_source`` routes each document by its ``source`` field
+  to ``{split}-{source}`` (or ``{split}-{group}`` with ``--source_groups``) in the same single pass, so
+  a blend (``0.7 data/bin/train-code 0.3 data/bin/train-commits``) and ``evaluate`` can name them. The
+  source names come from the corpus stage's ``stats.json``, not from the documents seen, so every shard
+  job of every split writes the same set of prefixes (an empty one where a split has no document of a
+  source) and a Snakemake rule can declare them before the corpus exists.
 """
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ import glob
 import json
 import logging
 import os
+import re
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +40,7 @@ import numpy as np
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.indexed import best_dtype, commit_builders, shard_glob, shard_prefix
+from gitnetic.data.indexed import best_dtype, commit_builders, shard_glob, shard_prefix, source_prefix
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +103,23 @@ class PreprocessParams(DataclassBase):
         metadata={
             "help": "Re-encode every N-th document with HF and compare (tiktoken only); a mismatch redoes the "
             "shard with HF. 0 disables."
+        },
+    )
+    by_source: bool = field(
+        default=False,
+        metadata={
+            "help": "Write one prefix per corpus source instead of one per split: OUTPUT_DIR/{split}-{source}"
+            "[-0000i-of-0000N].{bin,idx} (with --input: OUTPUT_PREFIX-{source}), for blends such as "
+            "'0.7 data/bin/train-code 0.3 data/bin/train-commits' and per-source evaluation. The source "
+            "names are those of the corpus stage's stats.json (beside the JSONL files)."
+        },
+    )
+    source_groups: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "With --by_source: write several sources under one prefix, one 'GROUP=SOURCE,SOURCE' "
+            "per group (params.yaml: also a mapping GROUP: [SOURCE, ...]); a source in no group keeps a "
+            "prefix of its own."
         },
     )
 
@@ -161,6 +185,108 @@ def _check_params(params: PreprocessParams) -> None:
         raise ConfigError(f"--workers must be 0 (all CPUs) or more, got {params.workers}")
     if params.verify_every < 0:
         raise ConfigError(f"--verify_every must be 0 (off) or more, got {params.verify_every}")
+    if parse_source_groups(params.source_groups) and not params.by_source:
+        raise ConfigError("--source_groups applies to --by_source output; add --by_source or drop the groups")
+
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")  # as corpus source names: safe in file names
+
+
+def parse_source_groups(value: Sequence[str] | Mapping[str, Any] | None) -> dict[str, list[str]]:
+    """``--source_groups``: ``["code=a,b", "commits=c"]`` or ``{code: [a, b], commits: c}`` -> ``{group: [sources]}``."""
+    if not value:
+        return {}
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    else:
+        items = []
+        for entry in [value] if isinstance(value, str) else value:
+            group, sep, members = str(entry).partition("=")
+            if not sep:
+                raise ConfigError(
+                    f"--source_groups entry {entry!r} must be GROUP=SOURCE,SOURCE (e.g. code=stdlib,app)"
+                )
+            items.append((group.strip(), members))
+    groups: dict[str, list[str]] = {}
+    for group, members in items:
+        names = [m.strip() for m in members.split(",")] if isinstance(members, str) else list(members or [])
+        names = [str(n) for n in names if str(n)]
+        if not _GROUP_NAME.match(group):
+            raise ConfigError(
+                f"source group name {group!r} must be letters, digits and _.- (it becomes a file name)"
+            )
+        if group in groups:
+            raise ConfigError(f"source group {group!r} is given twice in --source_groups; merge the two")
+        if not names:
+            raise ConfigError(f"source group {group!r} lists no source; give GROUP=SOURCE[,SOURCE...]")
+        groups[group] = names
+    return groups
+
+
+def source_groups_of(source_names: Sequence[str], groups: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Each corpus source's output name under ``--by_source``: its group, else its own name.
+
+    The result's values, in order of first appearance, are the prefixes written per split
+    (``workflow/Snakefile`` declares them from this too). Unknown or doubly grouped sources, and a group
+    named like a source outside it, are one-line errors.
+    """
+    known = list(source_names)
+    owner: dict[str, str] = {}
+    for group, members in groups.items():
+        for name in members:
+            if name not in known:
+                raise ConfigError(
+                    f"source group {group!r} names {name!r}, which is not a corpus source; "
+                    f"the sources are {', '.join(known)}"
+                )
+            if name in owner:
+                raise ConfigError(f"source {name!r} is in two groups ({owner[name]!r}, {group!r}); keep one")
+            owner[name] = group
+        if group in known and owner.get(group) != group and group not in members:
+            raise ConfigError(
+                f"source group {group!r} has the name of another source; rename the group or put "
+                f"{group!r} into it"
+            )
+    for name in known:
+        if not _GROUP_NAME.match(name):
+            raise ConfigError(
+                f"corpus source {name!r} cannot name a shard file; --by_source needs names of letters, "
+                "digits and _.- (set them in corpus.sources)"
+            )
+    return {name: owner.get(name, name) for name in known}
+
+
+def by_source_names(
+    source_names: Sequence[str], source_groups: Sequence[str] | Mapping[str, Any] | None
+) -> list[str]:
+    """The per-split prefix names ``--by_source`` writes (``{split}-{name}``), in corpus source order."""
+    return list(dict.fromkeys(source_groups_of(source_names, parse_source_groups(source_groups)).values()))
+
+
+def _source_routes(params: PreprocessParams, stats_path: Path) -> tuple[dict[str, int], list[str]]:
+    """``(record 'source' value -> output index, output names)`` from the corpus stage's ``stats.json``.
+
+    Records carry the source's name, or (single-source corpora written with the ``source:`` keys) the
+    source's label, e.g. ``stdlib:python3.11.7``; stats.json holds both, so either routes.
+    """
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+        sources = stats["sources"]
+        assert isinstance(sources, dict) and sources
+    except (OSError, ValueError, KeyError, TypeError, AssertionError):
+        raise DataError(
+            f"--by_source needs the corpus stage's {stats_path} (it names the sources); re-run "
+            "'python -m gitnetic corpus' or turn --by_source off"
+        ) from None
+    group_of = source_groups_of(list(sources), parse_source_groups(params.source_groups))
+    names = by_source_names(list(sources), params.source_groups)
+    routes: dict[str, int] = {}
+    for name, info in sources.items():
+        routes[name] = names.index(group_of[name])
+        label = info.get("label") if isinstance(info, dict) else None
+        if isinstance(label, str):
+            routes.setdefault(label, routes[name])
+    return routes, names
 
 
 def resolve_dtype(name: str, vocab_size: int) -> np.dtype:
@@ -196,48 +322,64 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
     dtype = resolve_dtype(params.dtype, encoder.vocab_size)
     log.info("preprocess: encoder %s, dtype %s, %d worker thread(s)", encoder.name, dtype, workers)
 
-    # Every shard of every split is prepared (written and fsynced under temporary names) before any is
-    # committed, then all are committed together: a run killed or failing at any point leaves the
-    # previous complete set of shards, never a new split beside an old one.
+    routes, names = None, None
+    if params.by_source:
+        stats_file = Path(params.input).parent if params.input is not None else Path(params.input_dir)
+        routes, names = _source_routes(params, stats_file / "stats.json")
+        log.info("preprocess: one prefix per source: %s", ", ".join(names))
+
+    # Every shard of every split (and source) is prepared (written and fsynced under temporary names)
+    # before any is committed, then all are committed together: a run killed or failing at any point
+    # leaves the previous complete set of shards, never a new split beside an old one.
     all_stats: list[ShardStats] = []
     staged: list[Any] = []
+    written_prefixes: list[tuple[str, list[str]]] = []  # (split prefix, its output prefixes)
     try:
         for path, prefix in jobs:
             n = params.num_shards
-            if n == 1:
-                targets = [(0, prefix)]
-            elif params.shard_index is not None:
-                targets = [(params.shard_index, shard_prefix(prefix, params.shard_index, n))]
+            outs = [prefix] if names is None else [source_prefix(prefix, name) for name in names]
+            written_prefixes.append((prefix, outs))
+            # one unsharded pair when the whole split is written in one piece; an explicit --shard_index
+            # (a Snakemake job) always writes the shard name it was asked for, also "-00000-of-00001"
+            whole = n == 1 and params.shard_index is None
+            if params.shard_index is not None:
+                indices = [params.shard_index]
             else:
-                targets = [(i, shard_prefix(prefix, i, n)) for i in range(n)]
-            split_stats = []
-            for index, out in targets:
-                split_stats.append(
-                    binarize_range(
-                        path,
-                        out,
-                        encoder,
-                        dtype,
-                        eos_id,
-                        index,
-                        n,
-                        workers,
-                        params.batch_size,
-                        verifier=verifier,
-                        verify_every=params.verify_every,
-                        staged=staged,
-                    )
+                indices = list(range(n))
+            per_out: dict[str, list[ShardStats]] = {out: [] for out in outs}
+            for index in indices:
+                targets = outs if whole else [shard_prefix(out, index, n) for out in outs]
+                written = binarize_range_by_source(
+                    path,
+                    targets,
+                    routes,
+                    encoder,
+                    dtype,
+                    eos_id,
+                    index,
+                    n,
+                    workers,
+                    params.batch_size,
+                    verifier=verifier,
+                    verify_every=params.verify_every,
+                    staged=staged,
                 )
-            _print_split(path, prefix, split_stats, dtype)
-            all_stats += split_stats
+                for out, stat in zip(outs, written, strict=True):
+                    per_out[out].append(stat)
+            for out, split_stats in per_out.items():
+                _print_split(path, out, split_stats, dtype)
+                all_stats += split_stats
         commit_builders(staged)
     except BaseException:
         for builder in staged:
             builder.abort()
         raise
     if params.shard_index is None:
-        for _, prefix in jobs:
-            _remove_stale(prefix, params.num_shards)
+        for prefix, outs in written_prefixes:
+            for out in outs:
+                _remove_stale(out, params.num_shards)
+            if routes is not None:  # a split-wide prefix from an earlier run would shadow the new ones
+                _remove_stale(prefix, params.num_shards, keep=False)
     return all_stats
 
 
@@ -259,14 +401,20 @@ def _print_split(path: Path, prefix: str, stats: list[ShardStats], dtype: np.dty
     )
 
 
-def _remove_stale(prefix: str, num_shards: int) -> None:
-    """After a full run, drop the other layout's files so readers never see two versions of a split."""
-    keep = {prefix} if num_shards == 1 else {shard_prefix(prefix, i, num_shards) for i in range(num_shards)}
+def _remove_stale(prefix: str, num_shards: int, keep: bool = True) -> None:
+    """After a full run, drop the other layout's files so readers never see two versions of a split
+    (``keep=False``: drop every file of ``prefix``, which this run replaced by per-source prefixes)."""
+    if not keep:
+        kept: set[str] = set()
+    elif num_shards == 1:
+        kept = {prefix}
+    else:
+        kept = {shard_prefix(prefix, i, num_shards) for i in range(num_shards)}
     candidates = glob.glob(shard_glob(prefix) + ".*")
     candidates += [prefix + ".bin", prefix + ".idx"]
     for path in candidates:
         stem, ext = os.path.splitext(path)
-        if ext in (".bin", ".idx") and stem not in keep and os.path.exists(path):
+        if ext in (".bin", ".idx") and stem not in kept and os.path.exists(path):
             log.info("preprocess: removing stale %s", path)
             os.unlink(path)
 
@@ -356,9 +504,12 @@ def _encode_batch(
     eos: np.ndarray,
     verifier: Any,
     verify_every: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths)``. Runs in a worker."""
+    routes: Mapping[str, int] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths, output of each doc)``;
+    the outputs (indices by the record's ``source``) only with ``routes``, else None. Runs in a worker."""
     texts = []
+    outputs: list[int] = []
     for line, offset in zip(lines, offsets, strict=True):
         try:
             record = _loads(line)
@@ -372,6 +523,15 @@ def _encode_batch(
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise _BadLine(offset, 'has no string "text" field; each line must be {"text": ...}')
         texts.append(record["text"])
+        if routes is not None:
+            out = routes.get(record.get("source"))  # type: ignore[arg-type]
+            if out is None:
+                raise _BadLine(
+                    offset,
+                    f"has source {record.get('source')!r}, which the corpus stats.json does not list "
+                    "(--by_source routes by it); re-run the corpus stage so splits and stats.json match",
+                )
+            outputs.append(out)
     try:
         ids = encoder.encode_batch(texts)
     except (UnicodeError, TypeError):  # tiktoken / HF on a lone surrogate ("\ud800" escapes in JSON)
@@ -395,7 +555,7 @@ def _encode_batch(
         parts.append(eos)
     tokens = np.concatenate(parts, dtype=dtype, casting="unsafe") if parts else np.zeros(0, dtype)
     lengths = np.fromiter((len(a) + 1 for a in ids), dtype=np.int64, count=len(ids))
-    return tokens, lengths
+    return tokens, lengths, (np.asarray(outputs, dtype=np.int64) if routes is not None else None)
 
 
 def binarize_range(
@@ -418,12 +578,48 @@ def binarize_range(
     ``staged`` (a list), the shard is only prepared and its builder appended there, for the caller to
     commit with the others (:func:`gitnetic.data.indexed.commit_builders`) or abort.
     """
+    return binarize_range_by_source(
+        path,
+        [prefix],
+        None,
+        encoder,
+        dtype,
+        eos_id,
+        shard_index,
+        num_shards,
+        workers,
+        batch_size,
+        verifier,
+        verify_every,
+        staged,
+    )[0]
+
+
+def binarize_range_by_source(
+    path: Path,
+    prefixes: Sequence[str],
+    routes: Mapping[str, int] | None,
+    encoder: Any,
+    dtype: np.dtype,
+    eos_id: int,
+    shard_index: int = 0,
+    num_shards: int = 1,
+    workers: int = 1,
+    batch_size: int = 64,
+    verifier: Any = None,
+    verify_every: int = 0,
+    staged: list[Any] | None = None,
+) -> list[ShardStats]:
+    """:func:`binarize_range` into several outputs at once: each document goes to
+    ``prefixes[routes[record["source"]]]`` (``routes=None``: one prefix, every document), in file order.
+    Every prefix is written, empty where no document of the range is routed to it."""
     from gitnetic.data.encoder import EncoderMismatch
 
     try:
         return _binarize_range(
             path,
-            prefix,
+            prefixes,
+            routes,
             encoder,
             dtype,
             eos_id,
@@ -436,10 +632,11 @@ def binarize_range(
             staged,
         )
     except EncoderMismatch as exc:
-        log.warning("preprocess: %s in %s; redoing %s with the HF encoder", exc, path, prefix)
+        log.warning("preprocess: %s in %s; redoing %s with the HF encoder", exc, path, ", ".join(prefixes))
         return _binarize_range(
             path,
-            prefix,
+            prefixes,
+            routes,
             verifier,
             dtype,
             eos_id,
@@ -455,7 +652,8 @@ def binarize_range(
 
 def _binarize_range(
     path: Path,
-    prefix: str,
+    prefixes: Sequence[str],
+    routes: Mapping[str, int] | None,
     encoder: Any,
     dtype: np.dtype,
     eos_id: int,
@@ -466,7 +664,8 @@ def _binarize_range(
     verifier: Any,
     verify_every: int,
     staged: list[Any] | None = None,
-) -> ShardStats:
+) -> list[ShardStats]:
+    import contextlib
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from tqdm import tqdm
@@ -478,23 +677,41 @@ def _binarize_range(
     eos = np.array([eos_id], dtype=np.uint32)
     pending: deque[Future] = deque()
     docs = 0
-    bar = tqdm(desc=os.path.basename(prefix), unit="tok", unit_scale=True, disable=None, leave=False)
+    bar = tqdm(desc=os.path.basename(prefixes[0]), unit="tok", unit_scale=True, disable=None, leave=False)
     try:
         with (
             ThreadPoolExecutor(max(1, workers), thread_name_prefix="preprocess") as pool,
-            IndexedDatasetBuilder(prefix, dtype) as builder,
+            contextlib.ExitStack() as stack,
         ):
+            # entered in order, so an exception aborts every builder (no output appears at any prefix)
+            builders = [stack.enter_context(IndexedDatasetBuilder(p, dtype)) for p in prefixes]
 
             def drain_one() -> None:
-                tokens, lengths = pending.popleft().result()
-                builder.add_documents(tokens, lengths)
+                tokens, lengths, outputs = pending.popleft().result()
+                if outputs is None:
+                    builders[0].add_documents(tokens, lengths)
+                else:
+                    ends = np.cumsum(lengths)
+                    for out in np.unique(outputs).tolist():
+                        pick = outputs == out
+                        parts = [tokens[e - n : e] for e, n in zip(ends[pick], lengths[pick], strict=True)]
+                        builders[out].add_documents(np.concatenate(parts), lengths[pick])
                 bar.update(tokens.size)
 
             try:
                 for lines, offsets in _iter_batches(path, start, end, batch_size):
                     pending.append(
                         pool.submit(
-                            _encode_batch, lines, offsets, docs, encoder, dtype, eos, verifier, verify_every
+                            _encode_batch,
+                            lines,
+                            offsets,
+                            docs,
+                            encoder,
+                            dtype,
+                            eos,
+                            verifier,
+                            verify_every,
+                            routes,
                         )
                     )
                     docs += len(lines)
@@ -505,17 +722,22 @@ def _binarize_range(
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)  # the builder then drops its temporaries
                 raise
-            stats = ShardStats(prefix, builder.num_documents, builder.num_tokens, 0.0, encoder.name)
+            stats = [ShardStats(b.prefix, b.num_documents, b.num_tokens, 0.0, encoder.name) for b in builders]
             if staged is not None:
-                builder.prepare()  # the caller commits it with the other shards
-                staged.append(builder)
+                for builder in builders:
+                    builder.prepare()  # the caller commits them with the other shards
+                staged.extend(builders)
     except _BadLine as exc:
         raise DataError(
             f"{path}:{_line_number(path, exc.offset)} {exc.reason}; fix or re-create the corpus"
         ) from None
     finally:
         bar.close()
-    stats.seconds = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    for stat in stats:  # one pass wrote them all: each gets the pass's time, its share by tokens
+        stat.seconds = (
+            seconds * stat.tokens / max(sum(s.tokens for s in stats), 1) if len(stats) > 1 else seconds
+        )
     return stats
 
 

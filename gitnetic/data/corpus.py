@@ -574,15 +574,35 @@ def _fill_empty_splits(
 
     Runs only when the path hash left a required split empty, i.e. on small corpora: the donor split's
     (still uncommitted) file is rewritten without the moved records, keeping everything else in order.
+    With several sources the floor holds per source too (for each source with enough documents), so
+    ``preprocess --by_source`` gives every source a non-empty valid/test prefix that a blend can name.
     """
     needed = required_splits(params.valid_ratio, params.test_ratio)
-    if all(stats.documents[s] for s in needed):
-        return
-    try:
-        final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
-    except CorpusError as exc:
-        raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    groups: list[list[int]] = []
+    if params._sources and len(stats.sources) > 1:
+        by_source: dict[str, list[int]] = {}
+        for i, k in enumerate(kept):
+            by_source.setdefault(k.source, []).append(i)
+        groups = [
+            idx
+            for name, idx in by_source.items()
+            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
+        ]
+    final = [k.split for k in kept]
+    for idx in groups:
+        paths = [kept[i].path for i in idx]
+        for i, new in zip(
+            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
+        ):
+            final[i] = new
+    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
+        try:
+            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+        except CorpusError as exc:
+            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
     moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
+    if not moves:
+        return
     moved_lines: list[tuple[str, str, str, _Kept]] = []  # (path, target split, JSON line, document)
     for donor in sorted({split for split, _ in moves}):
         fh = writers[donor]
@@ -612,7 +632,7 @@ def _fill_empty_splits(
             target,
             f"{target}_ratio {ratio:g}" if ratio is not None else "train",
             len(kept),
-            path,
+            path if len(stats.sources) == 1 else f"{path} ({item.source})",
             item.split,
         )
 

@@ -41,6 +41,7 @@ __all__ = [
     "shard_glob",
     "shard_prefix",
     "shard_prefixes",
+    "source_prefix",
 ]
 
 MAGIC = b"MMIDIDX\x00\x00"
@@ -66,6 +67,9 @@ _FIX = "re-run 'python -m gitnetic preprocess' to rewrite it"
 # One shard name, spelled once: PREFIX-0000i-of-0000N (five digits each), plus its glob and regex forms.
 SHARD_NAME = "{prefix}-{index}-of-{num_shards:05d}"
 _SHARD_DIGITS = "[0-9]" * 5
+# One per-source name, spelled once: SPLIT_PREFIX-SOURCE (``preprocess --by_source``), e.g. data/bin/train-code;
+# a shard set of it is then SPLIT_PREFIX-SOURCE-0000i-of-0000N.
+SOURCE_NAME = "{prefix}-{source}"
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.idx$")
 # Validation walks the index in chunks so opening a huge shard needs O(chunk) scratch memory, not O(n).
 _CHUNK = 1 << 20
@@ -87,6 +91,16 @@ def shard_prefix(prefix: str | os.PathLike[str], index: int | str, num_shards: i
     """
     index = index if isinstance(index, str) else f"{index:05d}"
     return SHARD_NAME.format(prefix=os.fspath(prefix), index=index, num_shards=num_shards)
+
+
+def source_prefix(prefix: str | os.PathLike[str], source: str) -> str:
+    """``PREFIX-SOURCE``: the prefix ``preprocess --by_source`` writes for one source (or group) of a split.
+
+    Like :func:`shard_prefix`, the one definition: the binarizer writes it and ``workflow/Snakefile``
+    declares it; blends and ``evaluate`` name it (``0.7 data/bin/train-code 0.3 data/bin/train-commits``).
+    A string ``source`` is inserted as is, so a Snakemake pattern such as ``data/bin/{split}`` works too.
+    """
+    return SOURCE_NAME.format(prefix=os.fspath(prefix), source=source)
 
 
 def shard_glob(prefix: str | os.PathLike[str]) -> str:

@@ -17,8 +17,9 @@ signature (1 KB at 128) plus the library's band tables (``bands`` hash keys per 
 2 KB per kept document: 1 GB for ~500k documents. Dropped documents cost nothing.
 
 Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default: in
-bench/corpus.py it added 1.7 s to a 4 MB corpus where datasketch added 4.5 s, with recall/precision
-1.00/1.00 vs 0.93/0.96 on the planted near-copies) and ``datasketch`` (Python/NumPy).
+bench/corpus.py it added 0.2 s to a 4 MB corpus where datasketch added 2.7 s, with recall 1.00 vs 0.91
+against exact-Jaccard ground truth and half the peak RSS; see bench/RESULTS.md) and ``datasketch``
+(Python/NumPy).
 """
 
 from __future__ import annotations

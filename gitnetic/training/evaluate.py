@@ -4,6 +4,12 @@ Loss is token-weighted (summed NLL / predicted tokens), so it doesn't depend on 
 batched. The unigram perplexity on the same predicted tokens is the "learned nothing but frequencies"
 bar: a model that does not beat it has not learned anything from context.
 
+A weighted blend (``0.8 data/bin/test-code 0.2 data/bin/test-commits``, the training syntax, parsed by
+the same :func:`gitnetic.data.blend.parse_blend`) scores every prefix whole: the overall metrics are
+token-weighted over all of them (the weights do not enter: every held-out token counts once) and
+``per_source`` holds each prefix's own, so a model that is good on code but poor on commit messages
+shows it. A single prefix gives exactly the metrics it always did, without ``per_source``.
+
 Why it is built on the training code: scoring runs the very ``TransformerModule`` that training ran
 (its objective resolver, MLM masking, label shifting and loss), over batches planned by
 :mod:`gitnetic.data.batching` and padded by its ``collate_padded``. Only what is evaluation's own lives
@@ -31,14 +37,21 @@ logger = logging.getLogger(__name__)
 class EvaluateParams(TrainedModelParams):
     """Evaluation: which checkpoint, how it was built, which shards to score."""
 
-    data_prefix: str = field(metadata={"help": "MMIDIDX shard prefix to score, e.g. data/bin/test."})
+    data_prefix: str = field(
+        metadata={
+            "help": "MMIDIDX shard prefix to score, e.g. data/bin/test; or several in the training blend form "
+            "'0.8 data/bin/test-code 0.2 data/bin/test-commits': each is scored whole and reported under "
+            "per_source, next to the token-weighted overall metrics (the weights do not enter)."
+        }
+    )
     output: str = field(
         default="metrics/eval.json", metadata={"help": "Where to write the metrics JSON (atomic)."}
     )
     train_prefix: str | None = field(
         default=None,
         metadata={
-            "help": "Shard prefix for unigram counts (e.g. data/bin/train); default: the scored shard itself."
+            "help": "Shard prefix for unigram counts (e.g. data/bin/train, or a blend whose prefixes' counts "
+            "are summed); default: the scored shards themselves."
         },
     )
     max_length: int = field(
@@ -60,7 +73,9 @@ class EvaluateParams(TrainedModelParams):
     seed: int = field(
         default=0, metadata={"help": "Seed of the (fixed) mlm masking, so runs are comparable."}
     )
-    max_documents: int = field(default=0, metadata={"help": "Score only the first N documents (0 = all)."})
+    max_documents: int = field(
+        default=0, metadata={"help": "Score only the first N documents of each prefix (0 = all)."}
+    )
     num_threads: int = field(
         default=0,
         metadata={
@@ -144,14 +159,47 @@ def unigram_log_probs(dataset: Any, vocab_size: int) -> Any:
     return np.log(counts) - math.log(counts.sum())
 
 
+def _open_prefixes(spec: str) -> tuple[list[tuple[float, str]], list[Any]]:
+    """The ``(weight, prefix)`` pairs of a prefix or blend spec and their datasets (one error if one is missing)."""
+    from gitnetic.data.blend import parse_blend
+    from gitnetic.data.indexed import IndexedDataset
+
+    blend = parse_blend(spec)
+    return blend, [IndexedDataset(prefix) for _, prefix in blend]
+
+
+def _concat(datasets: list[Any]) -> Any:
+    from gitnetic.data.blend import ConcatTokens
+
+    return datasets[0] if len(datasets) == 1 else ConcatTokens(datasets)
+
+
+def _scores(nll: float, uni: float, tokens: int) -> dict[str, Any]:
+    """Loss, perplexity and the unigram baseline from summed NLLs over ``tokens`` predicted tokens."""
+    if not tokens:
+        return {
+            "loss": None,
+            "perplexity": None,
+            "tokens": 0,
+            "unigram_loss": None,
+            "unigram_perplexity": None,
+        }
+    return {
+        "loss": nll / tokens,
+        "perplexity": _safe_exp(nll / tokens),
+        "tokens": tokens,
+        "unigram_loss": uni / tokens,
+        "unigram_perplexity": _safe_exp(uni / tokens),
+    }
+
+
 def evaluate(params: EvaluateParams) -> dict[str, Any]:
-    """Score ``params.data_prefix`` with the checkpoint; returns the metrics dict."""
+    """Score ``params.data_prefix`` (one prefix or a blend) with the checkpoint; returns the metrics dict."""
     import torch
     from tqdm import tqdm
 
     from gitnetic.common.threads import set_torch_threads
     from gitnetic.data.batching import collate_padded
-    from gitnetic.data.indexed import IndexedDataset
     from gitnetic.modules.transformer_module import IGNORE_INDEX, TransformerModule, token_cross_entropy
     from gitnetic.tasks.model_config import resolve_objective
     from gitnetic.training.checkpoint import load_trained_model
@@ -177,53 +225,58 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
         TransformerModule.Params(objective=objective, mlm_probability=params.mlm_probability),
     )
     max_length = _window_length(params.max_length, model.config, model_config.source)
-    dataset = IndexedDataset(params.data_prefix)
+    blend, datasets = _open_prefixes(params.data_prefix)
     vocab = int(model.config.vocab_size)
-    unigram = torch.from_numpy(
-        unigram_log_probs(IndexedDataset(params.train_prefix) if params.train_prefix else dataset, vocab)
-    )
+    counted = _concat(_open_prefixes(params.train_prefix)[1] if params.train_prefix else datasets)
+    unigram = torch.from_numpy(unigram_log_probs(counted, vocab))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     generator = torch.Generator().manual_seed(params.seed)  # one stream over the run: a fixed masking
 
-    windows = Windows(dataset, max_length, 1 if objective == "clm" else 0, params.max_documents)
     nll_sum, uni_sum, n_tokens = 0.0, 0.0, 0
-    with torch.inference_mode():
-        for indices in tqdm(
-            _plan(windows, params.batch_size, params.max_tokens, max_length), desc="evaluate", disable=None
-        ):
-            batch = collate_padded([windows[int(i)] for i in indices], pad_id)
-            if int(batch["input_ids"].max()) >= vocab:
-                raise DataError(
-                    f"{params.data_prefix} holds token id {int(batch['input_ids'].max())} but the model has "
-                    f"{vocab} tokens; score shards made with the training tokenizer"
-                )
-            logits, labels = module.logits_and_labels(batch, generator)
-            keep = labels != IGNORE_INDEX
-            gold = labels[keep]
-            if not gold.numel():
-                continue
-            # scored positions only: the sum then runs over the same rows in the same order as it always
-            # has, so metrics stay bit-for-bit comparable with earlier runs
-            nll_sum += float(token_cross_entropy(logits[keep], gold))
-            uni_sum -= float(unigram[gold].sum())
-            n_tokens += int(gold.numel())
+    per_source: dict[str, dict[str, Any]] = {}
+    for (weight, prefix), dataset in zip(blend, datasets, strict=True):
+        windows = Windows(dataset, max_length, 1 if objective == "clm" else 0, params.max_documents)
+        p_nll, p_uni, p_tokens = 0.0, 0.0, 0
+        with torch.inference_mode():
+            for indices in tqdm(
+                _plan(windows, params.batch_size, params.max_tokens, max_length),
+                desc="evaluate",
+                disable=None,
+            ):
+                batch = collate_padded([windows[int(i)] for i in indices], pad_id)
+                if int(batch["input_ids"].max()) >= vocab:
+                    raise DataError(
+                        f"{prefix} holds token id {int(batch['input_ids'].max())} but the model has "
+                        f"{vocab} tokens; score shards made with the training tokenizer"
+                    )
+                logits, labels = module.logits_and_labels(batch, generator)
+                keep = labels != IGNORE_INDEX
+                gold = labels[keep]
+                if not gold.numel():
+                    continue
+                # scored positions only: the sum then runs over the same rows in the same order as it always
+                # has, so metrics stay bit-for-bit comparable with earlier runs
+                p_nll += float(token_cross_entropy(logits[keep], gold))
+                p_uni -= float(unigram[gold].sum())
+                p_tokens += int(gold.numel())
+        per_source[prefix] = {**_scores(p_nll, p_uni, p_tokens), "weight": weight}
+        if not p_tokens and len(blend) > 1:
+            logger.warning("evaluate: no tokens to score in %s (empty or too short documents)", prefix)
+        nll_sum, uni_sum, n_tokens = nll_sum + p_nll, uni_sum + p_uni, n_tokens + p_tokens
     if n_tokens == 0:
         raise DataError(
             f"no tokens to score in {params.data_prefix} (documents too short or empty); check the preprocess stage"
         )
-    loss = nll_sum / n_tokens
-    unigram_loss = uni_sum / n_tokens
-    return {
-        "loss": loss,
-        "perplexity": _safe_exp(loss),
-        "tokens": n_tokens,
-        "unigram_loss": unigram_loss,
-        "unigram_perplexity": _safe_exp(unigram_loss),
+    metrics = {
+        **_scores(nll_sum, uni_sum, n_tokens),
         "objective": objective,
         "checkpoint": ckpt["_path"],
         "global_step": int(ckpt.get("global_step", 0) or 0),
         "data_prefix": params.data_prefix,
     }
+    if len(blend) > 1:  # a single prefix keeps the metrics file it always had
+        metrics["per_source"] = per_source
+    return metrics
 
 
 def _safe_exp(x: float) -> float:

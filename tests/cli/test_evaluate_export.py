@@ -179,3 +179,55 @@ def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
     state["model.transformer.wte.weight"] = torch.zeros(3, 3)
     with pytest.raises(DataError, match="does not fit"):
         load_weights(model, {"state_dict": state})
+
+
+def test_evaluate_a_blend_reports_each_prefix_and_the_token_weighted_whole(
+    fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path
+):
+    """``data_prefix`` in the blend form: per_source holds what each prefix alone scores, the overall
+    metrics are their token-weighted mean; a single prefix's JSON has no per_source."""
+    args = ["evaluate", *model_args(fresh_checkpoint, GPT2_TINY, tiny_tokenizer), "--max_length", "64",
+            "--train_prefix", f"0.5 {lm_shards / 'train'} 0.5 {lm_shards / 'valid'}"]  # fmt: skip
+    alone = {}
+    for split in ("valid", "test"):
+        assert (
+            cli_main.main(
+                [*args, "--data_prefix", str(lm_shards / split), "--output", str(tmp_path / f"{split}.json")]
+            )
+            == 0
+        )
+        alone[split] = json.loads((tmp_path / f"{split}.json").read_text())
+        assert "per_source" not in alone[split]
+    spec = f"0.7 {lm_shards / 'valid'} 0.3 {lm_shards / 'test'}"
+    assert cli_main.main([*args, "--data_prefix", spec, "--output", str(tmp_path / "blend.json")]) == 0
+    blend = json.loads((tmp_path / "blend.json").read_text())
+    assert blend["data_prefix"] == spec
+    per = blend["per_source"]
+    assert list(per) == [str(lm_shards / "valid"), str(lm_shards / "test")]
+    for split, weight in (("valid", 0.7), ("test", 0.3)):
+        mine = per[str(lm_shards / split)]
+        assert mine["weight"] == pytest.approx(weight)
+        for key in ("loss", "perplexity", "tokens", "unigram_loss", "unigram_perplexity"):
+            assert mine[key] == pytest.approx(alone[split][key], rel=1e-9), (split, key)
+    tokens = [p["tokens"] for p in per.values()]
+    assert blend["tokens"] == sum(tokens) > 0
+    mean = sum(p["loss"] * p["tokens"] for p in per.values()) / sum(tokens)
+    assert blend["loss"] == pytest.approx(mean, rel=1e-9)
+    assert blend["unigram_loss"] < 7  # counted on train + valid (a blend's counts are summed)
+
+
+def test_evaluate_blend_with_a_missing_prefix_is_one_line(
+    fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys
+):
+    argv = [
+        "evaluate",
+        *model_args(fresh_checkpoint, GPT2_TINY, tiny_tokenizer),
+        "--output",
+        str(tmp_path / "e.json"),
+    ]
+    assert cli_main.main([*argv, "--data_prefix", f"0.5 {lm_shards / 'valid'} 0.5 {tmp_path / 'nope'}"]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and err.count("\n") == 1
+    assert cli_main.main([*argv, "--data_prefix", f"0.5 {lm_shards / 'valid'} {lm_shards / 'test'}"]) == 2
+    assert "must be pairs 'WEIGHT PREFIX" in capsys.readouterr().err
+    assert not (tmp_path / "e.json").exists()

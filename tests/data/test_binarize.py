@@ -17,6 +17,7 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data import binarize
 from gitnetic.data.encoder import HFEncoder, TiktokenEncoder, build_encoder
 from gitnetic.data.indexed import IndexedDataset
+from gitnetic.data.splits import SPLITS
 from gitnetic.data.tokenizer import load_backend_tokenizer, load_tokenizer
 from tests.helpers import stdlib_json_files
 
@@ -116,6 +117,20 @@ def test_shards_concatenate_to_the_single_run(tmp_path: Path, tiny_tokenizer: Pa
     _run(tiny_tokenizer, corpus[0], tmp_path / "many", "--splits", "test", "--num_shards", "7")
     sizes = [len(IndexedDataset(tmp_path / "many" / f"test-{i:05d}-of-00007")) for i in range(7)]
     assert 0 in sizes and _read(tmp_path / "many" / "test") == expected["test"]
+    # a Snakemake job with num_shards: 1 writes the shard name it declares, and the prefix still reads
+    _run(
+        tiny_tokenizer,
+        corpus[0],
+        tmp_path / "job1",
+        "--splits",
+        "train",
+        "--num_shards",
+        "1",
+        "--shard_index",
+        "0",
+    )
+    assert sorted(os.listdir(tmp_path / "job1")) == ["train-00000-of-00001.bin", "train-00000-of-00001.idx"]
+    assert _read(tmp_path / "job1" / "train") == single
     # a full single-shard rerun replaces the shard set instead of leaving two versions of the split
     _run(tiny_tokenizer, corpus[0], tmp_path / "all", "--splits", "train")
     assert sorted(os.listdir(tmp_path / "all")) == ["train.bin", "train.idx"]
@@ -204,3 +219,119 @@ def test_spot_check_mismatch_redoes_the_shard_with_hf(
     stats = binarize.binarize_range(path, str(tmp_path / "t"), wrong, np.dtype(np.uint16), EOS, workers=2,
                               batch_size=4, verifier=HFEncoder(tokenizer), verify_every=5)  # fmt: skip
     assert stats.encoder == "hf" and _read(tmp_path / "t") == expected["train"]
+
+
+# ------------------------------------------------------------------------------------- --by_source
+def _multi_source_corpus(root: Path) -> dict[str, dict[str, list[str]]]:
+    """Splits whose records come from three sources, interleaved; stats.json as the corpus stage writes it.
+
+    Source ``empty`` has no document in any split; ``c`` none in valid (its prefix there is empty)."""
+    docs = _stdlib_docs(30)
+    names = {"train": ["a", "b", "c"], "valid": ["a", "b"], "test": ["b", "c", "a"]}
+    by_split: dict[str, dict[str, list[str]]] = {}
+    root.mkdir(parents=True, exist_ok=True)
+    for split, order in names.items():
+        routed: dict[str, list[str]] = {n: [] for n in ("a", "b", "c", "empty")}
+        with (root / f"{split}.jsonl").open("w", encoding="utf-8") as fh:
+            for i, text in enumerate(docs[: 9 if split == "train" else 5]):
+                source = order[i % len(order)]
+                fh.write(json.dumps({"text": text, "path": f"{split}{i}.py", "source": source}) + "\n")
+                routed[source].append(text)
+        by_split[split] = routed
+    stats = {"sources": {n: {"type": "dir", "label": f"dir:{n}"} for n in ("a", "b", "c", "empty")}}
+    (root / "stats.json").write_text(json.dumps(stats))
+    return by_split
+
+
+def test_by_source_writes_one_prefix_per_source(tmp_path: Path, tiny_tokenizer: Path) -> None:
+    """Each document lands in {split}-{source}, in corpus order; groups merge sources; fan-out agrees."""
+    by_split = _multi_source_corpus(tmp_path / "in")
+    tok = load_tokenizer(tiny_tokenizer)
+
+    def encoded(texts: list[str]) -> list[list[int]]:
+        ids = tok(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"] if texts else []
+        return [list(x) + [EOS] for x in ids]
+
+    _run(tiny_tokenizer, tmp_path / "in", tmp_path / "one", "--by_source", "--batch_size", "2")
+    names = sorted(os.listdir(tmp_path / "one"))
+    assert names == sorted(
+        f"{s}-{n}.{e}" for s in SPLITS for n in ("a", "b", "c", "empty") for e in ("bin", "idx")
+    )
+    for split, routed in by_split.items():
+        for source, texts in routed.items():
+            assert _read(tmp_path / "one" / f"{split}-{source}") == encoded(texts), (split, source)
+    assert (
+        len(IndexedDataset(tmp_path / "one" / "valid-c")) == 0
+    )  # declared, empty: a blend can still name it
+
+    # groups: a and c under "code"; b and empty keep their own prefixes
+    _run(tiny_tokenizer, tmp_path / "in", tmp_path / "grp", "--by_source", "--source_groups", "code=a,c",
+         "--splits", "test", "--num_shards", "2")  # fmt: skip
+    assert sorted(os.listdir(tmp_path / "grp")) == sorted(
+        f"test-{g}-0000{i}-of-00002.{e}"
+        for g in ("code", "b", "empty")
+        for i in range(2)
+        for e in ("bin", "idx")
+    )
+    test = by_split["test"]
+    code_in_order = [t for t in _stdlib_docs(30)[:5] if t in test["a"] + test["c"]]
+    assert _read(tmp_path / "grp" / "test-code") == encoded(code_in_order)
+    assert _read(tmp_path / "grp" / "test-b") == encoded(test["b"])
+    for i in range(2):  # the Snakemake fan-out writes byte-identical shards of every group
+        _run(tiny_tokenizer, tmp_path / "in", tmp_path / "fan", "--by_source", "--source_groups", "code=a,c",
+             "--splits", "test", "--num_shards", "2", "--shard_index", str(i))  # fmt: skip
+    for name in os.listdir(tmp_path / "grp"):
+        assert (tmp_path / "fan" / name).read_bytes() == (tmp_path / "grp" / name).read_bytes(), name
+
+    # a split-wide prefix of an earlier run is removed, so train cannot read stale data by the old name
+    _run(tiny_tokenizer, tmp_path / "in", tmp_path / "switch", "--splits", "valid")
+    _run(tiny_tokenizer, tmp_path / "in", tmp_path / "switch", "--splits", "valid", "--by_source")
+    assert not (tmp_path / "switch" / "valid.idx").exists() and (tmp_path / "switch" / "valid-a.idx").exists()
+
+    # --input form: OUTPUT_PREFIX-{source}, names from the stats.json beside the file
+    pp.main(["--tokenizer_path", str(tiny_tokenizer), "--input", str(tmp_path / "in" / "valid.jsonl"),
+             "--output_prefix", str(tmp_path / "x" / "v"), "--by_source"])  # fmt: skip
+    assert _read(tmp_path / "x" / "v-b") == encoded(by_split["valid"]["b"])
+
+
+def test_by_source_single_source_labels_and_errors(
+    tmp_path: Path, tiny_tokenizer: Path, tiny_corpus_jsonl: Path
+) -> None:
+    # a corpus written with the single-source keys: records carry the label, stats.json maps it to the name
+    stats = json.loads((tiny_corpus_jsonl / "stats.json").read_text())
+    (name,) = stats["sources"]
+    _run(tiny_tokenizer, tiny_corpus_jsonl, tmp_path / "bin", "--by_source", "--splits", "valid")
+    _run(tiny_tokenizer, tiny_corpus_jsonl, tmp_path / "all", "--splits", "valid")
+    assert _read(tmp_path / "bin" / f"valid-{name}") == _read(tmp_path / "all" / "valid")
+
+    _multi_source_corpus(tmp_path / "in")
+    args = ["--tokenizer_path", str(tiny_tokenizer), "--input_dir", str(tmp_path / "in"),
+            "--output_dir", str(tmp_path / "out"), "--splits", "train"]  # fmt: skip
+    with pytest.raises(ConfigError, match="--source_groups applies to --by_source"):
+        pp.main([*args, "--source_groups", "code=a"])
+    with pytest.raises(
+        ConfigError, match="'code' names 'nope', which is not a corpus source; the sources are a, b, c, empty"
+    ):
+        pp.main([*args, "--by_source", "--source_groups", "code=a,nope"])
+    with pytest.raises(ConfigError, match="source 'a' is in two groups"):
+        pp.main([*args, "--by_source", "--source_groups", "x=a", "y=a,b"])
+    with pytest.raises(ConfigError, match="must be GROUP=SOURCE,SOURCE"):
+        pp.main([*args, "--by_source", "--source_groups", "a,b"])
+    with pytest.raises(ConfigError, match="group 'b' has the name of another source"):
+        pp.main([*args, "--by_source", "--source_groups", "b=a"])
+    # a record whose source stats.json does not know: one line, nothing written
+    with (tmp_path / "in" / "train.jsonl").open("a") as fh:
+        fh.write(json.dumps({"text": "x = 1\n", "source": "stray"}) + "\n")
+    with pytest.raises(
+        DataError, match=r"train\.jsonl:10 has source 'stray', which the corpus stats\.json does not list"
+    ):
+        pp.main([*args, "--by_source"])
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+    (tmp_path / "in" / "stats.json").unlink()
+    with pytest.raises(DataError, match=r"--by_source needs the corpus stage's .*stats\.json"):
+        pp.main([*args, "--by_source"])
+    # params.yaml may give the groups as a mapping
+    assert binarize.parse_source_groups({"code": ["a", "c"], "log": "b"}) == {
+        "code": ["a", "c"],
+        "log": ["b"],
+    }

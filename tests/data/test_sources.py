@@ -207,3 +207,32 @@ def test_single_source_params_still_work_and_sources_are_validated(tmp_path: Pat
 )  # fmt: skip
 def test_lang_table(path: str, lang: str) -> None:
     assert lang_of(path) == lang
+
+
+def test_every_source_gets_every_split_for_by_source_prefixes(tmp_path: Path) -> None:
+    """The small-corpus floor holds per source: at 3% / 5% a 6-file source would usually draw no valid or
+    test file, and its {split}-{source} prefix would be empty; each source with >= 3 documents gets one."""
+    for name in ("big", "small"):
+        write(tmp_path / name, {f"m{i}.py": code(f"{name}{i}") for i in range(40 if name == "big" else 6)})
+    sources = [{"name": n, "type": "dir", "path": str(tmp_path / n)} for n in ("big", "small")]
+    sources.append({"name": "tiny", "type": "dir", "path": str(tmp_path / "small"), "include": ["m0.py"]})
+    out = tmp_path / "out"
+    stats = collect_corpus(CorpusParams(sources=sources, valid_ratio=0.03, test_ratio=0.05, out_dir=str(out)))
+    on_disk = json.loads((out / "stats.json").read_text())["sources"]
+    for name in ("big", "small"):
+        assert all(on_disk[name]["documents"][s] for s in SPLITS), (name, on_disk[name]["documents"])
+    # "tiny" holds one file, an exact duplicate of small/m0.py: dropped, the source stays empty (no error)
+    assert on_disk["tiny"]["documents"]["total"] == 0 and on_disk["tiny"]["skipped"]["duplicate"] == 1
+    recs = all_records(out)
+    for split in SPLITS:
+        for name in ("big", "small"):
+            assert on_disk[name]["documents"][split] == sum(
+                r["split"] == split and r["source"] == name for r in recs
+            )
+    assert stats.total_documents == len(recs) == 46
+    # the same sources one at a time: the floor is the corpus-wide one, as before
+    single = collect_corpus(
+        CorpusParams(source="dir", path=str(tmp_path / "small"), valid_ratio=0.03, test_ratio=0.05,
+                     out_dir=str(tmp_path / "one"))
+    )  # fmt: skip
+    assert all(single.documents[s] for s in SPLITS)
