@@ -285,6 +285,15 @@ def generated_modules(seed: int, count: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------------- tiny models
 
+# A model-config YAML (as a dict) for pipeline runs in seconds: GPT-2, 1 layer x 32, 64 positions.
+TINY_MODEL_CONFIG = {
+    "model": {
+        "name": "transformers.GPT2LMHeadModel",
+        "config": "transformers.GPT2Config",
+        "config_params": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_inner": 64, "n_positions": 64},
+    }
+}
+
 
 def tiny_gpt2(vocab: int | Any, **overrides: Any) -> Any:
     """A randomly initialised GPT-2, 2 layers x 32 wide, 64 positions. ``vocab`` is a size, or a
@@ -385,9 +394,9 @@ def cli_env() -> dict[str, str]:
     )
 
 
-def pipeline_env() -> dict[str, str]:
+def pipeline_env(**values: str) -> dict[str, str]:
     """Environment of the DVC/Snakemake runs: the venv's tools first on PATH, this checkout's gitnetic,
-    W&B offline, no DVC analytics, a fixed git identity."""
+    W&B offline, no DVC analytics, a fixed git identity; ``values`` override."""
     return child_env(
         PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         PYTHONPATH=str(REPO),
@@ -398,7 +407,25 @@ def pipeline_env() -> dict[str, str]:
         GIT_AUTHOR_EMAIL="e2e@example.invalid",
         GIT_COMMITTER_NAME="gitnetic-e2e",
         GIT_COMMITTER_EMAIL="e2e@example.invalid",
+        **values,
     )
+
+
+def run_ok(*cmd: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> str:
+    """Run a command to completion (environment: :func:`pipeline_env`); fail the test with the tail of its
+    output if it fails. Returns stdout+stderr."""
+    proc = subprocess.run(
+        list(cmd),
+        cwd=cwd,
+        env=env or pipeline_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-8000:]}"
+    return output
 
 
 def copy_pipeline(root: Path, files: Sequence[str] = ("dvc.yaml", ".dvcignore")) -> Path:

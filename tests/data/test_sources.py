@@ -213,7 +213,9 @@ def test_every_source_gets_every_split_for_by_source_prefixes(tmp_path: Path) ->
     """The small-corpus floor holds per source: at 3% / 5% a 6-file source would usually draw no valid or
     test file, and its {split}-{source} prefix would be empty; each source with >= 3 documents gets one."""
     for name in ("big", "small"):
-        write(tmp_path / name, {f"m{i}.py": code(f"{name}{i}") for i in range(40 if name == "big" else 6)})
+        write_tree(
+            tmp_path / name, {f"m{i}.py": code(f"{name}{i}") for i in range(40 if name == "big" else 6)}
+        )
     sources = [{"name": n, "type": "dir", "path": str(tmp_path / n)} for n in ("big", "small")]
     sources.append({"name": "tiny", "type": "dir", "path": str(tmp_path / "small"), "include": ["m0.py"]})
     out = tmp_path / "out"

@@ -27,20 +27,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import REPO, assert_same_weights, checkpoint_weights, copy_pipeline, pipeline_env
+from tests.helpers import (
+    REPO,
+    TINY_MODEL_CONFIG,
+    assert_same_weights,
+    checkpoint_weights,
+    copy_pipeline,
+    pipeline_env,
+    run_ok,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
 STAGES = ("corpus", "tokenizer", "preprocess", "train", "evaluate", "export")
 TIMEOUT_S = 300
-
-TINY_MODEL = {
-    "model": {
-        "name": "transformers.GPT2LMHeadModel",
-        "config": "transformers.GPT2Config",
-        "config_params": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_inner": 64, "n_positions": 64},
-    }
-}
 
 
 def tiny_params() -> dict:
@@ -73,19 +73,14 @@ def tiny_params() -> dict:
 
 def run(*cmd: str, cwd: Path) -> str:
     """Run a command to completion; fail the test with its output if it fails. Returns stdout+stderr."""
-    proc = subprocess.run(
-        list(cmd), cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}"
-    return output
+    return run_ok(*cmd, cwd=cwd, timeout=TIMEOUT_S)
 
 
 def make_repo(root: Path) -> Path:
     """A fresh git+DVC repository holding the pipeline files and a tiny params.yaml."""
     copy_pipeline(root)
     params = tiny_params()
-    (root / params["train"]["config_path"]).write_text(yaml.safe_dump(TINY_MODEL), encoding="utf-8")
+    (root / params["train"]["config_path"]).write_text(yaml.safe_dump(TINY_MODEL_CONFIG), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run("git", "init", "-q", cwd=root)
     run("dvc", "init", "-q", cwd=root)

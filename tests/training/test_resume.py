@@ -115,19 +115,13 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(
 
 def test_fingerprint_covers_every_prefix_of_a_blend(tmp_path):
     """A blended train prefix names several shard sets: new data in any of them is another run."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
     from gitnetic.training.fingerprint import run_fingerprint
 
-    def write(prefix, docs):
-        with IndexedDatasetBuilder(tmp_path / prefix, "uint16") as builder:
-            for doc in docs:
-                builder.add_document(doc)
-
-    write("train-code", [[5, 6, 7]])
-    write("train-commits", [[8, 9]])
+    write_shard(tmp_path / "train-code", [[5, 6, 7]])
+    write_shard(tmp_path / "train-commits", [[8, 9]])
     spec = f"0.7 {tmp_path / 'train-code'} 0.3 {tmp_path / 'train-commits'}"
     before = run_fingerprint([{"train_data_prefix": spec}])
     assert "train_data_prefix (content)" in before["items"]
-    write("train-commits", [[8, 9, 10]])
+    write_shard(tmp_path / "train-commits", [[8, 9, 10]])
     after = run_fingerprint([{"train_data_prefix": spec}])
     assert after["digest"] != before["digest"]
