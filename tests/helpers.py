@@ -378,7 +378,7 @@ def child_env(**values: str) -> dict[str, str]:
     plus ``values``."""
     env = dict(os.environ)
     env.pop("PYTEST_XDIST_WORKER", None)
-    env.update(TOKENIZERS_PARALLELISM="false", **values)
+    env.update({"TOKENIZERS_PARALLELISM": "false", **values})
     return env
 
 
@@ -397,18 +397,18 @@ def cli_env() -> dict[str, str]:
 def pipeline_env(**values: str) -> dict[str, str]:
     """Environment of the DVC/Snakemake runs: the venv's tools first on PATH, this checkout's gitnetic,
     W&B offline, no DVC analytics, a fixed git identity; ``values`` override."""
-    return child_env(
-        PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        PYTHONPATH=str(REPO),
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        DVC_NO_ANALYTICS="1",
-        GIT_AUTHOR_NAME="gitnetic-e2e",
-        GIT_AUTHOR_EMAIL="e2e@example.invalid",
-        GIT_COMMITTER_NAME="gitnetic-e2e",
-        GIT_COMMITTER_EMAIL="e2e@example.invalid",
-        **values,
-    )
+    defaults = {
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": str(REPO),
+        "WANDB_MODE": "offline",
+        "WANDB_SILENT": "true",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "gitnetic-e2e",
+        "GIT_AUTHOR_EMAIL": "e2e@example.invalid",
+        "GIT_COMMITTER_NAME": "gitnetic-e2e",
+        "GIT_COMMITTER_EMAIL": "e2e@example.invalid",
+    }
+    return child_env(**{**defaults, **values})
 
 
 def run_ok(*cmd: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 300) -> str:
