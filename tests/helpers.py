@@ -17,7 +17,8 @@ import random
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -465,6 +466,25 @@ def start_gitnetic(*args: Any, cwd: Path, **popen: Any) -> subprocess.Popen[str]
     return subprocess.Popen(
         [sys.executable, "-m", "gitnetic", *map(str, args)], cwd=cwd, text=True, **{**options, **popen}
     )
+
+
+def wait_until(
+    ready: Path | Callable[[], bool],
+    proc: subprocess.Popen,
+    what: str,
+    timeout: float = 240,
+    poll: float = 0.02,
+) -> None:
+    """Poll until ``ready`` (a path that exists, or a predicate) while ``proc`` runs; fail the test with the
+    tail of its output if it ends first, or if ``what`` does not happen within ``timeout`` seconds."""
+    check = ready.exists if isinstance(ready, Path) else ready
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert proc.poll() is None, (
+            f"ended before {what}:\n{''.join(o for o in proc.communicate() if o)[-4000:]}"
+        )
+        assert time.monotonic() < deadline, f"no {what} in time"
+        time.sleep(poll)
 
 
 def tiny_train_args(

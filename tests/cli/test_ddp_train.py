@@ -7,14 +7,13 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import torch
 
-from tests.helpers import checkpoint_weights, run_gitnetic, start_gitnetic, tiny_train_args
+from tests.helpers import checkpoint_weights, run_gitnetic, start_gitnetic, tiny_train_args, wait_until
 
 
 def _ddp_args(
@@ -82,11 +81,7 @@ def test_ddp_sigterm_to_the_launcher_saves_one_checkpoint_and_resumes_exactly(
     save_dir = tmp_path / "ckpt"
     args = _ddp_args(tiny_tokenizer, lm_shards, save_dir, SIG_STEPS, SIG_EVERY, resume="auto")
     launcher = start_gitnetic(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{SIG_EVERY}.ckpt").exists():
-        assert launcher.poll() is None, launcher.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    wait_until(save_dir / f"checkpoint_step{SIG_EVERY}.ckpt", launcher, "periodic checkpoint")
     ranks = psutil.Process(launcher.pid).children()  # rank 1, started by Lightning's launcher (rank 0)
     launcher.send_signal(signal.SIGTERM)  # only the launcher, as `kill PID` would
     _, err = launcher.communicate(timeout=120)

@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import assert_same_weights, cli_env, run_gitnetic, start_gitnetic, tiny_train_args
+from tests.helpers import (
+    assert_same_weights,
+    cli_env,
+    run_gitnetic,
+    start_gitnetic,
+    tiny_train_args,
+    wait_until,
+)
 
 STEPS, EVERY = 30, 10
 LINE = re.compile(
@@ -42,15 +49,8 @@ def interrupt(
     args: list[str], cwd: Path, save_dir: Path, signum: int, env: dict
 ) -> subprocess.CompletedProcess:
     """Start training, send ``signum`` once the first periodic checkpoint is on disk, wait for the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitnetic", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{EVERY}.ckpt").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    proc = start_gitnetic(*args, cwd=cwd, env=env)
+    wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
     time.sleep(0.3)  # a few steps past the periodic checkpoint
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
@@ -100,11 +100,7 @@ def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
     save_dir = tmp_path / "ckpt"
     args = train_args(tiny_tokenizer, lm_shards, save_dir)
     proc = start_gitnetic(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{EVERY}.ckpt").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
     time.sleep(0.3)
     before = set(save_dir.iterdir())
     proc.send_signal(signal.SIGTERM)

@@ -14,14 +14,13 @@ import json
 import signal
 import subprocess
 import sysconfig
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gitnetic.data.indexed import IndexedDataset
-from tests.helpers import run_gitnetic, start_gitnetic, stdlib_json_dir
+from tests.helpers import run_gitnetic, start_gitnetic, stdlib_json_dir, wait_until
 
 SPLITS = ("train", "valid", "test")
 
@@ -35,11 +34,7 @@ def gitnetic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool]) -> None:
     """Start ``python -m gitnetic ARGS`` and SIGKILL it as soon as ``ready()``; it must still be running."""
     proc = start_gitnetic(*args, cwd=cwd, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while not ready():
-        assert proc.poll() is None, f"finished before the kill point:\n{proc.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, "kill point not reached in time"
-        time.sleep(0.002)
+    wait_until(ready, proc, "kill point", timeout=120, poll=0.002)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL

@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +34,7 @@ from tests.helpers import (
     copy_pipeline,
     pipeline_env,
     run_ok,
+    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
@@ -128,11 +128,7 @@ def run_and_kill_train(
     proc = subprocess.Popen(
         cmd, cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + TIMEOUT_S
-    while not (ckpts / after).exists():
-        assert proc.poll() is None, proc.communicate()[0][-4000:]
-        assert time.monotonic() < deadline, "no step checkpoint in time"
-        time.sleep(0.01)
+    wait_until(ckpts / after, proc, "step checkpoint", timeout=TIMEOUT_S, poll=0.01)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if "gitnetic" in child.cmdline() and "train" in child.cmdline():
