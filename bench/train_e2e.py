@@ -82,9 +82,8 @@ def model_config_file(base: str, overrides: dict[str, Any] | None, out_dir: Path
 def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None) -> Clock:
     import lightning as L
 
-    from gitnetic.cli.train import _OWN_DESTS, parse
-    from gitnetic.common.dataclass_argparse import get_params_item
-    from gitnetic.training.trainer import TransformerTrainer, trainer_kwargs_from_namespace
+    from gitnetic.cli.train import parse
+    from gitnetic.training.run import train_task
 
     clock = Clock()
     profiler = cProfile.Profile() if profile else None
@@ -103,14 +102,7 @@ def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None)
 
     # exactly what gitnetic.cli.train.main does, plus the timer callback
     task_cls, params = parse(argv)
-    namespace = params[-1]
-    trainer_params = get_params_item(params, TransformerTrainer.params_type)
-    passthrough = argparse.Namespace(**{k: v for k, v in vars(namespace).items() if k not in _OWN_DESTS})
-    kwargs = trainer_kwargs_from_namespace(passthrough)
-    kwargs["callbacks"] = [Timer()]
-    trainer = TransformerTrainer(trainer_params, **kwargs)
-    task = task_cls.setup(params)
-    trainer.fit(task)
+    train_task(task_cls, params, callbacks=[Timer()])
     if profiler:
         profiler.dump_stats(str(profile))
     return clock

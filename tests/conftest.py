@@ -1,9 +1,8 @@
-"""Shared, session-scoped fixtures: a tiny real source tree, its corpus splits, and a tiny real tokenizer.
+"""Shared, session-scoped fixtures built once per pytest(-xdist) worker; treat them as read-only (copy
+before modifying). The builders behind them are plain functions in ``tests/helpers.py``.
 
-They are built once per pytest(-xdist) worker and must be treated as read-only (copy before modifying).
-
-* ``tiny_corpus_dir`` -> ``Path``: a folder with the files in :data:`TINY_CORPUS_FILES` (8 small Python
-  modules, incl. tab indentation, CRLF line endings and non-ASCII text, plus one ``README.md``).
+* ``tiny_corpus_dir`` -> ``Path``: a folder with the files in ``helpers.TINY_CORPUS_FILES`` (8 small
+  Python modules, incl. tab indentation, CRLF line endings and non-ASCII text, plus one ``README.md``).
 * ``tiny_corpus_files`` -> ``dict[str, bytes]``: those files' relative paths and exact bytes.
 * ``tiny_corpus_jsonl`` -> ``Path``: ``train.jsonl``/``valid.jsonl``/``test.jsonl``/``stats.json`` written by
   the real corpus stage from ``tiny_corpus_dir`` + the stdlib ``json`` package; every split is non-empty.
@@ -11,6 +10,13 @@ They are built once per pytest(-xdist) worker and must be treated as read-only (
   ``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3 ``<mask>``=4) trained on the stdlib ``json`` package and
   ``tiny_corpus_dir``; load it with ``gitnetic.data.tokenizer.load_tokenizer(path)`` or
   ``AutoTokenizer.from_pretrained(path, local_files_only=True)``.
+* ``tokenizer``: ``tiny_tokenizer`` loaded (one per test module).
+* ``fim_tokenizer`` -> ``Path``: ``tiny_tokenizer`` with the FIM tokens too.
+* ``lm_shards`` -> ``Path``: ``train``/``valid``/``test`` shards by the real preprocess stage, of code a
+  tiny model learns from in a few dozen steps.
+* ``run_gitnetic``, ``start_gitnetic_process``, ``train_seed``, ``check_trained``: ``helpers.run_gitnetic``,
+  ``helpers.start_gitnetic``, ``helpers.train_seed_command`` and ``helpers.assert_trained`` as fixtures
+  (import them instead).
 """
 
 from __future__ import annotations
@@ -22,169 +28,25 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import json  # noqa: E402
 import shutil  # noqa: E402
-import sysconfig
-from pathlib import Path
+from pathlib import Path  # noqa: E402
 
-import pytest
+import pytest  # noqa: E402
 
-TINY_VOCAB_SIZE = 512
-
-# relative path -> exact bytes (CRLF and tabs are deliberate: the pipeline must keep them).
-TINY_CORPUS_FILES: dict[str, bytes] = {
-    "geometry/__init__.py": b'"""Small 2-D geometry helpers."""\n\nfrom .point import Point\n\n__all__ = ["Point"]\n',
-    "geometry/point.py": '''"""Points in the plane; the angle is measured in radians (\u03c0 = half a turn)."""
-
-from __future__ import annotations
-
-import math
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Point:
-    x: float
-    y: float
-
-    def __add__(self, other: Point) -> Point:
-        return Point(self.x + other.x, self.y + other.y)
-
-    def norm(self) -> float:
-        return math.hypot(self.x, self.y)
-
-    def angle(self) -> float:
-        """Angle to the x axis, in (-\u03c0, \u03c0]."""
-        return math.atan2(self.y, self.x)
-
-
-def centroid(points: list[Point]) -> Point:
-    if not points:
-        raise ValueError("centroid of no points")
-    n = len(points)
-    return Point(sum(p.x for p in points) / n, sum(p.y for p in points) / n)
-'''.encode(),
-    "geometry/shapes.py": b"""# Tab-indented on purpose: the tokenizer must keep tabs.
-import math
-
-from .point import Point
-
-
-class Circle:
-\tdef __init__(self, center: Point, radius: float) -> None:
-\t\tif radius < 0:
-\t\t\traise ValueError(f"negative radius {radius}")
-\t\tself.center = center
-\t\tself.radius = radius
-
-\tdef area(self) -> float:
-\t\treturn math.pi * self.radius ** 2
-
-\tdef contains(self, p: Point) -> bool:
-\t\treturn (p.x - self.center.x) ** 2 + (p.y - self.center.y) ** 2 <= self.radius ** 2
-""",
-    "textutil/windows_lines.py": (
-        b'"""Written on Windows: CRLF line endings."""\r\n\r\n'
-        b"def normalize_newlines(text: str) -> str:\r\n"
-        b'    return text.replace("\\r\\n", "\\n").replace("\\r", "\\n")\r\n\r\n\r\n'
-        b"def count_lines(text: str) -> int:\r\n"
-        b"    return len(normalize_newlines(text).splitlines())\r\n"
-    ),
-    "textutil/greetings.py": '''"""Greetings in several scripts: keep non-ASCII text byte for byte."""
-
-GREETINGS = {
-    "de": "Gr\u00fc\u00df Gott",
-    "fr": "Bonjour, \u00e7a va\u00a0?",
-    "ja": "\u3053\u3093\u306b\u3061\u306f",
-    "ru": "\u041f\u0440\u0438\u0432\u0435\u0442",
-    "emoji": "\U0001f44b\U0001f30d",
-}
-
-
-def greet(name: str, lang: str = "de") -> str:
-    """Return a greeting such as 'Gr\u00fc\u00df Gott, Ada!'."""
-    return f"{GREETINGS.get(lang, 'Hello')}, {name}!"
-'''.encode(),
-    "scripts/wordcount.py": b'''#!/usr/bin/env python3
-"""Count words in files given on the command line."""
-
-import argparse
-import collections
-import sys
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("files", nargs="+")
-    parser.add_argument("--top", type=int, default=10)
-    args = parser.parse_args(argv)
-    counts = collections.Counter()
-    for name in args.files:
-        with open(name, encoding="utf-8") as fh:
-            for line in fh:
-                counts.update(line.split())
-    for word, n in counts.most_common(args.top):
-        print(f"{n:6d} {word}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-''',
-    "scripts/fib.py": b'''from functools import lru_cache
-
-
-@lru_cache(maxsize=None)
-def fib(n: int) -> int:
-    """The n-th Fibonacci number (fib(0) == 0)."""
-    return n if n < 2 else fib(n - 1) + fib(n - 2)
-
-
-def fib_iter(n: int) -> int:
-    a, b = 0, 1
-    for _ in range(n):
-        a, b = b, a + b
-    return a
-''',
-    "tests/test_point.py": b"""import pytest
-
-from geometry.point import Point, centroid
-
-
-def test_add():
-    assert Point(1, 2) + Point(3, 4) == Point(4, 6)
-
-
-def test_centroid_of_nothing():
-    with pytest.raises(ValueError):
-        centroid([])
-""",
-    "README.md": b"# tiny corpus\n\nNot Python: the default include `**/*.py` leaves it out.\n",
-}
-
-
-def stdlib_json_dir() -> Path:
-    """The running Python's ``json`` package: real, small (~50 KB) and always present."""
-    return Path(sysconfig.get_paths()["stdlib"]) / "json"
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    return root
+from tests import helpers  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder holding :data:`TINY_CORPUS_FILES` (read-only for tests)."""
-    return write_tree(tmp_path_factory.mktemp("tiny_corpus"), TINY_CORPUS_FILES)
+    """A folder holding ``helpers.TINY_CORPUS_FILES`` (read-only for tests)."""
+    return helpers.write_tree(tmp_path_factory.mktemp("tiny_corpus"), helpers.TINY_CORPUS_FILES)
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus_files() -> dict[str, bytes]:
-    """A copy of :data:`TINY_CORPUS_FILES` (relative path -> exact bytes), to compare outputs against."""
-    return dict(TINY_CORPUS_FILES)
+    """A copy of ``helpers.TINY_CORPUS_FILES`` (relative path -> exact bytes), to compare outputs against."""
+    return dict(helpers.TINY_CORPUS_FILES)
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +56,7 @@ def tiny_corpus_jsonl(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir:
 
     src = tmp_path_factory.mktemp("tiny_corpus_src")
     shutil.copytree(tiny_corpus_dir, src, dirs_exist_ok=True)
-    shutil.copytree(stdlib_json_dir(), src / "json", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(helpers.stdlib_json_dir(), src / "json", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("tiny_corpus_jsonl")
     stats = collect_corpus(
         CorpusParams(source="dir", path=str(src), valid_ratio=0.2, test_ratio=0.2, seed=1, out_dir=str(out))
@@ -203,26 +65,76 @@ def tiny_corpus_jsonl(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir:
     return out
 
 
+def _tiny_tokenizer_texts(tiny_corpus_dir: Path) -> list[str]:
+    return helpers.read_texts(helpers.stdlib_json_files() + sorted(tiny_corpus_dir.rglob("*.py")))
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
     """Folder of a real vocab-512 byte-level BPE tokenizer (see module docstring)."""
-    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
-
-    sources = sorted(stdlib_json_dir().glob("*.py")) + sorted(tiny_corpus_dir.rglob("*.py"))
-    texts = (p.read_bytes().decode("utf-8") for p in sources)  # keep CRLF as is
     out = tmp_path_factory.mktemp("tiny_tokenizer") / "tokenizer"
-    train_tokenizer(texts, out, TokenizerParams(vocab_size=TINY_VOCAB_SIZE))
-    return out
+    return helpers.train_tiny_tokenizer(out, _tiny_tokenizer_texts(tiny_corpus_dir))
 
 
 @pytest.fixture(scope="session")
 def fim_tokenizer(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
     """Like ``tiny_tokenizer`` but made with ``fim_tokens``: also ``<fim_prefix>``=5 ``<fim_middle>``=6
     ``<fim_suffix>``=7 ``<fim_pad>``=8."""
-    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
-
-    sources = sorted(stdlib_json_dir().glob("*.py")) + sorted(tiny_corpus_dir.rglob("*.py"))
-    texts = (p.read_bytes().decode("utf-8") for p in sources)
     out = tmp_path_factory.mktemp("fim_tokenizer") / "tokenizer"
-    train_tokenizer(texts, out, TokenizerParams(vocab_size=TINY_VOCAB_SIZE, fim_tokens=True))
-    return out
+    return helpers.train_tiny_tokenizer(out, _tiny_tokenizer_texts(tiny_corpus_dir), fim_tokens=True)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_tokenizer: Path):
+    """``tiny_tokenizer`` loaded (a ``PreTrainedTokenizerFast``)."""
+    from gitnetic.data.tokenizer import load_tokenizer
+
+    return load_tokenizer(tiny_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def lm_shards(
+    tmp_path_factory: pytest.TempPathFactory, tiny_corpus_jsonl: Path, tiny_tokenizer: Path
+) -> Path:
+    """``train``/``valid``/``test`` MMIDIDX shards written by the real preprocess stage.
+
+    train: the shared tiny corpus' train split plus 240 generated modules; valid/test: 20 generated
+    modules each (other seeds).
+    """
+    corpus = tmp_path_factory.mktemp("lm_corpus")
+    real_train = (tiny_corpus_jsonl / "train.jsonl").read_text(encoding="utf-8")
+    splits = {
+        "train": helpers.generated_modules(0, 240),
+        "valid": helpers.generated_modules(1, 20),
+        "test": helpers.generated_modules(2, 20),
+    }
+    for split, docs in splits.items():
+        lines = "".join(json.dumps({"text": doc}) + "\n" for doc in docs)
+        (corpus / f"{split}.jsonl").write_text(
+            (real_train if split == "train" else "") + lines, encoding="utf-8"
+        )
+    return helpers.preprocess_shards(tiny_tokenizer, corpus, tmp_path_factory.mktemp("bin"), "--workers", "1")
+
+
+@pytest.fixture(scope="session")
+def run_gitnetic():
+    """``run_gitnetic(*args, cwd=...)``: :func:`helpers.run_gitnetic`."""
+    return helpers.run_gitnetic
+
+
+@pytest.fixture(scope="session")
+def start_gitnetic_process():
+    """``start_gitnetic_process(*args, cwd=...)``: :func:`helpers.start_gitnetic` (a running ``Popen``)."""
+    return helpers.start_gitnetic
+
+
+@pytest.fixture(scope="session")
+def train_seed():
+    """``train_seed(root, config, tokenizer, shards)``: :func:`helpers.train_seed_command`."""
+    return helpers.train_seed_command
+
+
+@pytest.fixture(scope="session")
+def check_trained():
+    """``check_trained(run)``: :func:`helpers.assert_trained`."""
+    return helpers.assert_trained

@@ -1,5 +1,7 @@
 """``python -m gitnetic train --task NAME ...``: build a registered task and fit it with TransformerTrainer.
 
+A shell over :func:`gitnetic.training.run.train_task`; what it owns is the parsing.
+
 Parsing is two-phase because the flags depend on the task: phase one reads only ``--task`` and
 ``--include-package`` (also from ``--config`` YAML), imports the user's packages so their tasks
 register, then phase two builds one parser from every component's params dataclasses.
@@ -12,12 +14,7 @@ from argparse import Namespace
 from collections.abc import Sequence
 from typing import Any
 
-from gitnetic.common.dataclass_argparse import (
-    DataclassArgumentParser,
-    get_params_item,
-    load_yaml_section,
-    split_config_arg,
-)
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, load_yaml_section, split_config_arg
 from gitnetic.common.errors import ConfigError
 
 DESCRIPTION = (
@@ -27,7 +24,6 @@ DESCRIPTION = (
 )
 PROG = "python -m gitnetic train"
 DEFAULT_HELP_TASK = "transformer-task"
-_OWN_DESTS = ("task", "include_package", "config", "print_config")
 
 
 def _phase_one(argv: Sequence[str]) -> Namespace:
@@ -109,43 +105,17 @@ def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
     return task_cls, params
 
 
-def resolved_config(task_name: str, params: tuple[Any, ...]) -> dict[str, Any]:
-    """Every param of a parsed run as one flat mapping: what ``--print_config`` prints."""
-    from gitnetic.training.trainer import trainer_kwargs_from_namespace
-
-    config: dict[str, Any] = {"task": task_name}
-    for item in params[:-1]:
-        config.update(item.to_dict())
-    config.update(trainer_kwargs_from_namespace(params[-1]))
-    return config
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     import sys
 
-    from gitnetic.training.trainer import TransformerTrainer, trainer_kwargs_from_namespace
+    from gitnetic.training.run import resolved_config, train_task
 
     argv = list(sys.argv[1:] if argv is None else argv)
     task_cls, params = parse(argv)
-    namespace = params[-1]
-    if getattr(namespace, "print_config", False):
+    if getattr(params[-1], "print_config", False):
         import yaml
 
-        from gitnetic.tasks.task_module import TaskModule
-
-        name = next(n for n in TaskModule.list_tasks() if TaskModule.by_name(n) is task_cls)
-        print(yaml.safe_dump(resolved_config(name, params), sort_keys=False), end="")
+        print(yaml.safe_dump(resolved_config(task_cls.task_name, params), sort_keys=False), end="")
         return 0
-    trainer_params = get_params_item(params, TransformerTrainer.params_type)
-    if trainer_params is None:  # pragma: no cover - add_argparse_params always adds it
-        raise ConfigError("TransformerTrainer params missing from the parsed flags")
-    passthrough = Namespace(**{k: v for k, v in vars(namespace).items() if k not in _OWN_DESTS})
-    # The trainer seeds every RNG when constructed, so it must exist before the task initialises the
-    # model: otherwise two runs with the same --seed start from different weights.
-    trainer = TransformerTrainer(trainer_params, **trainer_kwargs_from_namespace(passthrough))
-    task = task_cls.setup(params)
-    from gitnetic.training.fingerprint import run_fingerprint
-
-    trainer.fingerprint = run_fingerprint(params)
-    trainer.fit(task)
+    train_task(task_cls, params)
     return 0

@@ -33,6 +33,8 @@ __all__ = [
     "get_params_item",
     "load_yaml",
     "load_yaml_section",
+    "scalar_parser",
+    "split_config_arg",
     "str2bool",
 ]
 
@@ -135,6 +137,7 @@ def split_config_arg(value: str) -> tuple[str, str | None]:
 
 
 _split_config_arg = split_config_arg  # the old private name
+_NO_MATCH = object()
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -148,8 +151,10 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
-def _scalar_parser(tp: Any) -> Any:
-    """Return a callable that converts one command-line string to ``tp``."""
+def scalar_parser(tp: Any) -> Any:
+    """Return a callable that converts one command-line (or YAML) string to ``tp``: the one rule for
+    ``bool``/``int``/``float``/``str``/``Path``, enums, ``Literal`` values and unions of them (tried in
+    order, ``str`` last), used by params fields and the trainer's pass-through flags alike."""
     if tp is bool:
         return str2bool
     if tp in (int, float, str):
@@ -164,15 +169,20 @@ def _scalar_parser(tp: Any) -> Any:
             for opt in options:
                 if opt is str:
                     continue
+                if get_origin(opt) is typing.Literal:  # a union member Literal[...]: its values only
+                    match = next((c for c in get_args(opt) if str(c) == value), _NO_MATCH)
+                    if match is not _NO_MATCH:
+                        return match
+                    continue
                 try:
-                    return _scalar_parser(opt)(value)
+                    return scalar_parser(opt)(value)
                 except (TypeError, ValueError, argparse.ArgumentTypeError):
                     continue
             if str in options:
                 return value
-            raise argparse.ArgumentTypeError(f"{value!r} is not one of {options}")
+            raise argparse.ArgumentTypeError(f"{value!r} is not one of {parse_union.__name__}")
 
-        parse_union.__name__ = "|".join(getattr(o, "__name__", str(o)) for o in options)
+        parse_union.__name__ = "|".join(_type_name(o) for o in options)
         return parse_union
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
 
@@ -189,6 +199,12 @@ def _scalar_parser(tp: Any) -> Any:
         kinds = {type(c) for c in choices}
         return kinds.pop() if len(kinds) == 1 else str
     return str
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is typing.Literal:
+        return "|".join(repr(c) for c in get_args(tp))
+    return getattr(tp, "__name__", str(tp))
 
 
 class DataclassArgumentParser(argparse.ArgumentParser):
@@ -270,17 +286,17 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 self._tuple_dests.add(f.name)  # argparse collects lists; the dataclass wants a tuple
                 if inner_args and Ellipsis not in get_args(base):
                     nargs = len(inner_args)
-            kwargs.update(type=_scalar_parser(inner), nargs=nargs)
+            kwargs.update(type=scalar_parser(inner), nargs=nargs)
         elif origin is typing.Literal:
-            kwargs.update(type=_scalar_parser(base), choices=list(get_args(base)))
+            kwargs.update(type=scalar_parser(base), choices=list(get_args(base)))
         elif isinstance(base, type) and issubclass(base, enum.Enum):
             kwargs.update(
-                type=_scalar_parser(base),
+                type=scalar_parser(base),
                 choices=list(base),
                 metavar="{" + ",".join(str(m.value) for m in base) + "}",
             )
         else:
-            kwargs["type"] = _scalar_parser(base)
+            kwargs["type"] = scalar_parser(base)
             if optional and f.name not in self._required_dests:
                 help_text = help_text or "optional"
         group.add_argument(*flags, help=help_text, **kwargs)

@@ -301,26 +301,10 @@ def resolve_dtype(name: str, vocab_size: int) -> np.dtype:
     return dtype
 
 
-def document_separator_id(tokenizer_path: str, backend: Any) -> int | None:
-    """The id appended after every document: ``</s>`` (gitnetic's tokenizers), else the eos token named in
-    the folder's ``tokenizer_config.json`` (a pretrained tokenizer, e.g. GPT-2's ``<|endoftext|>``)."""
-    eos_id = backend.token_to_id("</s>")
-    if eos_id is not None:
-        return int(eos_id)
-    config = Path(tokenizer_path) / "tokenizer_config.json"
-    try:
-        eos = json.loads(config.read_text(encoding="utf-8")).get("eos_token")
-    except (OSError, ValueError, AttributeError):
-        return None
-    if isinstance(eos, dict):  # older transformers saved AddedToken dicts
-        eos = eos.get("content")
-    return backend.token_to_id(eos) if isinstance(eos, str) else None
-
-
 def preprocess(params: PreprocessParams) -> list[ShardStats]:
     """Binarize every requested split (or the one --input); returns per-shard statistics."""
     from gitnetic.data.encoder import HFEncoder, available_cpus, build_encoder
-    from gitnetic.data.tokenizer import load_backend_tokenizer
+    from gitnetic.data.tokenizer import document_separator_id, load_backend_tokenizer
 
     _check_params(params)
     jobs = _jobs(params)

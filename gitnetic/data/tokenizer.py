@@ -97,26 +97,40 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=sys.stderr.isatty(),  # its bars are noise in logs and DVC/Snakemake output
     )
-    seen = {"docs": 0}
-
-    def counted(stream: Iterable[str]) -> Iterator[str]:
-        for text in stream:
-            seen["docs"] += 1
-            yield text
-
-    tokenizer.train_from_iterator(_cap_bytes(counted(texts), params.max_sample_bytes), trainer=trainer)
-    if seen["docs"] == 0:
+    counted = texts if isinstance(texts, CountedTexts) else CountedTexts(texts)
+    tokenizer.train_from_iterator(_cap_bytes(counted, params.max_sample_bytes), trainer=trainer)
+    if counted.documents == 0:
         raise DataError(
             "no documents to train the tokenizer on; check that the corpus train split is not empty"
         )
     return save_tokenizer(tokenizer, out_dir, params)
 
 
+class CountedTexts:
+    """Documents streamed once, counting how many were read and their UTF-8 bytes (training stops
+    reading at ``max_sample_bytes``, so only what was consumed is counted)."""
+
+    def __init__(self, texts: Iterable[str]) -> None:
+        self._texts = texts
+        self.documents = 0
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self._texts:
+            self.documents += 1
+            self.bytes += _utf8_len(text)
+            yield text
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def _cap_bytes(texts: Iterable[str], max_bytes: int) -> Iterator[str]:
     total = 0
     for text in texts:
         yield text
-        total += len(text.encode("utf-8", "surrogatepass"))
+        total += _utf8_len(text)
         if max_bytes and total >= max_bytes:
             return
 
@@ -143,6 +157,7 @@ def save_tokenizer(tokenizer, out_dir: str | Path, params: TokenizerParams):
 
 # tokenizer_config.json classes that are exactly PreTrainedTokenizerFast (TokenizersBackend in transformers 5).
 _PLAIN_FAST_CLASSES = {"PreTrainedTokenizerFast", "TokenizersBackend"}
+TOKENIZER_CONFIG = "tokenizer_config.json"
 
 
 def load_tokenizer(path: str | Path):
@@ -155,48 +170,163 @@ def load_tokenizer(path: str | Path):
     from transformers import PreTrainedTokenizerFast
 
     p = Path(path)
-    if p.is_file() and p.name.endswith(".json"):
-        return PreTrainedTokenizerFast(tokenizer_file=str(p), clean_up_tokenization_spaces=False)
-    if not (p / TOKENIZER_FILE).is_file():
-        raise DataError(
-            f"no tokenizer at {p} (missing {TOKENIZER_FILE}); run 'python -m gitnetic tokenizer' first "
-            "or pass the folder it wrote"
-        )
+    file = tokenizer_json(p)  # the one-line error when there is no tokenizer
     try:
-        if _tokenizer_class(p) in _PLAIN_FAST_CLASSES:
+        if file == p:  # a tokenizer.json itself
+            return PreTrainedTokenizerFast(tokenizer_file=str(p), clean_up_tokenization_spaces=False)
+        if tokenizer_config(p).get("tokenizer_class") in _PLAIN_FAST_CLASSES:
             return PreTrainedTokenizerFast.from_pretrained(str(p), local_files_only=True)
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(str(p), local_files_only=True)
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
+    except Exception as exc:  # OSError/ValueError from transformers, plain Exception from tokenizers
         raise DataError(f"tokenizer at {p} could not be loaded ({exc}); re-run the tokenizer stage") from None
 
 
 def load_backend_tokenizer(path: str | Path):
-    """The ``tokenizers.Tokenizer`` of a tokenizer folder (or ``tokenizer.json``).
-
-    Why a second loader: the binarizer needs only the Rust tokenizer, and this one does not import
-    transformers, which saves seconds per preprocess job. A folder without ``tokenizer.json`` goes
-    through :func:`load_tokenizer`, so the error message is the same one-line ``DataError``.
-    """
+    """The ``tokenizers.Tokenizer`` of a tokenizer folder (or ``tokenizer.json``): the same file
+    :func:`load_tokenizer` wraps, without importing transformers (which saves seconds per preprocess
+    job; the binarizer needs only the Rust tokenizer)."""
     from tokenizers import Tokenizer
 
-    p = Path(path)
-    file = p if p.is_file() else p / TOKENIZER_FILE
-    if not file.is_file():
-        return load_tokenizer(p).backend_tokenizer  # raises the stage's one-line DataError
+    file = tokenizer_json(path)
     try:
         return Tokenizer.from_file(str(file))
     except Exception as exc:  # tokenizers raises plain Exception on bad JSON
         raise DataError(f"tokenizer {file} could not be loaded ({exc}); re-run the tokenizer stage") from None
 
 
-def _tokenizer_class(folder: Path) -> str | None:
-    config = folder / "tokenizer_config.json"
+def tokenizer_json(path: str | Path) -> Path:
+    """The ``tokenizer.json`` of a tokenizer folder (or the file itself); a one-line ``DataError`` if none."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not (p / TOKENIZER_FILE).is_file():
+        raise DataError(
+            f"no tokenizer at {p} (missing {TOKENIZER_FILE}); run 'python -m gitnetic tokenizer' first "
+            "or pass the folder it wrote"
+        )
+    return p / TOKENIZER_FILE
+
+
+def tokenizer_config(folder: str | Path) -> dict:
+    """The folder's ``tokenizer_config.json`` as a dict; empty when it is missing or unreadable (the
+    loaders then report what is wrong)."""
+    config = Path(folder) / TOKENIZER_CONFIG
     if not config.is_file():
-        return None
+        return {}
     try:
-        value = json.loads(config.read_text(encoding="utf-8")).get("tokenizer_class")
-    except (OSError, ValueError, AttributeError):
-        return None  # let AutoTokenizer report what is wrong
-    return value if isinstance(value, str) else None
+        value = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def document_separator_id(tokenizer_path: str | Path, backend) -> int | None:
+    """The id appended after every document: ``</s>`` (gitnetic's tokenizers), else the eos token named in
+    the folder's ``tokenizer_config.json`` (a pretrained tokenizer, e.g. GPT-2's ``<|endoftext|>``)."""
+    eos_id = backend.token_to_id("</s>")
+    if eos_id is not None:
+        return int(eos_id)
+    eos = tokenizer_config(tokenizer_path).get("eos_token")
+    if isinstance(eos, dict):  # older transformers saved AddedToken dicts
+        eos = eos.get("content")
+    return backend.token_to_id(eos) if isinstance(eos, str) else None
+
+
+# ---------------------------------------------------------------------------- the tokenizer stage
+# How many train documents the stage encodes to report compression and check losslessness.
+SAMPLE_DOCS = 200
+
+
+@dataclass
+class TokenizerStageParams(DataclassBase):
+    """Input and output of the tokenizer stage."""
+
+    train_file: str = field(
+        default="data/corpus/train.jsonl",
+        metadata={
+            "help": "JSONL train split written by 'python -m gitnetic corpus' (one {\"text\": ...} per line)."
+        },
+    )
+    out_dir: str = field(default="data/tokenizer", metadata={"help": "Folder to save the tokenizer to."})
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Continue pretraining: copy the tokenizer of this local HF model folder (e.g. an export) "
+            "to --out_dir instead of training one; set the same folder as train's --init_from."
+        },
+    )
+
+
+@dataclass
+class SampleCheck:
+    """Compression and losslessness measured on the first train documents."""
+
+    documents: int = 0
+    bytes: int = 0
+    tokens: int = 0
+    lossy: int = 0  # documents that did not decode back exactly
+
+
+@dataclass
+class TokenizerStageResult:
+    """What the stage did: trained on ``documents``/``bytes`` of the train split, or copied a folder's."""
+
+    tokenizer: object
+    out_dir: str
+    copied_from: str | None = None
+    train_file: str | None = None
+    documents: int = 0
+    bytes: int = 0
+    sample: SampleCheck | None = None
+
+
+def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> TokenizerStageResult:
+    """``python -m gitnetic tokenizer``: train on the train split (or copy ``init_from``'s tokenizer)."""
+    from gitnetic.data.jsonl import iter_jsonl_texts
+
+    if stage.init_from:
+        return TokenizerStageResult(
+            copy_pretrained_tokenizer(stage.init_from, stage.out_dir),
+            stage.out_dir,
+            copied_from=stage.init_from,
+        )
+    train_file = Path(stage.train_file)
+    if not train_file.is_file():
+        raise DataError(
+            f"train split {train_file} does not exist; run 'python -m gitnetic corpus' first or pass --train_file"
+        )
+    texts = CountedTexts(iter_jsonl_texts(train_file))
+    tokenizer = train_tokenizer(texts, stage.out_dir, params)
+    sample = sample_check(tokenizer, iter_jsonl_texts(train_file), SAMPLE_DOCS)
+    return TokenizerStageResult(
+        tokenizer, stage.out_dir, train_file=str(train_file), documents=texts.documents, bytes=texts.bytes,
+        sample=sample,
+    )  # fmt: skip
+
+
+def copy_pretrained_tokenizer(folder: str | Path, out_dir: str | Path):
+    """Save a model folder's tokenizer as the stage's output, so preprocess and train use exactly it."""
+    from gitnetic.tasks.hf_folder import load_hf_tokenizer
+
+    tokenizer = load_hf_tokenizer(folder, "--init_from")
+    with atomic_dir(out_dir) as tmp:
+        tokenizer.save_pretrained(str(tmp))
+    return tokenizer
+
+
+def sample_check(tokenizer, texts: Iterable[str], max_docs: int) -> SampleCheck:
+    """Bytes per token on the first ``max_docs`` texts, and how many of them do not decode back exactly."""
+    backend = tokenizer.backend_tokenizer  # the saved tokenizer.json itself, without length warnings
+    check = SampleCheck()
+    for text in texts:
+        ids = backend.encode(text, add_special_tokens=False).ids
+        check.bytes += _utf8_len(text)
+        check.tokens += len(ids)
+        check.documents += 1
+        if backend.decode(ids, skip_special_tokens=False) != text:
+            check.lossy += 1
+        if check.documents >= max_docs:
+            break
+    return check

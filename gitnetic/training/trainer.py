@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, str2bool
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
 
@@ -215,14 +215,16 @@ class TransformerTrainer:
             "Other lightning.Trainer arguments, passed unchanged when given (see the Lightning Trainer docs).",
         )
         taken = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public accessor
-        for name, convert, is_bool in _passthrough_specs():
+        for name, tp, switch in _passthrough_specs():
             if f"--{name}" in taken:
                 continue
-            extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "true|false"} if is_bool else {}
+            extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "true|false"} if switch else {}
+            if get_origin(tp) is Literal:
+                extra["choices"] = list(get_args(tp))
             group.add_argument(
                 f"--{name}",
                 dest=name,
-                type=convert,
+                type=scalar_parser(tp),
                 default=None,
                 help=f"lightning.Trainer({name}=...)",
                 **extra,
@@ -447,45 +449,18 @@ def _enable_tf32(accelerator: str) -> None:
 
 
 # ---------------------------------------------------------------------- pass-through flags
-_BOOL_WORDS = {"true", "yes", "on", "t", "y", "false", "no", "off", "f", "n"}
-
-
-def _simple_kinds(tp: Any) -> tuple[list[type], list[Any]]:
-    """The scalar types and Literal values an annotation allows (empty when it is object-only)."""
-    kinds: list[type] = []
-    literals: list[Any] = []
+def _flag_type(tp: Any) -> Any:
+    """The part of a ``lightning.Trainer`` annotation a flag can carry: its scalar and ``Literal`` members
+    (None when it takes objects only), parsed by the params parser's own :func:`scalar_parser`."""
     options = get_args(tp) if get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
-    for opt in options:
-        if opt in (bool, int, float, str):
-            kinds.append(opt)
-        elif get_origin(opt) is Literal:
-            literals.extend(get_args(opt))
-    return kinds, literals
-
-
-def _make_converter(name: str, kinds: list[type], literals: list[Any]) -> Any:
-    def convert(value: str) -> Any:
-        text = str(value).strip()
-        if bool in kinds and text.lower() in _BOOL_WORDS:
-            return str2bool(text)  # the params parser's own bool rule
-        for kind in (int, float):
-            if kind in kinds or any(type(v) is kind for v in literals):
-                try:
-                    number = kind(text)
-                except ValueError:
-                    continue
-                if kind in kinds or number in literals:
-                    return number
-        if str in kinds or text in literals:
-            return text
-        allowed = [k.__name__ for k in kinds] + [repr(v) for v in literals]
-        raise argparse.ArgumentTypeError(f"--{name}: {value!r} is not one of {', '.join(allowed)}")
-
-    convert.__name__ = "|".join([k.__name__ for k in kinds] + (["literal"] if literals else []))
-    return convert
+    simple = [o for o in options if o in (bool, int, float, str) or get_origin(o) is Literal]
+    if not simple:
+        return None
+    return simple[0] if len(simple) == 1 else typing.Union[tuple(simple)]  # noqa: UP007
 
 
 def _passthrough_specs() -> list[tuple[str, Any, bool]]:
+    """``(name, flag type, is a switch)`` for each simple ``lightning.Trainer`` argument not in Params."""
     import lightning
 
     hints = typing.get_type_hints(lightning.Trainer.__init__)
@@ -494,10 +469,12 @@ def _passthrough_specs() -> list[tuple[str, Any, bool]]:
     for name in list(hints):
         if name == "return" or name in covered or name in _NOT_PASSTHROUGH:
             continue
-        kinds, literals = _simple_kinds(hints[name])
-        if not kinds and not literals:
+        tp = _flag_type(hints[name])
+        if tp is None:
             continue
-        specs.append((name, _make_converter(name, kinds, literals), kinds == [bool]))
+        members = get_args(tp) if get_origin(tp) is typing.Union else (tp,)
+        switch = [m for m in members if get_origin(m) is not Literal] == [bool]  # --flag alone means true
+        specs.append((name, tp, switch))
     return specs
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,13 +12,13 @@ import yaml
 from gitnetic.cli import corpus as corpus_cli
 from gitnetic.cli import tokenizer as tokenizer_cli
 from gitnetic.data.corpus import CorpusParams
-from gitnetic.data.tokenizer import TokenizerParams, load_tokenizer
+from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams, load_tokenizer
+from tests.helpers import child_env, run_gitnetic
 
 
 def gitnetic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gitnetic", *args], cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+    """The data stages as real subprocesses, warnings not silenced (their stderr must stay one line)."""
+    return run_gitnetic(*args, cwd=cwd, env=child_env())
 
 
 def test_corpus_then_tokenizer_from_params_yaml(tiny_corpus_dir: Path, tmp_path: Path) -> None:
@@ -84,7 +83,7 @@ def test_bad_input_prints_one_line_and_exits_2(args: list[str], expected: str, t
 
 @pytest.mark.parametrize(
     ("module", "params_types"),
-    [(corpus_cli, [CorpusParams]), (tokenizer_cli, [tokenizer_cli.TokenizerCliParams, TokenizerParams])],
+    [(corpus_cli, [CorpusParams]), (tokenizer_cli, [TokenizerStageParams, TokenizerParams])],
 )
 def test_help_lists_every_param(module, params_types, capsys: pytest.CaptureFixture[str]) -> None:
     import dataclasses

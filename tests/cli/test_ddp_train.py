@@ -7,43 +7,28 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
+from tests.helpers import checkpoint_weights, run_gitnetic, start_gitnetic, tiny_train_args, wait_until
 
 
 def _ddp_args(
     tokenizer: Path, shards: Path, save_dir: Path, steps: int, every: int = 3, resume: str = "last"
 ) -> list[str]:
-    return [
-        "train",
-        "--task", "transformer-task",
-        "--config_path", str(CONFIGS / "gpt2-tiny.yaml"),
-        "--tokenizer_path", str(tokenizer),
-        "--train_data_prefix", str(shards / "train"),
-        "--val_data_prefix", str(shards / "valid"),
-        "--max_tokens", "512",
-        "--max_length", "64",
-        "--warmup_steps", "2",
-        "--accelerator", "cpu",
-        "--devices", "2",
-        "--strategy", "ddp",
-        "--max_steps", str(steps),
-        "--val_check_interval", str(every),
-        "--save_step_frequency", str(every),
-        "--save_dir", str(save_dir),
-        "--progress_bar_refresh_rate", "0",
-        "--log_every_n_steps", "1",
+    return tiny_train_args(
+        tokenizer, shards, save_dir,
+        "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
+        "--val_check_interval", str(every), "--save_step_frequency", str(every), "--log_every_n_steps", "1",
         "--resume_from_checkpoint", resume,
-    ]  # fmt: skip
+        steps=steps,
+    )  # fmt: skip
 
 
-def test_ddp_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_tokenizer, lm_shards, run_gitnetic):
+def test_ddp_two_cpu_processes_train_checkpoint_and_resume(tmp_path, tiny_tokenizer, lm_shards):
     save_dir = tmp_path / "ckpt"
     first = run_gitnetic(*_ddp_args(tiny_tokenizer, lm_shards, save_dir, 3), cwd=tmp_path, timeout=240)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -78,12 +63,11 @@ INTERRUPTED = re.compile(
 )
 
 
-def _weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
+_weights = checkpoint_weights
 
 
 @pytest.fixture(scope="module")
-def ddp_uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards, run_gitnetic) -> Path:
+def ddp_uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards) -> Path:
     root = tmp_path_factory.mktemp("ddp_uninterrupted")
     args = _ddp_args(tiny_tokenizer, lm_shards, root / "ckpt", SIG_STEPS, SIG_EVERY, resume="auto")
     done = run_gitnetic(*args, cwd=root, timeout=300)
@@ -92,16 +76,12 @@ def ddp_uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards, run_gitnetic)
 
 
 def test_ddp_sigterm_to_the_launcher_saves_one_checkpoint_and_resumes_exactly(
-    tmp_path, tiny_tokenizer, lm_shards, run_gitnetic, start_gitnetic_process, ddp_uninterrupted
+    tmp_path, tiny_tokenizer, lm_shards, ddp_uninterrupted
 ):
     save_dir = tmp_path / "ckpt"
     args = _ddp_args(tiny_tokenizer, lm_shards, save_dir, SIG_STEPS, SIG_EVERY, resume="auto")
-    launcher = start_gitnetic_process(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{SIG_EVERY}.ckpt").exists():
-        assert launcher.poll() is None, launcher.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    launcher = start_gitnetic(*args, cwd=tmp_path)
+    wait_until(save_dir / f"checkpoint_step{SIG_EVERY}.ckpt", launcher, "periodic checkpoint")
     ranks = psutil.Process(launcher.pid).children()  # rank 1, started by Lightning's launcher (rank 0)
     launcher.send_signal(signal.SIGTERM)  # only the launcher, as `kill PID` would
     _, err = launcher.communicate(timeout=120)

@@ -15,9 +15,7 @@ import torch
 
 from gitnetic.cli import main as cli_main
 from gitnetic.common.errors import DataError
-
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
-GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
+from tests.helpers import CONFIGS, GPT2_TINY, assert_trained, train_seed_command
 
 
 def model_args(checkpoint: Path, config: Path, tokenizer: Path) -> list[str]:
@@ -29,16 +27,14 @@ def evaluate(args: list[str], out: Path, *extra: str) -> dict:
     return json.loads(out.read_text())
 
 
-def test_seed_command_then_evaluate_and_export_a_causal_lm(
-    tmp_path, tiny_tokenizer, lm_shards, train_seed, check_trained
-):
+def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokenizer, lm_shards):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gitnetic.data.indexed import IndexedDataset
     from gitnetic.training.checkpoint import load_trained_model
 
-    run = train_seed(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)
-    check_trained(run)
+    run = train_seed_command(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)
+    assert_trained(run)
     args = model_args(run["save_dir"] / "checkpoint_last.ckpt", GPT2_TINY, tiny_tokenizer)
 
     # evaluate: held-out test split, unigram baseline counted on train
@@ -107,8 +103,8 @@ def test_export_masked_lm_short_form_config(tmp_path, tiny_tokenizer):
     """A checkpoint of a short-form (``model_type``) config exports for AutoModelForMaskedLM."""
     from transformers import AutoModelForMaskedLM
 
-    from gitnetic.cli.export import ExportParams, export
     from gitnetic.tasks.model_config import build_model_and_tokenizer
+    from gitnetic.training.export import ExportParams, export
 
     config = tmp_path / "roberta.yaml"
     config.write_text(

@@ -10,9 +10,7 @@ import pytest
 
 from gitnetic.cli import main as cli_main
 from gitnetic.common.errors import ConfigError, DataError
-
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
-GPT2_TINY = CONFIGS / "gpt2-tiny.yaml"
+from tests.helpers import GPT2_TINY, preprocess_shards, run_gitnetic
 
 
 def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) -> Path:
@@ -91,23 +89,13 @@ def test_streams_what_it_returns_and_is_reproducible(plain_folder) -> None:
 
 @pytest.fixture(scope="module")
 def fim_shards(tmp_path_factory, tiny_corpus_jsonl, fim_tokenizer) -> Path:
-    from gitnetic.cli.preprocess import main as preprocess_main
-
-    out = tmp_path_factory.mktemp("fim_bin")
-    argv = [
-        "--tokenizer_path",
-        str(fim_tokenizer),
-        "--input_dir",
-        str(tiny_corpus_jsonl),
-        "--output_dir",
-        str(out),
-    ]
-    assert preprocess_main([*argv, "--workers", "1"]) == 0
-    return out
+    return preprocess_shards(
+        fim_tokenizer, tiny_corpus_jsonl, tmp_path_factory.mktemp("fim_bin"), "--workers", "1"
+    )
 
 
 def test_fim_training_then_generate_from_checkpoint_equals_export_and_infills(
-    tmp_path, capsys, fim_tokenizer, fim_shards, run_gitnetic
+    tmp_path, capsys, fim_tokenizer, fim_shards
 ) -> None:
     save_dir = tmp_path / "checkpoints"
     train = run_gitnetic(

@@ -14,8 +14,7 @@ from gitnetic.common.errors import DataError
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
 from gitnetic.tasks.transformer_task import TransformerTask
-
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
+from tests.helpers import CONFIGS, run_gitnetic
 
 
 def val_loss(module: TransformerModule, shards: Path, tokenizer) -> float:
@@ -79,7 +78,7 @@ def test_incomplete_or_missing_folders_are_one_line_errors(tmp_path, tiny_tokeni
     assert rc == 2 and "missing weights" in err and "Traceback" not in err
 
 
-def test_train_export_init_from_round_trip(tmp_path, tiny_tokenizer, lm_shards, run_gitnetic):
+def test_train_export_init_from_round_trip(tmp_path, tiny_tokenizer, lm_shards):
     """The continued run starts exactly where the first ended: its model at step 0 scores like the export."""
     gpt2 = CONFIGS / "gpt2-tiny.yaml"
     common = [

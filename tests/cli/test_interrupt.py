@@ -19,7 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
+from tests.helpers import (
+    assert_same_weights,
+    cli_env,
+    run_gitnetic,
+    start_gitnetic,
+    tiny_train_args,
+    wait_until,
+)
+
 STEPS, EVERY = 30, 10
 LINE = re.compile(
     r"^gitnetic train: interrupted by (SIG\w+) at step (\d+); checkpoint saved to (\S+); "
@@ -28,69 +36,29 @@ LINE = re.compile(
 
 
 def train_args(tokenizer: Path, shards: Path, save_dir: Path, *extra: str, steps: int = STEPS) -> list[str]:
-    return [
-        "train",
-        "--task", "transformer-task",
-        "--config_path", str(CONFIGS / "gpt2-tiny.yaml"),
-        "--tokenizer_path", str(tokenizer),
-        "--train_data_prefix", str(shards / "train"),
-        "--val_data_prefix", str(shards / "valid"),
-        "--max_tokens", "512",
-        "--max_length", "64",
-        "--warmup_steps", "2",
-        "--max_steps", str(steps),
-        "--val_check_interval", str(EVERY),
-        "--limit_val_batches", "2",
-        "--save_step_frequency", str(EVERY),
-        "--save_dir", str(save_dir),
-        "--dvclive_dir", "",
-        "--progress_bar_refresh_rate", "0",
-        "--num_threads", "1",
-        "--resume_from_checkpoint", "auto",
+    return tiny_train_args(
+        tokenizer, shards, save_dir,
+        "--val_check_interval", str(EVERY), "--limit_val_batches", "2", "--save_step_frequency", str(EVERY),
+        "--dvclive_dir", "", "--num_threads", "1", "--resume_from_checkpoint", "auto",
         *extra,
-    ]  # fmt: skip
+        steps=steps,
+    )  # fmt: skip
 
 
 def interrupt(
     args: list[str], cwd: Path, save_dir: Path, signum: int, env: dict
 ) -> subprocess.CompletedProcess:
     """Start training, send ``signum`` once the first periodic checkpoint is on disk, wait for the end."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitnetic", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{EVERY}.ckpt").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    proc = start_gitnetic(*args, cwd=cwd, env=env)
+    wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
     time.sleep(0.3)  # a few steps past the periodic checkpoint
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def cli_env() -> dict[str, str]:
-    import os
-
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", WANDB_MODE="disabled")
-    env.pop("PYTEST_XDIST_WORKER", None)
-    return env
-
-
-def weights(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    for key in wa:
-        assert torch.equal(wa[key], wb[key]), key
-
-
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards, run_gitnetic) -> Path:
+def uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards) -> Path:
     root = tmp_path_factory.mktemp("uninterrupted")
     done = run_gitnetic(*train_args(tiny_tokenizer, lm_shards, root / "ckpt"), cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -98,7 +66,7 @@ def uninterrupted(tmp_path_factory, tiny_tokenizer, lm_shards, run_gitnetic) -> 
 
 
 def test_sigterm_saves_the_step_reached_exits_75_and_resumes_exactly(
-    tmp_path, tiny_tokenizer, lm_shards, run_gitnetic, uninterrupted
+    tmp_path, tiny_tokenizer, lm_shards, uninterrupted
 ):
     save_dir = tmp_path / "ckpt"
     args = train_args(tiny_tokenizer, lm_shards, save_dir)
@@ -122,7 +90,7 @@ def test_sigterm_saves_the_step_reached_exits_75_and_resumes_exactly(
 
 
 def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
-    tmp_path, tiny_tokenizer, lm_shards, run_gitnetic, start_gitnetic_process, uninterrupted
+    tmp_path, tiny_tokenizer, lm_shards, uninterrupted
 ):
     """SIGTERM, then SIGINT as soon as the checkpoint of the step reached starts to appear (or, if the
     poll misses the write, right after it): the process ends at once, non-zero, and every checkpoint
@@ -131,12 +99,8 @@ def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
 
     save_dir = tmp_path / "ckpt"
     args = train_args(tiny_tokenizer, lm_shards, save_dir)
-    proc = start_gitnetic_process(*args, cwd=tmp_path)
-    deadline = time.monotonic() + 240
-    while not (save_dir / f"checkpoint_step{EVERY}.ckpt").exists():
-        assert proc.poll() is None, proc.communicate()[1][-3000:]
-        assert time.monotonic() < deadline, "no periodic checkpoint in time"
-        time.sleep(0.02)
+    proc = start_gitnetic(*args, cwd=tmp_path)
+    wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
     time.sleep(0.3)
     before = set(save_dir.iterdir())
     proc.send_signal(signal.SIGTERM)
@@ -163,9 +127,7 @@ def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
     assert not list(save_dir.glob(".*.tmp"))
 
 
-def test_changed_param_after_a_crash_starts_fresh(
-    tmp_path, tiny_tokenizer, lm_shards, run_gitnetic, uninterrupted
-):
+def test_changed_param_after_a_crash_starts_fresh(tmp_path, tiny_tokenizer, lm_shards, uninterrupted):
     save_dir = tmp_path / "ckpt"
     save_dir.mkdir()
     # the crashed run's checkpoints: those of the uninterrupted run, whose learning rate differed
@@ -182,7 +144,7 @@ def test_changed_param_after_a_crash_starts_fresh(
 
 
 def test_truncated_newest_checkpoint_falls_back_to_an_older_one(
-    tmp_path, tiny_tokenizer, lm_shards, run_gitnetic, uninterrupted
+    tmp_path, tiny_tokenizer, lm_shards, uninterrupted
 ):
     save_dir = tmp_path / "ckpt"
     save_dir.mkdir()

@@ -16,9 +16,7 @@ import pytest
 import torch
 
 from gitnetic.cli import main as cli_main
-
-CONFIGS = Path(__file__).resolve().parents[2] / "gitnetic" / "configs"
-
+from tests.helpers import CONFIGS, assert_trained, run_gitnetic, train_seed_command
 
 # The "Example of a new task" code block of seed-train.rst, verbatim (placeholders included).
 SEED_EXAMPLE = """\
@@ -152,9 +150,9 @@ def test_embedded_example_is_the_documented_one():
     assert extract_code_block(docs[0].read_text(encoding="utf-8")) == SEED_EXAMPLE
 
 
-def test_seed_command_trains_a_masked_lm(tmp_path, tiny_tokenizer, lm_shards, train_seed, check_trained):
-    run = train_seed(tmp_path / "mlm", CONFIGS / "roberta-tiny.yaml", tiny_tokenizer, lm_shards)
-    check_trained(run)
+def test_seed_command_trains_a_masked_lm(tmp_path, tiny_tokenizer, lm_shards):
+    run = train_seed_command(tmp_path / "mlm", CONFIGS / "roberta-tiny.yaml", tiny_tokenizer, lm_shards)
+    assert_trained(run)
 
     # the masked LM's checkpoint evaluates too (in-process: the worker has torch loaded already)
     out = tmp_path / "eval.json"
@@ -183,7 +181,7 @@ def test_seed_command_trains_a_masked_lm(tmp_path, tiny_tokenizer, lm_shards, tr
     assert abs(metrics["loss"] - val_loss) < 0.35, (metrics, val_loss)
 
 
-def test_seed_custom_task_verbatim_via_include_package(tmp_path, tiny_tokenizer, lm_shards, run_gitnetic):
+def test_seed_custom_task_verbatim_via_include_package(tmp_path, tiny_tokenizer, lm_shards):
     (tmp_path / "my_tasks.py").write_text(seed_example_filled(), encoding="utf-8")
     run = run_gitnetic(
         "train", "--include-package", "my_tasks", "--task", "my-custom-task",
@@ -275,7 +273,7 @@ def test_user_errors_are_one_line(argv, message, capsys):
     assert err.startswith("gitnetic train: error: ") and message in err and err.count("\n") == 1
 
 
-def test_bad_flag_is_one_line_exit_2_in_a_real_process(tmp_path, run_gitnetic):
+def test_bad_flag_is_one_line_exit_2_in_a_real_process(tmp_path):
     run = run_gitnetic(
         "train", "--task", "transformer-task", "--config_path", "c.yaml", "--bogus_flag", "1", cwd=tmp_path
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,13 +11,7 @@ from gitnetic.data.corpus import SPLITS, CorpusParams, assign_split, collect_cor
 from gitnetic.data.jsonl import iter_jsonl
 from gitnetic.data.neardup import NearDuplicateIndex, lsh_bands
 from gitnetic.data.redact import Redactor
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return root
+from tests.helpers import git, preprocess_shards, write_tree
 
 
 def module(name: str, n: int = 30) -> str:
@@ -54,7 +47,7 @@ def test_quality_filters_drop_and_count(tmp_path: Path) -> None:
         "mention.py": module("mention") + "\n# later: this module is not auto-generated\n",
     }
     stats, recs = run(
-        write(tmp_path / "src", files), tmp_path / "out", include=["**/*"], valid_ratio=0, test_ratio=0
+        write_tree(tmp_path / "src", files), tmp_path / "out", include=["**/*"], valid_ratio=0, test_ratio=0
     )
     assert set(recs) == {"good.py", "mention.py"}
     assert stats["filtered"] == {
@@ -114,18 +107,15 @@ version = "pkg@1.2.3"
 
 
 def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None:
-    src = write(tmp_path / "src", {"settings.py": LEAKY, "looks.py": LOOKALIKE, "plain.py": module("plain")})
+    src = write_tree(
+        tmp_path / "src", {"settings.py": LEAKY, "looks.py": LOOKALIKE, "plain.py": module("plain")}
+    )
     repo = tmp_path / "repo"
     repo.mkdir()
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", f"Add creds for {SECRETS['email']}"]):
         if args[0] == "add":
             (repo / "creds.py").write_text(LEAKY)
-        subprocess.run(
-            ["git", "-c", "user.name=A", "-c", "user.email=a@b.example", "-C", str(repo), *args],
-            check=True,
-            env=env,
-        )
+        git(repo, *args, name="A", email="a@b.example")
     out = tmp_path / "out"
     sources = [
         {"name": "code", "type": "dir", "path": str(src)},
@@ -156,7 +146,6 @@ def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None
     assert stats["sources"]["hist"]["redacted"]["email"] == 2  # message + diff
 
     # ... nor the shards: tokenize the corpus and decode every shard back to text
-    from gitnetic.cli.preprocess import main as preprocess
     from gitnetic.data.indexed import IndexedDataset
     from gitnetic.data.jsonl import iter_jsonl_texts
     from gitnetic.data.tokenizer import TokenizerParams, load_tokenizer, train_tokenizer
@@ -165,21 +154,7 @@ def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None
     train_tokenizer(
         iter_jsonl_texts(out / "train.jsonl"), tok_dir, TokenizerParams(vocab_size=300, min_frequency=1)
     )
-    assert (
-        preprocess(
-            [
-                "--tokenizer_path",
-                str(tok_dir),
-                "--input_dir",
-                str(out),
-                "--output_dir",
-                str(tmp_path / "bin"),
-                "--splits",
-                "train",
-            ]
-        )
-        == 0
-    )
+    preprocess_shards(tok_dir, out, tmp_path / "bin", "--splits", "train")
     tokenizer = load_tokenizer(tok_dir)
     ds = IndexedDataset(str(tmp_path / "bin" / "train"))
     decoded = "".join(tokenizer.decode(ds[i].tolist()) for i in range(len(ds)))
@@ -214,7 +189,7 @@ def test_near_duplicates_dropped_distinct_kept_survivor_deterministic(tmp_path: 
     base = module("base")
     files = {"a_base.py": base, **{f"z/{k}": v for k, v in near_copies(base).items()}}
     files.update({f"distinct_{i}.py": module(f"distinct{i}") for i in range(4)})
-    stats, recs = run(write(tmp_path / "src", files), tmp_path / "out", valid_ratio=0.3, test_ratio=0.3)
+    stats, recs = run(write_tree(tmp_path / "src", files), tmp_path / "out", valid_ratio=0.3, test_ratio=0.3)
     assert set(recs) == {"a_base.py"} | {
         f"distinct_{i}.py" for i in range(4)
     }  # the first in path order survives

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,13 +10,7 @@ import pytest
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.data.corpus import SPLITS, CorpusParams, assign_split, collect_corpus, compile_globs
 from gitnetic.data.jsonl import iter_jsonl
-
-
-def write_tree(root: Path, files: dict[str, bytes]) -> Path:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    return root
+from tests.helpers import git, write_tree
 
 
 def records(out_dir: Path) -> dict[str, dict]:
@@ -33,19 +26,6 @@ def records(out_dir: Path) -> dict[str, dict]:
 def run_dir(src: Path, out: Path, **kwargs) -> tuple:
     stats = collect_corpus(CorpusParams(source="dir", path=str(src), out_dir=str(out), **kwargs))
     return stats, records(out)
-
-
-def git(repo: Path, *args: str) -> str:
-    cmd = [
-        "git",
-        "-c",
-        "user.name=Test",
-        "-c",
-        "user.email=test@example.com",
-        "-c",
-        "init.defaultBranch=main",
-    ]
-    return subprocess.run([*cmd, "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
 # ------------------------------------------------------------------------------------------- globs

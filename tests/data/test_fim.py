@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.fim import FIM_TOKENS, FimDataset, FimIds, apply_fim, fim_ids, fim_rng, permute
 from gitnetic.data.tokenizer import load_tokenizer
+from tests.helpers import write_shard
 
 IDS = FimIds(prefix=5, middle=6, suffix=7, pad=8)
 EOS = 2
@@ -133,22 +133,13 @@ def test_fim_dataset_is_a_pure_function_of_seed_and_index() -> None:
         FimDataset(blocks, IDS, EOS, 1.5, 0.5, seed=0)
 
 
-def _write(prefix: Path, docs: list[np.ndarray]) -> None:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    builder = IndexedDatasetBuilder(str(prefix), np.uint16)
-    for doc in docs:
-        builder.add_document(doc)
-    builder.finalize()
-
-
 @pytest.mark.parametrize("packing", [True, False])
 def test_datamodule_applies_fim_to_training_samples_only(tmp_path, fim_tokenizer, tiny_tokenizer, packing):
     from gitnetic.modules.transformer_datamodule import TransformerDataModule
 
     rng = np.random.default_rng(4)
     docs = [np.append(rng.integers(20, 500, size=int(rng.integers(8, 50))), EOS) for _ in range(80)]
-    _write(tmp_path / "train", docs)
+    write_shard(tmp_path / "train", docs)
     tok = load_tokenizer(fim_tokenizer)
 
     def batches(fim_rate: float, split: str = "train") -> list:

@@ -21,19 +21,13 @@ from gitnetic.data.indexed import (
     best_dtype,
     shard_prefix,
 )
+from tests.helpers import write_shard
 
 
 def _docs(seed: int = 0, n: int = 40, high: int = 60_000) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     # include an empty document: it is a legal zero-length sequence
     return [rng.integers(0, high, size=int(rng.integers(0, 50))) for _ in range(n - 1)] + [np.zeros(0, int)]
-
-
-def _build(prefix: Path | str, docs: list[np.ndarray], dtype=np.uint16) -> str:
-    with IndexedDatasetBuilder(prefix, dtype) as builder:
-        for d in docs:
-            builder.add_document(d)
-    return str(prefix)
 
 
 def _megatron():
@@ -47,7 +41,7 @@ def _megatron():
 def test_round_trip(tmp_path: Path, dtype) -> None:
     high = 60_000 if dtype == np.uint16 else 2_000_000
     docs = _docs(high=high)
-    prefix = _build(tmp_path / "train", docs, dtype)
+    prefix = write_shard(tmp_path / "train", docs, dtype)
     ds = IndexedDataset(prefix)
     assert len(ds) == len(docs) and ds.num_documents == len(docs)
     assert ds.dtype == np.dtype(dtype)
@@ -87,7 +81,7 @@ def test_shard_set_is_one_concatenated_dataset(tmp_path: Path) -> None:
     docs = _docs(n=30)
     parts = [docs[:10], docs[10:11], docs[11:]]
     for i, part in enumerate(parts):
-        _build(shard_prefix(tmp_path / "train", i, 3), part)
+        write_shard(shard_prefix(tmp_path / "train", i, 3), part)
     ds = IndexedDataset(tmp_path / "train")
     assert len(ds) == 30 and ds.sizes.tolist() == [len(d) for d in docs]
     assert ds.document_indices.tolist() == list(range(31))
@@ -97,16 +91,16 @@ def test_shard_set_is_one_concatenated_dataset(tmp_path: Path) -> None:
 
 
 def test_incomplete_or_ambiguous_shard_sets(tmp_path: Path) -> None:
-    _build(shard_prefix(tmp_path / "a", 0, 3), _docs(n=3))
-    _build(shard_prefix(tmp_path / "a", 2, 3), _docs(n=3))
+    write_shard(shard_prefix(tmp_path / "a", 0, 3), _docs(n=3))
+    write_shard(shard_prefix(tmp_path / "a", 2, 3), _docs(n=3))
     with pytest.raises(ShardError, match=r"incomplete.*a-00001-of-00003\.idx"):
         IndexedDataset(tmp_path / "a")
-    _build(tmp_path / "b", _docs(n=3))
-    _build(shard_prefix(tmp_path / "b", 0, 1), _docs(n=3))
+    write_shard(tmp_path / "b", _docs(n=3))
+    write_shard(shard_prefix(tmp_path / "b", 0, 1), _docs(n=3))
     with pytest.raises(ShardError, match="both"):
         IndexedDataset(tmp_path / "b")
-    _build(shard_prefix(tmp_path / "c", 0, 2), _docs(n=2), np.uint16)
-    _build(shard_prefix(tmp_path / "c", 1, 2), _docs(n=2), np.int32)
+    write_shard(shard_prefix(tmp_path / "c", 0, 2), _docs(n=2), np.uint16)
+    write_shard(shard_prefix(tmp_path / "c", 1, 2), _docs(n=2), np.int32)
     with pytest.raises(ShardError, match="mix dtypes"):
         IndexedDataset(tmp_path / "c")
 
@@ -115,7 +109,7 @@ def test_megatron_reads_gitnetic_shards(tmp_path: Path) -> None:
     mc = _megatron()
     for dtype in (np.uint16, np.int32):
         docs = _docs(seed=3, high=60_000)
-        prefix = _build(tmp_path / f"g{np.dtype(dtype).name}", docs, dtype)
+        prefix = write_shard(tmp_path / f"g{np.dtype(dtype).name}", docs, dtype)
         theirs = mc.IndexedDataset(prefix, multimodal=False, mmap=True)
         assert len(theirs) == len(docs)
         assert theirs.sequence_lengths.tolist() == [len(d) for d in docs]
@@ -171,7 +165,7 @@ def _corrupt(path: str, offset: int, data: bytes) -> None:
     ids=["magic", "version", "dtype", "header", "index", "bin-size", "pointer", "no-bin", "no-idx"],
 )
 def test_corrupt_pairs_raise_one_line_shard_error(tmp_path: Path, damage, message) -> None:
-    prefix = _build(tmp_path / "train", _docs(n=10))
+    prefix = write_shard(tmp_path / "train", _docs(n=10))
     damage(prefix)
     with pytest.raises(ShardError, match=message) as info:
         IndexedDataset(prefix)
@@ -194,7 +188,7 @@ def test_failed_write_leaves_no_files(tmp_path: Path) -> None:
 
 def test_killed_rewrite_never_pairs_old_index_with_new_data(tmp_path: Path, monkeypatch) -> None:
     """A crash between renaming .bin and .idx must not leave the old .idx describing the new .bin."""
-    prefix = _build(tmp_path / "train", [np.array([1, 2]), np.array([3, 4])])
+    prefix = write_shard(tmp_path / "train", [np.array([1, 2]), np.array([3, 4])])
     real_replace = os.replace
     calls = []
 
@@ -227,6 +221,6 @@ def test_one_shard_name_for_writer_reader_and_snakemake(tmp_path) -> None:
     pattern = shard_prefix("d/train", "{shard}", 3)
     assert pattern == "d/train-{shard}-of-00003"
     assert re.fullmatch(pattern.replace("{shard}", r"\d+"), shard_prefix("d/train", 2, 3))
-    _build(shard_prefix(tmp_path / "s", 0, 1), _docs(n=2))
+    write_shard(shard_prefix(tmp_path / "s", 0, 1), _docs(n=2))
     found = sorted(Path(p).name for p in glob.glob(shard_glob(tmp_path / "s") + ".*"))
     assert found == ["s-00000-of-00001.bin", "s-00000-of-00001.idx"]

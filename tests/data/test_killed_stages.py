@@ -11,48 +11,30 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import subprocess
-import sys
 import sysconfig
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from gitnetic.data.indexed import IndexedDataset
+from tests.helpers import run_gitnetic, start_gitnetic, stdlib_json_dir, wait_until
 
 SPLITS = ("train", "valid", "test")
 
 
-def env() -> dict[str, str]:
-    out = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
-    out.pop("PYTEST_XDIST_WORKER", None)
-    return out
-
-
 def gitnetic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gitnetic", *args], cwd=cwd, env=env(), capture_output=True, text=True,
-        timeout=300, check=False,
-    )  # fmt: skip
+    proc = run_gitnetic(*args, cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
 
 def kill_when(args: list[str], cwd: Path, ready: Callable[[], bool]) -> None:
     """Start ``python -m gitnetic ARGS`` and SIGKILL it as soon as ``ready()``; it must still be running."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gitnetic", *args], cwd=cwd, env=env(), stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not ready():
-        assert proc.poll() is None, f"finished before the kill point:\n{proc.communicate()[1][-3000:]}"
-        assert time.monotonic() < deadline, "kill point not reached in time"
-        time.sleep(0.002)
+    proc = start_gitnetic(*args, cwd=cwd, stdout=subprocess.DEVNULL)
+    wait_until(ready, proc, "kill point", timeout=120, poll=0.002)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
@@ -133,7 +115,7 @@ def test_killed_preprocess_leaves_the_previous_shards_or_none(tmp_path: Path, ti
 
 def test_killed_corpus_leaves_the_previous_splits(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
-    small = ["corpus", "--source", "dir", "--path", str(Path(sysconfig.get_paths()["stdlib"]) / "json"),
+    small = ["corpus", "--source", "dir", "--path", str(stdlib_json_dir()),
              "--valid_ratio", "0.2", "--test_ratio", "0.2", "--out_dir", str(out)]  # fmt: skip
     gitnetic(*small, cwd=tmp_path)
     previous = final_files(out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,36 +13,17 @@ from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.data.corpus import SPLITS, CorpusParams, collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
 from gitnetic.data.lang import lang_of
+from tests import helpers
+from tests.helpers import write_tree
 
-
-def git(repo: Path, *args: str, date: str = "2020-01-01T00:00:00") -> str:
-    cmd = [
-        "git",
-        "-c",
-        "user.name=Ann Author",
-        "-c",
-        "user.email=ann@corp.example",
-        "-c",
-        "init.defaultBranch=main",
-    ]
-    env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date, "PATH": "/usr/bin:/bin", "HOME": str(repo)}
-    return subprocess.run(
-        [*cmd, "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
-    ).stdout
-
-
-def write(root: Path, files: dict[str, str | bytes]) -> None:
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(data, str):
-            data = data.encode()
-        (root / rel).write_bytes(data)
+# Commits by an author whose name and email the corpus must not leak.
+git = partial(helpers.git, name="Ann Author", email="ann@corp.example")
 
 
 def commit(
     repo: Path, message: str, files: dict[str, str | bytes] | None = None, rm: tuple[str, ...] = ()
 ) -> str:
-    write(repo, files or {})
+    write_tree(repo, files or {})
     for rel in rm:
         git(repo, "rm", "-q", rel)
     git(repo, "add", "-A")
@@ -156,7 +138,9 @@ def test_git_history_ranges_max_commits_merges_and_bare_repos(history_repo, tmp_
 
 def test_several_sources_in_one_corpus(history_repo, tmp_path: Path) -> None:
     folder = tmp_path / "folder"
-    write(folder, {"pkg/util.py": code("util"), "web/app.js": "function main(a, b) { return a + b; }\n" * 3})
+    write_tree(
+        folder, {"pkg/util.py": code("util"), "web/app.js": "function main(a, b) { return a + b; }\n" * 3}
+    )
     repo = tmp_path / "lib"
     repo.mkdir()
     git(repo, "init", "-q")
@@ -198,7 +182,7 @@ def test_several_sources_in_one_corpus(history_repo, tmp_path: Path) -> None:
 
 def test_single_source_params_still_work_and_sources_are_validated(tmp_path: Path) -> None:
     folder = tmp_path / "f"
-    write(folder, {"a.py": code("a")})
+    write_tree(folder, {"a.py": code("a")})
     collect_corpus(
         CorpusParams(source="dir", path=str(folder), valid_ratio=0, test_ratio=0, out_dir=str(tmp_path / "o"))
     )
@@ -229,7 +213,9 @@ def test_every_source_gets_every_split_for_by_source_prefixes(tmp_path: Path) ->
     """The small-corpus floor holds per source: at 3% / 5% a 6-file source would usually draw no valid or
     test file, and its {split}-{source} prefix would be empty; each source with >= 3 documents gets one."""
     for name in ("big", "small"):
-        write(tmp_path / name, {f"m{i}.py": code(f"{name}{i}") for i in range(40 if name == "big" else 6)})
+        write_tree(
+            tmp_path / name, {f"m{i}.py": code(f"{name}{i}") for i in range(40 if name == "big" else 6)}
+        )
     sources = [{"name": n, "type": "dir", "path": str(tmp_path / n)} for n in ("big", "small")]
     sources.append({"name": "tiny", "type": "dir", "path": str(tmp_path / "small"), "include": ["m0.py"]})
     out = tmp_path / "out"

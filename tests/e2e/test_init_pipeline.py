@@ -7,9 +7,7 @@ default split ratios (3% / 5%) that, without the small-corpus floor, would leave
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,33 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import copy_pipeline, pipeline_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-init")]
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
 TIMEOUT_S = 300
 
 
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    out["PATH"] = f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}"
-    out["PYTHONPATH"] = str(REPO)  # the stages import this checkout's gitnetic
-    out.update(
-        WANDB_MODE="offline",
-        DVC_NO_ANALYTICS="1",
-        TOKENIZERS_PARALLELISM="false",
-        GIT_AUTHOR_NAME="gitnetic-e2e",
-        GIT_AUTHOR_EMAIL="e2e@example.invalid",
-        GIT_COMMITTER_NAME="gitnetic-e2e",
-        GIT_COMMITTER_EMAIL="e2e@example.invalid",
-    )
-    out.pop("PYTEST_XDIST_WORKER", None)
-    return out
-
-
 def run(*cmd: str, cwd: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(list(cmd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(
+        list(cmd), cwd=cwd, env=pipeline_env(), capture_output=True, text=True, timeout=TIMEOUT_S
+    )
     if ok:
         assert proc.returncode == 0, (
             f"{' '.join(cmd)} failed ({proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}"
@@ -112,12 +95,7 @@ def make_user_repo(root: Path) -> Path:
 
 def make_pipeline_checkout(root: Path) -> Path:
     """What a fresh clone holds: the pipeline files, the code and the template params.yaml."""
-    root.mkdir(parents=True)
-    for name in ("dvc.yaml", ".dvcignore", "params.yaml"):
-        shutil.copy2(REPO / name, root / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
-    for name in ("gitnetic", "configs", "workflow"):
-        shutil.copytree(REPO / name, root / name, ignore=ignore)
+    copy_pipeline(root, ("dvc.yaml", ".dvcignore", "params.yaml"))
     run("git", "init", "-q", cwd=root)
     run("dvc", "init", "-q", cwd=root)
     run("dvc", "config", "core.analytics", "false", cwd=root)

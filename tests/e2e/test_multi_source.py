@@ -10,8 +10,6 @@ and asks Snakemake only for its plan of that params file (``--config params=FILE
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,28 +17,15 @@ import pytest
 import yaml
 
 from gitnetic.data.splits import SPLITS
+from tests.helpers import REPO, TINY_MODEL_CONFIG, pipeline_env, run_ok
 
 pytestmark = [pytest.mark.e2e]
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-TIMEOUT_S = 300
-TINY_MODEL = {
-    "model": {
-        "name": "transformers.GPT2LMHeadModel",
-        "config": "transformers.GPT2Config",
-        "config_params": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_inner": 64, "n_positions": 64},
-    }
-}
 
-
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    out["PATH"] = f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}"
-    out["PYTHONPATH"] = str(REPO)
-    out.update(
+def run(*cmd: str, cwd: Path) -> str:
+    """``cmd`` run to completion; git commits by Ann Author on 2020-01-01."""
+    env = pipeline_env(
         WANDB_MODE="disabled",
-        TOKENIZERS_PARALLELISM="false",
         OMP_NUM_THREADS="1",
         GIT_AUTHOR_NAME="Ann Author",
         GIT_AUTHOR_EMAIL="ann@corp.example",
@@ -49,17 +34,7 @@ def env() -> dict[str, str]:
         GIT_AUTHOR_DATE="2020-01-01T00:00:00",
         GIT_COMMITTER_DATE="2020-01-01T00:00:00",
     )
-    out.pop("PYTEST_XDIST_WORKER", None)
-    return out
-
-
-def run(*cmd: str, cwd: Path) -> str:
-    proc = subprocess.run(
-        list(cmd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}"
-    return output
+    return run_ok(*cmd, cwd=cwd, env=env)
 
 
 def module(name: str, n: int) -> str:
@@ -126,7 +101,7 @@ def test_multi_source_example_blend_and_per_source_metrics(tmp_path: Path) -> No
     params["export"].update(config_path="configs/tiny.yaml")
     root = tmp_path / "run"
     (root / "configs").mkdir(parents=True)
-    (root / "configs" / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL), encoding="utf-8")
+    (root / "configs" / "tiny.yaml").write_text(yaml.safe_dump(TINY_MODEL_CONFIG), encoding="utf-8")
     params_file = root / "multi.yaml"  # not params.yaml: Snakemake must read it from --config params=
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 

@@ -16,32 +16,31 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.helpers import (
+    REPO,
+    TINY_MODEL_CONFIG,
+    assert_same_weights,
+    checkpoint_weights,
+    copy_pipeline,
+    pipeline_env,
+    run_ok,
+    wait_until,
+)
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
 STAGES = ("corpus", "tokenizer", "preprocess", "train", "evaluate", "export")
 TIMEOUT_S = 300
-
-TINY_MODEL = {
-    "model": {
-        "name": "transformers.GPT2LMHeadModel",
-        "config": "transformers.GPT2Config",
-        "config_params": {"n_embd": 32, "n_layer": 1, "n_head": 2, "n_inner": 64, "n_positions": 64},
-    }
-}
 
 
 def tiny_params() -> dict:
@@ -72,45 +71,16 @@ def tiny_params() -> dict:
     return params
 
 
-def env() -> dict[str, str]:
-    out = dict(os.environ)
-    out["PATH"] = f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}"
-    out.update(
-        WANDB_MODE="offline",
-        WANDB_SILENT="true",
-        DVC_NO_ANALYTICS="1",
-        TOKENIZERS_PARALLELISM="false",
-        GIT_AUTHOR_NAME="gitnetic-e2e",
-        GIT_AUTHOR_EMAIL="e2e@example.invalid",
-        GIT_COMMITTER_NAME="gitnetic-e2e",
-        GIT_COMMITTER_EMAIL="e2e@example.invalid",
-    )
-    out.pop("PYTEST_XDIST_WORKER", None)
-    return out
-
-
 def run(*cmd: str, cwd: Path) -> str:
     """Run a command to completion; fail the test with its output if it fails. Returns stdout+stderr."""
-    proc = subprocess.run(
-        list(cmd), cwd=cwd, env=env(), capture_output=True, text=True, timeout=TIMEOUT_S, check=False
-    )
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-6000:]}"
-    return output
+    return run_ok(*cmd, cwd=cwd, timeout=TIMEOUT_S)
 
 
 def make_repo(root: Path) -> Path:
     """A fresh git+DVC repository holding the pipeline files and a tiny params.yaml."""
-    root.mkdir(parents=True)
-    for name in ("dvc.yaml", ".dvcignore"):
-        shutil.copy2(REPO / name, root / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".snakemake")
-    # The code deps of dvc.yaml must exist in the repo; the stages import the same code from here.
-    shutil.copytree(REPO / "gitnetic", root / "gitnetic", ignore=ignore)
-    shutil.copytree(REPO / "workflow", root / "workflow", ignore=ignore)
-    shutil.copytree(REPO / "configs", root / "configs", ignore=ignore)
+    copy_pipeline(root)
     params = tiny_params()
-    (root / params["train"]["config_path"]).write_text(yaml.safe_dump(TINY_MODEL), encoding="utf-8")
+    (root / params["train"]["config_path"]).write_text(yaml.safe_dump(TINY_MODEL_CONFIG), encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run("git", "init", "-q", cwd=root)
     run("dvc", "init", "-q", cwd=root)
@@ -144,18 +114,7 @@ def read_json(path: Path) -> dict:
 
 
 def weights(root: Path) -> dict:
-    import torch
-
-    path = root / "models" / "checkpoints" / "checkpoint_last.ckpt"
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-
-
-def assert_same_weights(a: dict, b: dict) -> None:
-    import torch
-
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    return checkpoint_weights(root / "models" / "checkpoints" / "checkpoint_last.ckpt")
 
 
 def run_and_kill_train(
@@ -167,13 +126,9 @@ def run_and_kill_train(
 
     ckpts = root / "models" / "checkpoints"
     proc = subprocess.Popen(
-        cmd, cwd=root, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    deadline = time.monotonic() + TIMEOUT_S
-    while not (ckpts / after).exists():
-        assert proc.poll() is None, proc.communicate()[0][-4000:]
-        assert time.monotonic() < deadline, "no step checkpoint in time"
-        time.sleep(0.01)
+    wait_until(ckpts / after, proc, "step checkpoint", timeout=TIMEOUT_S, poll=0.01)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if "gitnetic" in child.cmdline() and "train" in child.cmdline():

@@ -12,30 +12,17 @@ import torch
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.batching import max_tokens_batches
-from gitnetic.data.tokenizer import load_tokenizer
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
+from tests.helpers import marked_docs, write_shard
 
 Params = TransformerDataModule.Params
 MARK = 10  # document i starts with token MARK + i, so a batch row tells which document it is
 
 
 def write_shards(prefix: Path, sizes: list[int], seed: int = 0) -> list[np.ndarray]:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    rng = np.random.default_rng(seed)
-    docs = []
-    builder = IndexedDatasetBuilder(str(prefix), np.uint16)
-    for i, n in enumerate(sizes):
-        doc = np.concatenate([[MARK + i], rng.integers(5, 500, size=n - 1)]).astype(np.uint16)
-        builder.add_document(doc)
-        docs.append(doc)
-    builder.finalize()
+    docs = marked_docs(sizes, seed, MARK)
+    write_shard(prefix, docs)
     return docs
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
 
 
 @pytest.fixture
@@ -155,8 +142,8 @@ class Recorder(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def _fit(dm, tmp_path: Path, ckpt_path: str | None = None, **kwargs) -> Recorder:
-    module = Recorder()
+def _fit(dm, tmp_path: Path, ckpt_path: str | None = None, recorder=Recorder, **kwargs) -> Recorder:
+    module = recorder()
     trainer = L.Trainer(
         accelerator="cpu",
         devices=1,
@@ -208,24 +195,12 @@ def test_lightning_resume_with_accumulation_and_step_validation(tokenizer, shard
     prefix, _ = shards
 
     def fit(ckpt_path: str | None = None, callbacks=()) -> list[list[int]]:
-        module = ValidatingRecorder()
         params = Params(train_data_prefix=prefix, val_data_prefix=prefix, max_tokens=100, max_length=32)
-        trainer = L.Trainer(
-            accelerator="cpu",
-            max_steps=14,
-            accumulate_grad_batches=2,
-            val_check_interval=6,
-            check_val_every_n_epoch=None,
-            use_distributed_sampler=False,
-            logger=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            callbacks=list(callbacks),
-            default_root_dir=str(tmp_path),
-        )
-        trainer.fit(module, datamodule=TransformerDataModule(tokenizer, params), ckpt_path=ckpt_path)
-        return module.seen
+        dm = TransformerDataModule(tokenizer, params)
+        return _fit(
+            dm, tmp_path, ckpt_path, ValidatingRecorder, max_steps=14, accumulate_grad_batches=2,
+            val_check_interval=6, check_val_every_n_epoch=None, callbacks=list(callbacks),
+        ).seen  # fmt: skip
 
     ckpts = tmp_path / "ckpt"
     checkpoint = L.pytorch.callbacks.ModelCheckpoint(

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from gitnetic.data.batching import DistributedBatchSampler, max_tokens_batches
+from tests.helpers import marked_docs, write_shard
 
 SCRIPT = textwrap.dedent(
     """
@@ -64,21 +65,11 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _write(prefix: Path, sizes: list[int], seed: int) -> None:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    rng = np.random.default_rng(seed)
-    builder = IndexedDatasetBuilder(str(prefix), np.uint16)
-    for i, n in enumerate(sizes):
-        builder.add_document(np.concatenate([[10 + i], rng.integers(5, 500, size=n - 1)]).astype(np.uint16))
-    builder.finalize()
-
-
 def test_two_process_ddp_ranks_see_disjoint_slices_of_the_plan(tiny_tokenizer: Path, tmp_path: Path) -> None:
     sizes = np.random.default_rng(3).integers(2, 40, size=70).tolist()
     val_sizes = [5, 9, 3, 30, 12, 7, 21]
-    _write(tmp_path / "train", sizes, 0)
-    _write(tmp_path / "valid", val_sizes, 1)
+    write_shard(tmp_path / "train", marked_docs(sizes, seed=0))
+    write_shard(tmp_path / "valid", marked_docs(val_sizes, seed=1))
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT)
     env = {

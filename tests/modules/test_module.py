@@ -3,66 +3,26 @@
 from __future__ import annotations
 
 import json
-import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
-from gitnetic.data.tokenizer import load_tokenizer
 from gitnetic.modules.transformer_module import TransformerModule, mask_tokens, split_weight_decay_params
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, write_shard
+from tests.helpers import tiny_gpt2 as gpt2
+from tests.helpers import tiny_roberta as roberta
 
 Params = TransformerModule.Params
 
 
-@pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
-
-
-def gpt2(tokenizer, **overrides) -> transformers.GPT2LMHeadModel:
-    config = {
-        "n_embd": 32,
-        "n_layer": 2,
-        "n_head": 2,
-        "n_positions": 64,
-        "bos_token_id": 0,
-        "eos_token_id": 2,
-    }
-    config.update(overrides)
-    return transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=len(tokenizer), **config))
-
-
-def roberta(tokenizer, **overrides) -> transformers.RobertaForMaskedLM:
-    config = {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "max_position_embeddings": 64 + 2,
-        "pad_token_id": tokenizer.pad_token_id,
-        **overrides,
-    }
-    return transformers.RobertaForMaskedLM(transformers.RobertaConfig(vocab_size=len(tokenizer), **config))
-
-
 def write_shards(tokenizer, out: Path) -> tuple[str, str]:
     """Real MMIDIDX train/valid shards of the stdlib ``json`` package (one document per file)."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    files = sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py"))
-    prefixes = []
-    for split, chosen in (("train", files[1:]), ("valid", files[:1])):
-        builder = IndexedDatasetBuilder(str(out / split), np.uint16)
-        for path in chosen:
-            builder.add_document(tokenizer(path.read_text(encoding="utf-8"))["input_ids"])
-        builder.finalize()
-        prefixes.append(str(out / split))
-    return prefixes[0], prefixes[1]
+    docs = encode_files(tokenizer, stdlib_json_files())
+    return write_shard(out / "train", docs[1:]), write_shard(out / "valid", docs[:1])
 
 
 # ---------------------------------------------------------------------------- params
@@ -214,7 +174,6 @@ def test_clm_loss_and_gradients_are_bit_identical_to_slicing_the_logits(tokenize
 def test_short_training_lowers_the_loss_and_writes_dvclive_metrics(
     tokenizer, tmp_path: Path, objective: str
 ) -> None:
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
     from gitnetic.training.trainer import TransformerTrainer
 
     train, valid = write_shards(tokenizer, tmp_path)
@@ -231,19 +190,10 @@ def test_short_training_lowers_the_loss_and_writes_dvclive_metrics(
         num_sanity_val_steps=0,
     )
     model = gpt2(tokenizer) if objective == "clm" else roberta(tokenizer)
-    module = TransformerModule(
-        model=model, tokenizer=tokenizer, params=Params(learning_rate=3e-3, warmup_steps=4)
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train,
-            val_data_prefix=valid,
-            batch_size=8,
-            max_length=64,
-            packing=objective == "clm",
-        ),
-    )
+    module, dm = module_and_data(
+        tokenizer, model, train, valid, module={"learning_rate": 3e-3, "warmup_steps": 4},
+        batch_size=8, max_length=64, packing=objective == "clm",
+    )  # fmt: skip
     trainer.fit(module, dm)
 
     metrics = json.loads((tmp_path / "dvclive" / "metrics.json").read_text())

@@ -18,6 +18,8 @@ from types import ModuleType
 
 import pytest
 
+from tests.helpers import pipeline_env, run_ok
+
 REPO = Path(__file__).resolve().parents[2]
 SLURM_DIR = Path(os.environ.get("GITNETIC_SLURM_DIR", "/tmp/gitnetic-slurm"))
 PARTITION = os.environ.get("GITNETIC_SLURM_PARTITION", "cpu")
@@ -65,17 +67,6 @@ def pipeline() -> ModuleType:
 def run_cmd(pipeline: ModuleType):
     def run(*cmd: str, cwd: Path, env: dict[str, str] | None = None) -> str:
         """Run to completion; fail the test with the output's tail if it fails. Returns stdout+stderr."""
-        proc = subprocess.run(
-            list(cmd),
-            cwd=cwd,
-            env={**pipeline.env(), **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-        output = proc.stdout + proc.stderr
-        assert proc.returncode == 0, f"{' '.join(cmd)} failed ({proc.returncode}):\n{output[-8000:]}"
-        return output
+        return run_ok(*cmd, cwd=cwd, env=pipeline_env(**(env or {})), timeout=TIMEOUT_S)
 
     return run

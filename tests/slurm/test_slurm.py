@@ -22,6 +22,8 @@ import pytest
 import torch
 import yaml
 
+from tests.helpers import assert_same_weights
+
 pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 PROFILE = "workflow/profiles/slurm-local"
@@ -56,17 +58,6 @@ def copy_repo(src: Path, dst: Path) -> Path:
     for name in ("models", "dvclive", "metrics", "logs"):
         shutil.rmtree(dst / name, ignore_errors=True)
     return dst
-
-
-def state_dict(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
-
-
-def assert_same_weights(a: Path, b: Path) -> None:
-    sa, sb = state_dict(a), state_dict(b)
-    assert sa.keys() == sb.keys()
-    different = [k for k in sa if not torch.equal(sa[k], sb[k])]
-    assert not different, f"weights differ between {a} and {b}: {different[:5]}"
 
 
 @pytest.fixture(scope="module")

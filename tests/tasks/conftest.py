@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import read_texts, stdlib_json_files, train_tiny_tokenizer
 
 
 @pytest.fixture(scope="session")
 def task_tokenizer_dir(tmp_path_factory) -> Path:
     """A byte-level BPE (vocab 320) trained on a few stdlib files, saved like the tokenizer stage does."""
-    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
-
-    src = Path(os.__file__).parent / "json"
-    texts = [p.read_text(encoding="utf-8") for p in sorted(src.glob("*.py"))]
+    texts = read_texts(stdlib_json_files())
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
-    train_tokenizer(texts, out, TokenizerParams(vocab_size=320, model_max_length=256))
-    return out
+    return train_tiny_tokenizer(out, texts, vocab_size=320, model_max_length=256)
 
 
 @pytest.fixture

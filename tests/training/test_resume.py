@@ -8,7 +8,6 @@ masks all have to continue exactly.
 
 from __future__ import annotations
 
-import sysconfig
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,12 +15,9 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-import transformers
 
-from gitnetic.data.tokenizer import load_tokenizer
-from gitnetic.modules.transformer_datamodule import TransformerDataModule
-from gitnetic.modules.transformer_module import TransformerModule
 from gitnetic.training.trainer import TransformerTrainer
+from tests.helpers import encode_files, module_and_data, stdlib_json_dir, tiny_gpt2, tiny_roberta, write_shard
 
 MAX_STEPS, KILL_AT = 12, 5
 
@@ -42,27 +38,13 @@ class KillAt(L.Callback):
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
-
-
-@pytest.fixture(scope="module")
 def shards(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """~30 documents of 8-40 tokens: an epoch is 7-8 batches of 4, so 12 steps cross an epoch."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    text = (Path(sysconfig.get_paths()["stdlib"]) / "json" / "decoder.py").read_text(encoding="utf-8")
-    ids = np.array(tokenizer(text)["input_ids"])
-    lengths = np.random.default_rng(0).integers(8, 40, size=40)
+    (ids,) = encode_files(tokenizer, [stdlib_json_dir() / "decoder.py"])
+    ends = np.cumsum(np.random.default_rng(0).integers(8, 40, size=40))
+    docs = [ids[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
     out = tmp_path_factory.mktemp("resume_shards")
-    start = 0
-    for split, docs in (("train", lengths[:30]), ("valid", lengths[30:])):
-        builder = IndexedDatasetBuilder(str(out / split), np.uint16)
-        for n in docs:
-            builder.add_document(ids[start : start + n])
-            start += n
-        builder.finalize()
-    return str(out / "train"), str(out / "valid")
+    return write_shard(out / "train", docs[:30]), write_shard(out / "valid", docs[30:])
 
 
 def run(tokenizer, shards, objective: str, save_dir: Path, resume: str | None = None, callbacks=()):
@@ -79,38 +61,15 @@ def run(tokenizer, shards, objective: str, save_dir: Path, resume: str | None = 
     )
     trainer = TransformerTrainer(params, enable_model_summary=False, callbacks=list(callbacks))
     if objective == "clm":
-        config = transformers.GPT2Config(
-            vocab_size=len(tokenizer),
-            n_embd=16,
-            n_layer=2,
-            n_head=2,
-            n_positions=40,
-            bos_token_id=0,
-            eos_token_id=2,
-        )
-        model = transformers.GPT2LMHeadModel(config)
+        model = tiny_gpt2(tokenizer, n_embd=16, n_positions=40)
     else:
-        config = transformers.RobertaConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=16,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=32,
-            max_position_embeddings=40 + 2,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        model = transformers.RobertaForMaskedLM(config)
+        model = tiny_roberta(tokenizer, hidden_size=16, intermediate_size=32, max_position_embeddings=40 + 2)
+    config = model.config
     assert config.to_dict().get("hidden_dropout_prob", config.to_dict().get("resid_pdrop")) > 0  # dropout on
-    module = TransformerModule(
-        model=model, tokenizer=tokenizer, params=TransformerModule.Params(learning_rate=2e-3, warmup_steps=3)
-    )
-    train, valid = shards
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train, val_data_prefix=valid, batch_size=4, max_length=32, seed=7
-        ),
-    )
+    module, dm = module_and_data(
+        tokenizer, model, *shards, module={"learning_rate": 2e-3, "warmup_steps": 3},
+        batch_size=4, max_length=32, seed=7,
+    )  # fmt: skip
     lightning_trainer = trainer.fit(SimpleNamespace(module=module, datamodule=dm))  # a TaskModule-like task
     return lightning_trainer, module, dm
 
@@ -156,19 +115,13 @@ def test_killed_and_resumed_run_matches_the_uninterrupted_run(
 
 def test_fingerprint_covers_every_prefix_of_a_blend(tmp_path):
     """A blended train prefix names several shard sets: new data in any of them is another run."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
     from gitnetic.training.fingerprint import run_fingerprint
 
-    def write(prefix, docs):
-        with IndexedDatasetBuilder(tmp_path / prefix, "uint16") as builder:
-            for doc in docs:
-                builder.add_document(doc)
-
-    write("train-code", [[5, 6, 7]])
-    write("train-commits", [[8, 9]])
+    write_shard(tmp_path / "train-code", [[5, 6, 7]])
+    write_shard(tmp_path / "train-commits", [[8, 9]])
     spec = f"0.7 {tmp_path / 'train-code'} 0.3 {tmp_path / 'train-commits'}"
     before = run_fingerprint([{"train_data_prefix": spec}])
     assert "train_data_prefix (content)" in before["items"]
-    write("train-commits", [[8, 9, 10]])
+    write_shard(tmp_path / "train-commits", [[8, 9, 10]])
     after = run_fingerprint([{"train_data_prefix": spec}])
     assert after["digest"] != before["digest"]

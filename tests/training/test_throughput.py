@@ -4,15 +4,11 @@ and no effect at all on what is trained (bit-identical losses and weights with i
 from __future__ import annotations
 
 import json
-import sysconfig
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import transformers
 
-from gitnetic.data.tokenizer import load_tokenizer
 from gitnetic.training.progress import ProgressBar, si
 from gitnetic.training.throughput import (
     PEAK_TFLOPS,
@@ -22,26 +18,15 @@ from gitnetic.training.throughput import (
     matmul_params,
     peak_flops,
 )
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
-
-
-def gpt2(vocab: int, tie: bool = True) -> transformers.GPT2LMHeadModel:
-    config = transformers.GPT2Config(
-        vocab_size=vocab, n_embd=32, n_layer=2, n_head=2, n_positions=64, tie_word_embeddings=tie
-    )
-    return transformers.GPT2LMHeadModel(config)
-
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, write_shard
+from tests.helpers import tiny_gpt2 as gpt2
 
 # ---------------------------------------------------------------------------- FLOPs and peaks
 
 
 @pytest.mark.parametrize("tie", [True, False])
 def test_flops_per_token_counts_matmuls_not_embedding_lookups(tie: bool) -> None:
-    model = gpt2(500, tie=tie)
+    model = gpt2(500, tie_word_embeddings=tie)
     unique = {id(p): p for p in model.parameters()}.values()
     total = sum(p.numel() for p in unique)
     wte, wpe = 500 * 32, 64 * 32
@@ -79,20 +64,11 @@ def test_describe_model_and_si() -> None:
 
 
 def write_shards(tokenizer, out: Path) -> str:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    files = sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py"))
-    builder = IndexedDatasetBuilder(str(out / "train"), np.uint16)
-    for f in files:
-        builder.add_document(tokenizer.encode(f.read_text(encoding="utf-8")))
-    builder.finalize()
-    return str(out / "train")
+    return write_shard(out / "train", encode_files(tokenizer, stdlib_json_files()))
 
 
 def train(tokenizer, shards: str, out: Path, *, log_throughput: bool, progress: int = 0):
     """A real 6-step run (log every step); returns the module's final weights."""
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
-    from gitnetic.modules.transformer_module import TransformerModule
     from gitnetic.training.trainer import TransformerTrainer
 
     trainer = TransformerTrainer(
@@ -106,20 +82,11 @@ def train(tokenizer, shards: str, out: Path, *, log_throughput: bool, progress: 
             seed=5,
         )
     )
-    model = transformers.GPT2LMHeadModel(
-        transformers.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=2, n_head=2, n_positions=64)
-    )  # default dropout 0.1: the per-step reseeding is exercised too
-    module = TransformerModule(
-        model=model,
-        tokenizer=tokenizer,
-        params=TransformerModule.Params(learning_rate=3e-3, warmup_steps=2),
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=shards, batch_size=4, max_length=32, packing=True, seed=5
-        ),
-    )
+    model = gpt2(len(tokenizer))  # default dropout 0.1: the per-step reseeding is exercised too
+    module, dm = module_and_data(
+        tokenizer, model, shards, module={"learning_rate": 3e-3, "warmup_steps": 2},
+        batch_size=4, max_length=32, packing=True, seed=5,
+    )  # fmt: skip
     lightning_trainer = trainer.fit(module, dm)
     return {k: v.detach().clone() for k, v in module.state_dict().items()}, lightning_trainer, module
 

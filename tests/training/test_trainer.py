@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import sysconfig
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import transformers
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.tokenizer import load_tokenizer
+from gitnetic.common.errors import ConfigError
 from gitnetic.training.trainer import (
     TransformerTrainer,
     lightning_passthrough_params,
     trainer_kwargs_from_namespace,
 )
+from tests.helpers import encode_files, module_and_data, stdlib_json_files, tiny_gpt2, write_shard
 
 Params = TransformerTrainer.Params
 
@@ -157,52 +155,19 @@ def test_flags_and_lightning_pass_through(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
-
-
-@pytest.fixture(scope="module")
 def train_prefix(tokenizer, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
     out = tmp_path_factory.mktemp("shards") / "train"
-    builder = IndexedDatasetBuilder(str(out), np.uint16)
-    for path in sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py")):
-        builder.add_document(tokenizer(path.read_text(encoding="utf-8"))["input_ids"])
-    builder.finalize()
-    return str(out)
+    return write_shard(out, encode_files(tokenizer, stdlib_json_files()))
 
 
 def _fit(tokenizer, train_prefix: str, params, val_prefix: str | None = None, **kwargs):
-    from gitnetic.modules.transformer_datamodule import TransformerDataModule
-    from gitnetic.modules.transformer_module import TransformerModule
-
     torch.set_num_threads(1)
     trainer = TransformerTrainer(params, enable_model_summary=False, enable_progress_bar=False, **kwargs)
-    config = transformers.GPT2Config(
-        vocab_size=len(tokenizer),
-        n_embd=16,
-        n_layer=1,
-        n_head=2,
-        n_positions=32,
-        bos_token_id=0,
-        eos_token_id=2,
-    )
-    module = TransformerModule(
-        model=transformers.GPT2LMHeadModel(config),
-        tokenizer=tokenizer,
-        params=TransformerModule.Params(warmup_steps=2),
-    )
-    dm = TransformerDataModule(
-        tokenizer=tokenizer,
-        params=TransformerDataModule.Params(
-            train_data_prefix=train_prefix,
-            val_data_prefix=val_prefix,
-            batch_size=4,
-            max_length=32,
-            packing=True,
-        ),
-    )
+    model = tiny_gpt2(tokenizer, n_embd=16, n_layer=1, n_positions=32)
+    module, dm = module_and_data(
+        tokenizer, model, train_prefix, val_prefix, module={"warmup_steps": 2}, batch_size=4, max_length=32,
+        packing=True,
+    )  # fmt: skip
     return trainer.fit(module, dm), module
 
 
@@ -229,13 +194,9 @@ def test_checkpoint_cadence_final_and_last(tokenizer, train_prefix: str, tmp_pat
 
 def test_step_checkpoint_on_an_epoch_end_is_not_deferred_to_validation(tokenizer, tmp_path: Path) -> None:
     """Lightning defers saves on an epoch's last batch until the next validation; ours must not wait."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
     ids = np.arange(5, 5 + 32 * 12) % len(tokenizer)
     for split, n_tokens in (("train", 32 * 12), ("valid", 64)):  # packed: 12 blocks of 32 = 3 batches of 4
-        builder = IndexedDatasetBuilder(str(tmp_path / split), np.uint16)
-        builder.add_document(ids[:n_tokens])
-        builder.finalize()
+        write_shard(tmp_path / split, [ids[:n_tokens]])
     save_dir = tmp_path / "ckpt"
     params = Params(
         max_steps=7,
@@ -273,26 +234,3 @@ def test_resume_from_last_continues_the_step_count(tokenizer, train_prefix: str,
     # DVCLive continued the same metrics history instead of starting over; x axis = optimizer steps
     rows = (tmp_path / "dvclive" / "plots" / "metrics" / "train" / "tokens.tsv").read_text().splitlines()[1:]
     assert [r.split("\t") for r in rows] == [[str(s), f"{s * 4 * 32}.0"] for s in range(1, 7)]
-
-
-def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
-    from gitnetic.training.callbacks import AtomicCheckpointIO
-
-    io = AtomicCheckpointIO()
-    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
-    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
-    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
-        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
-    # ... leaves the previous checkpoint whole and no temp file behind
-    assert torch.load(path, weights_only=False)["global_step"] == 1
-    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
-
-
-def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
-    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
-    with pytest.raises(ConfigError, match="does not exist"):
-        trainer.resolve_checkpoint()
-    broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    with pytest.raises(DataError, match="truncated"):
-        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))

@@ -10,26 +10,18 @@ import pytest
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.batching import DistributedBatchSampler
 from gitnetic.data.blend import blend_samples, parse_blend
-from gitnetic.data.tokenizer import load_tokenizer
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
+from tests.helpers import write_shard
 
 Params = TransformerDataModule.Params
 
 
 def write_source(prefix: Path, n_docs: int, marker: int, length: int = 24) -> None:
     """Every token of source ``marker``'s documents is ``marker``: a batch row tells its source."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder
-
-    builder = IndexedDatasetBuilder(str(prefix), np.uint16)
     rng = np.random.default_rng(marker)
-    for _ in range(n_docs):
-        builder.add_document(np.full(int(rng.integers(4, length)), marker, dtype=np.uint16))
-    builder.finalize()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_tokenizer: Path):
-    return load_tokenizer(tiny_tokenizer)
+    write_shard(
+        prefix, (np.full(int(rng.integers(4, length)), marker, dtype=np.uint16) for _ in range(n_docs))
+    )
 
 
 @pytest.fixture

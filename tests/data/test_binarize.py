@@ -1,4 +1,5 @@
-"""``gitnetic preprocess``: JSONL splits -> MMIDIDX shards that equal a direct HF encoding, token for token."""
+"""``gitnetic preprocess`` (gitnetic/data/binarize.py behind its thin CLI): JSONL splits -> MMIDIDX shards
+that equal a direct HF encoding, token for token."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import numpy as np
@@ -19,14 +19,14 @@ from gitnetic.data.encoder import HFEncoder, TiktokenEncoder, build_encoder
 from gitnetic.data.indexed import IndexedDataset
 from gitnetic.data.splits import SPLITS
 from gitnetic.data.tokenizer import load_backend_tokenizer, load_tokenizer
+from tests.helpers import stdlib_json_files
 
 REPO = Path(__file__).resolve().parents[2]
 EOS = 2
 
 
 def _stdlib_docs(count: int) -> list[str]:
-    root = Path(sysconfig.get_paths()["stdlib"]) / "json"
-    texts = [p.read_text("utf-8") for p in sorted(root.glob("*.py"))]
+    texts = [p.read_text("utf-8") for p in stdlib_json_files()]
     extra = [
         'END = "</s>"  # a literal separator string in code\nSTART = "<s>"; PAD = "<pad>"\n',
         "",  # an empty document still gets its </s>

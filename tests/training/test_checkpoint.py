@@ -1,0 +1,37 @@
+"""gitnetic/training/checkpoint.py: atomic checkpoint writes, and one-line errors for missing or broken
+checkpoints to resume from. (Checkpoints written during real runs are tested in test_trainer.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.trainer import TransformerTrainer
+
+Params = TransformerTrainer.Params
+
+
+def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
+    from gitnetic.training.callbacks import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
+        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
+    # ... leaves the previous checkpoint whole and no temp file behind
+    assert torch.load(path, weights_only=False)["global_step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
+
+
+def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
+    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
+    with pytest.raises(ConfigError, match="does not exist"):
+        trainer.resolve_checkpoint()
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(DataError, match="truncated"):
+        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
