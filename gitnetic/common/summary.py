@@ -65,6 +65,15 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
             text += f" (unigram baseline {base:,.1f}: {verdict})"
         text += f" on {metrics.get('tokens', 0):,} test tokens  -> {eval_path}"
         rows.append(("held-out perplexity", text))
+    if metrics and metrics.get("next_line_samples"):
+        parts = []
+        for kind, name in (("next_line", "next-line"), ("infill", "infilling")):
+            if f"{kind}_exact_match" in metrics:
+                parts.append(
+                    f"{name} exact match {metrics[f'{kind}_exact_match']:.1%} "
+                    f"(edit similarity {metrics.get(f'{kind}_edit_similarity', 0):.0%})"
+                )
+        rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
 
     live_dir = train.get("dvclive_dir") or "dvclive"
     live = _read_json(root / live_dir / "metrics.json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -224,16 +225,28 @@ class Generator:
                 "this model's tokenizer has no FIM tokens (<fim_prefix> <fim_middle> <fim_suffix>), so it "
                 "cannot infill; train with a tokenizer made with --fim_tokens true and --fim_rate > 0"
             )
-        pre, suf = self.encoder.encode(prefix).tolist(), self.encoder.encode(suffix).tolist()
-        return [self.fim.prefix, *pre, self.fim.suffix, *suf, self.fim.middle]
+        return self.infill_token_ids(
+            self.encoder.encode(prefix).tolist(), self.encoder.encode(suffix).tolist()
+        )
+
+    def infill_token_ids(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+        """The PSM prompt around already-encoded prefix and suffix tokens (evaluate's infilling uses
+        the held-out shards' own tokens, cut at token boundaries as FIM training cuts them)."""
+        if self.fim is None:
+            raise ConfigError("this model's tokenizer has no FIM tokens, so it cannot infill")
+        return [self.fim.prefix, *map(int, prefix), self.fim.suffix, *map(int, suffix), self.fim.middle]
 
     def run(
         self,
         ids: list[int],
         params: GenerateParams,
         out: TextIO | None = None,
+        stop_ids: Sequence[int] = (),
     ) -> Generation:
-        """Generate after ``ids``; streams the new text to ``out`` (if given) as it is produced."""
+        """Generate after ``ids``; streams the new text to ``out`` (if given) as it is produced.
+
+        Generation ends at ``</s>`` (dropped from the result) or at any of ``stop_ids``, which is kept
+        (evaluate's next-line completion stops at the tokens that hold a newline)."""
         import torch
 
         if not ids:
@@ -254,8 +267,9 @@ class Generator:
             kwargs.update(
                 do_sample=True, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p
             )
-        if self.eos_id is not None:
-            kwargs["eos_token_id"] = int(self.eos_id)
+        stops = ([int(self.eos_id)] if self.eos_id is not None else []) + [int(i) for i in stop_ids]
+        if stops:
+            kwargs["eos_token_id"] = stops if len(stops) > 1 else stops[0]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
         if pad is not None:
             kwargs["pad_token_id"] = int(pad)

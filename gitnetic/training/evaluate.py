@@ -83,6 +83,28 @@ class EvaluateParams(TrainedModelParams):
             "bit-identical metrics whichever engine runs the stage."
         },
     )
+    completion_samples: int = field(
+        default=32,
+        metadata={
+            "help": "Held-out lines scored for next-line (and, with FIM tokens, infilling) exact match, "
+            "greedy (0 = off; causal LMs only). See gitnetic/training/completion.py."
+        },
+    )
+    completion_seed: int = field(
+        default=0, metadata={"help": "Seed that picks the completion lines (same seed, same lines)."}
+    )
+    completion_max_context: int = field(
+        default=0,
+        metadata={
+            "help": "Most tokens a completion prompt holds, generated line included (0 = the model's "
+            "window; at most that)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        from gitnetic.training.completion import check_params
+
+        check_params(self.completion_samples, self.completion_max_context)
 
 
 def _window_length(requested: int, config: Any, source: str) -> int:
@@ -267,16 +289,42 @@ def evaluate(params: EvaluateParams) -> dict[str, Any]:
         raise DataError(
             f"no tokens to score in {params.data_prefix} (documents too short or empty); check the preprocess stage"
         )
+    completion = _completion(params, model, tokenizer, _concat(datasets), objective)
     metrics = {
         **_scores(nll_sum, uni_sum, n_tokens),
         "objective": objective,
         "checkpoint": ckpt["_path"],
         "global_step": int(ckpt.get("global_step", 0) or 0),
         "data_prefix": params.data_prefix,
+        **completion,
     }
     if len(blend) > 1:  # a single prefix keeps the metrics file it always had
         metrics["per_source"] = per_source
     return metrics
+
+
+def _completion(
+    params: EvaluateParams, model: Any, tokenizer: Any, dataset: Any, objective: str
+) -> dict[str, Any]:
+    """Next-line / infilling exact match (gitnetic/training/completion.py) on the documents of every
+    scored prefix (in blend order); causal LMs only."""
+    from gitnetic.training.completion import completion_metrics
+
+    if objective != "clm":
+        if params.completion_samples:
+            logger.info(
+                "completion metrics skipped: they need a causal LM, this one is scored as %s", objective
+            )
+        return {}
+    return completion_metrics(
+        model,
+        tokenizer,
+        dataset,
+        params.completion_samples,
+        seed=params.completion_seed,
+        max_context=params.completion_max_context,
+        max_documents=params.max_documents,
+    )
 
 
 def _safe_exp(x: float) -> float:

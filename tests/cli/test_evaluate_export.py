@@ -50,13 +50,18 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     # every token but the first of each document is predicted exactly once
     assert metrics["tokens"] == int(sum(max(int(n) - 1, 0) for n in IndexedDataset(test_prefix).sizes))
     assert not list(out.parent.glob(".*tmp"))  # the atomic write left no temporary behind
+    # code-completion metrics (gitnetic/training/completion.py): 32 held-out lines by default; the
+    # tokenizer has no FIM tokens, so no infilling
+    assert metrics["next_line_samples"] == 32 and 0 <= metrics["next_line_exact_match"] <= 1
+    assert "infill_exact_match" not in metrics and "infill_samples" not in metrics
 
     # shorter windows and smaller batches score the same tokens, with a little less context
     small = evaluate(
         args, tmp_path / "small.json", "--data_prefix", test_prefix, "--train_prefix", train_prefix,
-        "--max_length", "48", "--batch_size", "3",
+        "--max_length", "48", "--batch_size", "3", "--completion_samples", "0",
     )  # fmt: skip
     assert small["tokens"] == metrics["tokens"]
+    assert not any(key.startswith(("next_line", "infill")) for key in small)  # 0 turns them off
     assert small["unigram_perplexity"] == pytest.approx(metrics["unigram_perplexity"])
     assert metrics["loss"] <= small["loss"] + 0.05 and small["loss"] - metrics["loss"] < 0.5
 
@@ -153,6 +158,8 @@ def test_bad_checkpoints_are_one_line_errors(
         (["--data_prefix", "{tmp}/nope"], "nope"),
         (["--data_prefix", "{shards}/valid", "--max_length", "2000"], "n_positions=1024 is too small"),
         (["--data_prefix", "{shards}/valid", "--objective", "gpt"], "invalid choice"),
+        (["--data_prefix", "{shards}/valid", "--completion_samples", "-1"], "--completion_samples must be"),
+        (["--data_prefix", "{shards}/valid", "--completion_max_context", "8"], "--completion_max_context must"),
     ],
 )
 def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys):

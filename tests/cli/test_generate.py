@@ -129,3 +129,20 @@ def test_fim_training_then_generate_from_checkpoint_equals_export_and_infills(
     assert rc_file == 0 and rc_flags == 0, err
     assert by_file == by_flags
     assert "<fim_" not in by_file and "</s>" not in by_file
+
+    # evaluate scores the same FIM model's infilling too (gitnetic/training/completion.py), and a seed
+    # picks the same lines every time
+    def scores(seed: int) -> dict:
+        out = tmp_path / f"eval-{seed}.json"
+        assert cli_main.main([
+            "evaluate", "--checkpoint", str(save_dir), "--config_path", str(GPT2_TINY),
+            "--tokenizer_path", str(fim_tokenizer), "--data_prefix", str(fim_shards / "test"),
+            "--max_length", "64", "--completion_samples", "8", "--completion_seed", str(seed),
+            "--output", str(out),
+        ]) == 0  # fmt: skip
+        return json.loads(out.read_text())
+
+    metrics = scores(0)
+    assert metrics["next_line_samples"] == metrics["infill_samples"] == 8
+    assert 0 <= metrics["next_line_exact_match"] <= 1 and 0 <= metrics["infill_exact_match"] <= 1
+    assert scores(0) == metrics

@@ -168,6 +168,9 @@ def test_dvc_repro_runs_every_stage_and_writes_outputs(dvc_repo: dict) -> None:
     assert {"loss", "perplexity", "tokens", "unigram_perplexity"} <= set(metrics)
     assert metrics["tokens"] > 0
     assert metrics["perplexity"] == pytest.approx(2.718281828 ** metrics["loss"], rel=1e-3)
+    # code-completion metrics (params.yaml evaluate.completion_samples); no FIM tokens, so no infilling
+    assert metrics["next_line_samples"] > 0 and 0 <= metrics["next_line_exact_match"] <= 1
+    assert "infill_exact_match" not in metrics
     # run outputs are DVC-tracked and git-ignored, never committed
     ignored = run("git", "check-ignore", "data/bin", "models/checkpoints", "models/hf", cwd=root)
     assert "data/bin" in ignored and "models/hf" in ignored
@@ -193,6 +196,7 @@ def test_pipeline_console_is_clean_and_ends_with_a_summary(dvc_repo: dict) -> No
     assert "train: GPT2LMHeadModel" in output and re.search(r"train: 40 steps, [\d,]+ tokens in", output)
     summary = run(sys.executable, "-m", "gitnetic", "summary", cwd=dvc_repo["root"])
     assert "held-out perplexity" in summary and "unigram baseline" in summary
+    assert "next-line exact match" in summary
     assert "models/checkpoints/checkpoint_last.ckpt" in summary and "models/hf" in summary
     assert "dvc exp show" in summary and "dvc plots show" in summary
     assert max(len(line) for line in summary.splitlines()) < 200
