@@ -615,39 +615,22 @@ def binarize_range_by_source(
     Every prefix is written, empty where no document of the range is routed to it."""
     from gitnetic.data.encoder import EncoderMismatch
 
+    same = dict(
+        dtype=dtype,
+        eos_id=eos_id,
+        shard_index=shard_index,
+        num_shards=num_shards,
+        workers=workers,
+        batch_size=batch_size,
+        staged=staged,
+    )
     try:
         return _binarize_range(
-            path,
-            prefixes,
-            routes,
-            encoder,
-            dtype,
-            eos_id,
-            shard_index,
-            num_shards,
-            workers,
-            batch_size,
-            verifier,
-            verify_every,
-            staged,
+            path, prefixes, routes, encoder, verifier=verifier, verify_every=verify_every, **same
         )
     except EncoderMismatch as exc:
         log.warning("preprocess: %s in %s; redoing %s with the HF encoder", exc, path, ", ".join(prefixes))
-        return _binarize_range(
-            path,
-            prefixes,
-            routes,
-            verifier,
-            dtype,
-            eos_id,
-            shard_index,
-            num_shards,
-            workers,
-            batch_size,
-            None,
-            0,
-            staged,
-        )
+        return _binarize_range(path, prefixes, routes, verifier, verifier=None, verify_every=0, **same)
 
 
 def _binarize_range(
