@@ -144,8 +144,11 @@ def _checkpoints_newest_first(save_dir: Path) -> list[Path]:
         key=lambda p: int(_STEP.search(p.name).group(1)),  # type: ignore[union-attr]
         reverse=True,
     )
+    # by step, not checkpoint_last first: a run killed between writing checkpoint_stepN.ckpt and moving
+    # the checkpoint_last link to it has a complete newer checkpoint than the link; the link is the
+    # fallback for a folder without step files
     last = save_dir / "checkpoint_last.ckpt"
-    return ([last] if last.is_file() else []) + steps
+    return steps + ([last] if last.is_file() else [])
 
 
 def _read(path: Path) -> dict[str, Any] | None:
