@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
@@ -144,11 +145,14 @@ def _checkpoints_newest_first(save_dir: Path) -> list[Path]:
         key=lambda p: int(_STEP.search(p.name).group(1)),  # type: ignore[union-attr]
         reverse=True,
     )
-    # by step, not checkpoint_last first: a run killed between writing checkpoint_stepN.ckpt and moving
-    # the checkpoint_last link to it has a complete newer checkpoint than the link; the link is the
-    # fallback for a folder without step files
     last = save_dir / "checkpoint_last.ckpt"
-    return steps + ([last] if last.is_file() else [])
+    if not last.is_file():
+        return steps
+    # checkpoint_last is a hard link to the step file it names; step files newer than that one come
+    # first: a run killed between writing checkpoint_stepN.ckpt and moving the link has a complete
+    # newer checkpoint than the link
+    linked = next((i for i, p in enumerate(steps) if os.path.samefile(p, last)), 0)
+    return steps[:linked] + [last] + steps[linked:]
 
 
 def _read(path: Path) -> dict[str, Any] | None:
