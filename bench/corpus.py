@@ -17,8 +17,9 @@ threshold, such as ``encodings/cp857.py`` vs ``cp850.py`` at 0.835). Reported pe
 recall (positives dropped), precision (drops that are positives; a borderline drop counts as an
 error), precision against distinct files (drops that are not distinct), and how many borderline
 documents were dropped. Why the margin: 128-permutation MinHash estimates a Jaccard of 0.83 with a
-standard error of about 0.033, so any hard-threshold dedup drops some pairs just under it; those are
-near-copies, not distinct files, and the two precisions keep both facts visible.
+standard error of about 0.033, so a dedup that decided on the estimate would drop some pairs just under
+the threshold (near-copies, not distinct files); the two precisions keep both facts visible. The stage
+verifies candidates exactly, so it should drop no borderline document at all.
 
 Each configuration runs ``collect_corpus`` in a fresh subprocess, so its peak RSS is its own.
 Run: ``python bench/corpus.py`` (prints a Markdown table; nothing is asserted).

@@ -380,7 +380,24 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
                 _remove_stale(out, params.num_shards)
             if routes is not None:  # a split-wide prefix from an earlier run would shadow the new ones
                 _remove_stale(prefix, params.num_shards, keep=False)
+            elif params.input is None:  # per-source prefixes of an earlier --by_source run are stale too
+                for name in _corpus_source_names(Path(params.input_dir) / "stats.json"):
+                    _remove_stale(source_prefix(prefix, name), params.num_shards, keep=False)
     return all_stats
+
+
+def _corpus_source_names(stats_path: Path) -> list[str]:
+    """The corpus's source names (from its stats.json; none when it is missing or unreadable).
+
+    Only these per-source prefixes are cleaned after a run without ``--by_source``: a name is known to
+    be a corpus source, never a file of the user's own that happens to share the output folder. Group
+    names (``--source_groups``) are not recorded there, so a grouped prefix stays until removed by hand.
+    """
+    try:
+        sources = json.loads(stats_path.read_text(encoding="utf-8")).get("sources")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [name for name in sources if isinstance(name, str)] if isinstance(sources, dict) else []
 
 
 def _print_split(path: Path, prefix: str, stats: list[ShardStats], dtype: np.dtype) -> None:

@@ -178,7 +178,10 @@ class CorpusParams(DataclassBase):
     )
     near_dedup_threshold: float = field(
         default=0.85,
-        metadata={"help": "Near-dedup: estimated Jaccard similarity at which a copy is dropped."},
+        metadata={
+            "help": "Near-dedup: exact Jaccard similarity of word shingles at which a later copy is "
+            "dropped (MinHash proposes candidates, an exact comparison decides)."
+        },
     )
     near_dedup_ngram: int = field(default=5, metadata={"help": "Near-dedup: words per shingle."})
     near_dedup_num_perm: int = field(default=128, metadata={"help": "Near-dedup: MinHash permutations."})
@@ -401,11 +404,14 @@ class _Cleaner:
         if params.near_dedup:
             from gitnetic.data.neardup import NearDuplicateIndex
 
+            spill_dir = Path(params.out_dir)  # the kept texts for exact verification, beside the outputs
+            spill_dir.mkdir(parents=True, exist_ok=True)
             self.near = NearDuplicateIndex(
                 params.near_dedup_threshold,
                 params.near_dedup_ngram,
                 params.near_dedup_num_perm,
                 params.near_dedup_library,
+                spill_dir=str(spill_dir),
             )
         self.seen: set[bytes] = set()
         self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
@@ -461,6 +467,8 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             stats.files_matched += src.files_matched
             stats.files_not_collected += src.files_not_collected
             stats.stopped_by = stats.stopped_by or src.stopped_by
+        if cleaner.near is not None:
+            cleaner.near.close()
         _check_not_empty(stats, params, "; ".join(descriptions))
         _fill_empty_splits(kept, writers, stats, params)
     with atomic_open(out_dir / "stats.json", "w", encoding="utf-8") as fh:

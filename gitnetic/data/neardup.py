@@ -1,7 +1,7 @@
-"""Near-duplicate removal: MinHash signatures over word n-gram shingles, banded LSH, verified Jaccard.
+"""Near-duplicate removal: MinHash signatures over word n-gram shingles, banded LSH, exact verification.
 
 Documents are offered one at a time in corpus order (sources as listed, then each source's stable
-order). The **first** copy of a group of near-duplicates survives and every later one whose estimated
+order). The **first** copy of a group of near-duplicates survives and every later one whose *exact*
 Jaccard similarity with a kept document reaches ``threshold`` is dropped, so the survivor is the same on
 every run. The corpus stage calls this before it assigns splits, so near-copies never straddle
 train/test.
@@ -9,29 +9,37 @@ train/test.
 Shingles follow BigCode: the text is split into words (``\\w+``), and each run of ``ngram`` consecutive
 words is one shingle (a shorter document is one shingle). LSH bands are chosen so that a pair at exactly
 ``threshold`` becomes a candidate with probability >= 0.99 (for 128 permutations and 0.85: 16 bands x 8
-rows); every candidate is then checked against its stored signature, so LSH false positives cost time,
-never documents.
+rows). MinHash only *proposes*: a candidate whose signature estimate is within ``verify_margin`` of the
+threshold (3 standard errors of the estimate, about 0.095 at 128 permutations and 0.85) is re-read and
+compared on its exact shingle set, best estimate first, and the first one at or above the threshold is
+the match. Why exact: a hard threshold on the estimate drops near-copies just *under* the threshold about
+as often as it keeps ones just over it (bench/corpus.py found stdlib code-page tables at 0.835 dropped),
+and verification costs one re-read per candidate, not per document.
 
 Memory: the state grows with the number of *kept* documents only, about ``num_perm * 8`` bytes of
-signature (1 KB at 128) plus the library's band tables (``bands`` hash keys per document), i.e. roughly
-2 KB per kept document: 1 GB for ~500k documents. Dropped documents cost nothing.
+signature (1 KB at 128) plus the library's band tables (``bands`` hash keys per document) plus 16 bytes
+to find the kept text again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept
+texts themselves go to an unlinked temporary file on disk (as large as the kept corpus, gone when the
+index is), never to memory. Dropped documents cost nothing.
 
 Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default: in
-bench/corpus.py it added 0.2 s to a 4 MB corpus where datasketch added 2.7 s, with recall 1.00 vs 0.91
-against exact-Jaccard ground truth and half the peak RSS; see bench/RESULTS.md) and ``datasketch``
-(Python/NumPy).
+bench/corpus.py it added 0.2 s to a 4 MB corpus where datasketch added 2.7 s, with half the peak RSS; see
+bench/RESULTS.md) and ``datasketch`` (Python/NumPy).
 """
 
 from __future__ import annotations
 
+import math
 import re
+import tempfile
+from array import array
 from typing import Literal
 
 import numpy as np
 
 from gitnetic.common.errors import ConfigError
 
-__all__ = ["NearDuplicateIndex", "lsh_bands", "shingles"]
+__all__ = ["NearDuplicateIndex", "jaccard", "lsh_bands", "shingles"]
 
 _WORD = re.compile(r"\w+")
 
@@ -42,6 +50,12 @@ def shingles(text: str, ngram: int) -> set[str]:
     if len(words) <= ngram:
         return {" ".join(words)}
     return set(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))  # stops at the shortest
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    """Exact Jaccard similarity of two shingle sets."""
+    inter = len(a & b)
+    return inter / (len(a) + len(b) - inter) if a or b else 1.0
 
 
 def lsh_bands(num_perm: int, threshold: float, min_recall: float = 0.99) -> tuple[int, int]:
@@ -66,6 +80,7 @@ class NearDuplicateIndex:
         num_perm: int = 128,
         library: Literal["rensa", "datasketch"] = "rensa",
         seed: int = 1,
+        spill_dir: str | None = None,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"near_dedup_threshold must be in (0, 1], got {threshold}")
@@ -75,8 +90,14 @@ class NearDuplicateIndex:
             )
         self.threshold, self.ngram, self.num_perm, self.library = threshold, ngram, num_perm, library
         self.bands, self.rows = lsh_bands(num_perm, threshold)
+        # a candidate's estimate below this cannot plausibly hide an exact Jaccard >= threshold
+        self.verify_margin = 3.0 * math.sqrt(threshold * (1.0 - threshold) / num_perm)
         self._signatures = np.zeros((1024, num_perm), dtype=np.uint64)
+        self._spill = tempfile.TemporaryFile(prefix="gitnetic-neardup-", dir=spill_dir)
+        self._spans = array("Q")  # (offset, length) of each kept text in the spill file
+        self._spill_end = 0
         self.kept = 0
+        self.verified = 0  # exact comparisons made (stats for the benchmark; no effect on the result)
         if library == "rensa":
             import rensa
 
@@ -95,35 +116,52 @@ class NearDuplicateIndex:
         else:
             raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
 
-    def _minhash(self, text: str) -> tuple[object, np.ndarray]:
+    def _minhash(self, text: str) -> tuple[object, np.ndarray, set[str]]:
         items = shingles(text, self.ngram)
         if self.library == "rensa":
             mh = self._rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
             mh.update(items)
-            return mh, np.asarray(mh.digest(), dtype=np.uint64)
+            return mh, np.asarray(mh.digest(), dtype=np.uint64), items
         mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([s.encode("utf-8") for s in items])
-        return mh, mh.hashvalues.astype(np.uint64)
+        return mh, mh.hashvalues.astype(np.uint64), items
 
-    def find(self, text: str) -> tuple[int | None, tuple[object, np.ndarray]]:
-        """``(key of the kept near-duplicate or None, signature)``; pass the signature to :meth:`add`
-        to keep ``text`` (the caller may still decide not to, e.g. at a size cap)."""
-        mh, signature = self._minhash(text)
-        candidates = sorted(int(k) for k in self._lsh.query(mh))
-        if candidates:
-            sims = (self._signatures[candidates] == signature).mean(axis=1)
-            best = int(np.argmax(sims))
-            if sims[best] >= self.threshold:
-                return candidates[best], (mh, signature)
-        return None, (mh, signature)
+    def _kept_text(self, key: int) -> str:
+        offset, length = self._spans[2 * key], self._spans[2 * key + 1]
+        self._spill.seek(offset)
+        return self._spill.read(length).decode("utf-8")
 
-    def add(self, signed: tuple[object, np.ndarray]) -> int:
+    def find(self, text: str) -> tuple[int | None, tuple]:
+        """``(key of the kept near-duplicate or None, signed)``; pass ``signed`` to :meth:`add` to keep
+        ``text`` (the caller may still decide not to, e.g. at a size cap)."""
+        mh, signature, items = self._minhash(text)
+        signed = (mh, signature, text)
+        candidates = np.array(sorted(int(k) for k in self._lsh.query(mh)), dtype=np.int64)
+        if not candidates.size:
+            return None, signed
+        estimates = (self._signatures[candidates] == signature).mean(axis=1)
+        order = np.argsort(-estimates, kind="stable")  # best estimate first, ties by key
+        for i in order:
+            if estimates[i] < self.threshold - self.verify_margin:
+                break
+            self.verified += 1
+            key = int(candidates[i])
+            if jaccard(items, shingles(self._kept_text(key), self.ngram)) >= self.threshold:
+                return key, signed
+        return None, signed
+
+    def add(self, signed: tuple) -> int:
         """Index a kept document; returns its key (0, 1, 2, ... in the order added)."""
-        mh, signature = signed
+        mh, signature, text = signed
         key = self.kept
         if key == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
         self._signatures[key] = signature
+        data = text.encode("utf-8")
+        self._spill.seek(self._spill_end)
+        self._spill.write(data)
+        self._spans.extend((self._spill_end, len(data)))
+        self._spill_end += len(data)
         self._lsh.insert(key, mh)
         self.kept += 1
         return key
@@ -135,6 +173,11 @@ class NearDuplicateIndex:
             self.add(signed)
         return match
 
+    def close(self) -> None:
+        """Delete the spill file now rather than when the index is collected."""
+        self._spill.close()
+
     def state_bytes(self) -> int:
-        """Bytes held by the stored signatures (the band tables come on top; see the module doc)."""
-        return int(self._signatures.nbytes)
+        """Bytes held in memory by the stored signatures and text spans (the band tables come on top;
+        see the module doc)."""
+        return int(self._signatures.nbytes) + self._spans.itemsize * len(self._spans)

@@ -159,7 +159,10 @@ def test_bad_checkpoints_are_one_line_errors(
         (["--data_prefix", "{shards}/valid", "--max_length", "2000"], "n_positions=1024 is too small"),
         (["--data_prefix", "{shards}/valid", "--objective", "gpt"], "invalid choice"),
         (["--data_prefix", "{shards}/valid", "--completion_samples", "-1"], "--completion_samples must be"),
-        (["--data_prefix", "{shards}/valid", "--completion_max_context", "8"], "--completion_max_context must"),
+        (
+            ["--data_prefix", "{shards}/valid", "--completion_max_context", "8"],
+            "--completion_max_context must",
+        ),
     ],
 )
 def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys):

@@ -287,6 +287,11 @@ def test_by_source_writes_one_prefix_per_source(tmp_path: Path, tiny_tokenizer: 
     _run(tiny_tokenizer, tmp_path / "in", tmp_path / "switch", "--splits", "valid")
     _run(tiny_tokenizer, tmp_path / "in", tmp_path / "switch", "--splits", "valid", "--by_source")
     assert not (tmp_path / "switch" / "valid.idx").exists() and (tmp_path / "switch" / "valid-a.idx").exists()
+    # and back: turning --by_source off removes the corpus sources' prefixes; a file of the user's own
+    # in the same folder (not a corpus source's name) is left alone
+    (tmp_path / "switch" / "valid-mine.idx").write_bytes((tmp_path / "switch" / "valid-a.idx").read_bytes())
+    _run(tiny_tokenizer, tmp_path / "in", tmp_path / "switch", "--splits", "valid")
+    assert sorted(os.listdir(tmp_path / "switch")) == ["valid-mine.idx", "valid.bin", "valid.idx"]
 
     # --input form: OUTPUT_PREFIX-{source}, names from the stats.json beside the file
     pp.main(["--tokenizer_path", str(tiny_tokenizer), "--input", str(tmp_path / "in" / "valid.jsonl"),

@@ -221,3 +221,29 @@ def test_lsh_bands_reach_the_recall_target() -> None:
     assert lsh_bands(128, 0.85) == (16, 8)
     bands, rows = lsh_bands(256, 0.7)
     assert 1 - (1 - 0.7**rows) ** bands >= 0.99
+
+
+def test_near_dedup_decides_on_exact_jaccard_not_the_minhash_estimate() -> None:
+    """Pairs straddling the threshold: the drop decision must equal exact Jaccard >= 0.85 for every one.
+    A 128-permutation estimate has a standard error of ~0.03 here, so deciding on it gets several of
+    these 40 pairs wrong (the stdlib's cp857/cp850 tables at 0.835 were dropped that way)."""
+    import random
+
+    from gitnetic.data.neardup import jaccard, shingles
+
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(5000)]
+    decided = []
+    for trial in range(40):
+        words = rng.sample(vocab, 400)
+        copy = list(words)
+        for i in rng.sample(range(len(copy)), rng.randint(4, 8)):  # exact Jaccard ~0.82-0.90
+            copy[i] = f"x{trial}_{i}"
+        exact = jaccard(shingles(" ".join(words), 5), shingles(" ".join(copy), 5))
+        index = NearDuplicateIndex()
+        index.add_or_match(" ".join(words))
+        dropped = index.add_or_match(" ".join(copy)) == 0
+        decided.append((round(exact, 3), dropped, exact >= 0.85))
+    assert all(dropped == truth for _, dropped, truth in decided), decided
+    assert 5 <= sum(truth for *_, truth in decided) <= 35, decided  # both sides of the threshold tried
+    assert sum(0.8 <= e < 0.9 for e, *_ in decided) >= 15, decided  # and mostly close to it
