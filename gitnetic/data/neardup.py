@@ -97,7 +97,6 @@ class NearDuplicateIndex:
         self._spans = array("Q")  # (offset, length) of each kept text in the spill file
         self._spill_end = 0
         self.kept = 0
-        self.verified = 0  # exact comparisons made (stats for the benchmark; no effect on the result)
         if library == "rensa":
             import rensa
 
@@ -144,7 +143,6 @@ class NearDuplicateIndex:
         for i in order:
             if estimates[i] < self.threshold - self.verify_margin:
                 break
-            self.verified += 1
             key = int(candidates[i])
             if jaccard(items, shingles(self._kept_text(key), self.ngram)) >= self.threshold:
                 return key, signed
