@@ -23,8 +23,8 @@ texts themselves go to an unlinked temporary file on disk (as large as the kept 
 index is), never to memory. Dropped documents cost nothing.
 
 Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default: in
-bench/corpus.py it added 0.2 s to a 4 MB corpus where datasketch added 2.7 s, with half the peak RSS; see
-bench/RESULTS.md) and ``datasketch`` (Python/NumPy).
+bench/corpus.py it added 0.3 s to a 4 MB corpus where datasketch added 1.1 s, with half the peak RSS and
+the same decisions; see bench/RESULTS.md) and ``datasketch`` (Python/NumPy).
 """
 
 from __future__ import annotations
