@@ -74,6 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(exc, "report", True):
             print(f"gitnetic {name}: {'' if code != 2 else 'error: '}{exc}", file=sys.stderr)
         return code
+    except OSError as exc:
+        if exc.filename is None:
+            raise  # not about a path the user can fix: keep the traceback for the bug report
+        # an output folder under a file, a read-only mount, a full disk: the path and the reason suffice
+        print(
+            f"gitnetic {name}: error: cannot use {exc.filename}: {exc.strerror or exc}; check the path, "
+            "that its folder is writable and that the disk has space",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print(f"gitnetic {name}: interrupted", file=sys.stderr)
         return 130

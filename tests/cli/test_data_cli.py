@@ -66,6 +66,10 @@ def test_corpus_then_tokenizer_from_params_yaml(tiny_corpus_dir: Path, tmp_path:
         (["corpus", "--config", "params.yaml:nosection"], "gitnetic corpus: error: config file"),
         (["tokenizer", "--train_file", "missing.jsonl"], "gitnetic tokenizer: error: train split"),
         (
+            ["corpus", "--source", "dir", "--path", ".", "--out_dir", "bad.jsonl/out"],
+            "gitnetic corpus: error: cannot use bad.jsonl/out: Not a directory",
+        ),
+        (
             ["tokenizer", "--train_file", "bad.jsonl", "--vocab_size", "300"],
             "gitnetic tokenizer: error: bad.jsonl:2",
         ),
