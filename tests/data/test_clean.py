@@ -135,13 +135,13 @@ def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None
     assert recs["commit"]["text"].startswith("Add creds for <EMAIL>\n\n")
     stats = json.loads((out / "stats.json").read_text())
     assert stats["sources"]["code"]["redacted"] == {
-        "aws_access_key": 1,
-        "basic_auth_credentials": 1,
+        "aws_access_token": 1,
         "email": 1,
-        "github_token": 1,
+        "github_pat": 1,
         "private_key": 1,
-        "slack_token": 1,
-        "stripe_access_key": 1,
+        "slack_bot_token": 1,
+        "stripe_access_token": 1,
+        "url_password": 1,
     }
     assert stats["sources"]["hist"]["redacted"]["email"] == 2  # message + diff
 
