@@ -41,6 +41,7 @@ from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temp
 from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
+from gitnetic.data.licenses import source_licenses
 from gitnetic.data.sources import SourceParams, open_source
 from gitnetic.data.sources.git_history import HISTORY_SKIPS
 from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
@@ -138,7 +139,7 @@ class CorpusParams(DataclassBase):
             "help": "Several named sources in one corpus, read in this order (params.yaml: a list of "
             "mappings; flag: one YAML mapping per source, e.g. '{name: code, type: dir, path: src}'). "
             "Keys per source: name, type (stdlib|dir|git|git-history), path, rev, rev_range, max_commits, "
-            "no_merges, max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes (see "
+            "no_merges, max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes, licenses (see "
             "docs/corpus.md). When set, the single-source keys source/path/rev/include/exclude/max_* are "
             "not used."
         },
@@ -302,6 +303,7 @@ class CorpusStats:
     files_not_collected: int = 0
     stopped_by: str | None = None
     sources: dict[str, SourceStats] = field(default_factory=dict)
+    licenses: dict[str, str | None] = field(default_factory=dict)  # source name -> SPDX expression
 
     @property
     def total_documents(self) -> int:
@@ -331,6 +333,7 @@ class CorpusStats:
             "files_not_collected": self.files_not_collected,
             "stopped_by": self.stopped_by,
             "sources": {name: src.to_dict() for name, src in self.sources.items()},
+            "licenses": self.licenses,
         }
 
 
@@ -425,6 +428,8 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
     single = not params._sources
     cleaner = _Cleaner(params)
     stats = CorpusStats(source="", out_dir=str(out_dir))
+    # licenses first: a source its allow-list refuses stops the stage before anything is written
+    stats.licenses = dict(source_licenses(sources))
     kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
     # The splits and stats.json replace the previous ones as one group (stats.json, written last, marks
     # a complete set): a run killed at any point never leaves a new split beside an old one.
@@ -676,6 +681,7 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
     )
     for name, src in stats.sources.items():
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
+        log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
         for key, n in src.skipped.items():
             if n:
                 log.info(

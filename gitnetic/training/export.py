@@ -1,7 +1,9 @@
 """Export a training checkpoint as a ``from_pretrained``-ready Hugging Face folder.
 
-The folder holds the HF model (safetensors + config), the tokenizer and a generation config with the
-tokenizer's special ids, so ``AutoModelFor*.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``
+The folder holds the HF model (safetensors + config), the tokenizer, a generation config with the
+tokenizer's special ids, and ``licenses.json``: the license of each corpus source the model was trained
+on, as the corpus stage recorded it (``stats.json`` -> ``licenses``; see :mod:`gitnetic.data.licenses`),
+so whoever gets the model gets the obligations with it. So ``AutoModelFor*.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``
 work offline and ``generate`` stops at ``</s>``. It is written atomically: a failed export never
 replaces a good one. The model is rebuilt by :func:`gitnetic.training.checkpoint.load_trained_model`,
 the same loader evaluation uses.
@@ -10,14 +12,20 @@ the same loader evaluation uses.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from gitnetic.training.checkpoint_params import TrainedModelParams
 
-__all__ = ["EXPORT_INFO", "ExportParams", "export"]
+__all__ = ["EXPORT_INFO", "LICENSES_JSON", "ExportParams", "corpus_licenses", "export"]
+
+log = logging.getLogger(__name__)
 
 # What was exported, written next to the model: checkpoint, step, class, objective, config, tokenizer.
 EXPORT_INFO = "gitnetic_export.json"
+# Per-source licenses of the training corpus, written next to the model: {"<source>": "<SPDX>" | null}.
+LICENSES_JSON = "licenses.json"
 
 
 @dataclass
@@ -25,6 +33,28 @@ class ExportParams(TrainedModelParams):
     """Export: which checkpoint, how its model was built, where to write the folder."""
 
     output_dir: str = field(default="models/hf", metadata={"help": "Folder to write (replaced atomically)."})
+    corpus_stats: str = field(
+        default="data/corpus/stats.json",
+        metadata={
+            "help": "The corpus stage's stats.json; its per-source licenses are written to licenses.json in "
+            "the folder (a missing file: an empty licenses.json, with one log line)."
+        },
+    )
+
+
+def corpus_licenses(stats_path: str) -> dict[str, str | None]:
+    """``stats.json``'s ``licenses`` mapping; empty (and said once in the log) when it is not there."""
+    path = Path(stats_path)
+    try:
+        licenses = json.loads(path.read_text(encoding="utf-8")).get("licenses")
+    except (OSError, ValueError, AttributeError):
+        licenses = None
+    if not isinstance(licenses, dict):
+        log.info(
+            "export: no corpus licenses in %s (missing or from an older corpus); licenses.json is empty", path
+        )
+        return {}
+    return licenses
 
 
 def export(params: ExportParams) -> dict[str, object]:
@@ -49,8 +79,10 @@ def export(params: ExportParams) -> dict[str, object]:
         "config_path": params.config_path,
         "tokenizer_path": params.tokenizer_path,
     }
+    licenses = corpus_licenses(params.corpus_stats)
     with atomic_dir(params.output_dir) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (tmp / LICENSES_JSON).write_text(json.dumps(licenses, indent=2) + "\n", encoding="utf-8")
     return info

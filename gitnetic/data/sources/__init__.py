@@ -81,6 +81,14 @@ class SourceParams(DataclassBase):
     max_bytes: int = field(
         default=0, metadata={"help": "Stop this source before its kept bytes exceed this; 0 = no limit."}
     )
+    licenses: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Allow-list of SPDX license ids, e.g. [MIT, Apache-2.0]: the corpus stage refuses this "
+            "source unless every license detected in its license files is listed (see "
+            "gitnetic.data.licenses). Default: no check; the detected license is recorded either way."
+        },
+    )
     clean: bool | None = field(
         default=None,
         metadata={
@@ -109,6 +117,8 @@ class SourceParams(DataclassBase):
         self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
         if not self.include:
             raise ConfigError(f"{where}: include needs at least one glob pattern, e.g. '**/*.py'")
+        if isinstance(self.licenses, str):  # a YAML scalar: one license
+            self.licenses = [self.licenses]
         if self.clean is None:
             self.clean = self.type != "stdlib"
 
