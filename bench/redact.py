@@ -40,7 +40,7 @@ from gitnetic.data.corpus import CorpusParams, collect_corpus  # noqa: E402
 from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD  # noqa: E402
 from gitnetic.data.redact import Redactor  # noqa: E402
 from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
-from tests.secret_samples import FORMATS, leaked, planted  # noqa: E402
+from tests.secret_samples import FORMATS, leaked, placeholders, planted  # noqa: E402
 
 GENERIC_FORMATS = {f.name for f in FORMATS if f.style in ("named", "dsn")}
 
@@ -125,7 +125,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per_pair", type=int, default=1, help="secrets per (format, context) pair")
     ap.add_argument("--baseline_rev", default="main", help="git revision of the baseline redact.py")
-    ap.add_argument("--thresholds", type=float, nargs="*", default=[2.5, 2.75, 3.0, 3.25, 3.5, 3.75, 4.0])
+    ap.add_argument(
+        "--thresholds", type=float, nargs="*", default=[2.5, 2.75, 3.0, 3.1, 3.2, 3.3, 3.4, 3.5, 3.75, 4.0]
+    )
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
@@ -157,16 +159,22 @@ def main() -> None:
         (c, n), (o, _) = fmt_new[fmt.name], fmt_old[fmt.name]
         print(f"| {fmt.name} | {c}/{n} | {o}/{n} |")
 
-    print(f"\nGeneric-secret entropy threshold (default {ENTROPY_THRESHOLD}):\n")
-    print("| threshold | recall, generic formats | recall, all | stdlib false positives | per 10 MB |")
-    print("|---:|---:|---:|---:|---:|")
+    negatives = list(placeholders())
+    print(f"\nGeneric-secret entropy threshold (default {ENTROPY_THRESHOLD}); placeholders: {len(negatives)} "
+          "documents, each a placeholder value under a secret's name in one of the 10 contexts:\n")  # fmt: skip
+    print(
+        "| threshold | recall, generic formats | recall, all | placeholders redacted | stdlib false positives "
+        "| per 10 MB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     generic_docs = [d for d in docs if d.format in GENERIC_FORMATS]
     for threshold in args.thresholds:
-        r = Redactor(generic_entropy=threshold)
+        r = Redactor(generic_entropy=threshold, emails=False)
         fp, _, _ = false_positives(r, texts)
+        redacted = sorted({value for value, doc in negatives if r.redact(doc)[1]})
         print(
-            f"| {threshold:g} | {recall(r, generic_docs)[0]:.4f} | {recall(r, docs)[0]:.4f} | {fp} | "
-            f"{fp / mb * 10:.2f} |"
+            f"| {threshold:g} | {recall(r, generic_docs)[0]:.4f} | {recall(r, docs)[0]:.4f} | "
+            f"{len(redacted)}/{len(set(v for v, _ in negatives))} {' '.join(redacted)} | {fp} | {fp / mb * 10:.2f} |"
         )
 
     best_new = best_old = float("inf")

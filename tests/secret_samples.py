@@ -271,6 +271,27 @@ def planted(seed: int = 0, per_pair: int = 1) -> Iterator[Planted]:
                 yield Planted(fmt.name, context, secret, build(fmt, value))
 
 
+# Values that stand for a secret in docs, tests and templates: a generic-secret detector must leave them
+# alone (the negatives the entropy threshold is chosen against, with the clean stdlib).
+PLACEHOLDER_VALUES = (
+    "changeme", "change-me", "password", "password1", "passw0rd", "secret", "secret123", "mysecret",
+    "test1234", "testtest", "test-token", "dummy", "dummy_token", "foobar", "foobar123", "example",
+    "xxx", "xxxxxxxx", "********", "<your-token>", "<password>", "${TOKEN}", "{{ api_token }}",
+    "%(password)s", "TODO", "REPLACE_ME", "your-api-key-here", "insert-token-here", "fake-token",
+    "not-a-real-secret", "12345678", "abcdefgh", "aaaaaaaaaa", "token123", "admin", "admin123",
+    "pass1234", "qwerty123", "letmein", "default", "none", "null", "placeholder", "sample-key",
+)  # fmt: skip
+
+
+def placeholders() -> Iterator[tuple[str, str]]:
+    """``(value, document)``: every placeholder under a secret's name in every context."""
+    names = {"password": "db_password", "secret": "client_secret", "token": "api_token"}
+    for value in PLACEHOLDER_VALUES:
+        for var in names.values():
+            for build in CONTEXTS.values():
+                yield value, build(Format("placeholder", lambda r, v=value: v, var, "named"), value)
+
+
 def secret_runs(secret: str) -> set[str]:
     """Every run of :data:`RUN` characters of the secret (per line, for multi-line PEM bodies)."""
     runs: set[str] = set()

@@ -426,10 +426,10 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
     out_dir = Path(params.out_dir)
     sources = params.source_list()
     single = not params._sources
-    cleaner = _Cleaner(params)
-    stats = CorpusStats(source="", out_dir=str(out_dir))
     # licenses first: a source its allow-list refuses stops the stage before anything is written
-    stats.licenses = dict(source_licenses(sources))
+    licenses = dict(source_licenses(sources))
+    cleaner = _Cleaner(params)
+    stats = CorpusStats(source="", out_dir=str(out_dir), licenses=licenses)
     kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
     # The splits and stats.json replace the previous ones as one group (stats.json, written last, marks
     # a complete set): a run killed at any point never leaves a new split beside an old one.

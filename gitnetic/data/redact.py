@@ -127,6 +127,10 @@ def _emails(text: str) -> Iterator[tuple[int, int]]:
 
 def whole_token(text: str, start: int, end: int) -> tuple[int, int]:
     """Widen ``[start, end)`` to the whole token around it (see the module doc)."""
+    while end - start > 1 and text[start] in _QUOTES:  # a rule whose group takes the quotes too
+        start += 1
+    while end - start > 1 and text[end - 1] in _QUOTES:
+        end -= 1
     while start > 0 and text[start - 1] in _TOKEN_CHARS:
         start -= 1
     while end < len(text) and (text[end] in _TOKEN_CHARS or text[end] == "="):

@@ -24,8 +24,9 @@ Three deliberate departures:
   documented example key costs nothing. The global allowlist (``${VAR}``, ``{{ template }}``, ``true``,
   paths, ...) and stopwords still apply to every finding.
 
-gitleaks' ``generic-api-key`` rule is left out: :mod:`gitnetic.data.generic_secrets` does that job
-(a name that says secret plus an entropy threshold measured by ``bench/redact.py``).
+gitleaks' ``generic-api-key`` and ``hashicorp-tf-password`` rules are left out:
+:mod:`gitnetic.data.generic_secrets` does that job (a name that says secret, placeholders excluded, plus
+an entropy threshold measured by ``bench/redact.py``).
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ __all__ = [
 ]
 
 GITLEAKS_TOML = Path(__file__).parent / "gitleaks" / "gitleaks.toml"
-# Rules replaced by gitnetic's own detectors (see the module doc).
-SKIPPED_RULES = frozenset({"generic-api-key"})
+# Rules replaced by gitnetic's own generic detector (see the module doc): gitleaks' catch-all for
+# secret-named values, and its Terraform password rule, which takes any 8-20 character quoted value of a
+# name containing "password" ("changeme" included: no placeholder check, entropy above 2 only).
+SKIPPED_RULES = frozenset({"generic-api-key", "hashicorp-tf-password"})
 # Keywords so common in code that they made the keyword pass and the regex windows cost more than the
 # whole previous redactor (bench/redact.py): "s." (Vault's pre-1.10 token format "s.<24 chars>", left to
 # the generic detector, which finds it under a name such as VAULT_TOKEN) and JWT's "ey", replaced by

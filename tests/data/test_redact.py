@@ -15,7 +15,7 @@ from gitnetic.data.corpus import SPLITS, CorpusParams, collect_corpus
 from gitnetic.data.redact import Redactor
 from gitnetic.data.sources import SourceParams, open_source
 from tests.helpers import git
-from tests.secret_samples import CONTEXTS, FORMATS, leaked, planted
+from tests.secret_samples import CONTEXTS, FORMATS, leaked, placeholders, planted
 
 # The fresh-clone report of issue 20: one settings.py with the credentials people leak. The first three
 # were partly redacted by the detect-secrets based redactor (prefix or fixed-length part replaced, the
@@ -122,6 +122,12 @@ YAML_PLACEHOLDERS = "db:\n  user: app\n  password: ${DB_PASSWORD}\n  token: <cha
 @pytest.mark.parametrize("text", [PLACEHOLDERS_AND_CODE, YAML_PLACEHOLDERS], ids=["python", "yaml"])
 def test_placeholders_and_code_stay(redactor: Redactor, text: str) -> None:
     assert redactor.redact(text) == (text, {})
+
+
+def test_placeholder_values_stay_in_every_context(redactor: Redactor) -> None:
+    """The negatives the entropy threshold was chosen against (tests/secret_samples.PLACEHOLDER_VALUES)."""
+    redacted = {value for value, doc in placeholders() if redactor.redact(doc)[1].keys() - {"email"}}
+    assert not redacted
 
 
 def test_stdlib_has_no_findings_but_one_documented_example() -> None:
