@@ -153,5 +153,8 @@ def source_licenses(specs: Iterable[SourceParams]) -> Iterator[tuple[str, str | 
     """``(name, expression)`` per source, each checked against its allow-list (raises on a refusal)."""
     for spec in specs:
         expression = source_license(spec)
+        if spec.type == "dir" and not Path(spec.path or "").expanduser().is_dir():
+            yield spec.name, None  # opening the source says what is wrong with its path
+            continue
         check_allowed(spec, expression)
         yield spec.name, expression

@@ -39,7 +39,13 @@ import ahocorasick_rs
 
 from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD, find_generic_secrets, is_placeholder
 from gitnetic.data.generic_secrets import KEYWORDS as GENERIC_KEYWORDS
-from gitnetic.data.secret_rules import SecretRule, gitleaks_rules, global_allowlist, shannon_entropy
+from gitnetic.data.secret_rules import (
+    EXTRA_RULES,
+    SecretRule,
+    gitleaks_rules,
+    global_allowlist,
+    shannon_entropy,
+)
 
 __all__ = ["PLACEHOLDERS", "Redactor"]
 
@@ -53,42 +59,6 @@ _PRIVATE_KEY = re.compile(
 # scheme://user:password@host; the password stops at '/', '@' and blanks (raw ones are not allowed there).
 # Matched from each "://" (a regex starting with the scheme's character class would try every position).
 _URL_USER_PASSWORD = re.compile(r"[^\s:/@'\"`{}<>]*:(?P<pw>[^\s/@'\"`{}<>]+)@")
-# Formats gitleaks has no rule for, or pins too tightly.
-_EXTRA_RULES = (
-    SecretRule(
-        id="discord-webhook-url",
-        regex=re.compile(
-            r"https?://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]{40,}", re.ASCII
-        ),
-        keywords=("discord",),
-        entropy=0.0,
-        secret_group=0,
-    ),
-    # OpenAI and Anthropic keys by prefix alone: gitleaks' rules also pin the lengths and OpenAI's
-    # "T3BlbkFJ" marker, so a key of a newer layout would be missed.
-    SecretRule(
-        id="openai-prefixed-key",
-        regex=re.compile(r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{32,}", re.ASCII),
-        keywords=("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-none-"),
-        entropy=3.0,
-        secret_group=0,
-    ),
-    # Mailgun's private API key: gitleaks finds it only next to the word "mailgun".
-    SecretRule(
-        id="mailgun-key",
-        regex=re.compile(r"\bkey-[0-9a-f]{32}\b", re.ASCII),
-        keywords=("key-",),
-        entropy=3.0,
-        secret_group=0,
-    ),
-    SecretRule(
-        id="anthropic-prefixed-key",
-        regex=re.compile(r"\bsk-ant-[a-z]{3,8}\d{2}-[A-Za-z0-9_-]{32,}", re.ASCII),
-        keywords=("sk-ant-",),
-        entropy=3.0,
-        secret_group=0,
-    ),
-)
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/.~")
 _QUOTES = "\"'`"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -165,7 +135,7 @@ class Redactor:
         self, secrets: bool = True, emails: bool = True, generic_entropy: float = ENTROPY_THRESHOLD
     ) -> None:
         self.secrets, self.emails, self.generic_entropy = secrets, emails, generic_entropy
-        self.rules: tuple[SecretRule, ...] = (*gitleaks_rules(), *_EXTRA_RULES) if secrets else ()
+        self.rules: tuple[SecretRule, ...] = (*gitleaks_rules(), *EXTRA_RULES) if secrets else ()
         self._allow_regexes, self._stopwords = global_allowlist()
         self._automaton = None
         if secrets:

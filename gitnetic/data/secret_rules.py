@@ -40,6 +40,7 @@ from functools import cache
 from pathlib import Path
 
 __all__ = [
+    "EXTRA_RULES",
     "GITLEAKS_TOML",
     "SecretRule",
     "gitleaks_rules",
@@ -155,6 +156,21 @@ def _strip_terminator(pattern: str) -> str:
     if pattern.endswith(r"\b") and not pattern.endswith(r"\\b"):
         return pattern[:-2]
     return pattern
+
+
+# Formats gitleaks has no rule for, or pins too tightly: (id, pattern, keywords, minimal entropy).
+_EXTRA = (
+    ("discord-webhook-url", r"https?://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/[\w-]{40,}",
+     ("discord",), 0.0),
+    # OpenAI and Anthropic keys by prefix alone: gitleaks' rules also pin the lengths and OpenAI's
+    # "T3BlbkFJ" marker, so a key of a newer layout would be missed.
+    ("openai-prefixed-key", r"\bsk-(?:proj|svcacct|admin|None)-[A-Za-z0-9_-]{32,}",
+     ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-none-"), 3.0),
+    ("anthropic-prefixed-key", r"\bsk-ant-[a-z]{3,8}\d{2}-[A-Za-z0-9_-]{32,}", ("sk-ant-",), 3.0),
+    # Mailgun's private API key: gitleaks finds it only next to the word "mailgun".
+    ("mailgun-key", r"\bkey-[0-9a-f]{32}\b", ("key-",), 3.0),
+)  # fmt: skip
+EXTRA_RULES = tuple(SecretRule(i, re.compile(p, re.ASCII), k, e, 0) for i, p, k, e in _EXTRA)
 
 
 @cache
