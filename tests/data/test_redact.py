@@ -93,6 +93,20 @@ def test_whole_token_and_quoted_literal(redactor: Redactor) -> None:
     assert out == "KEY = '''<PRIVATE_KEY>'''\n" and counts == {"private_key": 1}
 
 
+def test_generic_secrets_in_ini_shell_and_typed_python(redactor: Redactor) -> None:
+    secret = "Xk2!pL9qR4mT7zW"
+    for text in (
+        f"[database]\nhost = db.internal\npassword = {secret}\n; comment\n",
+        f"export APP_SECRET={secret}\n",
+        f'DB_PASSWORD: str = "{secret}"\n',
+        f'os.environ["API_TOKEN"] = "{secret}"\n',
+        f"$config['db_password'] => '{secret}';\n",
+        f'password := "{secret}"\n',
+    ):
+        out, counts = redactor.redact(text)
+        assert not leaked(secret, out) and counts, text
+
+
 PLACEHOLDERS_AND_CODE = '''"""Code that names secrets without holding any."""
 import os
 
