@@ -120,6 +120,67 @@ def stage_seconds(redact: bool, out: Path) -> float:
     return time.perf_counter() - start
 
 
+def report_recall(current, baseline, rev: str, docs, texts, mb: float) -> None:
+    rec_new, fmt_new, misses_new = recall(current, docs)
+    rec_old, fmt_old, _ = recall(baseline, docs)
+    fp_new, em_new, where_new = false_positives(current, texts)
+    fp_old, em_old, where_old = false_positives(baseline, texts)
+    print("| redactor | recall by secret | secret findings on the stdlib | per 10 MB | e-mails |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| current | {rec_new:.4f} | {fp_new} | {fp_new / mb * 10:.2f} | {em_new} |")
+    print(f"| baseline ({rev}) | {rec_old:.4f} | {fp_old} | {fp_old / mb * 10:.2f} | {em_old} |")
+    print("\nfalse positives (current):", *where_new or ["none"], sep="\n  ")
+    print("false positives (baseline):", *where_old or ["none"], sep="\n  ")
+    print("missed (current):", *[f"{f} in {c}" for f, c in misses_new] or ["none"], sep="\n  ")
+    print("\n| format | current | baseline |")
+    print("|---|---:|---:|")
+    for fmt in FORMATS:
+        (c, n), (o, _) = fmt_new[fmt.name], fmt_old[fmt.name]
+        print(f"| {fmt.name} | {c}/{n} | {o}/{n} |")
+
+
+def report_thresholds(thresholds: list[float], docs, texts, mb: float) -> None:
+    negatives = list(placeholders())
+    print(f"\nGeneric-secret entropy threshold (default {ENTROPY_THRESHOLD}); placeholders: {len(negatives)} "
+          "documents, each a placeholder value under a secret's name in one of the 10 contexts:\n")  # fmt: skip
+    print(
+        "| threshold | recall, generic formats | recall, all | placeholders redacted | stdlib false positives "
+        "| per 10 MB |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
+    generic_docs = [d for d in docs if d.format in GENERIC_FORMATS]
+    for threshold in thresholds:
+        r = Redactor(generic_entropy=threshold, emails=False)
+        fp, _, _ = false_positives(r, texts)
+        redacted = sorted({value for value, doc in negatives if r.redact(doc)[1]})
+        print(
+            f"| {threshold:g} | {recall(r, generic_docs)[0]:.4f} | {recall(r, docs)[0]:.4f} | "
+            f"{len(redacted)}/{len(set(v for v, _ in negatives))} {' '.join(redacted)} | {fp} | {fp / mb * 10:.2f} |"
+        )
+
+
+def report_cost(current, baseline, rev: str, texts, mb: float, repeats: int) -> None:
+    best_new = best_old = float("inf")
+    for _ in range(repeats):  # interleaved, so both see the same load
+        best_old = min(best_old, time_per_mb(baseline, texts, mb))
+        best_new = min(best_new, time_per_mb(current, texts, mb))
+    print(f"\n| redaction alone (stdlib) | ms per MB (best of {repeats}) |")
+    print("|---|---:|")
+    print(f"| baseline ({rev}) | {best_old:.1f} |")
+    print(f"| current | {best_new:.1f} |")
+    print(f"| current / baseline | {best_new / best_old:.2f}x |")
+    on = off = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeats):
+            off = min(off, stage_seconds(False, Path(tmp) / f"off{i}"))
+            on = min(on, stage_seconds(True, Path(tmp) / f"on{i}"))
+    print(f"\n| corpus stage, stdlib cleaned ({mb:.1f} MB) | wall s (best of {repeats}) |")
+    print("|---|---:|")
+    print(f"| redaction off | {off:.2f} |")
+    print(f"| redaction on | {on:.2f} |")
+    print(f"| on / off | {on / off:.3f}x (+{(on - off) / mb * 1000:.0f} ms per MB) |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
@@ -138,65 +199,9 @@ def main() -> None:
     print(
         f"planted: {len(docs)} secrets, {len(FORMATS)} formats; clean: stdlib, {len(texts)} files, {mb:.1f} MB\n"
     )
-
-    rec_new, fmt_new, misses_new = recall(current, docs)
-    rec_old, fmt_old, _ = recall(baseline, docs)
-    fp_new, em_new, where_new = false_positives(current, texts)
-    fp_old, em_old, where_old = false_positives(baseline, texts)
-    print("| redactor | recall by secret | secret findings on the stdlib | per 10 MB | e-mails |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| current | {rec_new:.4f} | {fp_new} | {fp_new / mb * 10:.2f} | {em_new} |")
-    print(
-        f"| baseline ({args.baseline_rev}) | {rec_old:.4f} | {fp_old} | {fp_old / mb * 10:.2f} | {em_old} |"
-    )
-    print("\nfalse positives (current):", *where_new or ["none"], sep="\n  ")
-    print("false positives (baseline):", *where_old or ["none"], sep="\n  ")
-    print("missed (current):", *[f"{f} in {c}" for f, c in misses_new] or ["none"], sep="\n  ")
-
-    print("\n| format | current | baseline |")
-    print("|---|---:|---:|")
-    for fmt in FORMATS:
-        (c, n), (o, _) = fmt_new[fmt.name], fmt_old[fmt.name]
-        print(f"| {fmt.name} | {c}/{n} | {o}/{n} |")
-
-    negatives = list(placeholders())
-    print(f"\nGeneric-secret entropy threshold (default {ENTROPY_THRESHOLD}); placeholders: {len(negatives)} "
-          "documents, each a placeholder value under a secret's name in one of the 10 contexts:\n")  # fmt: skip
-    print(
-        "| threshold | recall, generic formats | recall, all | placeholders redacted | stdlib false positives "
-        "| per 10 MB |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|")
-    generic_docs = [d for d in docs if d.format in GENERIC_FORMATS]
-    for threshold in args.thresholds:
-        r = Redactor(generic_entropy=threshold, emails=False)
-        fp, _, _ = false_positives(r, texts)
-        redacted = sorted({value for value, doc in negatives if r.redact(doc)[1]})
-        print(
-            f"| {threshold:g} | {recall(r, generic_docs)[0]:.4f} | {recall(r, docs)[0]:.4f} | "
-            f"{len(redacted)}/{len(set(v for v, _ in negatives))} {' '.join(redacted)} | {fp} | {fp / mb * 10:.2f} |"
-        )
-
-    best_new = best_old = float("inf")
-    for _ in range(args.repeats):  # interleaved, so both see the same load
-        best_old = min(best_old, time_per_mb(baseline, texts, mb))
-        best_new = min(best_new, time_per_mb(current, texts, mb))
-    print(f"\n| redaction alone (stdlib) | ms per MB (best of {args.repeats}) |")
-    print("|---|---:|")
-    print(f"| baseline ({args.baseline_rev}) | {best_old:.1f} |")
-    print(f"| current | {best_new:.1f} |")
-    print(f"| current / baseline | {best_new / best_old:.2f}x |")
-
-    on = off = float("inf")
-    with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.repeats):
-            off = min(off, stage_seconds(False, Path(tmp) / f"off{i}"))
-            on = min(on, stage_seconds(True, Path(tmp) / f"on{i}"))
-    print(f"\n| corpus stage, stdlib cleaned ({mb:.1f} MB) | wall s (best of {args.repeats}) |")
-    print("|---|---:|")
-    print(f"| redaction off | {off:.2f} |")
-    print(f"| redaction on | {on:.2f} |")
-    print(f"| on / off | {on / off:.3f}x (+{(on - off) / mb * 1000:.0f} ms per MB) |")
+    report_recall(current, baseline, args.baseline_rev, docs, texts, mb)
+    report_thresholds(args.thresholds, docs, texts, mb)
+    report_cost(current, baseline, args.baseline_rev, texts, mb, args.repeats)
 
 
 if __name__ == "__main__":
