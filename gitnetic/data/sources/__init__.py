@@ -89,6 +89,14 @@ class SourceParams(DataclassBase):
             "type except stdlib, whose demo corpus stays byte-identical to earlier gitnetic versions."
         },
     )
+    record_source: Literal["name", "origin"] = field(
+        default="name",
+        metadata={
+            "help": "What each document's 'source' field holds: 'name' (this source's name) or 'origin' "
+            "(where it was read: stdlib:python3.11.7, dir:PATH, git:PATH@COMMIT; what the single-source "
+            "keys always wrote, so the default pipeline's corpus stays byte-identical)."
+        },
+    )
 
     def __post_init__(self) -> None:
         where = f"corpus source {self.name or '?'!r}"
@@ -99,7 +107,9 @@ class SourceParams(DataclassBase):
         if self.type not in SOURCE_TYPES:
             raise ConfigError(f"{where}: unknown type {self.type!r}; use one of {', '.join(SOURCE_TYPES)}")
         if self.type != "stdlib" and not self.path:
-            raise ConfigError(f"{where}: type {self.type} needs a path; add 'path: FOLDER' to it")
+            raise ConfigError(
+                f"{where}: type {self.type} needs a path; add 'path: FOLDER' to it (--path FOLDER with --source)"
+            )
         if self.rev_range is not None and self.type != "git-history":
             raise ConfigError(f"{where}: rev_range is for type git-history only; use rev for type git")
         for name in ("max_commits", "max_diff_bytes", "max_file_bytes", "max_files", "max_bytes"):
@@ -109,6 +119,8 @@ class SourceParams(DataclassBase):
         self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
         if not self.include:
             raise ConfigError(f"{where}: include needs at least one glob pattern, e.g. '**/*.py'")
+        if self.record_source not in ("name", "origin"):
+            raise ConfigError(f"{where}: record_source must be name or origin, got {self.record_source!r}")
         if self.clean is None:
             self.clean = self.type != "stdlib"
 
