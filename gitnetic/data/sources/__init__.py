@@ -15,18 +15,17 @@ and splits them; a source only finds and reads.
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, NamedTuple
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError
+from gitnetic.data.source_routing import SOURCE_NAME
 
 __all__ = ["SOURCE_TYPES", "Candidate", "OpenedSource", "SourceParams", "open_source"]
 
 SOURCE_TYPES = ("stdlib", "dir", "git", "git-history")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 
 
 @dataclass
@@ -100,7 +99,7 @@ class SourceParams(DataclassBase):
 
     def __post_init__(self) -> None:
         where = f"corpus source {self.name or '?'!r}"
-        if not self.name or not _NAME.match(self.name):
+        if not self.name or not SOURCE_NAME.match(self.name):
             raise ConfigError(
                 f"{where}: name must be letters, digits, '_', '.', '-' (it names shard files), got {self.name!r}"
             )
