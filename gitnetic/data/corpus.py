@@ -36,12 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
+from tqdm.auto import tqdm
+
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temporaries
 from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
+from gitnetic.data.neardup import NearDuplicateIndex
+from gitnetic.data.redact import Redactor
 from gitnetic.data.sources import SourceParams, open_source
 from gitnetic.data.sources.git_history import HISTORY_SKIPS
 from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
@@ -420,13 +424,9 @@ class _Cleaner:
         )
         self.redactor = None
         if params.redact_secrets or params.redact_emails:
-            from gitnetic.data.redact import Redactor
-
             self.redactor = Redactor(secrets=params.redact_secrets, emails=params.redact_emails)
         self.near = None
         if params.near_dedup:
-            from gitnetic.data.neardup import NearDuplicateIndex
-
             spill_dir = Path(params.out_dir)  # the kept texts for exact verification, beside the outputs
             spill_dir.mkdir(parents=True, exist_ok=True)
             self.near = NearDuplicateIndex(
@@ -511,8 +511,9 @@ def _collect_source(
     params: CorpusParams,
     label: str,
 ) -> None:
-    from tqdm.auto import tqdm
-
+    # Longer than 60 lines on purpose: the loop body is the corpus stage's decision list, one check per
+    # drop reason in the order docs/corpus.md specifies, each counting its reason and moving on. Split
+    # into helpers, the order (which decides what a document is counted as) would no longer read as one.
     total = opened.count
     src.files_matched = total or 0
     bar = tqdm(
@@ -608,29 +609,7 @@ def _fill_empty_splits(
     With several sources the floor holds per source too (for each source with enough documents), so
     ``preprocess --by_source`` gives every source a non-empty valid/test prefix that a blend can name.
     """
-    needed = required_splits(params.valid_ratio, params.test_ratio)
-    groups: list[list[int]] = []
-    if len(stats.sources) > 1:
-        by_source: dict[str, list[int]] = {}
-        for i, k in enumerate(kept):
-            by_source.setdefault(k.source, []).append(i)
-        groups = [
-            idx
-            for name, idx in by_source.items()
-            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
-        ]
-    final = [k.split for k in kept]
-    for idx in groups:
-        paths = [kept[i].path for i in idx]
-        for i, new in zip(
-            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
-        ):
-            final[i] = new
-    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
-        try:
-            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
-        except CorpusError as exc:
-            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    final = _floored_splits(kept, stats, params)
     moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
     if not moves:
         return
@@ -666,6 +645,35 @@ def _fill_empty_splits(
             path if len(stats.sources) == 1 else f"{path} ({item.source})",
             item.split,
         )
+
+
+def _floored_splits(kept: list[_Kept], stats: CorpusStats, params: CorpusParams) -> list[str]:
+    """Each kept document's split after the small-corpus floor: per source first (several sources),
+    then corpus-wide if a required split is still empty."""
+    needed = required_splits(params.valid_ratio, params.test_ratio)
+    groups: list[list[int]] = []
+    if len(stats.sources) > 1:
+        by_source: dict[str, list[int]] = {}
+        for i, k in enumerate(kept):
+            by_source.setdefault(k.source, []).append(i)
+        groups = [
+            idx
+            for name, idx in by_source.items()
+            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
+        ]
+    final = [k.split for k in kept]
+    for idx in groups:
+        paths = [kept[i].path for i in idx]
+        for i, new in zip(
+            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
+        ):
+            final[i] = new
+    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
+        try:
+            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+        except CorpusError as exc:
+            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    return final
 
 
 def _skipped_line(stats: CorpusStats) -> str:

@@ -18,6 +18,23 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from detect_secrets.plugins import (
+    aws,
+    azure_storage_key,
+    basic_auth,
+    github_token,
+    gitlab_token,
+    jwt,
+    mailchimp,
+    npm,
+    openai,
+    pypi_token,
+    sendgrid,
+    slack,
+    square_oauth,
+    stripe,
+)
+
 __all__ = ["PLACEHOLDERS", "Redactor"]
 
 PLACEHOLDERS = {"key": "<KEY>", "password": "<PASSWORD>", "private_key": "<PRIVATE_KEY>", "email": "<EMAIL>"}
@@ -60,23 +77,6 @@ class _EmailFinder:
 
 
 def _plugin_classes() -> list[type]:
-    from detect_secrets.plugins import (
-        aws,
-        azure_storage_key,
-        basic_auth,
-        github_token,
-        gitlab_token,
-        jwt,
-        mailchimp,
-        npm,
-        openai,
-        pypi_token,
-        sendgrid,
-        slack,
-        square_oauth,
-        stripe,
-    )
-
     return [
         aws.AWSKeyDetector,
         azure_storage_key.AzureStorageKeyDetector,
