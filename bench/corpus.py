@@ -110,7 +110,7 @@ def ground_truth(src: Path, threshold: float) -> dict[str, float]:
     lsh = rensa.RMinHashLSH(threshold=0.5, num_perm=128, num_bands=32)  # candidates only, verified below
     arrays: list[np.ndarray] = []
     best: dict[str, float] = {}
-    with open_source(params.source_list()[0]) as opened:
+    with open_source(params.sources[0]) as opened:
         for cand in opened.candidates:  # the corpus order (sorted paths)
             text = cand.read().decode("utf-8")
             if not text.strip() or cleaner.quality.reason(text, cand.fields.get("path")):

@@ -1,5 +1,5 @@
 """Shared, session-scoped fixtures built once per pytest(-xdist) worker; treat them as read-only (copy
-before modifying). The builders behind them are plain functions in ``tests/helpers.py``.
+before modifying). The builders behind them are plain functions in the ``tests/helpers`` package.
 
 * ``tiny_corpus_dir`` -> ``Path``: a folder with the files in ``helpers.TINY_CORPUS_FILES`` (8 small
   Python modules, incl. tab indentation, CRLF line endings and non-ASCII text, plus one ``README.md``).

@@ -157,9 +157,18 @@ def max_tokens_batches(
         order = nonempty[np.lexsort((tie, lengths[nonempty]))]
     else:
         order = nonempty[np.argsort(lengths[nonempty], kind="stable")]
-    sorted_lengths = lengths[order]
-
     cap = batch_size if batch_size is not None else max_tokens
+    cuts = _greedy_cuts(lengths[order], cap, max_tokens)
+    batches = np.split(order, cuts) if len(order) else []
+    if shuffle:
+        perm = _rng(seed + 1, epoch).permutation(len(batches))
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def _greedy_cuts(sorted_lengths: np.ndarray, cap: int, max_tokens: int) -> np.ndarray:
+    """Positions at which to cut length-sorted sequences into batches of at most ``cap`` members and
+    ``members * longest <= max_tokens``, filling each batch before the next (one step per distinct length)."""
     bounds: list[np.ndarray] = []
     open_count = 0  # members of the batch still being filled
     pos = 0  # sorted position where the current length group starts
@@ -186,12 +195,7 @@ def max_tokens_batches(
             open_count = open_count_new
         pos += count
     cuts = np.concatenate(bounds) if bounds else np.empty(0, dtype=np.int64)
-    cuts = cuts[(cuts > 0) & (cuts < len(order))]
-    batches = np.split(order, cuts) if len(order) else []
-    if shuffle:
-        perm = _rng(seed + 1, epoch).permutation(len(batches))
-        batches = [batches[i] for i in perm]
-    return batches
+    return cuts[(cuts > 0) & (cuts < len(sorted_lengths))]
 
 
 class DistributedBatchSampler(Sampler[list[int]]):

@@ -4,8 +4,9 @@ Design choices, and why:
 
 * **Many sources, one corpus.** ``sources`` lists named sources (``stdlib``, ``dir``, ``git``,
   ``git-history``; see :mod:`gitnetic.data.sources`), read in the order listed. The single-source keys
-  (``source``, ``path``, ``rev``, ``include``, ...) still work and describe one source; they then write
-  exactly what they always wrote.
+  (``source``, ``path``, ``rev``, ``include``, ...) of earlier versions still work: reading the params
+  turns them into the one ``sources`` entry (:data:`DEFAULT_SOURCE`, or the one listed entry, edited by
+  them), which writes exactly what they always wrote. Code reads ``params.sources`` only.
 * **Streaming.** Documents are read one at a time and each record is written as soon as it is accepted;
   only 16-byte content digests (exact de-duplication), near-duplicate signatures of kept documents (see
   :mod:`gitnetic.data.neardup` for the bound) and the candidate paths of one source stay in memory.
@@ -35,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal, NamedTuple
 
+from tqdm.auto import tqdm
+
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temporaries
@@ -42,12 +45,16 @@ from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
 from gitnetic.data.licenses import source_licenses
+from gitnetic.data.neardup import NearDuplicateIndex
+from gitnetic.data.redact import Redactor
 from gitnetic.data.sources import SourceParams, open_source
 from gitnetic.data.sources.git_history import HISTORY_SKIPS
 from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
 from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
 
 __all__ = [
+    "DEFAULT_SOURCE",
+    "SINGLE_SOURCE_KEYS",
     "SPLITS",
     "CorpusParams",
     "CorpusStats",
@@ -67,57 +74,87 @@ BINARY_SNIFF_BYTES = 8192
 SKIP_REASONS = ("binary", "non_utf8", "too_large", "duplicate", "near_duplicate", "empty", "unreadable")
 
 
+# The single-source form (``source: dir``, ``path: ...``): these keys describe or edit the corpus' one
+# source and are turned into its ``sources`` entry when params are read, so old params files and flags
+# (also ``--max_files 5`` on params.yaml's one-entry ``sources``) keep working.
+SINGLE_SOURCE_KEYS = (
+    "source",
+    "path",
+    "rev",
+    "include",
+    "exclude",
+    "max_file_bytes",
+    "max_files",
+    "max_bytes",
+)
+# The corpus when no source is given, and the entry the single-source keys edit: the stdlib demo,
+# capped so that a bare ``python -m gitnetic corpus`` runs in minutes, its records labelled by origin
+# (``stdlib:python3.11.7``) as the single-source form always wrote them. Every other default is
+# ``SourceParams``'s.
+DEFAULT_SOURCE = {"name": "stdlib", "type": "stdlib", "max_bytes": 8_000_000, "record_source": "origin"}
+_SINGLE = (
+    "Single-source form (edits the corpus' one source: the default stdlib one, or the one --sources entry): "
+)
+
+
 @dataclass
 class CorpusParams(DataclassBase):
     """Where to read source files from, which ones to keep, and how to split them."""
 
-    source: Literal["stdlib", "dir", "git"] = field(
-        default="stdlib",
+    source: Literal["stdlib", "dir", "git"] | None = field(
+        default=None,
         metadata={
-            "help": "Where documents come from: 'stdlib' (this Python's standard library, no download), "
-            "'dir' (the directory --path) or 'git' (the repository --path at --rev, read without checkout)."
+            "help": _SINGLE + "where documents come from: 'stdlib' (this Python's standard library, no "
+            "download; the default), 'dir' (the directory --path) or 'git' (the repository --path at "
+            "--rev, read without checkout). The entry is named after it."
         },
     )
     path: str | None = field(
         default=None,
         metadata={
-            "help": "Directory (source dir) or git repository (source git; a sub-folder of a work tree "
-            "reads only that sub-tree). Ignored for source stdlib.",
+            "help": _SINGLE + "directory (source dir) or git repository (source git; a sub-folder of a work "
+            "tree reads only that sub-tree).",
             "aliases": ["--repo"],
         },
     )
-    rev: str = field(
-        default="HEAD", metadata={"help": "Git revision to read (branch, tag or commit); source git only."}
-    )
-    include: list[str] = field(
-        default_factory=lambda: ["**/*.py"],
+    rev: str | None = field(
+        default=None,
         metadata={
-            "help": "Glob patterns (relative to the source root, '**' crosses folders; a pattern without "
-            "'/' matches the file name at any depth) a file must match to be collected."
+            "help": _SINGLE + "git revision to read (branch, tag or commit; default HEAD); source git."
         },
     )
-    exclude: list[str] = field(
-        default_factory=list,
+    include: list[str] | None = field(
+        default=None,
         metadata={
-            "help": "Glob patterns (same syntax as --include) of files to leave out, e.g. 'build/**'. "
-            "Source stdlib always leaves out " + ", ".join(STDLIB_EXCLUDES) + "."
+            "help": _SINGLE + "glob patterns (relative to the source root, '**' crosses folders; a pattern "
+            "without '/' matches the file name at any depth) a file must match (default '**/*.py')."
         },
     )
-    max_file_bytes: int = field(
-        default=1_000_000,
+    exclude: list[str] | None = field(
+        default=None,
         metadata={
-            "help": "Skip files larger than this many bytes (generated code, data blobs); 0 = no limit."
+            "help": _SINGLE + "glob patterns (same syntax as --include) of files to leave out, e.g. "
+            "'build/**'. Source stdlib always leaves out " + ", ".join(STDLIB_EXCLUDES) + "."
         },
     )
-    max_files: int = field(
-        default=0,
-        metadata={"help": "Stop after keeping this many documents (sorted path order); 0 = no limit."},
-    )
-    max_bytes: int = field(
-        default=8_000_000,
+    max_file_bytes: int | None = field(
+        default=None,
         metadata={
-            "help": "Stop before the kept documents exceed this many bytes in total (sorted path order), so "
-            "the default stdlib pipeline runs in minutes; 0 = no limit."
+            "help": _SINGLE + "skip files larger than this many bytes (generated code, data blobs; default "
+            "1000000); 0 = no limit."
+        },
+    )
+    max_files: int | None = field(
+        default=None,
+        metadata={
+            "help": _SINGLE + "stop after keeping this many documents (sorted path order); 0 = no limit."
+        },
+    )
+    max_bytes: int | None = field(
+        default=None,
+        metadata={
+            "help": _SINGLE + "stop before the kept documents exceed this many bytes in total (sorted path "
+            "order; default 8000000, so the default stdlib pipeline runs in minutes); 0 = no limit."
         },
     )
     valid_ratio: float = field(
@@ -133,15 +170,15 @@ class CorpusParams(DataclassBase):
     seed: int = field(
         default=0, metadata={"help": "Salt of the path hash that assigns splits; change it to re-draw them."}
     )
-    sources: list[dict] = field(
+    sources: list[SourceParams] = field(
         default_factory=list,
         metadata={
-            "help": "Several named sources in one corpus, read in this order (params.yaml: a list of "
-            "mappings; flag: one YAML mapping per source, e.g. '{name: code, type: dir, path: src}'). "
-            "Keys per source: name, type (stdlib|dir|git|git-history), path, rev, rev_range, max_commits, "
-            "no_merges, max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes, licenses (see "
-            "docs/corpus.md). When set, the single-source keys source/path/rev/include/exclude/max_* are "
-            "not used."
+            "help": "The named sources of one corpus, read in this order (params.yaml: a list of mappings; "
+            "flag: one YAML mapping per source, e.g. '{name: code, type: dir, path: src}'). Keys per "
+            "source: name, type (stdlib|dir|git|git-history), path, rev, rev_range, max_commits, no_merges, "
+            "max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes, licenses, clean, record_source "
+            "(see docs/corpus.md). Unset: the one source the single-source keys describe (the stdlib "
+            "without them). After reading, always the list of SourceParams to collect."
         },
     )
     quality_filters: bool = field(
@@ -195,10 +232,16 @@ class CorpusParams(DataclassBase):
     )
 
     def __post_init__(self) -> None:
-        if self.source not in ("stdlib", "dir", "git"):
-            raise ConfigError(f"unknown corpus source {self.source!r}; use stdlib, dir or git")
-        if self.source in ("dir", "git") and not self.path:
-            raise ConfigError(f"corpus source {self.source} needs a path; pass --path FOLDER")
+        given = {key: getattr(self, key) for key in SINGLE_SOURCE_KEYS if getattr(self, key) is not None}
+        entries = [self.sources] if isinstance(self.sources, dict | str) else list(self.sources or [])
+        listed = [SourceParams.parse(value, i) for i, value in enumerate(entries)]
+        if given or not listed:
+            listed = [_single_source(given, listed)]
+        self.sources = listed  # the one description of what to read; nothing reads the keys above
+        names = [s.name for s in self.sources]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ConfigError(f"corpus.sources: names must be unique, {dup} appear more than once")
         for name in ("valid_ratio", "test_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
@@ -208,48 +251,32 @@ class CorpusParams(DataclassBase):
                 f"valid_ratio + test_ratio must be below 1 to leave files for train, got "
                 f"{self.valid_ratio} + {self.test_ratio}"
             )
-        for name in ("max_file_bytes", "max_files", "max_bytes"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0 (0 = no limit), got {getattr(self, name)}")
-        if not self.include:
-            raise ConfigError("include needs at least one glob pattern, e.g. --include '**/*.py'")
-        # a YAML scalar ("include: '**/*.py'") means one pattern, not a list of characters
-        self.include = [self.include] if isinstance(self.include, str) else list(self.include)
-        self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
-        if isinstance(self.sources, dict | str):
-            self.sources = [self.sources]
-        self._sources = [SourceParams.parse(value, i) for i, value in enumerate(self.sources or [])]
-        names = [s.name for s in self._sources]
-        if len(set(names)) != len(names):
-            dup = sorted({n for n in names if names.count(n) > 1})
-            raise ConfigError(f"corpus.sources: names must be unique, {dup} appear more than once")
-        if self._sources and (self.path or self.source != "stdlib"):
-            raise ConfigError(
-                "corpus: give either 'sources' (a list) or the single-source keys source/path, not both; "
-                "move source/path into a sources entry"
-            )
         if self.near_dedup_library not in ("rensa", "datasketch"):
             raise ConfigError(
                 f"unknown near_dedup_library {self.near_dedup_library!r}; use rensa or datasketch"
             )
 
-    def source_list(self) -> list[SourceParams]:
-        """The sources to read: ``sources``, or the one the single-source keys describe."""
-        if self._sources:
-            return list(self._sources)
-        return [
-            SourceParams(
-                name=self.source,
-                type=self.source,
-                path=self.path,
-                rev=self.rev,
-                include=self.include,
-                exclude=self.exclude,
-                max_file_bytes=self.max_file_bytes,
-                max_files=self.max_files,
-                max_bytes=self.max_bytes,
-            )
-        ]
+
+def _single_source(given: dict[str, Any], listed: list[SourceParams]) -> SourceParams:
+    """The corpus' one source edited by the single-source keys ``given``: ``DEFAULT_SOURCE`` (``source``
+    sets its type and name), or the one listed source, which they may edit but not replace."""
+    if not listed:
+        kind = given.get("source", DEFAULT_SOURCE["type"])
+        keys = {key: value for key, value in given.items() if key != "source"}
+        return SourceParams.parse({**DEFAULT_SOURCE, "name": kind, "type": kind, **keys}, 0)
+    if len(listed) > 1:
+        raise ConfigError(
+            f"corpus: the single-source keys ({', '.join(given)}) edit the corpus' one source, but "
+            f"'sources' lists {len(listed)}; not both: set them in the sources entries instead"
+        )
+    (one,) = listed
+    if given.get("source", one.type) != one.type or given.get("path", one.path) != one.path:
+        raise ConfigError(
+            f"corpus: give either 'sources' (a list) or the single-source keys ({', '.join(given)}), not "
+            "both; move them into a sources entry"
+        )
+    keys = {key: value for key, value in given.items() if key != "source"}
+    return SourceParams.parse({**one.to_dict(), **keys}, 0)
 
 
 def _zero(keys: tuple[str, ...]) -> dict[str, int]:
@@ -356,7 +383,7 @@ def scan_source(params: CorpusParams) -> SourceScan:
     (``init``). A git-history source is counted by its commit documents (which are read).
     """
     descriptions, files, total = [], 0, 0
-    for spec in params.source_list():
+    for spec in params.sources:
         with open_source(spec) as opened:
             descriptions.append(opened.description)
             kept = size = 0
@@ -400,13 +427,9 @@ class _Cleaner:
         )
         self.redactor = None
         if params.redact_secrets or params.redact_emails:
-            from gitnetic.data.redact import Redactor
-
             self.redactor = Redactor(secrets=params.redact_secrets, emails=params.redact_emails)
         self.near = None
         if params.near_dedup:
-            from gitnetic.data.neardup import NearDuplicateIndex
-
             spill_dir = Path(params.out_dir)  # the kept texts for exact verification, beside the outputs
             spill_dir.mkdir(parents=True, exist_ok=True)
             self.near = NearDuplicateIndex(
@@ -424,8 +447,7 @@ class _Cleaner:
 def collect_corpus(params: CorpusParams) -> CorpusStats:
     """Collect, filter, redact, de-duplicate and split documents into ``params.out_dir`` (see module doc)."""
     out_dir = Path(params.out_dir)
-    sources = params.source_list()
-    single = not params._sources
+    sources = params.sources
     # licenses first: a source its allow-list refuses stops the stage before anything is written
     licenses = dict(source_licenses(sources))
     cleaner = _Cleaner(params)
@@ -442,7 +464,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
         newline="\n",
     ) as handles:
         writers = dict(zip(SPLITS, handles, strict=True))
-        descriptions = []
+        descriptions, labels = [], []  # labels: each source's records' 'source' field
         for position, spec in enumerate(sources):
             cleaner.index_near = any(s.clean for s in sources[position:])
             drop_path = is_lock_file if params.quality_filters and spec.clean else None
@@ -450,6 +472,7 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
                 src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
                 stats.sources[spec.name] = src
                 descriptions.append(opened.description)
+                labels.append(opened.label if spec.record_source == "origin" else spec.name)
                 _collect_source(
                     kept,
                     spec,
@@ -458,11 +481,11 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
                     cleaner,
                     writers,
                     params,
-                    label=opened.label if single else spec.name,
+                    label=labels[-1],
                 )
                 for key, n in opened.skipped.items():
                     src.skipped[key] = n
-        stats.source = next(iter(stats.sources.values())).label if single else ",".join(stats.sources)
+        stats.source = ",".join(labels)
         for src in stats.sources.values():
             for split in SPLITS:
                 stats.documents[split] += src.documents[split]
@@ -493,8 +516,9 @@ def _collect_source(
     params: CorpusParams,
     label: str,
 ) -> None:
-    from tqdm.auto import tqdm
-
+    # Longer than 60 lines on purpose: the loop body is the corpus stage's decision list, one check per
+    # drop reason in the order docs/corpus.md specifies, each counting its reason and moving on. Split
+    # into helpers, the order (which decides what a document is counted as) would no longer read as one.
     total = opened.count
     src.files_matched = total or 0
     bar = tqdm(
@@ -571,8 +595,8 @@ def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str)
     if stats.total_documents == 0:
         why = _skipped_line(stats) or f"{stats.files_matched} files matched"
         where = (
-            f"with include {params.include} and exclude {params.exclude}"
-            if not params._sources
+            f"with include {params.sources[0].include} and exclude {params.sources[0].exclude}"
+            if len(params.sources) == 1
             else "with the include/exclude of each source"
         )
         raise CorpusError(
@@ -590,29 +614,7 @@ def _fill_empty_splits(
     With several sources the floor holds per source too (for each source with enough documents), so
     ``preprocess --by_source`` gives every source a non-empty valid/test prefix that a blend can name.
     """
-    needed = required_splits(params.valid_ratio, params.test_ratio)
-    groups: list[list[int]] = []
-    if params._sources and len(stats.sources) > 1:
-        by_source: dict[str, list[int]] = {}
-        for i, k in enumerate(kept):
-            by_source.setdefault(k.source, []).append(i)
-        groups = [
-            idx
-            for name, idx in by_source.items()
-            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
-        ]
-    final = [k.split for k in kept]
-    for idx in groups:
-        paths = [kept[i].path for i in idx]
-        for i, new in zip(
-            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
-        ):
-            final[i] = new
-    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
-        try:
-            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
-        except CorpusError as exc:
-            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    final = _floored_splits(kept, stats, params)
     moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
     if not moves:
         return
@@ -648,6 +650,35 @@ def _fill_empty_splits(
             path if len(stats.sources) == 1 else f"{path} ({item.source})",
             item.split,
         )
+
+
+def _floored_splits(kept: list[_Kept], stats: CorpusStats, params: CorpusParams) -> list[str]:
+    """Each kept document's split after the small-corpus floor: per source first (several sources),
+    then corpus-wide if a required split is still empty."""
+    needed = required_splits(params.valid_ratio, params.test_ratio)
+    groups: list[list[int]] = []
+    if len(stats.sources) > 1:
+        by_source: dict[str, list[int]] = {}
+        for i, k in enumerate(kept):
+            by_source.setdefault(k.source, []).append(i)
+        groups = [
+            idx
+            for name, idx in by_source.items()
+            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
+        ]
+    final = [k.split for k in kept]
+    for idx in groups:
+        paths = [kept[i].path for i in idx]
+        for i, new in zip(
+            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
+        ):
+            final[i] = new
+    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
+        try:
+            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+        except CorpusError as exc:
+            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
+    return final
 
 
 def _skipped_line(stats: CorpusStats) -> str:
@@ -701,7 +732,7 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
                 "%sstopped at %s=%d; %d matching item(s) not collected (raise %s, 0 = no limit)",
                 prefix,
                 src.stopped_by,
-                getattr(params.source_list()[list(stats.sources).index(name)], src.stopped_by),
+                getattr(params.sources[list(stats.sources).index(name)], src.stopped_by),
                 src.files_not_collected,
                 src.stopped_by,
             )

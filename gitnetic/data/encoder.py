@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
 import numpy as np
+import tiktoken
+from tokenizers import Tokenizer
 
 from gitnetic.common.errors import ConfigError, DataError
 
@@ -97,8 +99,6 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def _backend(tokenizer: Any):
     """The ``tokenizers.Tokenizer`` behind ``tokenizer`` (an HF fast tokenizer or a raw one)."""
-    from tokenizers import Tokenizer
-
     backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
     if not isinstance(backend, Tokenizer):
         raise ConfigError(
@@ -114,8 +114,6 @@ class HFEncoder:
     name = "hf"
 
     def __init__(self, tokenizer: Any, copy: bool = True) -> None:
-        from tokenizers import Tokenizer
-
         # a private copy, so flipping encode_special_tokens does not change the caller's tokenizer
         # (``copy=False`` when the caller owns a throwaway instance: saves re-parsing the vocabulary)
         backend = _backend(tokenizer)
@@ -218,9 +216,7 @@ def tiktoken_ranks(tokenizer: Any) -> tuple[dict[bytes, int], str | None]:
     return ranks, None
 
 
-def _tiktoken_encoding(ranks: dict[bytes, int], vocab_size: int):
-    import tiktoken
-
+def _tiktoken_encoding(ranks: dict[bytes, int], vocab_size: int) -> tiktoken.Encoding:
     never_id = max(vocab_size, max(ranks.values()) + 1)
     return tiktoken.Encoding(
         "gitnetic-bpe",
@@ -265,13 +261,7 @@ def build_encoder(
     hf = HFEncoder(tokenizer, copy=copy_tokenizer)
     if kind == "hf":
         return hf
-    try:
-        import tiktoken  # noqa: F401
-    except ImportError:
-        why = "tiktoken is not installed (pip install tiktoken)"
-        ranks = {}
-    else:
-        ranks, why = tiktoken_ranks(tokenizer)
+    ranks, why = tiktoken_ranks(tokenizer)
     if why is None:
         threads = num_threads or available_cpus()
         fast = TiktokenEncoder(_tiktoken_encoding(ranks, hf.vocab_size), hf.vocab_size, num_threads=threads)

@@ -20,6 +20,7 @@ import yaml
 from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
+from gitnetic.data.corpus import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
 
 __all__ = ["InitParams", "InitResult", "init_project"]
@@ -140,26 +141,52 @@ def _is_git_repo(path: Path) -> bool:
 
 
 def _corpus_section(params: InitParams, template: dict[str, Any]) -> dict[str, Any]:
-    section = dict(template)
+    """The template's corpus section with its source replaced by ``--path`` (kept as is for the stdlib).
+
+    Your code becomes one ``sources`` entry named ``code``: include and max_file_bytes from the
+    template's first source unless given; no excludes and no byte cap unless given (the template's are
+    for the stdlib).
+    """
     source = params.source or (
         "stdlib" if params.path is None else "git" if _is_git_repo(Path(params.path).expanduser()) else "dir"
     )
     if source != "stdlib" and not params.path:
         raise ConfigError(f"--source {source} needs --path to your code")
-    own_code = source != "stdlib"
-    section["source"] = source
-    section["path"] = str(Path(params.path).expanduser().resolve()) if own_code else None
-    section["rev"] = params.rev
-    if params.include is not None:
-        section["include"] = list(params.include)
-    if params.exclude is not None:
-        section["exclude"] = list(params.exclude)
-    elif own_code:
-        section["exclude"] = []
-    if params.max_bytes is not None:
-        section["max_bytes"] = params.max_bytes
-    elif own_code:
-        section["max_bytes"] = 0
+    overrides = {
+        key: value
+        for key, value in (
+            ("include", params.include),
+            ("exclude", params.exclude),
+            ("max_bytes", params.max_bytes),
+        )
+        if value is not None
+    }
+    base = CorpusParams.from_dict(template, strict=False).sources
+    if source == "stdlib":
+        if not overrides:
+            return dict(template)
+        if len(base) != 1 or base[0].type != "stdlib":
+            raise ConfigError(
+                "--include/--exclude/--max_bytes without --path edit the template's one stdlib source; "
+                "the template has another corpus (pass --path, or edit it by hand)"
+            )
+        raw = template.get("sources")
+        entry = dict(raw[0]) if isinstance(raw, list) and raw and isinstance(raw[0], dict) else {}
+        entry = entry or {k: v for k, v in base[0].to_dict().items() if v is not None}
+    else:
+        entry = {
+            "name": "code",
+            "type": source,
+            "path": str(Path(params.path).expanduser().resolve()),
+            **({"rev": params.rev} if source == "git" else {}),
+            "include": list(base[0].include),
+            "exclude": [],
+            "max_file_bytes": base[0].max_file_bytes,
+            "max_bytes": 0,
+        }
+    entry.update({key: list(value) if isinstance(value, list) else value for key, value in overrides.items()})
+    section = {key: value for key, value in template.items() if key not in SINGLE_SOURCE_KEYS}
+    section["sources"] = [entry]
     return section
 
 
@@ -244,8 +271,6 @@ def _header(plan: Plan, description: str) -> str:
 
 def init_project(params: InitParams) -> InitResult:
     """Scan the source, plan the run, and write ``params.output`` and ``params.model_config``."""
-    from gitnetic.data.corpus import CorpusParams, scan_source
-
     output, model_path = Path(params.output), Path(params.model_config)
     if not params.dry_run and not params.force:
         for path, flag in ((output, "--output"), (model_path, "--model_config")):
@@ -270,10 +295,8 @@ def init_project(params: InitParams) -> InitResult:
     corpus_params = CorpusParams.from_dict(corpus, strict=False)
     scan = scan_source(corpus_params)
     if scan.files == 0:
-        raise ConfigError(
-            f"no files in {scan.description} match include {corpus_params.include} and exclude "
-            f"{corpus_params.exclude}; fix --path/--include/--exclude"
-        )
+        globs = "; ".join(f"include {s.include} and exclude {s.exclude}" for s in corpus_params.sources)
+        raise ConfigError(f"no files in {scan.description} match {globs}; fix --path/--include/--exclude")
     train_fraction = 1.0 - corpus_params.valid_ratio - corpus_params.test_ratio
     plan = plan_run(
         scan.bytes,

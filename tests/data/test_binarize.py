@@ -14,9 +14,10 @@ import pytest
 
 from gitnetic.cli import preprocess as pp
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data import binarize
+from gitnetic.data import source_routing
 from gitnetic.data.encoder import HFEncoder, TiktokenEncoder, build_encoder
 from gitnetic.data.indexed import IndexedDataset
+from gitnetic.data.shard_writer import Encoding, ShardJob, write_shard
 from gitnetic.data.splits import SPLITS
 from gitnetic.data.tokenizer import load_backend_tokenizer, load_tokenizer
 from tests.helpers import stdlib_json_files
@@ -216,8 +217,9 @@ def test_spot_check_mismatch_redoes_the_shard_with_hf(
 
     wrong = Drifting(fast.encoding, fast.vocab_size)
     path = corpus[0] / "train.jsonl"
-    stats = binarize.binarize_range(path, str(tmp_path / "t"), wrong, np.dtype(np.uint16), EOS, workers=2,
-                              batch_size=4, verifier=HFEncoder(tokenizer), verify_every=5)  # fmt: skip
+    encoding = Encoding(wrong, np.dtype(np.uint16), EOS, workers=2, batch_size=4, verifier=HFEncoder(tokenizer),
+                        verify_every=5)  # fmt: skip
+    (stats,) = write_shard(ShardJob(path, [str(tmp_path / "t")]), encoding)
     assert stats.encoder == "hf" and _read(tmp_path / "t") == expected["train"]
 
 
@@ -336,7 +338,7 @@ def test_by_source_single_source_labels_and_errors(
     with pytest.raises(DataError, match=r"--by_source needs the corpus stage's .*stats\.json"):
         pp.main([*args, "--by_source"])
     # params.yaml may give the groups as a mapping
-    assert binarize.parse_source_groups({"code": ["a", "c"], "log": "b"}) == {
+    assert source_routing.parse_source_groups({"code": ["a", "c"], "log": "b"}) == {
         "code": ["a", "c"],
         "log": ["b"],
     }

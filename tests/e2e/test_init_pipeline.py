@@ -131,8 +131,9 @@ def test_init_writes_a_plan_for_the_repository(init_run: dict) -> None:
         assert label in printed
     assert "10 files" in printed and "expected train time" in printed
     params = yaml.safe_load((checkout / "params.yaml").read_text(encoding="utf-8"))
-    assert params["corpus"]["source"] == "git" and params["corpus"]["path"] == str(init_run["user"])
-    assert params["corpus"]["exclude"] == []  # the stdlib's excludes stay with the stdlib
+    (source,) = params["corpus"]["sources"]
+    assert source["type"] == "git" and source["path"] == str(init_run["user"])
+    assert source["exclude"] == []  # the stdlib's excludes stay with the stdlib
     assert params["tokenizer"]["vocab_size"] == 512
     assert params["train"]["config_path"] == "configs/gpt2-init.yaml"
     assert params["train"]["warmup_steps"] < params["train"]["max_steps"] // 2

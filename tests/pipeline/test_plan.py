@@ -130,8 +130,9 @@ def test_init_writes_every_template_section_with_the_plan(checkout: Path) -> Non
     for section in template:  # every key of the template is still there
         assert set(template[section]) <= set(written[section]), section
     assert written["preprocess"] == template["preprocess"]
-    assert written["corpus"]["source"] == "dir" and written["corpus"]["exclude"] == []
-    assert written["corpus"]["max_bytes"] == 0
+    (source,) = written["corpus"]["sources"]  # your code replaces the template's stdlib source
+    assert source["type"] == "dir" and source["exclude"] == []
+    assert source["max_bytes"] == 0
     assert written["tokenizer"]["vocab_size"] == result.plan.vocab_size == 512
     train = written["train"]
     assert (train["max_steps"], train["batch_size"], train["warmup_steps"]) == (

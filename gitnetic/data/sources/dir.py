@@ -10,7 +10,7 @@ from pathlib import Path
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.globs import compile_globs, dir_pruner
 from gitnetic.data.lang import lang_of
-from gitnetic.data.sources import Candidate, OpenedSource, SourceParams
+from gitnetic.data.sources.base import Candidate, OpenedSource, SourceParams
 
 __all__ = ["dir_candidates", "display_path", "open_dir"]
 
@@ -58,7 +58,6 @@ def dir_candidates(root: Path, include: Sequence[str], exclude: Sequence[str]) -
 
 @contextlib.contextmanager
 def open_dir(params: SourceParams) -> Iterator[OpenedSource]:
-    assert params.path is not None
-    root = Path(params.path).expanduser()
+    root = params.root()
     cands = dir_candidates(root, params.include, params.exclude)
     yield OpenedSource(f"dir:{params.path}", f"folder {root}", cands, len(cands))

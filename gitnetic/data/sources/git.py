@@ -15,7 +15,7 @@ from pathlib import Path
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.lang import lang_of
-from gitnetic.data.sources import Candidate, OpenedSource, SourceParams
+from gitnetic.data.sources.base import Candidate, OpenedSource, SourceParams
 from gitnetic.data.sources.dir import display_path
 
 __all__ = ["GIT_ENV", "check_repo", "git_error_line", "open_git", "resolve_commit", "run_git"]
@@ -115,8 +115,7 @@ def git_candidates(
 
 @contextlib.contextmanager
 def open_git(params: SourceParams) -> Iterator[OpenedSource]:
-    assert params.path is not None
-    repo = Path(params.path).expanduser()
+    repo = params.root()
     with git_candidates(repo, params.rev, params.include, params.exclude) as (commit, cands):
         yield OpenedSource(
             f"git:{params.path}@{commit}",

@@ -24,12 +24,11 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.lang import COMMIT_LANG
-from gitnetic.data.sources import Candidate, OpenedSource, SourceParams
+from gitnetic.data.sources.base import Candidate, OpenedSource, SourceParams
 from gitnetic.data.sources.git import GIT_ENV, check_repo, git_error_line, resolve_commit, run_git
 
 __all__ = ["HISTORY_SKIPS", "diff_section_paths", "open_git_history"]
@@ -181,8 +180,7 @@ def open_git_history(
     params: SourceParams, drop_path: Callable[[str], bool] | None = None
 ) -> Iterator[OpenedSource]:
     """Stream the commits of ``rev_range`` (or the newest ``max_commits`` of ``rev``) as documents."""
-    assert params.path is not None
-    repo = Path(params.path).expanduser()
+    repo = params.root()
     check_repo(repo)
     if params.rev_range:
         spec = params.rev_range

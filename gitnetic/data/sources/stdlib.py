@@ -8,7 +8,7 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitnetic.data.sources import OpenedSource, SourceParams
+from gitnetic.data.sources.base import OpenedSource, SourceParams
 from gitnetic.data.sources.dir import dir_candidates
 
 __all__ = ["STDLIB_EXCLUDES", "open_stdlib", "stdlib_root"]

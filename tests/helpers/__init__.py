@@ -1,0 +1,110 @@
+"""Builders shared by the tests, one module per concern; every name is re-exported here.
+
+Import them (``from tests.helpers import write_shard``; pyproject's pytest ``pythonpath`` puts the
+repository root on ``sys.path``), or from the module that holds them:
+
+* :mod:`.paths`: ``REPO``, ``CONFIGS``, ``GPT2_TINY``, ``VENV_BIN``;
+* :mod:`.trees`: the tiny corpus (``TINY_CORPUS_FILES``), ``write_tree``, the stdlib ``json`` package,
+  ``git`` with a fixed identity, ``generated_modules``;
+* :mod:`.tokenizer`: ``train_tiny_tokenizer``;
+* :mod:`.shards`: ``write_shard``, ``marked_docs``, ``encode_files``, ``preprocess_shards``;
+* :mod:`.models`: tiny GPT-2/RoBERTa, ``module_and_data``, checkpoint weights (torch is imported only
+  when one of them is called, so data tests never load it);
+* :mod:`.cli`: subprocess environments and runners (``run_gitnetic``, ``run_ok``, ``copy_pipeline``, ...);
+* :mod:`.training`: the seed's example command and ``assert_trained``.
+
+The session fixtures built from them (``tiny_tokenizer``, ``lm_shards``, ...) are in
+``tests/conftest.py``. Why shared builders: each was copied into several test files and the copies
+drifted (other model sizes, other ways to encode a file, other subprocess environments). Tests that
+need their own numbers pass them as arguments, so what a test depends on is visible at its call.
+"""
+
+from tests.helpers.cli import (
+    child_env,
+    cli_env,
+    copy_pipeline,
+    pipeline_env,
+    run_gitnetic,
+    run_ok,
+    start_gitnetic,
+    tiny_train_args,
+    wait_until,
+)
+from tests.helpers.models import (
+    TINY_MODEL_CONFIG,
+    assert_same_weights,
+    checkpoint_weights,
+    module_and_data,
+    tiny_gpt2,
+    tiny_roberta,
+)
+from tests.helpers.paths import (
+    CONFIGS,
+    GPT2_TINY,
+    REPO,
+    VENV_BIN,
+)
+from tests.helpers.shards import (
+    encode_files,
+    marked_docs,
+    preprocess_shards,
+    write_shard,
+)
+from tests.helpers.tokenizer import (
+    TINY_VOCAB_SIZE,
+    train_tiny_tokenizer,
+)
+from tests.helpers.training import (
+    SEED_STEPS,
+    assert_trained,
+    seed_command,
+    train_seed_command,
+)
+from tests.helpers.trees import (
+    TINY_CORPUS_FILES,
+    generated_modules,
+    git,
+    read_texts,
+    stdlib_json_dir,
+    stdlib_json_files,
+    write_tree,
+)
+
+__all__ = [
+    "CONFIGS",
+    "GPT2_TINY",
+    "REPO",
+    "SEED_STEPS",
+    "TINY_CORPUS_FILES",
+    "TINY_MODEL_CONFIG",
+    "TINY_VOCAB_SIZE",
+    "VENV_BIN",
+    "assert_same_weights",
+    "assert_trained",
+    "checkpoint_weights",
+    "child_env",
+    "cli_env",
+    "copy_pipeline",
+    "encode_files",
+    "generated_modules",
+    "git",
+    "marked_docs",
+    "module_and_data",
+    "pipeline_env",
+    "preprocess_shards",
+    "read_texts",
+    "run_gitnetic",
+    "run_ok",
+    "seed_command",
+    "start_gitnetic",
+    "stdlib_json_dir",
+    "stdlib_json_files",
+    "tiny_gpt2",
+    "tiny_roberta",
+    "tiny_train_args",
+    "train_seed_command",
+    "train_tiny_tokenizer",
+    "wait_until",
+    "write_shard",
+    "write_tree",
+]
