@@ -20,6 +20,7 @@ import yaml
 from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
+from gitnetic.data.corpus import CorpusParams, scan_source
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
 
 __all__ = ["InitParams", "InitResult", "init_project"]
@@ -244,7 +245,6 @@ def _header(plan: Plan, description: str) -> str:
 
 def init_project(params: InitParams) -> InitResult:
     """Scan the source, plan the run, and write ``params.output`` and ``params.model_config``."""
-    from gitnetic.data.corpus import CorpusParams, scan_source
 
     output, model_path = Path(params.output), Path(params.model_config)
     if not params.dry_run and not params.force:

@@ -16,9 +16,27 @@ import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+import lightning
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import seed_everything
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from gitnetic.common.console import adopt_library_loggers
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, resume_checkpoint
+from gitnetic.training.callbacks import StepCheckpoint
+from gitnetic.training.checkpoint_io import AtomicCheckpointIO
+from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
+from gitnetic.training.loggers import build_loggers
+from gitnetic.training.progress import ProgressBar
+from gitnetic.training.signals import GracefulInterrupt, TrainingInterrupted
+from gitnetic.training.throughput import ThroughputLogger, describe_model
 
 __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
 
@@ -67,7 +85,7 @@ class TransformerTrainer:
             metadata={"help": "Save a checkpoint every N optimizer steps (0 = only at the end)."},
         )
         save_dir: str = field(
-            default="checkpoints",
+            default=DEFAULT_SAVE_DIR,
             metadata={
                 "help": "Checkpoint folder: checkpoint_step{N}.ckpt and checkpoint_last.ckpt ('' = no checkpoints)."
             },
@@ -232,16 +250,11 @@ class TransformerTrainer:
 
     # ------------------------------------------------------------------ mapping
     def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
-        """The checkpoint to resume from: an explicit path, 'last' if one exists, or None (fresh start)."""
-        from gitnetic.training.checkpoint import resume_checkpoint
-
+        """The checkpoint to resume from: an explicit path, 'last' if one exists, 'auto' (this very run's
+        newest, by fingerprint), or None (fresh start)."""
         spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
-        if spec == "auto":
-            from gitnetic.training.fingerprint import auto_resume_checkpoint, run_fingerprint
-
-            fingerprint = self.fingerprint or run_fingerprint([self.params])
-            return auto_resume_checkpoint(self.params.save_dir, fingerprint)
-        return resume_checkpoint(spec, self.params.save_dir)
+        fingerprint = self.fingerprint or run_fingerprint([self.params])
+        return resume_checkpoint(spec, self.params.save_dir, fingerprint, remove=rank_zero_only.rank == 0)
 
     def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
@@ -278,8 +291,6 @@ class TransformerTrainer:
             kwargs["val_check_interval"] = val_check_interval
         extra = dict(self.trainer_kwargs)
         if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
-            from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
-
             kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, LightningProgressBar)]
         if "callbacks" in extra:
             more = extra.pop("callbacks")
@@ -303,10 +314,6 @@ class TransformerTrainer:
         return accelerator, devices
 
     def _callbacks(self) -> list[Any]:
-        from gitnetic.training.callbacks import StepCheckpoint
-        from gitnetic.training.progress import ProgressBar
-        from gitnetic.training.signals import GracefulInterrupt
-        from gitnetic.training.throughput import ThroughputLogger
 
         p = self.params
         callbacks: list[Any] = []
@@ -321,7 +328,6 @@ class TransformerTrainer:
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
-        from gitnetic.training.loggers import build_loggers
 
         p = self.params
         return build_loggers(
@@ -335,12 +341,6 @@ class TransformerTrainer:
     # ------------------------------------------------------------------ running
     def build(self, resuming: bool = False) -> Any:
         """Create the ``lightning.Trainer`` (also available as ``self.trainer``)."""
-        import lightning
-        from lightning.fabric.utilities.exceptions import MisconfigurationException
-        from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-        from gitnetic.common.console import adopt_library_loggers
-        from gitnetic.training.checkpoint import AtomicCheckpointIO
 
         adopt_library_loggers()  # Lightning's messages once, in gitnetic's format
 
@@ -368,8 +368,6 @@ class TransformerTrainer:
             module, datamodule = task.module, getattr(task, "datamodule", None)
         else:
             module = task
-        from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
-        from gitnetic.training.signals import TrainingInterrupted
 
         hparams = getattr(module, "hparams", None)
         if self.fingerprint is None:
@@ -387,8 +385,6 @@ class TransformerTrainer:
         if resume:
             logger.info("resuming from %s", resume)
         if trainer.is_global_zero:
-            from gitnetic.training.throughput import describe_model
-
             logger.info(
                 "train: %s; %s, precision %s",
                 describe_model(module),
@@ -419,20 +415,17 @@ def _no_slurm_requeue(kwargs: dict[str, Any]) -> None:
     """Under SLURM, Lightning's SLURMEnvironment would install its own SIGUSR1 (checkpoint + scontrol
     requeue) and SIGTERM handlers; gitnetic's signal handling (gitnetic.training.signals) must be the one
     in force, and requeueing is left to the scheduler's settings (``sbatch --requeue``, Snakemake retries)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
 
     if "plugins" not in kwargs and SLURMEnvironment.detect():
         kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
 
 
 def _seed_everything(seed: int) -> None:
-    from lightning.pytorch import seed_everything
 
     seed_everything(seed, workers=True, verbose=False)
 
 
 def _check_gpus(accelerator: str, gpus: int) -> None:
-    import torch
 
     mps = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" is MPS on Macs
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not mps:
@@ -441,7 +434,6 @@ def _check_gpus(accelerator: str, gpus: int) -> None:
 
 def _enable_tf32(accelerator: str) -> None:
     """TF32 matmuls on Ampere+ GPUs: ~2x faster fp32 GEMMs at a precision LM training does not miss."""
-    import torch
 
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         if torch.cuda.get_device_capability()[0] >= 8:
@@ -461,7 +453,6 @@ def _flag_type(tp: Any) -> Any:
 
 def _passthrough_specs() -> list[tuple[str, Any, bool]]:
     """``(name, flag type, is a switch)`` for each simple ``lightning.Trainer`` argument not in Params."""
-    import lightning
 
     hints = typing.get_type_hints(lightning.Trainer.__init__)
     covered = {f.name for f in fields(TransformerTrainer.Params)}

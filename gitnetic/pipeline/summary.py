@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
+from gitnetic.common.errors import DataError
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, find_checkpoint
 
 __all__ = ["SummaryParams", "pipeline_summary"]
 
@@ -44,6 +46,17 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 def _section(params: dict[str, Any], name: str) -> dict[str, Any]:
     value = params.get(name)
     return value if isinstance(value, dict) else {}
+
+
+def _newest_checkpoint(root: Path, save_dir: str | None) -> Path | None:
+    """The newest checkpoint of the train stage's folder (relative to ``root``), None without one.
+    ``save_dir`` None is the trainer's default folder; ``''`` means the run saved no checkpoints."""
+    if save_dir == "":
+        return None
+    try:
+        return Path(find_checkpoint(root / (save_dir or DEFAULT_SAVE_DIR))).relative_to(root)
+    except DataError:
+        return None
 
 
 def pipeline_summary(params: SummaryParams) -> list[str]:
@@ -93,10 +106,10 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
             parts.append(", ".join(losses))
         rows.append(("training", "; ".join(parts) + f"  -> {live_dir}/"))
 
-    ckpt = Path(train.get("save_dir") or "models/checkpoints") / "checkpoint_last.ckpt"
     hf = export.get("output_dir") or "models/hf"
     model = []
-    if (root / ckpt).is_file():
+    ckpt = _newest_checkpoint(root, train.get("save_dir"))
+    if ckpt is not None:
         model.append(f"checkpoint {ckpt}")
     if (root / hf / "config.json").is_file():
         model.append(f"Hugging Face folder {hf} (from_pretrained-ready)")

@@ -1,4 +1,4 @@
-"""gitnetic/training/checkpoint.py: atomic checkpoint writes, and one-line errors for missing or broken
+"""gitnetic/models/checkpoint.py and training/checkpoint_io.py: atomic checkpoint writes, and one-line errors for missing or broken
 checkpoints to resume from. (Checkpoints written during real runs are tested in test_trainer.py.)"""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import torch
 
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.training.trainer import TransformerTrainer
+from tests.helpers import GPT2_TINY
 
 Params = TransformerTrainer.Params
 
 
 def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
-    from gitnetic.training.callbacks import AtomicCheckpointIO
+    from gitnetic.training.checkpoint_io import AtomicCheckpointIO
 
     io = AtomicCheckpointIO()
     path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
@@ -35,3 +36,16 @@ def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
     broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
     with pytest.raises(DataError, match="truncated"):
         TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
+
+
+def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
+    from gitnetic.models.build import build_model_and_tokenizer
+    from gitnetic.models.checkpoint import load_weights
+
+    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
+    with pytest.raises(DataError, match="does not match"):
+        load_weights(model, {"state_dict": {"model.other.weight": torch.zeros(1)}})
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state["model.transformer.wte.weight"] = torch.zeros(3, 3)
+    with pytest.raises(DataError, match="does not fit"):
+        load_weights(model, {"state_dict": state})
