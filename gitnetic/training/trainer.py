@@ -232,21 +232,21 @@ class TransformerTrainer:
             "lightning.Trainer pass-through",
             "Other lightning.Trainer arguments, passed unchanged when given (see the Lightning Trainer docs).",
         )
-        taken = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public accessor
         for name, tp, switch in _passthrough_specs():
-            if f"--{name}" in taken:
-                continue
             extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "true|false"} if switch else {}
             if get_origin(tp) is Literal:
                 extra["choices"] = list(get_args(tp))
-            group.add_argument(
-                f"--{name}",
-                dest=name,
-                type=scalar_parser(tp),
-                default=None,
-                help=f"lightning.Trainer({name}=...)",
-                **extra,
-            )
+            try:
+                group.add_argument(
+                    f"--{name}",
+                    dest=name,
+                    type=scalar_parser(tp),
+                    default=None,
+                    help=f"lightning.Trainer({name}=...)",
+                    **extra,
+                )
+            except argparse.ArgumentError:  # a component's params already own --NAME: theirs wins
+                continue
 
     # ------------------------------------------------------------------ mapping
     def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
