@@ -9,13 +9,14 @@ checkpoint names, which import this module).
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.tokenizer import load_model_folder_tokenizer, load_tokenizer
-from gitnetic.models.config import ModelConfig, import_object
+from gitnetic.models.config import ModelConfig
 from gitnetic.models.positions import check_positions
 from gitnetic.models.pretrained import load_hf_model, pretrained_config
 
@@ -24,6 +25,7 @@ __all__ = [
     "build_config",
     "build_model",
     "build_model_and_tokenizer",
+    "import_object",
     "load_model_tokenizer",
     "load_pretrained_model_and_tokenizer",
     "model_class",
@@ -39,6 +41,31 @@ class BuiltModel:
     model: Any
     tokenizer: Any
     config: ModelConfig
+
+
+def import_object(dotted: str, where: str) -> Any:
+    """Import ``package.module.Name`` (or ``package.module:Name``); ``where`` names the YAML key for errors."""
+    if not isinstance(dotted, str) or not dotted.strip():
+        raise ConfigError(
+            f"{where} must be a dotted class name like transformers.GPT2LMHeadModel, got {dotted!r}"
+        )
+    module_name, sep, attr = dotted.replace(":", ".").rpartition(".")
+    if not sep or not module_name:
+        raise ConfigError(f"{where}: {dotted!r} is not a dotted name; write it as module.ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"{where}: cannot import module {module_name!r} for {dotted!r} ({exc}); fix the name"
+        ) from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigError(
+            f"{where}: module {module_name!r} has no {attr!r}; check the spelling of {dotted!r}"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - transformers' lazy modules may fail on missing backends
+        raise ConfigError(f"{where}: {dotted!r} cannot be imported ({type(exc).__name__}: {exc})") from None
 
 
 def model_class(model_config: ModelConfig) -> Any:

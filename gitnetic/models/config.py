@@ -26,7 +26,6 @@ the model it describes.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,34 +35,9 @@ from gitnetic.common.dataclass_argparse import load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.hf_folder import check_hf_model_folder
 
-__all__ = ["OBJECTIVES", "ModelConfig", "find_model_config", "import_object", "shipped_model_configs"]
+__all__ = ["OBJECTIVES", "ModelConfig", "find_model_config", "shipped_model_configs"]
 
 OBJECTIVES = ("clm", "mlm")
-
-
-def import_object(dotted: str, where: str) -> Any:
-    """Import ``package.module.Name`` (or ``package.module:Name``); ``where`` names the YAML key for errors."""
-    if not isinstance(dotted, str) or not dotted.strip():
-        raise ConfigError(
-            f"{where} must be a dotted class name like transformers.GPT2LMHeadModel, got {dotted!r}"
-        )
-    module_name, sep, attr = dotted.replace(":", ".").rpartition(".")
-    if not sep or not module_name:
-        raise ConfigError(f"{where}: {dotted!r} is not a dotted name; write it as module.ClassName")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"{where}: cannot import module {module_name!r} for {dotted!r} ({exc}); fix the name"
-        ) from None
-    try:
-        return getattr(module, attr)
-    except AttributeError:
-        raise ConfigError(
-            f"{where}: module {module_name!r} has no {attr!r}; check the spelling of {dotted!r}"
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - transformers' lazy modules may fail on missing backends
-        raise ConfigError(f"{where}: {dotted!r} cannot be imported ({type(exc).__name__}: {exc})") from None
 
 
 @dataclass
