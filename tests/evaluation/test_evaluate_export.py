@@ -153,6 +153,17 @@ def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, 
     assert not (tmp_path / "e.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--batch_size", "0"), ("--max_tokens", "-1"), ("--num_threads", "-1")]
+)
+def test_evaluate_checks_its_numbers_before_loading_anything(flag, value, tiny_tokenizer, tmp_path, capsys):
+    """A bad number is reported although the checkpoint does not even exist: checked before loading."""
+    argv = model_args(tmp_path / "missing.ckpt", GPT2_TINY, tiny_tokenizer)
+    code = cli_main.main(["evaluate", *argv, "--data_prefix", str(tmp_path / "x"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and flag in err and "missing.ckpt" not in err
+
+
 def test_evaluate_a_blend_reports_each_prefix_and_the_token_weighted_whole(
     fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path
 ):
