@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import DataError
 from gitnetic.common.io import atomic_dir
@@ -80,8 +82,6 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
 
     Returns the loaded ``PreTrainedTokenizerFast``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     params = params or TokenizerParams()
     special_tokens = params.all_special_tokens()
     if params.vocab_size < 256 + len(special_tokens):
@@ -189,8 +189,6 @@ def load_backend_tokenizer(path: str | Path):
     """The ``tokenizers.Tokenizer`` of a tokenizer folder (or ``tokenizer.json``): the same file
     :func:`load_tokenizer` wraps, without importing transformers (which saves seconds per preprocess
     job; the binarizer needs only the Rust tokenizer)."""
-    from tokenizers import Tokenizer
-
     file = tokenizer_json(path)
     try:
         return Tokenizer.from_file(str(file))

@@ -102,7 +102,7 @@ def build_config(model_config: ModelConfig, tokenizer: Any) -> Any:
     params = {**model_config.config_params, **_tokenizer_fields(tokenizer)}
     try:
         if model_config.model_type:
-            from transformers import AutoConfig
+            from transformers import AutoConfig  # here: see the module doc
 
             return AutoConfig.for_model(model_config.model_type, **params)
         config_cls = import_object(model_config.config_name, f"{model_config.source}: model.config")

@@ -166,7 +166,7 @@ def resume_checkpoint(
 
 def _fingerprint_and_step(path: Path) -> dict[str, Any] | None:
     """The checkpoint's fingerprint and step without reading its tensors (mmap); None if unreadable."""
-    import torch
+    import torch  # here: the Snakefile imports this module for the names alone
 
     if not is_valid_checkpoint(path):
         return None
@@ -229,7 +229,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     ``_path`` is added: the file actually read. Corrupt files are a one-line ``DataError``.
     """
-    import torch
+    import torch  # here: the Snakefile imports this module for the names alone
 
     path = find_checkpoint(path)
     try:

@@ -20,7 +20,11 @@ __all__ = ["load_hf_model", "pretrained_config"]
 def load_hf_model(path: str | Path, flag: str, causal: bool = True) -> Any:
     """The model in the folder (``AutoModelForCausalLM``, else ``AutoModelForMaskedLM``), on CPU, float32."""
     p = check_hf_model_folder(path, flag, tokenizer=False)
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers import (  # here: see the module doc
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+    )
 
     try:
         config = AutoConfig.from_pretrained(str(p), local_files_only=True)
@@ -43,7 +47,7 @@ def load_hf_model(path: str | Path, flag: str, causal: bool = True) -> Any:
 
 def pretrained_config(folder: str, tokenizer: Any) -> Any:
     """The folder's HF config, checked to hold ``tokenizer``'s vocabulary, with a pad id for batching."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # here: see the module doc
 
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -402,8 +403,6 @@ class TransformerTrainer:
 def _wait_for_ranks(trainer: Any, timeout_s: float = 120.0) -> None:
     """Let the DDP processes this one launched finish too (they stop at the same step), so the command
     ends only when the whole run has."""
-    import subprocess
-
     for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []:
         try:
             proc.wait(timeout=timeout_s)

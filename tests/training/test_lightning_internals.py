@@ -6,7 +6,9 @@ changes one fails with its name, instead of silently changing what training does
   ``_save_topk_checkpoint``, ``_save_last_checkpoint`` and reads ``_last_global_step_saved``;
 * ``TransformerDataModule`` reads ``trainer._accelerator_connector.use_distributed_sampler``;
 * ``ThroughputLogger`` reads ``trainer._logger_connector.should_update_logs``;
-* ``AtomicCheckpointIO`` uses ``lightning.fabric.utilities.cloud_io._is_local_file_protocol``.
+* ``AtomicCheckpointIO`` uses ``lightning.fabric.utilities.cloud_io._is_local_file_protocol``;
+* ``training/signals._disarm_child_observer`` empties ``_ChildProcessObserver._child_processes`` (it skips
+  silently when the class is gone, so only this test notices).
 """
 
 from __future__ import annotations
@@ -62,3 +64,9 @@ def test_local_file_protocol_helper():
     from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 
     assert _is_local_file_protocol("/tmp/x.ckpt") and not _is_local_file_protocol("s3://bucket/x.ckpt")
+
+
+def test_child_process_observer_the_signal_handler_disarms():
+    from lightning.fabric.strategies.launchers.subprocess_script import _ChildProcessObserver
+
+    assert "self._child_processes" in inspect.getsource(_ChildProcessObserver.__init__)
