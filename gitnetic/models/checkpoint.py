@@ -82,30 +82,32 @@ def is_valid_checkpoint(path: str | Path) -> bool:
     return Path(path).is_file() and zipfile.is_zipfile(path)
 
 
-def checkpoints_newest_first(folder: str | Path) -> list[Path]:
-    """Every ``*.ckpt`` in ``folder``, newest first: the one rule for "the newest checkpoint".
+def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Path]:
+    """The ``*.ckpt`` files in ``folder``, newest first: the one rule for "the newest checkpoint".
 
     Step checkpoints go by their step number, ``checkpoint_last.ckpt`` right before the step file it
     links to, so a step file newer than the link (a run killed between writing ``checkpoint_stepN.ckpt``
-    and moving the link) comes first. Other ``*.ckpt`` files (no step in their name) follow, by
-    modification time.
+    and moving the link) comes first. With ``others``, ``*.ckpt`` files training did not name follow, by
+    modification time (auto-resume leaves them out: it may delete what it considers).
     """
     p = Path(folder)
     if not p.is_dir():
         return []
-    steps, others = [], []
+    steps, foreign = [], []
     for f in p.glob("*" + CHECKPOINT_EXTENSION):
         match = _STEP.match(f.name)
         if match:
             steps.append((int(match.group(1)), f))
         elif f.name != CHECKPOINT_LAST:
-            others.append(f)
+            foreign.append(f)
     ordered = [f for _, f in sorted(steps, key=lambda item: item[0], reverse=True)]
     last = p / CHECKPOINT_LAST
     if last.is_file():
         linked = next((i for i, f in enumerate(ordered) if _same_file(f, last)), 0)
         ordered.insert(linked, last)
-    return ordered + sorted(others, key=lambda f: f.stat().st_mtime, reverse=True)
+    if not others:
+        return ordered
+    return ordered + sorted(foreign, key=lambda f: f.stat().st_mtime, reverse=True)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -194,7 +196,7 @@ def auto_resume_checkpoint(
     if remove:
         for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill
             tmp.unlink(missing_ok=True)
-    found = checkpoints_newest_first(folder)
+    found = checkpoints_newest_first(folder, others=False)
     for path in found:
         info = _fingerprint_and_step(path)
         if info is None:

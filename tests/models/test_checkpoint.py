@@ -49,3 +49,39 @@ def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
     state["model.transformer.wte.weight"] = torch.zeros(3, 3)
     with pytest.raises(DataError, match="does not fit"):
         load_weights(model, {"state_dict": state})
+
+
+def _save(path: Path, step: int, **extra) -> Path:
+    torch.save({"state_dict": {}, "global_step": step, **extra}, path)
+    return path
+
+
+def test_one_rule_for_the_newest_checkpoint(tmp_path: Path) -> None:
+    import os
+
+    from gitnetic.models.checkpoint import checkpoints_newest_first, find_checkpoint
+
+    for step in (2, 10, 4):
+        _save(tmp_path / f"checkpoint_step{step}.ckpt", step)
+    os.link(
+        tmp_path / "checkpoint_step4.ckpt", tmp_path / "checkpoint_last.ckpt"
+    )  # killed before the link moved
+    _save(tmp_path / "by-hand.ckpt", 99)
+    names = [p.name for p in checkpoints_newest_first(tmp_path)]
+    assert names == [
+        "checkpoint_step10.ckpt", "checkpoint_last.ckpt", "checkpoint_step4.ckpt", "checkpoint_step2.ckpt",
+        "by-hand.ckpt",
+    ]  # fmt: skip
+    assert "by-hand.ckpt" not in [p.name for p in checkpoints_newest_first(tmp_path, others=False)]
+    assert Path(find_checkpoint(tmp_path)).name == "checkpoint_step10.ckpt"
+    (tmp_path / "checkpoint_step10.ckpt").write_bytes(b"PK cut short")  # truncated: the next one is used
+    assert Path(find_checkpoint(tmp_path)).name == "checkpoint_last.ckpt"
+
+
+def test_auto_resume_clears_only_the_checkpoints_training_named(tmp_path: Path) -> None:
+    from gitnetic.models.checkpoint import FINGERPRINT_KEY, resume_checkpoint
+
+    _save(tmp_path / "checkpoint_step3.ckpt", 3, **{FINGERPRINT_KEY: {"digest": "old", "items": {}}})
+    _save(tmp_path / "mine.ckpt", 7)
+    assert resume_checkpoint("auto", str(tmp_path), {"digest": "new", "items": {}}) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]
