@@ -83,7 +83,7 @@ def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None)
     import lightning as L
 
     from gitnetic.cli.train import parse
-    from gitnetic.training.run import train_task
+    from gitnetic.training.run import TrainParams, train_task
 
     clock = Clock()
     profiler = cProfile.Profile() if profile else None
@@ -102,7 +102,7 @@ def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None)
 
     # exactly what gitnetic.cli.train.main does, plus the timer callback
     task_cls, params = parse(argv)
-    train_task(task_cls, params, callbacks=[Timer()])
+    train_task(task_cls, TrainParams.from_parsed(params), callbacks=[Timer()])
     if profiler:
         profiler.dump_stats(str(profile))
     return clock

@@ -13,6 +13,7 @@ import argparse
 import sys
 from argparse import Namespace
 from collections.abc import Sequence
+from typing import Any
 
 import yaml
 
@@ -88,8 +89,9 @@ def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
     return parser, task_cls
 
 
-def parse(argv: Sequence[str]) -> tuple[type, TrainParams]:
-    """Phase one + phase two: ``(task class, typed params)``."""
+def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
+    """Phase one + phase two: ``(task class, (*params dataclasses, namespace))``, what
+    ``TaskModule.setup`` takes; :meth:`TrainParams.from_parsed` types it for :func:`train_task`."""
     known = _phase_one(argv)
     include_packages(known.include_package)
     task_name = known.task
@@ -101,12 +103,13 @@ def parse(argv: Sequence[str]) -> tuple[type, TrainParams]:
             )
         task_name = DEFAULT_HELP_TASK
     parser, task_cls = build_parser(task_name)
-    return task_cls, TrainParams.from_parsed(parser.parse_args_into_dataclasses(list(argv)))
+    return task_cls, parser.parse_args_into_dataclasses(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    task_cls, params = parse(argv)
+    task_cls, parsed = parse(argv)
+    params = TrainParams.from_parsed(parsed)
     if params.namespace.print_config:
         print(yaml.safe_dump(resolved_config(task_cls.task_name, params), sort_keys=False), end="")
         return 0
