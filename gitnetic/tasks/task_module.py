@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from argparse import Namespace
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+import importlib.metadata
 from typing import Any, ClassVar, Generic, TypeVar
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
@@ -140,7 +140,7 @@ def _load_entry_points(only: str | None = None) -> None:
     user error; other plugins failing to import are logged and skipped, so one broken package does not
     take the whole CLI down.
     """
-    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     if only is not None:
         for ep in eps:
             if ep.name == only:
