@@ -8,10 +8,10 @@ registry open for extension (see docs/seed-train.rst for the contract users code
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from argparse import Namespace
 from dataclasses import dataclass
-import importlib.metadata
 from typing import Any, ClassVar, Generic, TypeVar
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
