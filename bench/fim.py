@@ -7,7 +7,7 @@ pipeline's training (``params.yaml:train``: the 3 x 128 GPT-2, 16 x 128-token pa
 so both see the same batches) twice at ``--max_steps`` steps: ``--fim_rate 0`` (plain CLM) and
 ``--fim_rate 0.5`` (SPM share 0.5). Each is scored by the real ``evaluate`` stage on the test split:
 held-out perplexity (plain left-to-right text for both), next-line exact match and single-line infilling
-exact match on the same ``--completion_samples`` lines (gitnetic/training/completion.py). Every stage runs
+exact match on the same ``--completion_samples`` lines (gitnetic/evaluation/completion.py). Every stage runs
 as ``python -m gitnetic ...`` in a subprocess, exactly as the pipeline runs it, in a scratch folder.
 
 Part 2, decoding speed. On the FIM model just trained: the same prompts (held-out lines' contexts),
@@ -112,8 +112,9 @@ def decode_speed(checkpoint: str, paths: dict[str, Path], args: Any) -> dict[str
 
     from gitnetic.common.threads import set_torch_threads
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.inference.generate import GenerateParams, Generator, load_generation_model
-    from gitnetic.training.completion import newline_token_mask, sample_lines
+    from gitnetic.evaluation.completion import newline_token_mask, sample_lines
+    from gitnetic.inference.decoding import DecodingParams
+    from gitnetic.inference.generate import Generator, load_generation_model
 
     set_torch_threads(args.decode_threads)
     config = REPO / yaml.safe_load((REPO / "params.yaml").read_text())["train"]["config_path"]
@@ -123,7 +124,7 @@ def decode_speed(checkpoint: str, paths: dict[str, Path], args: Any) -> dict[str
     test = IndexedDataset(str(paths["bin"] / "test"))
     lines = sample_lines(test, tokenizer, newline_token_mask(tokenizer, len(tokenizer)), args.prompts, seed=1)
     prompts = [np.asarray(test[line.document][: line.start])[-context:].tolist() for line in lines]
-    params = GenerateParams(model=checkpoint, greedy=True, max_new_tokens=args.new_tokens)
+    params = DecodingParams(greedy=True, max_new_tokens=args.new_tokens)
     # </s> never ends a run early, so each contender writes exactly new_tokens per prompt
     model.generation_config.eos_token_id = None
     generator.eos_id = None

@@ -144,8 +144,8 @@ def peak_memory_gib(device: str) -> float:
 def run_plain(args, model, shards: str, compile_model: bool) -> Clock:
     from gitnetic.data.batching import PackedBlocks, packed_batches
     from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.modules.schedule import polynomial_decay_scheduler
     from gitnetic.modules.transformer_module import split_weight_decay_params
-    from gitnetic.training.schedule import polynomial_decay_scheduler
 
     device, total = args.device, args.warmup + args.steps
     blocks = PackedBlocks(IndexedDataset(shards), args.seq)

@@ -83,7 +83,7 @@ def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None)
     import lightning as L
 
     from gitnetic.cli.train import parse
-    from gitnetic.training.run import train_task
+    from gitnetic.training.run import TrainParams, train_task
 
     clock = Clock()
     profiler = cProfile.Profile() if profile else None
@@ -102,7 +102,7 @@ def run_gitnetic(argv: list[str], warmup: int, steps: int, profile: Path | None)
 
     # exactly what gitnetic.cli.train.main does, plus the timer callback
     task_cls, params = parse(argv)
-    train_task(task_cls, params, callbacks=[Timer()])
+    train_task(task_cls, TrainParams.from_parsed(params), callbacks=[Timer()])
     if profiler:
         profiler.dump_stats(str(profile))
     return clock
@@ -117,9 +117,9 @@ def run_plain(train: dict[str, Any], config_path: str, warmup: int, steps: int) 
 
     from gitnetic.data.batching import packed_batches
     from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.models.build import build_model_and_tokenizer
+    from gitnetic.modules.schedule import polynomial_decay_scheduler
     from gitnetic.modules.transformer_module import split_weight_decay_params
-    from gitnetic.tasks.transformer_task import build_model_and_tokenizer
-    from gitnetic.training.schedule import polynomial_decay_scheduler
 
     seed, block, batch_size = int(train["seed"]), int(train["max_length"]), int(train["batch_size"])
     total = warmup + steps
@@ -133,7 +133,7 @@ def run_plain(train: dict[str, Any], config_path: str, warmup: int, steps: int) 
     plan = packed_batches(num_blocks, batch_size, seed, epoch=0, shuffle=True)
 
     torch.manual_seed(seed)  # what the trainer's seed_everything does before the task builds the model
-    model, _, _ = build_model_and_tokenizer(config_path, train["tokenizer_path"], block)
+    model = build_model_and_tokenizer(config_path, train["tokenizer_path"], block).model
     model.train()
     lr = float(train["learning_rate"])
     opt = torch.optim.AdamW(

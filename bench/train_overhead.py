@@ -32,8 +32,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gitnetic.modules.schedule import polynomial_decay_scheduler  # noqa: E402
 from gitnetic.modules.transformer_module import TransformerModule, split_weight_decay_params  # noqa: E402
-from gitnetic.training.schedule import polynomial_decay_scheduler  # noqa: E402
 
 LR, WARMUP_LR_STEPS = 5e-4, 10
 

@@ -12,6 +12,8 @@ before modifying). The builders behind them are plain functions in the ``tests/h
   ``AutoTokenizer.from_pretrained(path, local_files_only=True)``.
 * ``tokenizer``: ``tiny_tokenizer`` loaded (one per test module).
 * ``fim_tokenizer`` -> ``Path``: ``tiny_tokenizer`` with the FIM tokens too.
+* ``task_tokenizer_dir`` -> ``Path``: a byte-level BPE (vocab 320) on a few stdlib files (model-config and
+  task tests).
 * ``lm_shards`` -> ``Path``: ``train``/``valid``/``test`` shards by the real preprocess stage, of code a
   tiny model learns from in a few dozen steps.
 * ``run_gitnetic``, ``start_gitnetic_process``, ``train_seed``, ``check_trained``: ``helpers.run_gitnetic``,
@@ -138,3 +140,11 @@ def train_seed():
 def check_trained():
     """``check_trained(run)``: :func:`helpers.assert_trained`."""
     return helpers.assert_trained
+
+
+@pytest.fixture(scope="session")
+def task_tokenizer_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE (vocab 320) trained on a few stdlib files, saved like the tokenizer stage does."""
+    texts = helpers.read_texts(helpers.stdlib_json_files())
+    out = tmp_path_factory.mktemp("tok") / "tokenizer"
+    return helpers.train_tiny_tokenizer(out, texts, vocab_size=320, model_max_length=256)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.data.corpus import CorpusParams, collect_corpus
 
 DESCRIPTION = (
     "Collect source files (this Python's standard library, a folder, or a git repository at a revision) "
@@ -15,7 +16,6 @@ DESCRIPTION = (
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.data.corpus import CorpusParams
 
     parser = DataclassArgumentParser(prog="python -m gitnetic corpus", description=DESCRIPTION)
     parser.add_arguments(CorpusParams)
@@ -23,7 +23,6 @@ def build_parser() -> DataclassArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.data.corpus import collect_corpus
 
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     stats = collect_corpus(params)

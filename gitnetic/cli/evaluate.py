@@ -1,6 +1,6 @@
 """``python -m gitnetic evaluate``: held-out loss/perplexity of a checkpoint, next to a unigram baseline.
 
-A thin shell over :func:`gitnetic.training.evaluate.evaluate`: parse, score, write the JSON.
+A thin shell over :func:`gitnetic.evaluation.evaluate.evaluate`: parse, score, write the JSON.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.common.io import atomic_open
+from gitnetic.evaluation.evaluate import EvaluateParams, evaluate
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix (or, per prefix and "
@@ -22,17 +24,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.training.evaluate import EvaluateParams
-
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_arguments(EvaluateParams)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.common.io import atomic_open
-    from gitnetic.training.evaluate import evaluate
-
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     metrics = evaluate(params)
     with atomic_open(params.output) as fh:

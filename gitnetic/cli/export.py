@@ -1,6 +1,6 @@
 """``python -m gitnetic export``: turn a training checkpoint into a ``from_pretrained``-ready folder.
 
-A thin shell over :func:`gitnetic.training.export.export` (which says what the folder holds).
+A thin shell over :func:`gitnetic.inference.export.export` (which says what the folder holds).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.inference.export import ExportParams, export
 
 DESCRIPTION = (
     "Convert a training checkpoint into a from_pretrained-ready Hugging Face folder (model + tokenizer)."
@@ -19,16 +20,12 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.training.export import ExportParams
-
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_arguments(ExportParams)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.training.export import export
-
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     info = export(params)
     logger.info("exported %s (step %s) to %s", info["model_class"], info["global_step"], params.output_dir)

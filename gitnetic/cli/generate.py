@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.inference.decoding import DecodingParams
+from gitnetic.inference.generate import GenerateParams, generate
 
 DESCRIPTION = (
     "Complete code with a trained causal LM (an exported folder or a training checkpoint), streaming the "
@@ -19,12 +21,11 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.inference.generate import GenerateParams, generate
-
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_arguments(GenerateParams)
-    params, _ = parser.parse_args_into_dataclasses(argv)
-    results = generate(params, out=sys.stdout)
+    parser.add_arguments(DecodingParams)
+    params, decoding, _ = parser.parse_args_into_dataclasses(argv)
+    results = generate(params, decoding, out=sys.stdout)
     for r in results:
         rate = r.new_tokens / r.seconds if r.seconds > 0 else 0.0
         logger.info("generate: %d prompt + %d new tokens, %.1f tokens/s", r.prompt_tokens, r.new_tokens, rate)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.pipeline.init_project import InitParams, init_project
+from gitnetic.pipeline.plan import format_plan
 
 DESCRIPTION = (
     "Size a pipeline run to a corpus (a folder, a git repository at --rev, or the stdlib) and a compute "
@@ -17,7 +19,6 @@ DESCRIPTION = (
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.pipeline.init_project import InitParams
 
     parser = DataclassArgumentParser(prog="python -m gitnetic init", description=DESCRIPTION)
     parser.add_arguments(InitParams)
@@ -25,8 +26,6 @@ def build_parser() -> DataclassArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.pipeline.init_project import init_project
-    from gitnetic.pipeline.plan import format_plan
 
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     result = init_project(params)

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from gitnetic import __version__
 from gitnetic.common.console import setup_logging
 from gitnetic.common.errors import GitneticError
 
@@ -52,8 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_usage())
         return 0
     if args[0] in {"--version", "-V"}:
-        from gitnetic import __version__
-
         print(f"gitnetic {__version__}")
         return 0
     name, rest = args[0], args[1:]

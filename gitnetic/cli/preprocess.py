@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.data.binarize import PreprocessParams, preprocess
 
 DESCRIPTION = (
     'Tokenize corpus splits (INPUT_DIR/{split}.jsonl, one {"text": ...} per line) with the trained tokenizer, '
@@ -19,7 +20,6 @@ DESCRIPTION = (
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.data.binarize import PreprocessParams
 
     parser = DataclassArgumentParser(prog="python -m gitnetic preprocess", description=DESCRIPTION)
     parser.add_arguments(PreprocessParams)
@@ -27,7 +27,6 @@ def build_parser() -> DataclassArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.data.binarize import preprocess
 
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     stats = preprocess(params)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.pipeline.summary import SummaryParams, pipeline_summary
 
 DESCRIPTION = (
     "Summarise a pipeline run: held-out perplexity vs the unigram baseline, training throughput, where "
@@ -14,8 +15,6 @@ PROG = "python -m gitnetic summary"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.common.summary import SummaryParams, pipeline_summary
-
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_arguments(SummaryParams)
     params, _ = parser.parse_args_into_dataclasses(argv)

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
+from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams, tokenizer_stage
 
 DESCRIPTION = (
     "Train a lossless byte-level BPE tokenizer on the corpus train split (streamed, optionally capped by "
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams
 
     parser = DataclassArgumentParser(prog="python -m gitnetic tokenizer", description=DESCRIPTION)
     parser.add_arguments(TokenizerStageParams)
@@ -29,7 +29,6 @@ def build_parser() -> DataclassArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from gitnetic.data.tokenizer import tokenizer_stage
 
     stage, params, _ = build_parser().parse_args_into_dataclasses(argv)
     result = tokenizer_stage(stage, params)

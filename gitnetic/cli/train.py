@@ -10,12 +10,20 @@ register, then phase two builds one parser from every component's params datacla
 from __future__ import annotations
 
 import argparse
+import sys
 from argparse import Namespace
 from collections.abc import Sequence
 from typing import Any
 
+import yaml
+
+import gitnetic.tasks.transformer_task  # noqa: F401 - registers the built-in task
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, load_yaml_section, split_config_arg
 from gitnetic.common.errors import ConfigError
+from gitnetic.common.imports import include_packages
+from gitnetic.tasks.task_module import TaskModule
+from gitnetic.training.run import TrainParams, resolved_config, train_task
+from gitnetic.training.trainer import TransformerTrainer
 
 DESCRIPTION = (
     "Train a task (e.g. transformer-task) with Lightning. Every component (task, module, datamodule, "
@@ -73,9 +81,6 @@ def _add_selection_args(parser: DataclassArgumentParser, registered: list[str]) 
 
 def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
     """The full parser for ``task_name`` (registered already) plus the task class."""
-    from gitnetic.tasks.task_module import TaskModule
-    from gitnetic.training.trainer import TransformerTrainer
-
     task_cls = TaskModule.by_name(task_name)
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     _add_selection_args(parser, TaskModule.list_tasks())
@@ -85,11 +90,8 @@ def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
 
 
 def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
-    """Phase one + phase two: ``(task class, (*params dataclasses, namespace))``."""
-    import gitnetic.tasks.transformer_task  # noqa: F401 - registers the built-in task
-    from gitnetic.common.imports import include_packages
-    from gitnetic.tasks.task_module import TaskModule
-
+    """Phase one + phase two: ``(task class, (*params dataclasses, namespace))``, what
+    ``TaskModule.setup`` takes; :meth:`TrainParams.from_parsed` types it for :func:`train_task`."""
     known = _phase_one(argv)
     include_packages(known.include_package)
     task_name = known.task
@@ -101,20 +103,14 @@ def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
             )
         task_name = DEFAULT_HELP_TASK
     parser, task_cls = build_parser(task_name)
-    params = parser.parse_args_into_dataclasses(list(argv))
-    return task_cls, params
+    return task_cls, parser.parse_args_into_dataclasses(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import sys
-
-    from gitnetic.training.run import resolved_config, train_task
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    task_cls, params = parse(argv)
-    if getattr(params[-1], "print_config", False):
-        import yaml
-
+    task_cls, parsed = parse(argv)
+    params = TrainParams.from_parsed(parsed)
+    if params.namespace.print_config:
         print(yaml.safe_dump(resolved_config(task_cls.task_name, params), sort_keys=False), end="")
         return 0
     train_task(task_cls, params)

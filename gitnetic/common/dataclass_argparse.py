@@ -136,7 +136,6 @@ def split_config_arg(value: str) -> tuple[str, str | None]:
     return value, None
 
 
-_split_config_arg = split_config_arg  # the old private name
 _NO_MATCH = object()
 
 

@@ -13,9 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import DataError
 from gitnetic.common.io import atomic_dir
+from gitnetic.data.hf_folder import check_hf_model_folder
+from gitnetic.data.jsonl import iter_jsonl_texts
 
 # RoBERTa's order, so <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4 as existing checkpoints expect.
 DEFAULT_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -54,7 +58,7 @@ class TokenizerParams(DataclassBase):
 
     def all_special_tokens(self) -> list[str]:
         """``special_tokens``, plus the FIM tokens when ``fim_tokens`` (each once, in id order)."""
-        from gitnetic.data.fim import FIM_TOKENS
+        from gitnetic.data.fim import FIM_TOKENS  # here: gitnetic.data.fim loads torch, this stage must not
 
         tokens = list(self.special_tokens)
         if self.fim_tokens:
@@ -78,8 +82,6 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
 
     Returns the loaded ``PreTrainedTokenizerFast``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     params = params or TokenizerParams()
     special_tokens = params.all_special_tokens()
     if params.vocab_size < 256 + len(special_tokens):
@@ -187,8 +189,6 @@ def load_backend_tokenizer(path: str | Path):
     """The ``tokenizers.Tokenizer`` of a tokenizer folder (or ``tokenizer.json``): the same file
     :func:`load_tokenizer` wraps, without importing transformers (which saves seconds per preprocess
     job; the binarizer needs only the Rust tokenizer)."""
-    from tokenizers import Tokenizer
-
     file = tokenizer_json(path)
     try:
         return Tokenizer.from_file(str(file))
@@ -284,8 +284,6 @@ class TokenizerStageResult:
 
 def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> TokenizerStageResult:
     """``python -m gitnetic tokenizer``: train on the train split (or copy ``init_from``'s tokenizer)."""
-    from gitnetic.data.jsonl import iter_jsonl_texts
-
     if stage.init_from:
         return TokenizerStageResult(
             copy_pretrained_tokenizer(stage.init_from, stage.out_dir),
@@ -306,11 +304,14 @@ def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> Tok
     )  # fmt: skip
 
 
+def load_model_folder_tokenizer(folder: str | Path, flag: str):
+    """The tokenizer of a complete local HF model folder (checked first: ``flag`` names it in errors)."""
+    return load_tokenizer(check_hf_model_folder(folder, flag))
+
+
 def copy_pretrained_tokenizer(folder: str | Path, out_dir: str | Path):
     """Save a model folder's tokenizer as the stage's output, so preprocess and train use exactly it."""
-    from gitnetic.tasks.hf_folder import load_hf_tokenizer
-
-    tokenizer = load_hf_tokenizer(folder, "--init_from")
+    tokenizer = load_model_folder_tokenizer(folder, "--init_from")
     with atomic_dir(out_dir) as tmp:
         tokenizer.save_pretrained(str(tmp))
     return tokenizer

@@ -1,1 +1,1 @@
-"""Using a trained model: sampling and infilling (``python -m gitnetic generate``)."""
+"""Using a trained model: sampling and infilling (``python -m gitnetic generate``), and export as an HF folder."""

@@ -15,18 +15,31 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, NamedTuple, TextIO
+
+import torch
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.data.encoder import HFEncoder
+from gitnetic.data.fim import fim_ids
+from gitnetic.data.hf_folder import is_hf_model_folder
+from gitnetic.data.tokenizer import load_model_folder_tokenizer
+from gitnetic.inference.decoding import DecodingParams
+from gitnetic.models.checkpoint import load_trained_model
+from gitnetic.models.positions import usable_positions
+from gitnetic.models.pretrained import load_hf_model
+from gitnetic.modules.objective import config_objective
 
 __all__ = [
+    "DecodingParams",
     "GenerateParams",
     "Generation",
+    "GenerationModel",
     "Generator",
+    "generate",
     "load_generation_model",
     "read_prompts",
-    "generate",
 ]
 
 logger = logging.getLogger(__name__)
@@ -36,7 +49,7 @@ DEFAULT_CURSOR = "<CURSOR>"
 
 @dataclass
 class GenerateParams(DataclassBase):
-    """Which model, which prompts, how to decode."""
+    """Which model, which prompts, on which device (how to decode: :class:`DecodingParams`)."""
 
     model: str = field(
         metadata={
@@ -70,32 +83,9 @@ class GenerateParams(DataclassBase):
         metadata={"help": "Infill: a file with one --cursor marker where the middle goes ('-' = stdin)."},
     )
     cursor: str = field(default=DEFAULT_CURSOR, metadata={"help": "The cursor marker of --infill_file."})
-    max_new_tokens: int = field(default=128, metadata={"help": "Most tokens to generate per prompt."})
-    greedy: bool = field(
-        default=False,
-        metadata={"help": "Greedy decoding (always the most likely token); ignores sampling flags."},
-    )
-    temperature: float = field(
-        default=0.8, metadata={"help": "Sampling temperature (0 = greedy); lower is more conservative."}
-    )
-    top_k: int = field(default=50, metadata={"help": "Sample among the k most likely tokens (0 = all)."})
-    top_p: float = field(
-        default=0.95, metadata={"help": "Nucleus sampling: the smallest set of tokens with this much mass."}
-    )
-    seed: int = field(default=0, metadata={"help": "Sampling seed: same seed, same output."})
     device: Literal["auto", "cpu", "cuda", "mps"] = field(
         default="auto", metadata={"help": "Where to run (auto: cuda when available, else cpu)."}
     )
-
-    def __post_init__(self) -> None:
-        if self.max_new_tokens < 1:
-            raise ConfigError(f"--max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise ConfigError(f"--temperature must be 0 or more, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"--top_k must be 0 or more, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top_p must be in (0, 1], got {self.top_p}")
 
     @property
     def infill(self) -> bool:
@@ -112,12 +102,17 @@ class Generation:
     seconds: float
 
 
+class GenerationModel(NamedTuple):
+    """A causal LM in eval mode on the CPU, and its tokenizer."""
+
+    model: Any
+    tokenizer: Any
+
+
 def load_generation_model(
     model: str, config_path: str | None = None, tokenizer_path: str | None = None
-) -> tuple[Any, Any]:
-    """``(causal LM in eval mode on CPU, tokenizer)`` from an exported folder or a training checkpoint."""
-    from gitnetic.tasks.hf_folder import is_hf_model_folder, load_hf_model, load_hf_tokenizer
-
+) -> GenerationModel:
+    """The causal LM of an exported folder or a training checkpoint, with its tokenizer."""
     path = Path(model)
     if not path.exists():
         raise DataError(
@@ -125,18 +120,17 @@ def load_generation_model(
             "checkpoint written by 'python -m gitnetic train'"
         )
     if is_hf_model_folder(path):
-        return load_hf_model(path, "--model"), load_hf_tokenizer(path, "--model")
+        return GenerationModel(load_hf_model(path, "--model"), load_model_folder_tokenizer(path, "--model"))
     if not config_path or not tokenizer_path:
         raise ConfigError(
             f"--model {path} is a training checkpoint: also pass the --config_path and --tokenizer_path it "
             "was trained with (or generate from its export)"
         )
-    from gitnetic.training.checkpoint import load_trained_model
-
-    net, tokenizer, model_config, _ = load_trained_model(str(path), config_path, tokenizer_path)
-    if model_config.inferred_objective() == "mlm" or "MaskedLM" in type(net).__name__:
-        raise ConfigError(f"{type(net).__name__} is a masked LM; generate needs a causal LM")
-    return net, tokenizer
+    trained = load_trained_model(path, config_path, tokenizer_path)
+    name = type(trained.model).__name__
+    if config_objective(trained.config) == "mlm" or "MaskedLM" in name:
+        raise ConfigError(f"{name} is a masked LM; generate needs a causal LM")
+    return GenerationModel(trained.model, trained.tokenizer)
 
 
 def _read(path: str) -> str:
@@ -180,16 +174,7 @@ def read_prompts(params: GenerateParams) -> list[str] | list[tuple[str, str]]:
     return prompts
 
 
-def _context(model: Any) -> int | None:
-    from gitnetic.tasks.model_config import position_limit
-
-    size, offset = position_limit(model.config)
-    return size - offset if size else None
-
-
 def _device(name: str) -> Any:
-    import torch
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -201,16 +186,13 @@ class Generator:
     """A loaded model + tokenizer that turns prompts into (streamed) generations."""
 
     def __init__(self, model: Any, tokenizer: Any, device: str = "auto") -> None:
-        from gitnetic.data.encoder import HFEncoder
-        from gitnetic.data.fim import fim_ids
-
         self.device = _device(device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.encoder = HFEncoder(tokenizer)  # literal special-token strings stay text, as in preprocess
         self.eos_id = tokenizer.eos_token_id
         self.fim = fim_ids(tokenizer)
-        self.context = _context(model)
+        self.context = usable_positions(model.config)
 
     def prompt_ids(self, prompt: str) -> list[int]:
         ids = self.encoder.encode(prompt).tolist()
@@ -239,7 +221,7 @@ class Generator:
     def run(
         self,
         ids: list[int],
-        params: GenerateParams,
+        decoding: DecodingParams,
         out: TextIO | None = None,
         stop_ids: Sequence[int] = (),
     ) -> Generation:
@@ -247,11 +229,9 @@ class Generator:
 
         Generation ends at ``</s>`` (dropped from the result) or at any of ``stop_ids``, which is kept
         (evaluate's next-line completion stops at the tokens that hold a newline)."""
-        import torch
-
         if not ids:
             raise ConfigError("the prompt encodes to no tokens and the tokenizer has no </s> to start from")
-        max_new = params.max_new_tokens
+        max_new = decoding.max_new_tokens
         if self.context is not None:
             if len(ids) >= self.context:
                 raise ConfigError(
@@ -261,12 +241,12 @@ class Generator:
                 max_new = self.context - len(ids)
                 logger.warning("generate: only %d new tokens fit in the model's context", max_new)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new}
-        if params.greedy or params.temperature == 0:
-            kwargs["do_sample"] = False
-        else:
+        if decoding.sampling:
             kwargs.update(
-                do_sample=True, temperature=params.temperature, top_k=params.top_k, top_p=params.top_p
+                do_sample=True, temperature=decoding.temperature, top_k=decoding.top_k, top_p=decoding.top_p
             )
+        else:
+            kwargs["do_sample"] = False
         stops = ([int(self.eos_id)] if self.eos_id is not None else []) + [int(i) for i in stop_ids]
         if stops:
             kwargs["eos_token_id"] = stops if len(stops) > 1 else stops[0]
@@ -276,7 +256,7 @@ class Generator:
         if out is not None:
             kwargs["streamer"] = _Streamer(self.tokenizer, out)
         input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
-        torch.manual_seed(params.seed)
+        torch.manual_seed(decoding.seed)
         start = time.perf_counter()
         with torch.inference_mode():
             result = self.model.generate(
@@ -294,7 +274,7 @@ class _Streamer:
     """transformers' ``TextStreamer`` writing to any text stream instead of print()."""
 
     def __new__(cls, tokenizer: Any, out: TextIO) -> Any:
-        from transformers import TextStreamer
+        from transformers import TextStreamer  # here: transformers' import costs seconds, streaming is rare
 
         class _To(TextStreamer):
             def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
@@ -304,7 +284,7 @@ class _Streamer:
         return _To(tokenizer, skip_prompt=True, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
-def generate(params: GenerateParams, out: TextIO | None = None) -> list[Generation]:
+def generate(params: GenerateParams, decoding: DecodingParams, out: TextIO | None = None) -> list[Generation]:
     """Load the model, read the prompts, generate each (streamed to ``out``, a newline after each)."""
     prompts = read_prompts(params)
     model, tokenizer = load_generation_model(params.model, params.config_path, params.tokenizer_path)
@@ -312,7 +292,7 @@ def generate(params: GenerateParams, out: TextIO | None = None) -> list[Generati
     results = []
     for prompt in prompts:
         ids = generator.infill_ids(*prompt) if params.infill else generator.prompt_ids(prompt)
-        results.append(generator.run(ids, params, out))
+        results.append(generator.run(ids, decoding, out))
         if out is not None:
             out.write("\n")
             out.flush()

@@ -28,13 +28,14 @@ from torch import Tensor, nn
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
 from gitnetic.common.errors import ConfigError
-from gitnetic.training.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
+from gitnetic.models.config import ModelConfig
+from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
+from gitnetic.modules.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
 
-__all__ = ["TransformerModule", "split_weight_decay_params", "mask_tokens", "token_cross_entropy"]
+__all__ = ["TransformerModule", "split_weight_decay_params", "token_cross_entropy"]
 
 logger = logging.getLogger(__name__)
 
-IGNORE_INDEX = -100
 _VALIDATION_MASK_KEY = 0x5EED  # fixed: validation masks must not change between evaluations
 
 
@@ -77,34 +78,6 @@ def _reseed_global(seed: int, device: torch.device) -> None:
         torch.default_generator.manual_seed(seed)
     else:
         torch.manual_seed(seed)
-
-
-def mask_tokens(
-    input_ids: Tensor,
-    attention_mask: Tensor,
-    *,
-    special_ids: Tensor,
-    mask_token_id: int,
-    vocab_size: int,
-    mlm_probability: float,
-    generator: torch.Generator,
-) -> tuple[Tensor, Tensor]:
-    """BERT masking, vectorised: returns ``(inputs, labels)``.
-
-    ``mlm_probability`` of the maskable tokens (not special, not padding) become targets; of those 80%
-    are replaced by ``<mask>``, 10% by a random token and 10% kept. Labels are ``-100`` elsewhere.
-    All draws come from ``generator``, so equal generator states give equal masks.
-    """
-    device = input_ids.device
-    maskable = attention_mask.bool() & ~torch.isin(input_ids, special_ids.to(device))
-    draw = torch.rand(input_ids.shape, generator=generator, device=device)
-    targets = maskable & (draw < mlm_probability)
-    labels = torch.where(targets, input_ids, IGNORE_INDEX)
-    how = torch.rand(input_ids.shape, generator=generator, device=device)
-    random_ids = torch.randint(vocab_size, input_ids.shape, generator=generator, device=device)
-    inputs = torch.where(targets & (how < 0.8), mask_token_id, input_ids)
-    inputs = torch.where(targets & (how >= 0.8) & (how < 0.9), random_ids, inputs)
-    return inputs, labels
 
 
 def token_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
@@ -188,13 +161,19 @@ class TransformerModule(LightningModule):
     params_type: type[Params] = Params
 
     def __init__(
-        self, model: nn.Module, tokenizer: Any, params: TransformerModule.Params | None = None
+        self,
+        model: nn.Module,
+        tokenizer: Any,
+        params: TransformerModule.Params | None = None,
+        model_config: ModelConfig | None = None,
     ) -> None:
+        """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``."""
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.params = params if params is not None else self.Params()
-        self.objective = self._resolve_objective()
+        self.objective = resolve_objective(self.params.objective, model, model_config)
+        check_mask_token(self.objective, tokenizer)
         self.save_hyperparameters(
             {**self.params.to_dict(), "objective": self.objective, "model_class": type(model).__name__}
         )
@@ -215,16 +194,6 @@ class TransformerModule(LightningModule):
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
         parser.add_arguments(cls.Params)
-
-    def _resolve_objective(self) -> str:
-        from gitnetic.tasks.model_config import resolve_objective
-
-        objective = resolve_objective(self.params.objective, type(self.model).__name__)
-        if objective == "mlm" and getattr(self.tokenizer, "mask_token_id", None) is None:
-            raise ConfigError(
-                "objective mlm needs a tokenizer with a mask token (<mask>); retrain the tokenizer with it"
-            )
-        return objective
 
     # ------------------------------------------------------------------ randomness
     @property

@@ -202,25 +202,13 @@ def plan_run(
     train_tokens = max(1, int(tokens * train_fraction))
     usable = max(1, int(train_tokens * epochs))
     budget_flops = budget.seconds * budget.flops
-
-    def fits(shape: ModelShape) -> bool:
-        wanted = tokens_per_param * shape.non_embedding_params
-        return wanted <= usable and wanted * shape.flops_per_token(vocab) <= budget_flops
-
-    model = LADDER[0]
-    for shape in LADDER:
-        if fits(shape):
-            model = shape
+    model = _largest_shape(usable, budget_flops, tokens_per_param, vocab)
     per_token = model.flops_per_token(vocab)
     affordable = int(budget_flops / per_token)
     to_train = max(1, min(usable, affordable))
     limited_by = "data" if usable <= affordable else "compute"
-
     context = model.context
-    per_step = min(MAX_TOKENS_PER_STEP[budget.device], _floor_pow2(to_train / TARGET_STEPS))
-    sequences = max(1, per_step // context)
-    batch_size = min(MAX_BATCH[budget.device], sequences)
-    accumulate = max(1, sequences // batch_size)
+    batch_size, accumulate = _batching(to_train, context, budget.device)
     step_tokens = batch_size * accumulate * context
     max_steps = max(1, math.ceil(to_train / step_tokens))
     flops = float(max_steps * step_tokens * per_token)
@@ -249,6 +237,28 @@ def plan_run(
         expected_seconds=flops / budget.flops,
         budget=budget,
     )
+
+
+def _largest_shape(usable: int, budget_flops: float, tokens_per_param: float, vocab: int) -> ModelShape:
+    """The largest ladder shape whose compute-optimal token count the data holds and the budget pays."""
+
+    def fits(shape: ModelShape) -> bool:
+        wanted = tokens_per_param * shape.non_embedding_params
+        return wanted <= usable and wanted * shape.flops_per_token(vocab) <= budget_flops
+
+    model = LADDER[0]
+    for shape in LADDER:
+        if fits(shape):
+            model = shape
+    return model
+
+
+def _batching(to_train: int, context: int, device: str) -> tuple[int, int]:
+    """``(batch size, gradient accumulation)``: about ``TARGET_STEPS`` steps, within the device's limits."""
+    per_step = min(MAX_TOKENS_PER_STEP[device], _floor_pow2(to_train / TARGET_STEPS))
+    sequences = max(1, per_step // context)
+    batch_size = min(MAX_BATCH[device], sequences)
+    return batch_size, max(1, sequences // batch_size)
 
 
 def _human(n: float) -> str:

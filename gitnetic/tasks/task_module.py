@@ -8,6 +8,7 @@ registry open for extension (see docs/seed-train.rst for the contract users code
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from argparse import Namespace
 from dataclasses import dataclass
@@ -139,9 +140,7 @@ def _load_entry_points(only: str | None = None) -> None:
     user error; other plugins failing to import are logged and skipped, so one broken package does not
     take the whole CLI down.
     """
-    from importlib.metadata import entry_points
-
-    eps = list(entry_points(group=ENTRY_POINT_GROUP))
+    eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     if only is not None:
         for ep in eps:
             if ep.name == only:

@@ -10,34 +10,19 @@ from __future__ import annotations
 import logging
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Any
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
 from gitnetic.common.errors import TaskError
+from gitnetic.models.build import build_model_and_tokenizer, load_pretrained_model_and_tokenizer
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
-from gitnetic.tasks.model_config import ModelConfig, build_model_and_tokenizer
 from gitnetic.tasks.task_module import TaskModule
 
-__all__ = ["TransformerTask", "build_model_and_tokenizer", "load_pretrained_model_and_tokenizer"]
+__all__ = ["TransformerTask"]
 
 logger = logging.getLogger(__name__)
 
 ParamType = DataclassBase | Namespace
-
-
-def load_pretrained_model_and_tokenizer(
-    folder: str, tokenizer_path: str | None = None, max_length: int | None = None
-) -> tuple[Any, Any, ModelConfig]:
-    """``init_from``: the folder's model with its weights, and its tokenizer (or ``tokenizer_path``'s,
-    which must fit the model's vocabulary, e.g. the pipeline's copy of the same tokenizer)."""
-    from gitnetic.data.tokenizer import load_tokenizer
-    from gitnetic.tasks.hf_folder import check_hf_model_folder
-
-    model_config = ModelConfig.from_pretrained(folder, "--init_from")
-    tokenizer = load_tokenizer(tokenizer_path or check_hf_model_folder(folder, "--init_from"))
-    model = model_config.load_pretrained(tokenizer, max_length=max_length)
-    return model, tokenizer, model_config
 
 
 @TaskModule.register("transformer-task")
@@ -95,10 +80,20 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
 
     @classmethod
     def setup(cls, params: tuple[ParamType, ...]) -> TransformerTask:
-        task_params, module_params, datamodule_params = cls.get_params(params)
-        max_length = getattr(datamodule_params, "max_length", None)
+        """The seed's contract (a tuple of parsed params); :meth:`build` does the work, typed."""
+        return cls.build(*cls.get_params(params))
+
+    @classmethod
+    def build(
+        cls,
+        task_params: Params,
+        module_params: TransformerModule.Params,
+        datamodule_params: TransformerDataModule.Params,
+    ) -> TransformerTask:
+        """Tokenizer and model (fresh from ``config_path``, or ``init_from``'s), module and datamodule."""
+        max_length = datamodule_params.max_length
         if task_params.init_from:
-            model, tokenizer, model_config = load_pretrained_model_and_tokenizer(
+            built = load_pretrained_model_and_tokenizer(
                 task_params.init_from, task_params.tokenizer_path, max_length
             )
             if task_params.config_path:
@@ -113,33 +108,15 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
                     "transformer-task needs --config_path and --tokenizer_path (a fresh model), or "
                     "--init_from MODEL_FOLDER (continue pretraining a saved model)"
                 )
-            model, tokenizer, model_config = build_model_and_tokenizer(
-                task_params.config_path, task_params.tokenizer_path, max_length=max_length
-            )
-        _align_objective(module_params, model_config)
-
-        module = TransformerModule(model=model, tokenizer=tokenizer, params=module_params)
-        if getattr(datamodule_params, "fim_rate", 0) and module.objective != "clm":
+            built = build_model_and_tokenizer(task_params.config_path, task_params.tokenizer_path, max_length)
+        module = TransformerModule(built.model, built.tokenizer, module_params, model_config=built.config)
+        if datamodule_params.fim_rate and module.objective != "clm":
             raise TaskError("--fim_rate is for causal LMs; set --fim_rate 0 to train a masked LM")
-        datamodule = TransformerDataModule(tokenizer=tokenizer, params=datamodule_params)
-        return cls(tokenizer, module, datamodule)
+        datamodule = TransformerDataModule(tokenizer=built.tokenizer, params=datamodule_params)
+        return cls(built.tokenizer, module, datamodule)
 
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
         parser.add_arguments(cls.Params)
         TransformerModule.add_argparse_params(parser)
         TransformerDataModule.add_argparse_params(parser)
-
-
-def _align_objective(module_params: Any, model_config: ModelConfig) -> None:
-    """Let the YAML's ``objective`` fill in ``--objective auto``; a contradiction is a user error."""
-    wanted = model_config.objective
-    current = getattr(module_params, "objective", None)
-    if wanted is None or current is None or current == wanted:
-        return
-    if current == "auto":
-        module_params.objective = wanted
-        return
-    raise TaskError(
-        f"--objective {current} contradicts objective: {wanted} in {model_config.source}; drop one of them"
-    )

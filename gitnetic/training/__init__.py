@@ -1,1 +1,1 @@
-"""Trainer wrapper, LR schedule and checkpoint callbacks."""
+"""Training: the trainer wrapper, step checkpoints and their atomic writes, run fingerprints, throughput."""

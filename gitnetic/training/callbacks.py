@@ -7,9 +7,9 @@ ranking by ``step`` with ``mode="max"`` makes "top K" mean "the K most recent". 
 * a checkpoint at the very end of training (``max_steps`` is rarely a multiple of the frequency);
 * ``checkpoint_last.ckpt`` as a *file* (not a symlink: DVC outputs and copies should not dangle) that
   costs no second write: we hard-link it to the newest step checkpoint, atomically;
-* atomic writes on every filesystem (:class:`~gitnetic.training.checkpoint.AtomicCheckpointIO`).
+* atomic writes on every filesystem (:class:`~gitnetic.training.checkpoint_io.AtomicCheckpointIO`).
 
-Checkpoint names, finding, loading and atomic saving live in :mod:`gitnetic.training.checkpoint`.
+Checkpoint names, order, finding and loading live in :mod:`gitnetic.models.checkpoint`.
 """
 
 from __future__ import annotations
@@ -22,19 +22,9 @@ from typing import Any
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from gitnetic.common.io import atomic_path
-from gitnetic.training.checkpoint import (
-    LAST_CHECKPOINT_NAME,
-    STEP_CHECKPOINT_TEMPLATE,
-    AtomicCheckpointIO,
-    step_checkpoint_name,
-)
+from gitnetic.models.checkpoint import LAST_CHECKPOINT_NAME, STEP_CHECKPOINT_TEMPLATE
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "StepCheckpoint",
-    "LAST_CHECKPOINT_NAME",
-    "step_checkpoint_name",
-]
+__all__ = ["StepCheckpoint"]
 
 
 class StepCheckpoint(ModelCheckpoint):

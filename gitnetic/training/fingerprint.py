@@ -7,8 +7,8 @@ everything that determines the training trajectory: every parsed param except th
 logging or where files go (:data:`TRAJECTORY_FREE`), the content of every file or folder a param names
 (model config, tokenizer), the index files of every shard prefix a param names (train/valid data), and
 the devices/precision params. ``--resume_from_checkpoint auto`` (the pipeline's setting) resumes only a
-checkpoint with an identical fingerprint; otherwise the stale checkpoints are removed and the run starts
-fresh, with one line naming what changed.
+checkpoint with an identical fingerprint (:func:`gitnetic.models.checkpoint.auto_resume_checkpoint`);
+otherwise the stale checkpoints are removed and the run starts fresh, with one line naming what changed.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
 from collections.abc import Iterable
 from dataclasses import fields, is_dataclass
 from pathlib import Path
@@ -25,19 +23,12 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 
-__all__ = [
-    "AUTO",
-    "FINGERPRINT_KEY",
-    "TRAJECTORY_FREE",
-    "RecordFingerprint",
-    "auto_resume_checkpoint",
-    "run_fingerprint",
-]
+from gitnetic.models.checkpoint import FINGERPRINT_KEY
+
+__all__ = ["TRAJECTORY_FREE", "RecordFingerprint", "run_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
-AUTO = "auto"
-FINGERPRINT_KEY = "gitnetic_fingerprint"
 # Params that do not change what is computed, only what is logged or where it is written.
 TRAJECTORY_FREE = frozenset(
     {
@@ -48,7 +39,6 @@ TRAJECTORY_FREE = frozenset(
     }
 )  # fmt: skip
 _BIG_FILE = 64 << 20  # hash larger files by size + head + tail: a data file's identity, at no cost
-_STEP = re.compile(r"checkpoint_step(\d+)\.ckpt$")
 
 
 def _file_digest(path: Path) -> str:
@@ -137,85 +127,3 @@ class RecordFingerprint(Callback):
 
     def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
         checkpoint[FINGERPRINT_KEY] = self.fingerprint
-
-
-def _checkpoints_newest_first(save_dir: Path) -> list[Path]:
-    steps = sorted(
-        (p for p in save_dir.glob("checkpoint_step*.ckpt") if _STEP.search(p.name)),
-        key=lambda p: int(_STEP.search(p.name).group(1)),  # type: ignore[union-attr]
-        reverse=True,
-    )
-    last = save_dir / "checkpoint_last.ckpt"
-    if not last.is_file():
-        return steps
-    # checkpoint_last is a hard link to the step file it names; step files newer than that one come
-    # first: a run killed between writing checkpoint_stepN.ckpt and moving the link has a complete
-    # newer checkpoint than the link
-    linked = next((i for i, p in enumerate(steps) if os.path.samefile(p, last)), 0)
-    return steps[:linked] + [last] + steps[linked:]
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    """The checkpoint's fingerprint and step without reading its tensors (mmap); None if unreadable."""
-    import torch
-
-    from gitnetic.training.checkpoint import is_valid_checkpoint
-
-    if not is_valid_checkpoint(path):
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception:  # noqa: BLE001 - a damaged file raises anything
-        return None
-    if not isinstance(ckpt, dict):
-        return None
-    return {"fingerprint": ckpt.get(FINGERPRINT_KEY), "step": int(ckpt.get("global_step", 0) or 0)}
-
-
-def _is_rank_zero() -> bool:
-    from lightning.fabric.utilities.rank_zero import _get_rank
-
-    return (_get_rank() or 0) == 0
-
-
-def auto_resume_checkpoint(save_dir: str | None, fingerprint: dict[str, Any]) -> str | None:
-    """The newest valid checkpoint in ``save_dir`` of this very run, or None (then the folder is cleared).
-
-    A truncated or unreadable newest checkpoint is skipped with a warning (the one before it is used);
-    checkpoints of another run (different fingerprint) are removed with one line saying what changed.
-    Only rank 0 removes files.
-    """
-    if not save_dir or not Path(save_dir).is_dir():
-        return None
-    folder = Path(save_dir)
-    rank_zero = _is_rank_zero()
-    if rank_zero:
-        for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill
-            tmp.unlink(missing_ok=True)
-    found = _checkpoints_newest_first(folder)
-    for path in found:
-        info = _read(path)
-        if info is None:
-            logger.warning("%s is truncated or unreadable: skipping it, trying an older checkpoint", path)
-            continue
-        stored = info["fingerprint"] or {}
-        if stored.get("digest") == fingerprint["digest"]:
-            logger.info("resuming this run from %s (step %d)", path, info["step"])
-            return str(path)
-        old, new = stored.get("items", {}), fingerprint["items"]
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        what = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") if old else "no fingerprint"
-        logger.warning(
-            "checkpoints in %s are from another run (%s): removing them and starting fresh "
-            "(pass --resume_from_checkpoint last to continue them on purpose)",
-            folder,
-            f"changed: {what}" if old else what,
-        )
-        break
-    else:
-        if found:
-            logger.warning("no readable checkpoint in %s: starting fresh", folder)
-    if rank_zero:
-        for path in found:
-            path.unlink(missing_ok=True)
-    return None

@@ -36,7 +36,7 @@ class StepDVCLiveLogger(DVCLiveLogger):
     def experiment(self) -> Any:
         # DVCLive reads the git HEAD of the surrounding DVC repo; a repo with no commit yet makes it raise
         # a bare "Empty git repo" from deep inside scmrepo. Say what to do instead.
-        from scmrepo.exceptions import SCMError
+        from scmrepo.exceptions import SCMError  # here: scmrepo comes with DVCLive, only used on this path
 
         try:
             return super().experiment
@@ -77,7 +77,7 @@ def build_loggers(
             )
         )
     if wandb_project:
-        from lightning.pytorch.loggers import WandbLogger
+        from lightning.pytorch.loggers import WandbLogger  # here: it needs the optional wandb package
 
         kwargs: dict[str, Any] = {"project": wandb_project, "name": wandb_name, "resume": "allow"}
         if wandb_id:

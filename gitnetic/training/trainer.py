@@ -11,14 +11,33 @@ from __future__ import annotations
 
 import argparse
 import logging
+import subprocess
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, get_args, get_origin
 
+import lightning
+import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch import seed_everything
+from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
+
+from gitnetic.common.console import adopt_library_loggers
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, resume_checkpoint
+from gitnetic.training.callbacks import StepCheckpoint
+from gitnetic.training.checkpoint_io import AtomicCheckpointIO
+from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
+from gitnetic.training.loggers import build_loggers
+from gitnetic.training.progress import ProgressBar
+from gitnetic.training.signals import GracefulInterrupt, TrainingInterrupted
+from gitnetic.training.throughput import ThroughputLogger, describe_model
 
 __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_passthrough_params"]
 
@@ -67,7 +86,7 @@ class TransformerTrainer:
             metadata={"help": "Save a checkpoint every N optimizer steps (0 = only at the end)."},
         )
         save_dir: str = field(
-            default="checkpoints",
+            default=DEFAULT_SAVE_DIR,
             metadata={
                 "help": "Checkpoint folder: checkpoint_step{N}.ckpt and checkpoint_last.ckpt ('' = no checkpoints)."
             },
@@ -214,34 +233,29 @@ class TransformerTrainer:
             "lightning.Trainer pass-through",
             "Other lightning.Trainer arguments, passed unchanged when given (see the Lightning Trainer docs).",
         )
-        taken = set(parser._option_string_actions)  # noqa: SLF001 - argparse has no public accessor
         for name, tp, switch in _passthrough_specs():
-            if f"--{name}" in taken:
-                continue
             extra: dict[str, Any] = {"nargs": "?", "const": True, "metavar": "true|false"} if switch else {}
             if get_origin(tp) is Literal:
                 extra["choices"] = list(get_args(tp))
-            group.add_argument(
-                f"--{name}",
-                dest=name,
-                type=scalar_parser(tp),
-                default=None,
-                help=f"lightning.Trainer({name}=...)",
-                **extra,
-            )
+            try:
+                group.add_argument(
+                    f"--{name}",
+                    dest=name,
+                    type=scalar_parser(tp),
+                    default=None,
+                    help=f"lightning.Trainer({name}=...)",
+                    **extra,
+                )
+            except argparse.ArgumentError:  # a component's params already own --NAME: theirs wins
+                continue
 
     # ------------------------------------------------------------------ mapping
     def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
-        """The checkpoint to resume from: an explicit path, 'last' if one exists, or None (fresh start)."""
-        from gitnetic.training.checkpoint import resume_checkpoint
-
+        """The checkpoint to resume from: an explicit path, 'last' if one exists, 'auto' (this very run's
+        newest, by fingerprint), or None (fresh start)."""
         spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
-        if spec == "auto":
-            from gitnetic.training.fingerprint import auto_resume_checkpoint, run_fingerprint
-
-            fingerprint = self.fingerprint or run_fingerprint([self.params])
-            return auto_resume_checkpoint(self.params.save_dir, fingerprint)
-        return resume_checkpoint(spec, self.params.save_dir)
+        fingerprint = self.fingerprint or run_fingerprint([self.params])
+        return resume_checkpoint(spec, self.params.save_dir, fingerprint, remove=rank_zero_only.rank == 0)
 
     def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
@@ -278,8 +292,6 @@ class TransformerTrainer:
             kwargs["val_check_interval"] = val_check_interval
         extra = dict(self.trainer_kwargs)
         if extra.get("enable_progress_bar") is False:  # a pass-through flag turned the bar off
-            from lightning.pytorch.callbacks import ProgressBar as LightningProgressBar
-
             kwargs["callbacks"] = [c for c in kwargs["callbacks"] if not isinstance(c, LightningProgressBar)]
         if "callbacks" in extra:
             more = extra.pop("callbacks")
@@ -303,10 +315,6 @@ class TransformerTrainer:
         return accelerator, devices
 
     def _callbacks(self) -> list[Any]:
-        from gitnetic.training.callbacks import StepCheckpoint
-        from gitnetic.training.progress import ProgressBar
-        from gitnetic.training.signals import GracefulInterrupt
-        from gitnetic.training.throughput import ThroughputLogger
 
         p = self.params
         callbacks: list[Any] = []
@@ -321,7 +329,6 @@ class TransformerTrainer:
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
-        from gitnetic.training.loggers import build_loggers
 
         p = self.params
         return build_loggers(
@@ -335,12 +342,6 @@ class TransformerTrainer:
     # ------------------------------------------------------------------ running
     def build(self, resuming: bool = False) -> Any:
         """Create the ``lightning.Trainer`` (also available as ``self.trainer``)."""
-        import lightning
-        from lightning.fabric.utilities.exceptions import MisconfigurationException
-        from lightning.pytorch.plugins.io import TorchCheckpointIO
-
-        from gitnetic.common.console import adopt_library_loggers
-        from gitnetic.training.checkpoint import AtomicCheckpointIO
 
         adopt_library_loggers()  # Lightning's messages once, in gitnetic's format
 
@@ -368,8 +369,6 @@ class TransformerTrainer:
             module, datamodule = task.module, getattr(task, "datamodule", None)
         else:
             module = task
-        from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
-        from gitnetic.training.signals import TrainingInterrupted
 
         hparams = getattr(module, "hparams", None)
         if self.fingerprint is None:
@@ -387,8 +386,6 @@ class TransformerTrainer:
         if resume:
             logger.info("resuming from %s", resume)
         if trainer.is_global_zero:
-            from gitnetic.training.throughput import describe_model
-
             logger.info(
                 "train: %s; %s, precision %s",
                 describe_model(module),
@@ -406,8 +403,6 @@ class TransformerTrainer:
 def _wait_for_ranks(trainer: Any, timeout_s: float = 120.0) -> None:
     """Let the DDP processes this one launched finish too (they stop at the same step), so the command
     ends only when the whole run has."""
-    import subprocess
-
     for proc in getattr(getattr(trainer.strategy, "launcher", None), "procs", None) or []:
         try:
             proc.wait(timeout=timeout_s)
@@ -419,20 +414,17 @@ def _no_slurm_requeue(kwargs: dict[str, Any]) -> None:
     """Under SLURM, Lightning's SLURMEnvironment would install its own SIGUSR1 (checkpoint + scontrol
     requeue) and SIGTERM handlers; gitnetic's signal handling (gitnetic.training.signals) must be the one
     in force, and requeueing is left to the scheduler's settings (``sbatch --requeue``, Snakemake retries)."""
-    from lightning.fabric.plugins.environments import SLURMEnvironment
 
     if "plugins" not in kwargs and SLURMEnvironment.detect():
         kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
 
 
 def _seed_everything(seed: int) -> None:
-    from lightning.pytorch import seed_everything
 
     seed_everything(seed, workers=True, verbose=False)
 
 
 def _check_gpus(accelerator: str, gpus: int) -> None:
-    import torch
 
     mps = accelerator == "gpu" and torch.backends.mps.is_available()  # Lightning's "gpu" is MPS on Macs
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available() and not mps:
@@ -441,7 +433,6 @@ def _check_gpus(accelerator: str, gpus: int) -> None:
 
 def _enable_tf32(accelerator: str) -> None:
     """TF32 matmuls on Ampere+ GPUs: ~2x faster fp32 GEMMs at a precision LM training does not miss."""
-    import torch
 
     if accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available():
         if torch.cuda.get_device_capability()[0] >= 8:
@@ -461,7 +452,6 @@ def _flag_type(tp: Any) -> Any:
 
 def _passthrough_specs() -> list[tuple[str, Any, bool]]:
     """``(name, flag type, is a switch)`` for each simple ``lightning.Trainer`` argument not in Params."""
-    import lightning
 
     hints = typing.get_type_hints(lightning.Trainer.__init__)
     covered = {f.name for f in fields(TransformerTrainer.Params)}

@@ -44,11 +44,12 @@ def test_init_from_a_saved_model_starts_from_its_weights_and_tokenizer(
     tmp_path, tiny_tokenizer, lm_shards, config
 ):
     from gitnetic.data.tokenizer import load_tokenizer
-    from gitnetic.tasks.model_config import ModelConfig
+    from gitnetic.models.build import build_model
+    from gitnetic.models.config import ModelConfig
 
     torch.manual_seed(1)
     tokenizer = load_tokenizer(tiny_tokenizer)
-    original = ModelConfig.from_yaml(CONFIGS / config).build_model(tokenizer)
+    original = build_model(ModelConfig.from_yaml(CONFIGS / config), tokenizer)
     folder = tmp_path / "pretrained"
     original.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -105,9 +106,10 @@ def test_train_export_init_from_round_trip(tmp_path, tiny_tokenizer, lm_shards):
     assert cli_main.main(["tokenizer", "--init_from", str(hf), "--out_dir", str(tok)]) == 0
     assert json.loads((tok / "tokenizer.json").read_text()) == json.loads((hf / "tokenizer.json").read_text())
 
-    from gitnetic.training.checkpoint import load_trained_model
+    from gitnetic.models.checkpoint import load_trained_model
 
-    trained, tokenizer, _, _ = load_trained_model(str(tmp_path / "first"), str(gpt2), str(tiny_tokenizer))
+    first = load_trained_model(str(tmp_path / "first"), str(gpt2), str(tiny_tokenizer))
+    trained, tokenizer = first.model, first.tokenizer
     task = init_from_task(hf, lm_shards, tokenizer_path=str(tok))
     exported = val_loss(TransformerModule(trained, tokenizer), lm_shards, tokenizer)
     assert val_loss(task.module, lm_shards, task.tokenizer) == pytest.approx(exported, abs=1e-6)

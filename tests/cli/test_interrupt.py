@@ -95,7 +95,7 @@ def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
     """SIGTERM, then SIGINT as soon as the checkpoint of the step reached starts to appear (or, if the
     poll misses the write, right after it): the process ends at once, non-zero, and every checkpoint
     under a final name is whole; the same command then resumes and ends on the uninterrupted weights."""
-    from gitnetic.training.checkpoint import is_valid_checkpoint, load_checkpoint
+    from gitnetic.models.checkpoint import is_valid_checkpoint, load_checkpoint
 
     save_dir = tmp_path / "ckpt"
     args = train_args(tiny_tokenizer, lm_shards, save_dir)

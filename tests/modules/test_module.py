@@ -11,7 +11,8 @@ import torch
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
-from gitnetic.modules.transformer_module import TransformerModule, mask_tokens, split_weight_decay_params
+from gitnetic.modules.objective import mask_tokens
+from gitnetic.modules.transformer_module import TransformerModule, split_weight_decay_params
 from tests.helpers import encode_files, module_and_data, stdlib_json_files, write_shard
 from tests.helpers import tiny_gpt2 as gpt2
 from tests.helpers import tiny_roberta as roberta

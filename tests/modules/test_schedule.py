@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gitnetic.training.schedule import polynomial_decay_lr, polynomial_decay_scheduler
+from gitnetic.modules.schedule import polynomial_decay_lr, polynomial_decay_scheduler
 
 KW = {"lr": 1e-3, "lr_end": 1e-4, "warmup_steps": 10, "max_steps": 110}
 
@@ -74,7 +74,7 @@ def test_scheduler_steps_per_optimizer_step_and_resumes_from_state() -> None:
 
 # ------------------------------------------------------------------------------------------- warmup
 def test_unset_warmup_is_a_tenth_of_the_run_at_most_1000() -> None:
-    from gitnetic.training.schedule import resolve_warmup_steps
+    from gitnetic.modules.schedule import resolve_warmup_steps
 
     assert resolve_warmup_steps(None, 30) == 3
     assert resolve_warmup_steps(None, 10_000) == 1000  # the old fixed default, for the default max_steps
@@ -95,7 +95,7 @@ def test_unset_warmup_is_a_tenth_of_the_run_at_most_1000() -> None:
     ],
 )
 def test_warmup_warning_only_when_warmup_takes_most_of_the_run(warmup, max_steps, expected) -> None:
-    from gitnetic.training.schedule import warmup_warning
+    from gitnetic.modules.schedule import warmup_warning
 
     message = warmup_warning(warmup, max_steps)
     if expected is None:

@@ -24,9 +24,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.training.checkpoint_params import TrainedModelParams
+from gitnetic.common.threads import set_torch_threads
+from gitnetic.data.batching import collate_padded, max_tokens_batches, packed_batches
+from gitnetic.data.blend import ConcatTokens, parse_blend
+from gitnetic.data.indexed import IndexedDataset
+from gitnetic.evaluation.completion import check_params, completion_metrics
+from gitnetic.models.checkpoint import TrainedModel, load_trained_model
+from gitnetic.models.positions import check_positions, position_limit
+from gitnetic.models.trained_params import TrainedModelParams
+from gitnetic.modules.objective import IGNORE_INDEX
+from gitnetic.modules.transformer_module import TransformerModule, token_cross_entropy
 
 __all__ = ["EvaluateParams", "Windows", "evaluate", "unigram_log_probs"]
 
@@ -87,7 +98,7 @@ class EvaluateParams(TrainedModelParams):
         default=32,
         metadata={
             "help": "Held-out lines scored for next-line (and, with FIM tokens, infilling) exact match, "
-            "greedy (0 = off; causal LMs only). See gitnetic/training/completion.py."
+            "greedy (0 = off; causal LMs only). See gitnetic/evaluation/completion.py."
         },
     )
     completion_seed: int = field(
@@ -102,15 +113,18 @@ class EvaluateParams(TrainedModelParams):
     )
 
     def __post_init__(self) -> None:
-        from gitnetic.training.completion import check_params
-
+        # checked here, before evaluate() spends seconds loading the model
+        if self.batch_size < 1 or self.max_tokens < 0:
+            raise ConfigError("--batch_size must be positive and --max_tokens 0 or more")
+        if self.num_threads < 0:
+            raise ConfigError(
+                f"--num_threads must be 0 (as the environment says) or more, got {self.num_threads}"
+            )
         check_params(self.completion_samples, self.completion_max_context)
 
 
 def _window_length(requested: int, config: Any, source: str) -> int:
     """``--max_length``, checked against the model's position table (0 picks the largest that fits)."""
-    from gitnetic.tasks.model_config import check_positions, position_limit
-
     if requested == 0:
         size, offset = position_limit(config)
         return min(1024, size - offset) if size else 1024
@@ -156,8 +170,6 @@ class Windows:
 
 def _plan(windows: Windows, batch_size: int, max_tokens: int, max_length: int) -> list[np.ndarray]:
     """Batches of window indices, in order: ``batch_size`` at a time, or ``max_tokens`` length buckets."""
-    from gitnetic.data.batching import max_tokens_batches, packed_batches
-
     if max_tokens:
         return max_tokens_batches(windows.sizes, max_tokens, max_length, batch_size, shuffle=False)
     return packed_batches(len(windows), batch_size, shuffle=False)
@@ -183,16 +195,11 @@ def unigram_log_probs(dataset: Any, vocab_size: int) -> Any:
 
 def _open_prefixes(spec: str) -> tuple[list[tuple[float, str]], list[Any]]:
     """The ``(weight, prefix)`` pairs of a prefix or blend spec and their datasets (one error if one is missing)."""
-    from gitnetic.data.blend import parse_blend
-    from gitnetic.data.indexed import IndexedDataset
-
     blend = parse_blend(spec)
     return blend, [IndexedDataset(prefix) for _, prefix in blend]
 
 
 def _concat(datasets: list[Any]) -> Any:
-    from gitnetic.data.blend import ConcatTokens
-
     return datasets[0] if len(datasets) == 1 else ConcatTokens(datasets)
 
 
@@ -217,99 +224,87 @@ def _scores(nll: float, uni: float, tokens: int) -> dict[str, Any]:
 
 def evaluate(params: EvaluateParams) -> dict[str, Any]:
     """Score ``params.data_prefix`` (one prefix or a blend) with the checkpoint; returns the metrics dict."""
-    import torch
-    from tqdm import tqdm
-
-    from gitnetic.common.threads import set_torch_threads
-    from gitnetic.data.batching import collate_padded
-    from gitnetic.modules.transformer_module import IGNORE_INDEX, TransformerModule, token_cross_entropy
-    from gitnetic.tasks.model_config import resolve_objective
-    from gitnetic.training.checkpoint import load_trained_model
-
-    if params.num_threads < 0:
-        raise ConfigError(
-            f"--num_threads must be 0 (as the environment says) or more, got {params.num_threads}"
-        )
     set_torch_threads(params.num_threads)
-    model, tokenizer, model_config, ckpt = load_trained_model(
-        params.checkpoint, params.config_path, params.tokenizer_path
-    )
-    if params.batch_size < 1 or params.max_tokens < 0:
-        raise ConfigError("--batch_size must be positive and --max_tokens 0 or more")
-    objective = resolve_objective(params.objective, type(model).__name__, model_config.objective)
-    if objective == "mlm" and tokenizer.mask_token_id is None:
-        raise ConfigError(
-            "mlm scoring needs a tokenizer with a mask token; pass --objective clm for a causal model"
-        )
+    trained = load_trained_model(params.checkpoint, params.config_path, params.tokenizer_path)
+    # the training module scores: its objective rule (the config's objective fills auto), masking, loss
     module = TransformerModule(
-        model,
-        tokenizer,
-        TransformerModule.Params(objective=objective, mlm_probability=params.mlm_probability),
+        trained.model,
+        trained.tokenizer,
+        TransformerModule.Params(objective=params.objective, mlm_probability=params.mlm_probability),
+        model_config=trained.config,
     )
-    max_length = _window_length(params.max_length, model.config, model_config.source)
+    max_length = _window_length(params.max_length, trained.model.config, trained.config.source)
     blend, datasets = _open_prefixes(params.data_prefix)
-    vocab = int(model.config.vocab_size)
+    vocab = int(trained.model.config.vocab_size)
     counted = _concat(_open_prefixes(params.train_prefix)[1] if params.train_prefix else datasets)
     unigram = torch.from_numpy(unigram_log_probs(counted, vocab))
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     generator = torch.Generator().manual_seed(params.seed)  # one stream over the run: a fixed masking
-
-    nll_sum, uni_sum, n_tokens = 0.0, 0.0, 0
+    totals = {"nll": 0.0, "uni": 0.0, "tokens": 0}
     per_source: dict[str, dict[str, Any]] = {}
     for (weight, prefix), dataset in zip(blend, datasets, strict=True):
-        windows = Windows(dataset, max_length, 1 if objective == "clm" else 0, params.max_documents)
-        p_nll, p_uni, p_tokens = 0.0, 0.0, 0
-        with torch.inference_mode():
-            for indices in tqdm(
-                _plan(windows, params.batch_size, params.max_tokens, max_length),
-                desc="evaluate",
-                disable=None,
-            ):
-                batch = collate_padded([windows[int(i)] for i in indices], pad_id)
-                if int(batch["input_ids"].max()) >= vocab:
-                    raise DataError(
-                        f"{prefix} holds token id {int(batch['input_ids'].max())} but the model has "
-                        f"{vocab} tokens; score shards made with the training tokenizer"
-                    )
-                logits, labels = module.logits_and_labels(batch, generator)
-                keep = labels != IGNORE_INDEX
-                gold = labels[keep]
-                if not gold.numel():
-                    continue
-                # scored positions only: the sum then runs over the same rows in the same order as it always
-                # has, so metrics stay bit-for-bit comparable with earlier runs
-                p_nll += float(token_cross_entropy(logits[keep], gold))
-                p_uni -= float(unigram[gold].sum())
-                p_tokens += int(gold.numel())
-        per_source[prefix] = {**_scores(p_nll, p_uni, p_tokens), "weight": weight}
-        if not p_tokens and len(blend) > 1:
+        windows = Windows(dataset, max_length, 1 if module.objective == "clm" else 0, params.max_documents)
+        batches = _plan(windows, params.batch_size, params.max_tokens, max_length)
+        scored = _score_windows(module, windows, batches, unigram, generator, prefix)
+        per_source[prefix] = {**_scores(scored["nll"], scored["uni"], scored["tokens"]), "weight": weight}
+        if not scored["tokens"] and len(blend) > 1:
             logger.warning("evaluate: no tokens to score in %s (empty or too short documents)", prefix)
-        nll_sum, uni_sum, n_tokens = nll_sum + p_nll, uni_sum + p_uni, n_tokens + p_tokens
-    if n_tokens == 0:
+        totals = {key: totals[key] + scored[key] for key in totals}
+    if totals["tokens"] == 0:
         raise DataError(
             f"no tokens to score in {params.data_prefix} (documents too short or empty); check the preprocess stage"
         )
-    completion = _completion(params, model, tokenizer, _concat(datasets), objective)
     metrics = {
-        **_scores(nll_sum, uni_sum, n_tokens),
-        "objective": objective,
-        "checkpoint": ckpt["_path"],
-        "global_step": int(ckpt.get("global_step", 0) or 0),
+        **_scores(totals["nll"], totals["uni"], totals["tokens"]),
+        "objective": module.objective,
+        "checkpoint": trained.path,
+        "global_step": trained.global_step,
         "data_prefix": params.data_prefix,
-        **completion,
+        **_completion(params, trained, _concat(datasets), module.objective),
     }
     if len(blend) > 1:  # a single prefix keeps the metrics file it always had
         metrics["per_source"] = per_source
     return metrics
 
 
-def _completion(
-    params: EvaluateParams, model: Any, tokenizer: Any, dataset: Any, objective: str
+def _score_windows(
+    module: TransformerModule,
+    windows: Windows,
+    batches: list[np.ndarray],
+    unigram: torch.Tensor,
+    generator: torch.Generator,
+    prefix: str,
 ) -> dict[str, Any]:
-    """Next-line / infilling exact match (gitnetic/training/completion.py) on the documents of every
-    scored prefix (in blend order); causal LMs only."""
-    from gitnetic.training.completion import completion_metrics
+    """Summed model and unigram NLL (``nll``, ``uni``) over the predicted ``tokens`` of ``windows``."""
+    tokenizer = module.tokenizer
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    vocab = int(module.model.config.vocab_size)
+    nll, uni, tokens = 0.0, 0.0, 0
+    with torch.inference_mode():
+        for indices in tqdm(batches, desc="evaluate", disable=None):
+            batch = collate_padded([windows[int(i)] for i in indices], pad_id)
+            if int(batch["input_ids"].max()) >= vocab:
+                raise DataError(
+                    f"{prefix} holds token id {int(batch['input_ids'].max())} but the model has "
+                    f"{vocab} tokens; score shards made with the training tokenizer"
+                )
+            logits, labels = module.logits_and_labels(batch, generator)
+            keep = labels != IGNORE_INDEX
+            gold = labels[keep]
+            if not gold.numel():
+                continue
+            # scored positions only: the sum then runs over the same rows in the same order as it always
+            # has, so metrics stay bit-for-bit comparable with earlier runs
+            nll += float(token_cross_entropy(logits[keep], gold))
+            uni -= float(unigram[gold].sum())
+            tokens += int(gold.numel())
+    return {"nll": nll, "uni": uni, "tokens": tokens}
 
+
+def _completion(
+    params: EvaluateParams, trained: TrainedModel, dataset: Any, objective: str
+) -> dict[str, Any]:
+    """Next-line / infilling exact match (gitnetic/evaluation/completion.py) on the documents of every
+    scored prefix (in blend order); causal LMs only."""
     if objective != "clm":
         if params.completion_samples:
             logger.info(
@@ -317,8 +312,8 @@ def _completion(
             )
         return {}
     return completion_metrics(
-        model,
-        tokenizer,
+        trained.model,
+        trained.tokenizer,
         dataset,
         params.completion_samples,
         seed=params.completion_seed,

@@ -5,8 +5,8 @@ tokenizer's special ids, and ``licenses.json``: the license of each corpus sourc
 on, as the corpus stage recorded it (``stats.json`` -> ``licenses``; see :mod:`gitnetic.data.licenses`),
 so whoever gets the model gets the obligations with it. So ``AutoModelFor*.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``
 work offline and ``generate`` stops at ``</s>``. It is written atomically: a failed export never
-replaces a good one. The model is rebuilt by :func:`gitnetic.training.checkpoint.load_trained_model`,
-the same loader evaluation uses.
+replaces a good one. The model is rebuilt by :func:`gitnetic.models.checkpoint.load_trained_model`,
+the same loader evaluation and generation use.
 """
 
 from __future__ import annotations
@@ -16,7 +16,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gitnetic.training.checkpoint_params import TrainedModelParams
+from gitnetic.common.io import atomic_dir
+from gitnetic.models.checkpoint import load_trained_model
+from gitnetic.models.trained_params import TrainedModelParams
+from gitnetic.modules.objective import config_objective
 
 __all__ = ["EXPORT_INFO", "LICENSES_JSON", "ExportParams", "corpus_licenses", "export"]
 
@@ -59,12 +62,8 @@ def corpus_licenses(stats_path: str) -> dict[str, str | None]:
 
 def export(params: ExportParams) -> dict[str, object]:
     """Write the folder; returns what was exported (also saved as :data:`EXPORT_INFO`)."""
-    from gitnetic.common.io import atomic_dir
-    from gitnetic.training.checkpoint import load_trained_model
-
-    model, tokenizer, model_config, ckpt = load_trained_model(
-        params.checkpoint, params.config_path, params.tokenizer_path
-    )
+    trained = load_trained_model(params.checkpoint, params.config_path, params.tokenizer_path)
+    model, tokenizer = trained.model, trained.tokenizer
     generation = getattr(model, "generation_config", None)
     if generation is not None:
         for name in ("pad", "bos", "eos"):
@@ -72,10 +71,10 @@ def export(params: ExportParams) -> dict[str, object]:
             if value is not None:
                 setattr(generation, f"{name}_token_id", value)
     info = {
-        "checkpoint": ckpt["_path"],
-        "global_step": int(ckpt.get("global_step", 0) or 0),
+        "checkpoint": trained.path,
+        "global_step": trained.global_step,
         "model_class": type(model).__name__,
-        "objective": model_config.inferred_objective(),
+        "objective": config_objective(trained.config),
         "config_path": params.config_path,
         "tokenizer_path": params.tokenizer_path,
     }

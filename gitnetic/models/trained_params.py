@@ -1,4 +1,5 @@
-"""Parameters shared by the subcommands that load a trained checkpoint (evaluate, export)."""
+"""Parameters shared by the subcommands that load a trained checkpoint (evaluate, export): which
+checkpoint, and the model config and tokenizer to rebuild its model with (:func:`gitnetic.models.checkpoint.load_trained_model`)."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 from gitnetic.common.errors import ConfigError
-from gitnetic.training import completion
-from gitnetic.training.completion import LINE_TOKENS, completion_metrics, newline_token_mask, sample_lines
+from gitnetic.evaluation import completion
+from gitnetic.evaluation.completion import LINE_TOKENS, completion_metrics, newline_token_mask, sample_lines
 
 # lines after the first: y x x y x -> next line ("x=1") hits 3 of 5, infilling ("y=1") 2 of 5
 DOC_A = "x=1\ny=1\nx=1\nx=1\ny=1\nx=1\n"

@@ -1,4 +1,5 @@
-"""``evaluate`` and ``export``: on a checkpoint the seed command trains, and on broken inputs.
+"""``evaluate`` (gitnetic/evaluation) and ``export`` (gitnetic/inference/export.py): on a checkpoint the seed
+command trains, and on broken inputs.
 
 The causal-LM path is one test on purpose: training is the expensive part, and a session fixture
 would be trained again on every pytest-xdist worker that happens to receive one of its users.
@@ -14,7 +15,6 @@ import pytest
 import torch
 
 from gitnetic.cli import main as cli_main
-from gitnetic.common.errors import DataError
 from tests.helpers import CONFIGS, GPT2_TINY, assert_trained, train_seed_command
 
 
@@ -31,7 +31,7 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from gitnetic.data.indexed import IndexedDataset
-    from gitnetic.training.checkpoint import load_trained_model
+    from gitnetic.models.checkpoint import load_trained_model
 
     run = train_seed_command(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)
     assert_trained(run)
@@ -50,7 +50,7 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     # every token but the first of each document is predicted exactly once
     assert metrics["tokens"] == int(sum(max(int(n) - 1, 0) for n in IndexedDataset(test_prefix).sizes))
     assert not list(out.parent.glob(".*tmp"))  # the atomic write left no temporary behind
-    # code-completion metrics (gitnetic/training/completion.py): 32 held-out lines by default; the
+    # code-completion metrics (gitnetic/evaluation/completion.py): 32 held-out lines by default; the
     # tokenizer has no FIM tokens, so no infilling
     assert metrics["next_line_samples"] == 32 and 0 <= metrics["next_line_exact_match"] <= 1
     assert "infill_exact_match" not in metrics and "infill_samples" not in metrics
@@ -72,7 +72,7 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     tokenizer = AutoTokenizer.from_pretrained(hf, local_files_only=True)
     assert type(model).__name__ == "GPT2LMHeadModel"
     assert json.loads((hf / "gitnetic_export.json").read_text())["global_step"] == run["steps"]
-    reference, _, _, _ = load_trained_model(str(run["save_dir"]), str(GPT2_TINY), str(tiny_tokenizer))
+    reference = load_trained_model(str(run["save_dir"]), str(GPT2_TINY), str(tiny_tokenizer)).model
     prompt = "def get_count(count, size=3):\n"
     ids = tokenizer(prompt, return_tensors="pt")["input_ids"]
     with torch.no_grad():
@@ -90,38 +90,13 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
 @pytest.fixture(scope="module")
 def fresh_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
     """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
-    from gitnetic.tasks.model_config import build_model_and_tokenizer
+    from gitnetic.models.build import build_model_and_tokenizer
 
-    model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
+    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
     path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": {"objective": "clm"}}, path)
     return path
-
-
-def test_export_masked_lm_short_form_config(tmp_path, tiny_tokenizer):
-    """A checkpoint of a short-form (``model_type``) config exports for AutoModelForMaskedLM."""
-    from transformers import AutoModelForMaskedLM
-
-    from gitnetic.tasks.model_config import build_model_and_tokenizer
-    from gitnetic.training.export import ExportParams, export
-
-    config = tmp_path / "roberta.yaml"
-    config.write_text(
-        "model_type: roberta\nobjective: mlm\nhidden_size: 32\nnum_hidden_layers: 1\nnum_attention_heads: 2\n"
-        "intermediate_size: 64\nmax_position_embeddings: 130\n"
-    )
-    model, _, _ = build_model_and_tokenizer(str(config), str(tiny_tokenizer))
-    ckpt = tmp_path / "m.ckpt"
-    torch.save(
-        {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "global_step": 3}, ckpt
-    )
-    export(ExportParams(checkpoint=str(ckpt), config_path=str(config), tokenizer_path=str(tiny_tokenizer),
-                        output_dir=str(tmp_path / "hf")))  # fmt: skip
-    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", local_files_only=True)
-    assert type(loaded).__name__ == "RobertaForMaskedLM"
-    for name, tensor in model.state_dict().items():
-        assert torch.equal(loaded.state_dict()[name], tensor), name
 
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "not-a-checkpoint", "wrong-config", "empty-dir"])
@@ -178,17 +153,15 @@ def test_evaluate_user_errors(extra, message, fresh_checkpoint, tiny_tokenizer, 
     assert not (tmp_path / "e.json").exists()
 
 
-def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
-    from gitnetic.tasks.model_config import build_model_and_tokenizer
-    from gitnetic.training.checkpoint import load_weights
-
-    model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
-    with pytest.raises(DataError, match="does not match"):
-        load_weights(model, {"state_dict": {"model.other.weight": torch.zeros(1)}})
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state["model.transformer.wte.weight"] = torch.zeros(3, 3)
-    with pytest.raises(DataError, match="does not fit"):
-        load_weights(model, {"state_dict": state})
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--batch_size", "0"), ("--max_tokens", "-1"), ("--num_threads", "-1")]
+)
+def test_evaluate_checks_its_numbers_before_loading_anything(flag, value, tiny_tokenizer, tmp_path, capsys):
+    """A bad number is reported although the checkpoint does not even exist: checked before loading."""
+    argv = model_args(tmp_path / "missing.ckpt", GPT2_TINY, tiny_tokenizer)
+    code = cli_main.main(["evaluate", *argv, "--data_prefix", str(tmp_path / "x"), flag, value])
+    err = capsys.readouterr().err
+    assert code == 2 and flag in err and "missing.ckpt" not in err
 
 
 def test_evaluate_a_blend_reports_each_prefix_and_the_token_weighted_whole(

@@ -34,8 +34,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from gitnetic.common.errors import ConfigError
+from gitnetic.inference.decoding import DecodingParams
+from gitnetic.inference.generate import Generator
+from gitnetic.models.positions import usable_positions
 
 __all__ = [
     "LINE_TOKENS",
@@ -150,10 +154,7 @@ def check_params(samples: int, max_context: int) -> None:
 def _window(model: Any, max_context: int) -> int:
     """Tokens the model sees per prompt, generated ones included: ``max_context`` (at most its position
     table) or its position table (1024 when it has none)."""
-    from gitnetic.tasks.model_config import position_limit
-
-    size, offset = position_limit(model.config)
-    limit = size - offset if size else None
+    limit = usable_positions(model.config)
     if max_context and limit is not None and max_context > limit:
         logger.warning(
             "completion: --completion_max_context %d is more than the model's %d positions; using %d",
@@ -215,10 +216,6 @@ def completion_metrics(
 
     ``samples`` 0 returns ``{}``. Runs on the CPU, greedily, so the figures are reproducible.
     """
-    from tqdm import tqdm
-
-    from gitnetic.inference.generate import GenerateParams, Generator
-
     check_params(samples, max_context)
     if samples == 0:
         return {}
@@ -241,7 +238,7 @@ def completion_metrics(
         logger.warning("completion metrics: no line of at most %d tokens in the scored documents", max_line)
         return metrics
     max_new = max_line + 1
-    decode = GenerateParams(model="<evaluate>", greedy=True, max_new_tokens=max_new)
+    decode = DecodingParams(greedy=True, max_new_tokens=max_new)
     stop_ids = np.flatnonzero(newline).tolist()
     eos = tokenizer.eos_token_id
     scores: dict[str, list[tuple[bool, float]]] = {"next_line": [], "infill": []}

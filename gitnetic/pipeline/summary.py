@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
+from gitnetic.common.errors import DataError
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, find_checkpoint
 
 __all__ = ["SummaryParams", "pipeline_summary"]
 
@@ -46,16 +48,50 @@ def _section(params: dict[str, Any], name: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _newest_checkpoint(root: Path, save_dir: str | None) -> Path | None:
+    """The newest checkpoint of the train stage's folder (relative to ``root``), None without one.
+    ``save_dir`` None is the trainer's default folder; ``''`` means the run saved no checkpoints."""
+    if save_dir == "":
+        return None
+    try:
+        return Path(find_checkpoint(root / (save_dir or DEFAULT_SAVE_DIR))).relative_to(root)
+    except DataError:
+        return None
+
+
 def pipeline_summary(params: SummaryParams) -> list[str]:
     """The summary lines (paths relative to the params file's folder, as the stages wrote them)."""
     params_path = Path(params.params_file)
     root = params_path.parent
     config = load_yaml(params_path, "params file") or {}
     train, evaluate, export = (_section(config, s) for s in ("train", "evaluate", "export"))
-    rows: list[tuple[str, str]] = []
-
     eval_path = evaluate.get("output") or "metrics/eval.json"
-    metrics = _read_json(root / eval_path)
+    live_dir = train.get("dvclive_dir") or "dvclive"
+    live = _read_json(root / live_dir / "metrics.json")
+    rows = _metric_rows(_read_json(root / eval_path), eval_path)
+    if live:
+        rows.append(("training", _training_row(live) + f"  -> {live_dir}/"))
+    hf = export.get("output_dir") or "models/hf"
+    model = []
+    ckpt = _newest_checkpoint(root, train.get("save_dir"))
+    if ckpt is not None:
+        model.append(f"checkpoint {ckpt}")
+    if (root / hf / "config.json").is_file():
+        model.append(f"Hugging Face folder {hf} (from_pretrained-ready)")
+    if model:
+        rows.append(("model", ", ".join(model)))
+    if live:
+        rows.append(("curves", "dvc plots show  (loss and tokens/s -> dvc_plots/index.html)"))
+        rows.append(("compare experiments", COMPARE))
+    if not rows:
+        return ["nothing to summarise yet: run the pipeline (bash scripts/pipeline.sh)"]
+    width = max(len(label) for label, _ in rows)
+    return [f"  {label:<{width}}  {text}" for label, text in rows]
+
+
+def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[str, str]]:
+    """Held-out perplexity against the unigram baseline, and the code-completion scores."""
+    rows: list[tuple[str, str]] = []
     if metrics and "perplexity" in metrics:
         text = f"{metrics['perplexity']:,.1f}"
         base = metrics.get("unigram_perplexity")
@@ -74,38 +110,22 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
                     f"(edit similarity {metrics.get(f'{kind}_edit_similarity', 0):.0%})"
                 )
         rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
+    return rows
 
-    live_dir = train.get("dvclive_dir") or "dvclive"
-    live = _read_json(root / live_dir / "metrics.json")
-    if live:
-        t, perf, val = live.get("train", {}), live.get("perf", {}), live.get("val", {})
-        parts = [f"{live.get('step', '?')} steps"]
-        if "tokens" in t:
-            parts[0] += f", {int(t['tokens']):,} tokens"
-        if "tokens_per_sec" in perf:
-            parts.append(f"{perf['tokens_per_sec']:,.0f} tokens/s")
-        if "mfu" in perf:
-            parts.append(f"MFU {100 * perf['mfu']:.1f}%")
-        losses = [f"train loss {t['loss']:.3f}"] if "loss" in t else []
-        if "loss" in val:
-            losses.append(f"val loss {val['loss']:.3f}")
-        if losses:
-            parts.append(", ".join(losses))
-        rows.append(("training", "; ".join(parts) + f"  -> {live_dir}/"))
 
-    ckpt = Path(train.get("save_dir") or "models/checkpoints") / "checkpoint_last.ckpt"
-    hf = export.get("output_dir") or "models/hf"
-    model = []
-    if (root / ckpt).is_file():
-        model.append(f"checkpoint {ckpt}")
-    if (root / hf / "config.json").is_file():
-        model.append(f"Hugging Face folder {hf} (from_pretrained-ready)")
-    if model:
-        rows.append(("model", ", ".join(model)))
-    if live:
-        rows.append(("curves", "dvc plots show  (loss and tokens/s -> dvc_plots/index.html)"))
-        rows.append(("compare experiments", COMPARE))
-    if not rows:
-        return ["nothing to summarise yet: run the pipeline (bash scripts/pipeline.sh)"]
-    width = max(len(label) for label, _ in rows)
-    return [f"  {label:<{width}}  {text}" for label, text in rows]
+def _training_row(live: dict[str, Any]) -> str:
+    """Steps, tokens, throughput and the last losses from DVCLive's ``metrics.json``."""
+    t, perf, val = live.get("train", {}), live.get("perf", {}), live.get("val", {})
+    parts = [f"{live.get('step', '?')} steps"]
+    if "tokens" in t:
+        parts[0] += f", {int(t['tokens']):,} tokens"
+    if "tokens_per_sec" in perf:
+        parts.append(f"{perf['tokens_per_sec']:,.0f} tokens/s")
+    if "mfu" in perf:
+        parts.append(f"MFU {100 * perf['mfu']:.1f}%")
+    losses = [f"train loss {t['loss']:.3f}"] if "loss" in t else []
+    if "loss" in val:
+        losses.append(f"val loss {val['loss']:.3f}")
+    if losses:
+        parts.append(", ".join(losses))
+    return "; ".join(parts)

@@ -17,11 +17,12 @@ def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) 
     """A real (untrained) model for ``tokenizer_dir`` saved with save_pretrained, tokenizer included."""
     import torch
 
-    from gitnetic.tasks.model_config import ModelConfig
+    from gitnetic.models.build import build_model, load_model_tokenizer
+    from gitnetic.models.config import ModelConfig
 
     torch.manual_seed(0)
-    tokenizer = ModelConfig.from_yaml(config).load_tokenizer(tokenizer_dir)
-    ModelConfig.from_yaml(config).build_model(tokenizer).save_pretrained(out)
+    tokenizer = load_model_tokenizer(ModelConfig.from_yaml(config), tokenizer_dir)
+    build_model(ModelConfig.from_yaml(config), tokenizer).save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
 
@@ -66,15 +67,16 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys, plain_folder, fim_fold
 
 
 def test_streams_what_it_returns_and_is_reproducible(plain_folder) -> None:
-    from gitnetic.inference.generate import GenerateParams, generate
+    from gitnetic.inference.generate import DecodingParams, GenerateParams, generate
 
     for flags in ({"greedy": True}, {"temperature": 1.0, "top_k": 0, "top_p": 0.9, "seed": 3}):
-        params = GenerateParams(model=str(plain_folder), prompt=["def f(x):", ""], max_new_tokens=12, **flags)
+        params = GenerateParams(model=str(plain_folder), prompt=["def f(x):", ""])
+        decoding = DecodingParams(max_new_tokens=12, **flags)
         stream = io.StringIO()
-        first = generate(params, out=stream)
+        first = generate(params, decoding, out=stream)
         assert stream.getvalue() == "".join(r.text + "\n" for r in first)
         assert all(0 <= r.new_tokens <= 12 for r in first)
-        assert [r.text for r in generate(params)] == [r.text for r in first]
+        assert [r.text for r in generate(params, decoding)] == [r.text for r in first]
     # literal special-token strings in a prompt are text, as in training data
     from gitnetic.inference.generate import Generator, load_generation_model
 
@@ -82,7 +84,7 @@ def test_streams_what_it_returns_and_is_reproducible(plain_folder) -> None:
     assert 2 not in generator.prompt_ids("x = '</s>'")
     assert generator.prompt_ids("") == [2]  # an empty prompt starts after </s>, like every document
     with pytest.raises(ConfigError):
-        GenerateParams(model="m", top_p=0.0)
+        DecodingParams(top_p=0.0)
     with pytest.raises(DataError):
         load_generation_model(str(plain_folder / "nope"))
 
@@ -130,7 +132,7 @@ def test_fim_training_then_generate_from_checkpoint_equals_export_and_infills(
     assert by_file == by_flags
     assert "<fim_" not in by_file and "</s>" not in by_file
 
-    # evaluate scores the same FIM model's infilling too (gitnetic/training/completion.py), and a seed
+    # evaluate scores the same FIM model's infilling too (gitnetic/evaluation/completion.py), and a seed
     # picks the same lines every time
     def scores(seed: int) -> dict:
         out = tmp_path / f"eval-{seed}.json"

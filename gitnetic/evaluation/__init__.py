@@ -1,0 +1,1 @@
+"""Scoring a trained model on held-out shards: perplexity next to a unigram baseline, and code completion."""

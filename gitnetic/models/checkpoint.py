@@ -1,0 +1,313 @@
+"""The checkpoint folder, in one place: its file names, which checkpoint is the newest, which one a
+``PATH|last|auto`` spec means, and reading a trained model back.
+
+Why one module: training writes checkpoints (:class:`~gitnetic.training.callbacks.StepCheckpoint`), resume
+picks one (:func:`resume_checkpoint`), and evaluate, export, generate and the pipeline summary find and
+load one (:func:`find_checkpoint`, :func:`load_trained_model`). They must agree on file names, on what
+counts as a usable file and on which file is the newest, so those rules live here and nowhere else. It
+sits in the ``models`` layer (below training and inference) so that every reader can use it; importing it
+loads neither torch nor Lightning (the Snakefile reads the names).
+
+Files in a checkpoint folder (``train --save_dir``):
+
+* ``checkpoint_step{N}.ckpt``: the state after ``N`` optimizer steps (:func:`step_checkpoint_name`);
+* ``checkpoint_last.ckpt``: the newest of them, a hard link (:data:`CHECKPOINT_LAST`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.models.build import build_model_and_tokenizer
+from gitnetic.models.config import ModelConfig
+
+__all__ = [
+    "AUTO",
+    "CHECKPOINT_EXTENSION",
+    "CHECKPOINT_LAST",
+    "DEFAULT_SAVE_DIR",
+    "FINGERPRINT_KEY",
+    "LAST",
+    "LAST_CHECKPOINT_NAME",
+    "STEP_CHECKPOINT_TEMPLATE",
+    "TrainedModel",
+    "auto_resume_checkpoint",
+    "checkpoints_newest_first",
+    "find_checkpoint",
+    "is_valid_checkpoint",
+    "last_checkpoint_path",
+    "load_checkpoint",
+    "load_trained_model",
+    "load_weights",
+    "resume_checkpoint",
+    "step_checkpoint_name",
+]
+
+CHECKPOINT_EXTENSION = ".ckpt"
+LAST_CHECKPOINT_NAME = "checkpoint_last"  # stem (Lightning's ModelCheckpoint.CHECKPOINT_NAME_LAST)
+CHECKPOINT_LAST = LAST_CHECKPOINT_NAME + CHECKPOINT_EXTENSION
+STEP_CHECKPOINT_TEMPLATE = "checkpoint_step{step}"  # stem, a ModelCheckpoint ``filename`` template
+_STEP = re.compile(r"^checkpoint_step(\d+)\.ckpt$")
+DEFAULT_SAVE_DIR = "checkpoints"  # train --save_dir when none is given
+LAST = "last"  # --resume_from_checkpoint last: SAVE_DIR/checkpoint_last.ckpt when it exists
+AUTO = "auto"  # --resume_from_checkpoint auto: the newest checkpoint of this very run (its fingerprint)
+FINGERPRINT_KEY = "gitnetic_fingerprint"  # where a checkpoint stores its run's fingerprint
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------------------------- naming
+def step_checkpoint_name(step: int) -> str:
+    """The file name of the checkpoint taken after ``step`` optimizer steps."""
+    return STEP_CHECKPOINT_TEMPLATE.format(step=step) + CHECKPOINT_EXTENSION
+
+
+def last_checkpoint_path(save_dir: str | Path) -> Path:
+    """``SAVE_DIR/checkpoint_last.ckpt``: where the newest checkpoint of a run is (or will be)."""
+    return Path(save_dir) / CHECKPOINT_LAST
+
+
+# ---------------------------------------------------------------------------------------------- finding
+def is_valid_checkpoint(path: str | Path) -> bool:
+    """Cheap structural check: a complete ``torch.save`` file is a zip archive with its central directory
+    at the end, so a file cut short by a crash fails it without being unpickled."""
+    return Path(path).is_file() and zipfile.is_zipfile(path)
+
+
+def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Path]:
+    """The ``*.ckpt`` files in ``folder``, newest first: the one rule for "the newest checkpoint".
+
+    Step checkpoints go by their step number, ``checkpoint_last.ckpt`` right before the step file it
+    links to, so a step file newer than the link (a run killed between writing ``checkpoint_stepN.ckpt``
+    and moving the link) comes first. With ``others``, ``*.ckpt`` files training did not name follow, by
+    modification time (auto-resume leaves them out: it may delete what it considers).
+    """
+    p = Path(folder)
+    if not p.is_dir():
+        return []
+    steps, foreign = [], []
+    for f in p.glob("*" + CHECKPOINT_EXTENSION):
+        match = _STEP.match(f.name)
+        if match:
+            steps.append((int(match.group(1)), f))
+        elif f.name != CHECKPOINT_LAST:
+            foreign.append(f)
+    ordered = [f for _, f in sorted(steps, key=lambda item: item[0], reverse=True)]
+    last = p / CHECKPOINT_LAST
+    if last.is_file():
+        linked = next((i for i, f in enumerate(ordered) if _same_file(f, last)), 0)
+        ordered.insert(linked, last)
+    if not others:
+        return ordered
+    return ordered + sorted(foreign, key=lambda f: f.stat().st_mtime, reverse=True)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def find_checkpoint(path: str | Path) -> str:
+    """The checkpoint file ``path`` names: a ``.ckpt`` file, or a checkpoint folder.
+
+    In a folder: the newest (:func:`checkpoints_newest_first`) that passes :func:`is_valid_checkpoint`,
+    else simply the newest (loading then reports what is wrong).
+    """
+    p = Path(path)
+    if p.is_dir():
+        found = checkpoints_newest_first(p)
+        if not found:
+            raise DataError(f"no *.ckpt in {p}; pass a checkpoint file written by 'python -m gitnetic train'")
+        return str(next((f for f in found if is_valid_checkpoint(f)), found[0]))
+    if not p.is_file():
+        raise DataError(f"checkpoint {p} does not exist; pass a .ckpt written by 'python -m gitnetic train'")
+    return str(p)
+
+
+def resume_checkpoint(
+    spec: str | None, save_dir: str | None, fingerprint: dict[str, Any] | None = None, remove: bool = True
+) -> str | None:
+    """The checkpoint ``train --resume_from_checkpoint SPEC`` resumes from, or ``None`` for a fresh start.
+
+    ``SPEC`` is a file; ``last`` (``SAVE_DIR/checkpoint_last.ckpt`` when it exists: a first run and its
+    restarts can share one command line); or ``auto`` (:func:`auto_resume_checkpoint` with
+    ``fingerprint``; ``remove`` lets it clear stale checkpoints: rank 0 only). A missing explicit file is
+    a ``ConfigError``; a truncated one a ``DataError``.
+    """
+    if not spec:
+        return None
+    if spec == AUTO:
+        return auto_resume_checkpoint(save_dir, fingerprint or {}, remove=remove)
+    if spec == LAST:
+        if not save_dir:
+            raise ConfigError(
+                f"--resume_from_checkpoint last needs --save_dir (where {CHECKPOINT_LAST} lives)"
+            )
+        path = last_checkpoint_path(save_dir)
+        if not path.is_file():
+            logger.info("no %s yet: starting a fresh run", path)
+            return None
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise ConfigError(f"checkpoint {path} does not exist; pass an existing .ckpt file or 'last'")
+    if not is_valid_checkpoint(path):
+        raise DataError(f"checkpoint {path} is truncated or not a PyTorch checkpoint; pick an older one")
+    return str(path)
+
+
+def _fingerprint_and_step(path: Path) -> dict[str, Any] | None:
+    """The checkpoint's fingerprint and step without reading its tensors (mmap); None if unreadable."""
+    import torch  # here: the Snakefile imports this module for the names alone
+
+    if not is_valid_checkpoint(path):
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except Exception:  # noqa: BLE001 - a damaged file raises anything
+        return None
+    if not isinstance(ckpt, dict):
+        return None
+    return {"fingerprint": ckpt.get(FINGERPRINT_KEY), "step": int(ckpt.get("global_step", 0) or 0)}
+
+
+def auto_resume_checkpoint(
+    save_dir: str | None, fingerprint: dict[str, Any], remove: bool = True
+) -> str | None:
+    """The newest valid checkpoint in ``save_dir`` of this very run, or None (then the folder is cleared).
+
+    A truncated or unreadable newest checkpoint is skipped with a warning (the one before it is used);
+    checkpoints of another run (different fingerprint, see :mod:`gitnetic.training.fingerprint`) are
+    removed with one line saying what changed. Only with ``remove`` (rank 0) are files removed.
+    """
+    if not save_dir or not Path(save_dir).is_dir():
+        return None
+    folder = Path(save_dir)
+    if remove:
+        for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill
+            tmp.unlink(missing_ok=True)
+    found = checkpoints_newest_first(folder, others=False)
+    for path in found:
+        info = _fingerprint_and_step(path)
+        if info is None:
+            logger.warning("%s is truncated or unreadable: skipping it, trying an older checkpoint", path)
+            continue
+        stored = info["fingerprint"] or {}
+        if stored.get("digest") == fingerprint.get("digest"):
+            logger.info("resuming this run from %s (step %d)", path, info["step"])
+            return str(path)
+        old, new = stored.get("items", {}), fingerprint.get("items", {})
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        what = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") if old else "no fingerprint"
+        logger.warning(
+            "checkpoints in %s are from another run (%s): removing them and starting fresh "
+            "(pass --resume_from_checkpoint last to continue them on purpose)",
+            folder,
+            f"changed: {what}" if old else what,
+        )
+        break
+    else:
+        if found:
+            logger.warning("no readable checkpoint in %s: starting fresh", folder)
+    if remove:
+        for path in found:
+            path.unlink(missing_ok=True)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict (``state_dict``, ``global_step``...) of the file or folder ``path``.
+
+    ``_path`` is added: the file actually read. Corrupt files are a one-line ``DataError``.
+    """
+    import torch  # here: the Snakefile imports this module for the names alone
+
+    path = find_checkpoint(path)
+    try:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            # Lightning stores hyper-parameters as plain Python objects; the file is our own training output.
+            ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - torch.load of a damaged file raises anything (KeyError, EOFError...)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(
+            f"checkpoint {path} is corrupt or not a torch checkpoint ({msg}); re-run training"
+        ) from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict", ckpt), dict):
+        raise DataError(
+            f"checkpoint {path} has no state_dict; pass a Lightning .ckpt written by 'python -m gitnetic train'"
+        )
+    ckpt.setdefault("_path", path)
+    return ckpt
+
+
+def load_weights(model: Any, ckpt: dict[str, Any], source: str = "checkpoint") -> None:
+    """Load a Lightning ``state_dict`` into the bare HF model, whatever attribute prefix the module used."""
+    state = ckpt.get("state_dict", ckpt)
+    expected = set(model.state_dict())
+    candidates = [""] + sorted({k.split(".", 1)[0] + "." for k in state if "." in k})
+    best: dict[str, Any] = {}
+    for prefix in candidates:
+        sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if len(set(sub) & expected) > len(set(best) & expected):
+            best = sub
+    missing = expected - set(best)
+    # Tied weights (lm_head = embeddings) may be stored once only; load_state_dict re-ties them.
+    tied = {k for k in missing if "lm_head" in k or "decoder" in k or k.endswith("position_ids")}
+    if not best or missing - tied:
+        example = ", ".join(sorted(missing - tied)[:3])
+        raise DataError(
+            f"{source} does not match the model built from the config (missing {example or 'all weights'}); "
+            "pass the --config_path and --tokenizer_path used for training"
+        )
+    try:
+        model.load_state_dict({k: v for k, v in best.items() if k in expected}, strict=False)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise DataError(
+            f"{source} does not fit the model built from the config ({first[-1].strip() if first else exc}); "
+            "pass the --config_path and --tokenizer_path used for training"
+        ) from None
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+
+
+@dataclass
+class TrainedModel:
+    """A trained model read back from its checkpoint: what evaluate, export and generate work with."""
+
+    model: Any  # the HF model, in eval mode, on the CPU
+    tokenizer: Any
+    config: ModelConfig  # the model config it was built from
+    checkpoint: dict[str, Any]  # the checkpoint dict (``global_step``...; ``_path``: the file read)
+
+    @property
+    def path(self) -> str:
+        """The checkpoint file actually read (a folder resolves to its newest checkpoint)."""
+        return str(self.checkpoint["_path"])
+
+    @property
+    def global_step(self) -> int:
+        return int(self.checkpoint.get("global_step", 0) or 0)
+
+
+def load_trained_model(checkpoint: str | Path, config_path: str, tokenizer_path: str) -> TrainedModel:
+    """The model of ``checkpoint`` (a file or a checkpoint folder), built from the config exactly as
+    training built it, with the checkpoint's weights, in eval mode."""
+    built = build_model_and_tokenizer(config_path, tokenizer_path)
+    ckpt = load_checkpoint(checkpoint)
+    load_weights(built.model, ckpt, source=f"checkpoint {ckpt['_path']}")
+    built.model.eval()
+    return TrainedModel(built.model, built.tokenizer, built.config, ckpt)

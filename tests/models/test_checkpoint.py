@@ -1,0 +1,87 @@
+"""gitnetic/models/checkpoint.py and training/checkpoint_io.py: atomic checkpoint writes, and one-line errors for missing or broken
+checkpoints to resume from. (Checkpoints written during real runs are tested in test_trainer.py.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.training.trainer import TransformerTrainer
+from tests.helpers import GPT2_TINY
+
+Params = TransformerTrainer.Params
+
+
+def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
+    from gitnetic.training.checkpoint_io import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
+        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
+    # ... leaves the previous checkpoint whole and no temp file behind
+    assert torch.load(path, weights_only=False)["global_step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
+
+
+def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
+    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
+    with pytest.raises(ConfigError, match="does not exist"):
+        trainer.resolve_checkpoint()
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(DataError, match="truncated"):
+        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
+
+
+def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
+    from gitnetic.models.build import build_model_and_tokenizer
+    from gitnetic.models.checkpoint import load_weights
+
+    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
+    with pytest.raises(DataError, match="does not match"):
+        load_weights(model, {"state_dict": {"model.other.weight": torch.zeros(1)}})
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state["model.transformer.wte.weight"] = torch.zeros(3, 3)
+    with pytest.raises(DataError, match="does not fit"):
+        load_weights(model, {"state_dict": state})
+
+
+def _save(path: Path, step: int, **extra) -> Path:
+    torch.save({"state_dict": {}, "global_step": step, **extra}, path)
+    return path
+
+
+def test_one_rule_for_the_newest_checkpoint(tmp_path: Path) -> None:
+    import os
+
+    from gitnetic.models.checkpoint import checkpoints_newest_first, find_checkpoint
+
+    for step in (2, 10, 4):
+        _save(tmp_path / f"checkpoint_step{step}.ckpt", step)
+    os.link(
+        tmp_path / "checkpoint_step4.ckpt", tmp_path / "checkpoint_last.ckpt"
+    )  # killed before the link moved
+    _save(tmp_path / "by-hand.ckpt", 99)
+    names = [p.name for p in checkpoints_newest_first(tmp_path)]
+    assert names == [
+        "checkpoint_step10.ckpt", "checkpoint_last.ckpt", "checkpoint_step4.ckpt", "checkpoint_step2.ckpt",
+        "by-hand.ckpt",
+    ]  # fmt: skip
+    assert "by-hand.ckpt" not in [p.name for p in checkpoints_newest_first(tmp_path, others=False)]
+    assert Path(find_checkpoint(tmp_path)).name == "checkpoint_step10.ckpt"
+    (tmp_path / "checkpoint_step10.ckpt").write_bytes(b"PK cut short")  # truncated: the next one is used
+    assert Path(find_checkpoint(tmp_path)).name == "checkpoint_last.ckpt"
+
+
+def test_auto_resume_clears_only_the_checkpoints_training_named(tmp_path: Path) -> None:
+    from gitnetic.models.checkpoint import FINGERPRINT_KEY, resume_checkpoint
+
+    _save(tmp_path / "checkpoint_step3.ckpt", 3, **{FINGERPRINT_KEY: {"digest": "old", "items": {}}})
+    _save(tmp_path / "mine.ckpt", 7)
+    assert resume_checkpoint("auto", str(tmp_path), {"digest": "new", "items": {}}) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]
