@@ -12,8 +12,8 @@ from tests.helpers import GPT2_TINY
 
 
 def test_export_writes_corpus_licenses(tmp_path: Path, tiny_tokenizer: Path, caplog) -> None:
-    from gitnetic.tasks.model_config import build_model_and_tokenizer
-    from gitnetic.training.export import LICENSES_JSON, ExportParams, export
+    from gitnetic.models.build import build_model_and_tokenizer
+    from gitnetic.inference.export import LICENSES_JSON, ExportParams, export
 
     model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
     ckpt = tmp_path / "m.ckpt"
@@ -28,7 +28,7 @@ def test_export_writes_corpus_licenses(tmp_path: Path, tiny_tokenizer: Path, cap
     assert json.loads((tmp_path / "hf" / LICENSES_JSON).read_text()) == licenses
 
     # no stats.json (e.g. a model trained on shards made elsewhere): an empty mapping, said in the log
-    with caplog.at_level(logging.INFO, logger="gitnetic.training.export"):
+    with caplog.at_level(logging.INFO, logger="gitnetic.inference.export"):
         missing = tmp_path / "nowhere" / "stats.json"
         export(ExportParams(**params, output_dir=str(tmp_path / "hf2"), corpus_stats=str(missing)))
     assert json.loads((tmp_path / "hf2" / LICENSES_JSON).read_text()) == {}
