@@ -15,7 +15,7 @@ def test_export_writes_corpus_licenses(tmp_path: Path, tiny_tokenizer: Path, cap
     from gitnetic.models.build import build_model_and_tokenizer
     from gitnetic.inference.export import LICENSES_JSON, ExportParams, export
 
-    model, _, _ = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer))
+    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
     ckpt = tmp_path / "m.ckpt"
     torch.save(
         {"state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}, "global_step": 1}, ckpt
