@@ -188,6 +188,18 @@ class CorpusParams(DataclassBase):
     near_dedup_library: Literal["rensa", "datasketch"] = field(
         default="rensa", metadata={"help": "Near-dedup: MinHash/LSH library (bench/corpus.py compares them)."}
     )
+    decontaminate: list[str] = field(
+        default_factory=lambda: ["humaneval"],
+        metadata={
+            "help": "Drop documents holding a benchmark problem's docstring or canonical solution "
+            "(whitespace-normalised; gitnetic/data/decontaminate.py): 'humaneval' and/or JSONL problem "
+            "files in HumanEval's schema; [] = off. Counted per benchmark in stats.json."
+        },
+    )
+    decontaminate_min_chars: int = field(
+        default=32,
+        metadata={"help": "Decontamination: ignore docstrings/solutions shorter than this (normalised)."},
+    )
     out_dir: str = field(
         default="data/corpus",
         metadata={"help": "Output folder for train.jsonl, valid.jsonl, test.jsonl and stats.json."},
@@ -302,6 +314,7 @@ class CorpusStats:
     files_not_collected: int = 0
     stopped_by: str | None = None
     sources: dict[str, SourceStats] = field(default_factory=dict)
+    decontaminated: dict[str, int] = field(default_factory=dict)  # documents dropped per benchmark
 
     @property
     def total_documents(self) -> int:
@@ -330,6 +343,7 @@ class CorpusStats:
             "files_matched": self.files_matched,
             "files_not_collected": self.files_not_collected,
             "stopped_by": self.stopped_by,
+            "decontaminated": dict(self.decontaminated),
             "sources": {name: src.to_dict() for name, src in self.sources.items()},
         }
 
@@ -413,6 +427,11 @@ class _Cleaner:
                 params.near_dedup_library,
                 spill_dir=str(spill_dir),
             )
+        self.decontaminator = None
+        if params.decontaminate:
+            from gitnetic.data.decontaminate import Decontaminator
+
+            self.decontaminator = Decontaminator(list(params.decontaminate), params.decontaminate_min_chars)
         self.seen: set[bytes] = set()
         self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
         self.index_near = True  # False when no source left to read is cleaned: signatures would go unused
@@ -467,6 +486,8 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             stats.files_matched += src.files_matched
             stats.files_not_collected += src.files_not_collected
             stats.stopped_by = stats.stopped_by or src.stopped_by
+        if cleaner.decontaminator is not None:
+            stats.decontaminated = dict(cleaner.decontaminator.dropped)
         if cleaner.near is not None:
             cleaner.near.close()
         _check_not_empty(stats, params, "; ".join(descriptions))
@@ -525,6 +546,8 @@ def _collect_source(
                 if reason:
                     src.filtered[reason] += 1
                     continue
+            if cleaner.decontaminator is not None and cleaner.decontaminator.contaminated(text):
+                continue  # a benchmark's text, in every source (counted per benchmark)
             redacted: dict[str, int] = {}
             if cleaner.redactor is not None and spec.clean:
                 text, redacted = cleaner.redactor.redact(text)
@@ -674,6 +697,8 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
         docs["valid"],
         docs["test"],
     )
+    for bench, n in stats.decontaminated.items():
+        log.info("corpus: dropped %d document(s) holding %s problem text (decontamination)", n, bench)
     for name, src in stats.sources.items():
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
         for key, n in src.skipped.items():
