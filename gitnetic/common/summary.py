@@ -75,6 +75,15 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
                 )
         rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
 
+    bench_path = _section(config, "benchmark").get("metrics") or "metrics/benchmark.json"
+    bench = _read_json(root / bench_path)
+    if bench and bench.get("samples"):
+        scores = ", ".join(f"{k} {v:.1%}" for k, v in bench.items() if k.startswith("pass@"))
+        text = f"{scores} over {bench['scored_problems']} problems x {bench.get('n_samples', 1)} samples"
+        if "infill" in bench:
+            text += f"; single-line infilling pass@1 {bench['infill']['pass@1']:.1%}"
+        rows.append((f"{bench.get('problems', 'benchmark')} (code run)", f"{text}  -> {bench_path}"))
+
     live_dir = train.get("dvclive_dir") or "dvclive"
     live = _read_json(root / live_dir / "metrics.json")
     if live:
