@@ -50,6 +50,7 @@ class SampleGenerator:
         self.generator = Generator(net, tokenizer, device)
         self.tokenizer = tokenizer
         self.truncated_prompts = 0
+        self.new_tokens = 0  # tokens generated so far, padding after a row's end not counted
 
     def complete(
         self, prompt: str, count: int, decoding: Decoding, seed: int, stops: Sequence[str] = STOP_SEQUENCES
@@ -81,7 +82,11 @@ class SampleGenerator:
         import torch
 
         ids, max_new = self._fit(ids, decoding.max_new_tokens)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new, "stop_strings": list(stops), "tokenizer": self.tokenizer}
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "stop_strings": list(stops),
+            "tokenizer": self.tokenizer,
+        }
         if decoding.temperature == 0:
             kwargs["do_sample"] = False
         else:
@@ -101,6 +106,9 @@ class SampleGenerator:
             out = self.generator.model.generate(
                 input_ids=input_ids, attention_mask=torch.ones_like(input_ids), **kwargs
             )
+        new = out[:, len(ids) :]
+        if pad is not None:
+            self.new_tokens += int((new != int(pad)).sum())
         return self.tokenizer.batch_decode(
-            out[:, len(ids) :].tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False
+            new.tolist(), skip_special_tokens=True, clean_up_tokenization_spaces=False
         )

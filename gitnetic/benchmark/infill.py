@@ -1,7 +1,7 @@
 """Execution-checked single-line infilling, built from HumanEval-schema problems.
 
 Each non-blank line of a problem's canonical solution is masked in turn (the way OpenAI's HumanEval
-single-line infilling set is built from the same problems): the model sees the prompt plus the lines
+single-line infilling set is built from the same problems; 1,033 tasks here as there): the model sees the prompt plus the lines
 before as the prefix and the lines after as the suffix, in the FIM layout it was trained with, and
 writes the masked line. The filled-in program then runs the problem's tests in the sandbox: pass@1 by
 execution, reported next to exact match (the only score harnesses give infilling), which misses every

@@ -92,7 +92,8 @@ class BenchmarkParams(DataclassBase):
     )
     metrics: str = field(default="metrics/benchmark.json", metadata={"help": "Metrics JSON to write."})
     generate_only: bool = field(
-        default=False, metadata={"help": "Only generate (e.g. on a GPU node); execute later with --execute_only."}
+        default=False,
+        metadata={"help": "Only generate (e.g. on a GPU node); execute later with --execute_only."},
     )
     execute_only: bool = field(
         default=False, metadata={"help": "Only execute and score the generations already in --output_dir."}
@@ -132,7 +133,9 @@ def _fingerprint(path: str) -> str:
     digest = hashlib.sha256()
     for p in files:
         stat = p.stat()
-        digest.update(f"{p.relative_to(root) if root.is_dir() else p.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+        digest.update(
+            f"{p.relative_to(root) if root.is_dir() else p.name}:{stat.st_size}:{stat.st_mtime_ns}\n".encode()
+        )
     return digest.hexdigest()[:16]
 
 
@@ -175,7 +178,9 @@ def _generate(params: BenchmarkParams, problems: list[Problem], tasks: list[Infi
         for s in range(0, params.n_samples, batch)
         if store.missing(p.task_id, range(s, min(s + batch, params.n_samples)))
     ]
-    infill_todo = [(i, task) for i, task in enumerate(tasks) if infill_store and infill_store.missing(task.task_id, [0])]
+    infill_todo = [
+        (i, task) for i, task in enumerate(tasks) if infill_store and infill_store.missing(task.task_id, [0])
+    ]
     if not todo and not infill_todo:
         return
     generator = SampleGenerator(params.model, params.config_path, params.tokenizer_path, params.device)
@@ -207,7 +212,9 @@ def _records(path: Path, known: dict[str, Any], what: str) -> list[dict[str, Any
     return records
 
 
-def _execute(params: BenchmarkParams, problems: list[Problem], tasks: list[InfillTask], sandbox_params: SandboxParams) -> dict[str, Any]:
+def _execute(
+    params: BenchmarkParams, problems: list[Problem], tasks: list[InfillTask], sandbox_params: SandboxParams
+) -> dict[str, Any]:
     from tqdm import tqdm
 
     out = Path(params.output_dir)
@@ -215,7 +222,8 @@ def _execute(params: BenchmarkParams, problems: list[Problem], tasks: list[Infil
     records = _records(out / GENERATIONS, by_id, "task_id")
     programs = [
         by_id[r["task_id"]].program(
-            r["completion"], model_prompt(by_id[r["task_id"]].prompt, (r.get("config") or {}).get("prompt_mode", "none"))
+            r["completion"],
+            model_prompt(by_id[r["task_id"]].prompt, (r.get("config") or {}).get("prompt_mode", "none")),
         )
         for r in records
     ]
@@ -225,7 +233,9 @@ def _execute(params: BenchmarkParams, problems: list[Problem], tasks: list[Infil
         infill_records = _records(out / INFILL, task_by_id, "infill task")
         programs += [task_by_id[r["task_id"]].program(r["completion"]) for r in infill_records]
     with Sandbox(sandbox_params) as sandbox:
-        outcomes = list(tqdm(sandbox.map(programs), total=len(programs), desc="execute", unit="sample", disable=None))
+        outcomes = list(
+            tqdm(sandbox.map(programs), total=len(programs), desc="execute", unit="sample", disable=None)
+        )
         mode = sandbox.mode
     return _score(params, problems, records, infill_records, tasks, outcomes, mode)
 

@@ -51,7 +51,11 @@ def read_samples(path: str | Path) -> list[dict[str, Any]]:
         )
     records, _ = _read_complete(p)
     for i, r in enumerate(records, 1):
-        if not isinstance(r, dict) or not isinstance(r.get("task_id"), str) or not isinstance(r.get("completion"), str):
+        if (
+            not isinstance(r, dict)
+            or not isinstance(r.get("task_id"), str)
+            or not isinstance(r.get("completion"), str)
+        ):
             raise DataError(f"{p}: record {i} lacks a string task_id or completion")
     return records
 

@@ -25,13 +25,14 @@ pass: the score is not a security boundary; the isolation is.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import queue
 import secrets
-import selectors
+import select
 import shutil
 import signal
 import subprocess
@@ -42,6 +43,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, GitneticError
@@ -86,9 +88,7 @@ class SandboxParams(DataclassBase):
             "library only and start faster (python -S)."
         },
     )
-    workers: int = field(
-        default=0, metadata={"help": "Samples run in parallel (0 = one per CPU core)."}
-    )
+    workers: int = field(default=0, metadata={"help": "Samples run in parallel (0 = one per CPU core)."})
     sandbox_uid: int = field(
         default=1_990_000_000,
         metadata={
@@ -177,12 +177,16 @@ class Sandbox:
                 )
         self.tmp = Path(tempfile.mkdtemp(prefix="gitnetic-sandbox-"))
         self.tmp.chmod(0o711)  # the sandbox uids pass through to their own folder, list nothing
-        self.slots: queue.Queue[int] = queue.Queue()
-        for slot in range(workers):
-            (self.tmp / str(slot)).mkdir()
-            self.slots.put(slot)
         self.mode = "root" if self.root else "userns"
-        self.mode = self._probe()
+        self.servers: queue.Queue[_Server] = queue.Queue()
+        self._all: list[_Server] = []
+        try:
+            self.mode = self._probe()
+            for slot in range(1, workers):
+                self._add(slot)
+        except BaseException:
+            self.close()
+            raise
 
     def __enter__(self) -> Sandbox:
         return self
@@ -191,24 +195,31 @@ class Sandbox:
         self.close()
 
     def close(self) -> None:
+        for server in self._all:
+            server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _add(self, slot: int) -> _Server:
+        server = _Server(self, slot)
+        self._all.append(server)
+        self.servers.put(server)
+        return server
 
     def _probe(self) -> str:
         """Check once that isolation works here; fall back (with a one-line warning) when it does not."""
         probe = "import json, math, collections, itertools, re, hashlib\n"
-        outcome = self.run(probe)
-        if outcome.passed:
+        reason = self._try(probe)
+        if reason is None:
             return self.mode
-        reason = outcome.detail or outcome.status
         if self.mode == "root":
             raise SandboxError(
                 f"the sandbox cannot start as root here ({reason}); it needs unshare and mount "
                 "(CAP_SYS_ADMIN) to isolate samples; run in a VM or a container with those rights"
             )
         self.mode = "none"
-        outcome = self.run(probe)
-        if not outcome.passed:
-            raise SandboxError(f"cannot run Python samples at all: {outcome.detail or outcome.status}")
+        reason2 = self._try(probe)
+        if reason2 is not None:
+            raise SandboxError(f"cannot run Python samples at all: {reason2}")
         logger.warning(
             "sandbox: no user namespaces here (%s): samples are NOT isolated from the network, this "
             "user's files and processes, or daemons that leave their session; only rlimits and the "
@@ -217,105 +228,155 @@ class Sandbox:
         )
         return self.mode
 
-    def run(self, program: str) -> Outcome:
-        """Run one program in a free worker slot; blocks until it ends or is killed."""
-        slot = self.slots.get()
+    def _try(self, program: str) -> str | None:
+        """None when ``program`` passes in a fresh server of the current mode, else why not."""
+        for server in self._all:
+            server.stop()
+        self._all.clear()
+        self.servers = queue.Queue()
+        server = self._add(0)
         try:
-            return self._run(program, slot)
+            outcome = server.run(program)
+        except SandboxError as exc:
+            return str(exc)
+        return None if outcome.passed else (outcome.detail or outcome.status)
+
+    def run(self, program: str) -> Outcome:
+        """Run one program on a free worker; blocks until it ends or is killed."""
+        server = self.servers.get()
+        try:
+            return server.run(program)
         finally:
-            self.slots.put(slot)
+            self.servers.put(server)
 
     def map(self, programs: Iterable[str]) -> Iterator[Outcome]:
         """Outcomes of ``programs`` in order, ``num_workers`` running at a time."""
         with ThreadPoolExecutor(self.params.num_workers) as pool:
             yield from pool.map(self.run, programs)
 
-    def _head(self, slot: int, nonce: str, result_fd: int, pid_fd: int) -> bytes:
-        ident = self.params.sandbox_uid + slot if self.root else None
-        workdir = self.tmp / str(slot)
-        if self.mode == "none":  # no private tmpfs: a fresh folder, owned by the sample's uid
-            shutil.rmtree(workdir, ignore_errors=True)
-            workdir.mkdir(mode=0o700)
-            if ident is not None:
-                os.chown(workdir, ident, ident)
+
+class _Server:
+    """One worker: a ``sandbox_boot.py`` process that isolated itself once and forks each sample.
+
+    Started on first use and again after it died or stopped answering (then it is killed whole: it is
+    PID 1 of its PID namespace)."""
+
+    def __init__(self, sandbox: Sandbox, slot: int) -> None:
+        self.sandbox, self.slot = sandbox, slot
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pid: int | None = None  # the server inside the namespaces (killing it kills them all)
+        self.response = b""
+
+    def _head(self, response_fd: int, pid_fd: int) -> bytes:
+        sandbox, params = self.sandbox, self.sandbox.params
+        ident = params.sandbox_uid + self.slot if sandbox.root else None
+        workdir = sandbox.tmp / str(self.slot)
+        workdir.mkdir(exist_ok=True)
         head = {
-            "mode": self.mode,
+            "mode": sandbox.mode,
             "uid": ident,
             "gid": ident,
             "workdir": str(workdir),
-            "disk": f"{self.params.max_file_mb}m",
-            "limits": _limits(self.params),
+            "disk": f"{params.max_file_mb}m",
+            "limits": _limits(params),
+            "timeout": params.timeout,
+            "output_cap": params.max_output_kb << 10,
             "expose": _interpreter_paths(),
-            "nonce": nonce,
-            "result_fd": result_fd,
+            "response_fd": response_fd,
             "pid_fd": pid_fd,
         }
         return json.dumps(head).encode() + b"\n"
 
-    def _run(self, program: str, slot: int) -> Outcome:
-        nonce = secrets.token_hex(16)
-        result_r, result_w = os.pipe()
+    def start(self) -> None:
+        response_r, response_w = os.pipe()
         pid_r, pid_w = os.pipe()
-        start = time.monotonic()
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", *([] if self.params.site_packages else ["-S"]), str(BOOT)],
+            site = [] if self.sandbox.params.site_packages else ["-S"]
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", *site, str(BOOT)],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(result_w, pid_w),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                pass_fds=(response_w, pid_w),
                 env=ENV,
                 cwd="/",
                 start_new_session=True,
             )
-        except BaseException:
-            for fd in (result_r, pid_r):
-                os.close(fd)
-            raise
         finally:
-            os.close(result_w)
+            os.close(response_w)
             os.close(pid_w)
-        assert proc.stdin is not None and proc.stdout is not None
+        self.response_fd = response_r
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(self._head(response_w, pid_w))
+        self.proc.stdin.flush()
+        ready = self._answer(time.monotonic() + 60)
+        pid_text = os.read(pid_r, 64).split(b"\n")[0] if ready is not None else b""
+        os.close(pid_r)
+        self.pid = int(pid_text) if pid_text.isdigit() else None
+        if ready is None or not ready.get("ready"):
+            err = self._stderr()
+            self.stop()
+            reason = (ready or {}).get("error") or err or "the sandbox process ended at start"
+            raise SandboxError(reason)
+
+    def _stderr(self) -> str:
+        if self.proc is None or self.proc.stderr is None or self.proc.poll() is None:
+            return ""
+        return _last_line(self.proc.stderr.read() or b"")
+
+    def _answer(self, deadline: float) -> dict[str, Any] | None:
+        """The next JSON line on the response pipe, or None at EOF or the deadline."""
+        while b"\n" not in self.response:
+            remaining = deadline - time.monotonic()
+            ready, _, _ = select.select([self.response_fd], [], [], max(0.0, remaining))
+            if not ready:
+                return None
+            chunk = os.read(self.response_fd, 1 << 16)
+            if not chunk:
+                return None
+            self.response += chunk
+        line, self.response = self.response.split(b"\n", 1)
+        return json.loads(line)
+
+    def run(self, program: str) -> Outcome:
+        if self.proc is None or self.proc.poll() is not None:
+            self.stop()
+            self.start()
+        assert self.proc is not None and self.proc.stdin is not None
+        request = json.dumps({"nonce": secrets.token_hex(16), "program": program}).encode()
+        start = time.monotonic()
         try:
-            proc.stdin.write(self._head(slot, nonce, result_w, pid_w) + program.encode("utf-8"))
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass
-        streams = _Streams(proc.stdout.fileno(), result_r, pid_r, self.params.max_output_kb << 10)
-        finished = streams.drain(start + self.params.timeout)
-        if not finished or proc.poll() is None and not _wait(proc, start + self.params.timeout):
-            finished = False
-        _kill_tree(proc, streams.child_pid())
-        streams.close()
-        proc.stdout.close()
-        seconds = time.monotonic() - start
-        if not finished:
-            return Outcome("timed out", f"no result within {self.params.timeout:g} s", seconds)
-        if proc.returncode == 0 and nonce.encode() in streams.result:
-            return Outcome("passed", "", seconds)
-        detail = _last_line(bytes(streams.output))
-        if not detail:
-            rc = proc.returncode
-            detail = f"killed by signal {rc - 128}" if rc > 128 else f"exit status {rc}"
-        if proc.returncode == 0:
-            detail = f"ended before its tests finished ({detail})"
-        return Outcome("failed", detail, seconds)
+            self.proc.stdin.write(len(request).to_bytes(4, "little") + request)
+            self.proc.stdin.flush()
+            answer = self._answer(start + self.sandbox.params.timeout + GRACE_SECONDS)
+        except (BrokenPipeError, ValueError):
+            answer = None
+        if answer is None:  # the server died or hangs: kill it whole; the next run starts another
+            self.stop()
+            return Outcome("timed out", "the sandbox stopped answering", time.monotonic() - start)
+        if answer.get("setup_failed"):
+            raise SandboxError(answer.get("detail") or "sample setup failed")
+        return Outcome(answer["status"], answer.get("detail", ""), float(answer.get("seconds", 0.0)))
 
-
-def _wait(proc: subprocess.Popen[bytes], deadline: float) -> bool:
-    try:
-        proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        return True
-    except subprocess.TimeoutExpired:
-        return False
+    def stop(self) -> None:
+        """Kill the server and everything in its namespaces; race-free (see :func:`_kill_tree`)."""
+        if self.proc is None:
+            return
+        _kill_tree(self.proc, self.pid)
+        for stream in (self.proc.stdin, self.proc.stderr):
+            with contextlib.suppress(OSError):
+                stream.close() if stream is not None else None
+        with contextlib.suppress(OSError):
+            os.close(self.response_fd)
+        self.proc, self.pid, self.response = None, None, b""
 
 
 def _kill_tree(proc: subprocess.Popen[bytes], child: int | None) -> None:
-    """Kill the bootstrap's session and the sample's whole PID namespace, race-free.
+    """Kill the bootstrap's session and the server's whole PID namespace, race-free.
 
-    The bootstrap is stopped first so it cannot reap the sample: the sample's pid then names the
-    sample (alive or a zombie) and nothing else when it is killed. Killing PID 1 of a PID namespace
-    kills every process in it."""
+    The bootstrap is stopped first so it cannot reap the server: the server's pid then names the server
+    (alive or a zombie) and nothing else when it is killed. Killing PID 1 of a PID namespace kills every
+    process in it."""
     if proc.poll() is None:
         try:
             os.kill(proc.pid, signal.SIGSTOP)
@@ -331,57 +392,3 @@ def _kill_tree(proc: subprocess.Popen[bytes], child: int | None) -> None:
         proc.wait(timeout=GRACE_SECONDS)
     except subprocess.TimeoutExpired:
         logger.warning("sandbox: process %d did not die within %g s of SIGKILL", proc.pid, GRACE_SECONDS)
-
-
-class _Streams:
-    """The sample's output (tail kept), the result pipe (the nonce) and the pid pipe, read together."""
-
-    def __init__(self, output_fd: int, result_fd: int, pid_fd: int, cap: int) -> None:
-        self.cap = cap
-        self.output = bytearray()
-        self.result = bytearray()
-        self.pid = bytearray()
-        self.buffers = {output_fd: self.output, result_fd: self.result, pid_fd: self.pid}
-        self.owned = (result_fd, pid_fd)
-        self.selector = selectors.DefaultSelector()
-        for fd in self.buffers:
-            os.set_blocking(fd, False)
-            self.selector.register(fd, selectors.EVENT_READ)
-
-    def drain(self, deadline: float) -> bool:
-        """Read until every writer closed its end (True) or the deadline passed (False)."""
-        while self.selector.get_map():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            for key, _ in self.selector.select(remaining):
-                try:
-                    data = os.read(key.fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    self.selector.unregister(key.fd)
-                    continue
-                buffer = self.buffers[key.fd]
-                buffer += data
-                if len(buffer) > self.cap:
-                    del buffer[: len(buffer) - self.cap]
-        return True
-
-    def child_pid(self) -> int | None:
-        pid_fd = self.owned[1]
-        if pid_fd in self.selector.get_map():  # not read yet when the deadline passed: read it now
-            try:
-                self.pid += os.read(pid_fd, 64)
-            except BlockingIOError:
-                pass
-        try:
-            text = bytes(self.pid).split(b"\n")[0]
-            return int(text) if text else None
-        except ValueError:
-            return None
-
-    def close(self) -> None:
-        self.selector.close()
-        for fd in self.owned:
-            os.close(fd)

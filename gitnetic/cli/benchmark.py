@@ -42,12 +42,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pass@"))
     logger.info(
         "benchmark: %s over %d problems x %d samples (%d timed out, sandbox: %s) -> %s",
-        scores, metrics["scored_problems"], params.n_samples, metrics["timed_out"], metrics["sandbox"], params.metrics,
+        scores,
+        metrics["scored_problems"],
+        params.n_samples,
+        metrics["timed_out"],
+        metrics["sandbox"],
+        params.metrics,
     )
     if "infill" in metrics:
         infill = metrics["infill"]
         logger.info(
             "benchmark: single-line infilling pass@1 %.3f, exact match %.3f over %d tasks",
-            infill["pass@1"], infill["exact_match"], infill["tasks"],
+            infill["pass@1"],
+            infill["exact_match"],
+            infill["tasks"],
         )
     return 0

@@ -90,7 +90,10 @@ def read_problems(spec: str | Path) -> list[Problem]:
                     raise DataError(f"{path}:{lineno} repeats task_id {record['task_id']!r}")
                 seen.add(record["task_id"])
                 problems.append(
-                    Problem(**{k: record[k] for k in REQUIRED}, canonical_solution=record.get("canonical_solution") or "")
+                    Problem(
+                        **{k: record[k] for k in REQUIRED},
+                        canonical_solution=record.get("canonical_solution") or "",
+                    )
                 )
     except (OSError, EOFError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read problems file {path}: {exc}") from None

@@ -28,7 +28,9 @@ class ExportParams(TrainedModelParams):
     output_dir: str = field(default="models/hf", metadata={"help": "Folder to write (replaced atomically)."})
     corpus_stats: str = field(
         default="data/corpus/stats.json",
-        metadata={"help": "The corpus stage's stats.json: sources, licenses and statistics for the model card."},
+        metadata={
+            "help": "The corpus stage's stats.json: sources, licenses and statistics for the model card."
+        },
     )
     eval_metrics: str = field(
         default="metrics/eval.json",
@@ -36,7 +38,9 @@ class ExportParams(TrainedModelParams):
     )
     benchmark_metrics: str = field(
         default="metrics/benchmark.json",
-        metadata={"help": "benchmark's metrics JSON (pass@k), in the card's model-index (left out when missing)."},
+        metadata={
+            "help": "benchmark's metrics JSON (pass@k), in the card's model-index (left out when missing)."
+        },
     )
 
 

@@ -52,8 +52,12 @@ def _model_index(name: str, evaluation: dict[str, Any] | None, bench: dict[str, 
         ]
         if "infill" in bench:
             metrics.append(
-                {"type": "pass@1", "name": "single-line infilling pass@1", "verified": False,
-                 "value": round(float(bench["infill"]["pass@1"]), 4)}  # fmt: skip
+                {
+                    "type": "pass@1",
+                    "name": "single-line infilling pass@1",
+                    "verified": False,
+                    "value": round(float(bench["infill"]["pass@1"]), 4),
+                }  # fmt: skip
             )
         problems = str(bench.get("problems", "humaneval"))
         dataset = {"type": "openai_humaneval", "name": "HumanEval"} if problems == "humaneval" else {
@@ -61,10 +65,18 @@ def _model_index(name: str, evaluation: dict[str, Any] | None, bench: dict[str, 
         results.append({"task": {"type": "text-generation", "name": "Code generation"}, "dataset": dataset,
                         "metrics": metrics})  # fmt: skip
     if evaluation and "perplexity" in evaluation:
-        metrics = [{"type": "perplexity", "name": "perplexity", "value": round(float(evaluation["perplexity"]), 4)}]
+        metrics = [
+            {"type": "perplexity", "name": "perplexity", "value": round(float(evaluation["perplexity"]), 4)}
+        ]
         for key in ("next_line_exact_match", "infill_exact_match"):
             if key in evaluation:
-                metrics.append({"type": "exact_match", "name": key.replace("_", " "), "value": round(float(evaluation[key]), 4)})
+                metrics.append(
+                    {
+                        "type": "exact_match",
+                        "name": key.replace("_", " "),
+                        "value": round(float(evaluation[key]), 4),
+                    }
+                )
         results.append({"task": {"type": "text-generation", "name": "Held-out code modelling"},
                         "dataset": {"type": "gitnetic-corpus", "name": "held-out test split"}, "metrics": metrics})  # fmt: skip
     return [{"name": name, "results": results}] if results else []
@@ -79,7 +91,10 @@ def _corpus_lines(stats: dict[str, Any] | None) -> list[str]:
         return ["Corpus statistics were not found (export's --corpus_stats)."]
     docs, size = stats.get("documents", {}), stats.get("bytes", {})
     rows = [("sources", ", ".join(stats.get("sources", {})) or stats.get("source", "?"))]
-    rows += [(f"{split} documents / bytes", f"{docs.get(split, 0):,} / {size.get(split, 0):,}") for split in ("train", "valid", "test")]
+    rows += [
+        (f"{split} documents / bytes", f"{docs.get(split, 0):,} / {size.get(split, 0):,}")
+        for split in ("train", "valid", "test")
+    ]
     for bench, n in (stats.get("decontaminated") or {}).items():
         rows.append((f"dropped as {bench} contamination", f"{n:,} documents"))
     if stats.get("languages"):

@@ -58,7 +58,13 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path, model) -> None:
     bad.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
     assert "entry_point" in error(capsys, "--problems", bad, "--generate_only")
     assert "does not exist" in error(
-        capsys, "--model", model, "--execute_only", "--allow_code_execution", "--output_dir", tmp_path / "empty"
+        capsys,
+        "--model",
+        model,
+        "--execute_only",
+        "--allow_code_execution",
+        "--output_dir",
+        tmp_path / "empty",
     )
 
 
@@ -106,7 +112,9 @@ def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
     )  # fmt: skip
     assert benchmark(params) == {}
     records = [json.loads(line) for line in (out / GENERATIONS).read_text().splitlines()]
-    assert [(r["task_id"], r["sample"]) for r in records] == [(f"HumanEval/{t}", s) for t in range(3) for s in range(2)]
+    assert [(r["task_id"], r["sample"]) for r in records] == [
+        (f"HumanEval/{t}", s) for t in range(3) for s in range(2)
+    ]
     problems = read_problems("humaneval")
     # a right answer in sample 0 of problem 0 (it follows the prompt as given: prompt_mode none) and a
     # right line in infill task 0
@@ -132,6 +140,6 @@ def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
 def test_infill_tasks_rebuild_the_canonical_program() -> None:
     problems = read_problems("humaneval")
     tasks = infill_tasks(problems)
-    assert len(tasks) > 1000  # OpenAI's single-line set built the same way has 1,033
+    assert len(tasks) == 1033  # as many as OpenAI's HumanEval single-line infilling set
     for task in tasks[:50]:
         assert task.program(task.line) == task.problem.program(task.problem.canonical_solution)

@@ -78,7 +78,14 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
 
     # export: loads with the Auto classes, has the checkpoint's weights, generates code
     hf = tmp_path / "models" / "hf"
-    card_args = ["--eval_metrics", str(out), "--benchmark_metrics", str(bench_out), "--corpus_stats", str(corpus_stats)]
+    card_args = [
+        "--eval_metrics",
+        str(out),
+        "--benchmark_metrics",
+        str(bench_out),
+        "--corpus_stats",
+        str(corpus_stats),
+    ]
     assert cli_main.main(["export", *args, "--output_dir", str(hf), *card_args]) == 0
     # the model card: Hugging Face metadata with the results of both stages, and the training params
     import yaml

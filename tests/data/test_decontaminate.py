@@ -15,7 +15,11 @@ PROBLEMS = read_problems("humaneval")
 
 
 def kept_paths(out: Path) -> set[str]:
-    return {json.loads(line)["path"] for split in ("train", "valid", "test") for line in (out / f"{split}.jsonl").open()}
+    return {
+        json.loads(line)["path"]
+        for split in ("train", "valid", "test")
+        for line in (out / f"{split}.jsonl").open()
+    }
 
 
 def test_planted_solution_and_docstring_drop_their_files(tmp_path: Path) -> None:
@@ -41,22 +45,39 @@ def test_planted_solution_and_docstring_drop_their_files(tmp_path: Path) -> None
     src = write_tree(tmp_path / "src", files)
     out = tmp_path / "out"
     stats = collect_corpus(
-        CorpusParams(source="dir", path=str(src), out_dir=str(out), near_dedup=False, valid_ratio=0.0,
-                     test_ratio=0.0, decontaminate=["humaneval", str(user)])  # fmt: skip
+        CorpusParams(
+            source="dir",
+            path=str(src),
+            out_dir=str(out),
+            near_dedup=False,
+            valid_ratio=0.0,
+            test_ratio=0.0,
+            decontaminate=["humaneval", str(user)],
+        )  # fmt: skip
     )
     assert kept_paths(out) == {f"clean{i}.py" for i in range(6)} | {"short.py"}
     assert stats.decontaminated == {"humaneval": 2, "mine.jsonl": 1}
     assert json.loads((out / "stats.json").read_text())["decontaminated"] == {"humaneval": 2, "mine.jsonl": 1}
     # off: everything is kept
     off = collect_corpus(
-        CorpusParams(source="dir", path=str(src), out_dir=str(tmp_path / "off"), near_dedup=False, valid_ratio=0.0,
-                     test_ratio=0.0, decontaminate=[])  # fmt: skip
+        CorpusParams(
+            source="dir",
+            path=str(src),
+            out_dir=str(tmp_path / "off"),
+            near_dedup=False,
+            valid_ratio=0.0,
+            test_ratio=0.0,
+            decontaminate=[],
+        )  # fmt: skip
     )
     assert off.total_documents == len(files) and off.decontaminated == {}
 
 
 def test_every_canonical_solution_is_found_unless_trivially_short() -> None:
     finder = Decontaminator(["humaneval"])
-    found = sum(finder.contaminated("import os\n\n" + p.prompt + p.canonical_solution + "\nx = 1\n") is not None for p in PROBLEMS)
+    found = sum(
+        finder.contaminated("import os\n\n" + p.prompt + p.canonical_solution + "\nx = 1\n") is not None
+        for p in PROBLEMS
+    )
     assert found == len(PROBLEMS)  # each prompt's docstring is long enough even when the solution is not
     assert finder.contaminated("\n".join(generated_modules(seed=1, count=20))) is None

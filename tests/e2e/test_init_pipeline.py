@@ -19,7 +19,7 @@ from tests.helpers import copy_pipeline, pipeline_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-init")]
 
-STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "benchmark", "export"}
 TIMEOUT_S = 300
 
 
@@ -136,7 +136,8 @@ def test_init_writes_a_plan_for_the_repository(init_run: dict) -> None:
     assert params["tokenizer"]["vocab_size"] == 512
     assert params["train"]["config_path"] == "configs/gpt2-init.yaml"
     assert params["train"]["warmup_steps"] < params["train"]["max_steps"] // 2
-    assert set(params) == {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+    assert set(params) == STAGES
+    assert params["benchmark"]["config_path"] == "configs/gpt2-init.yaml"
 
 
 def test_pipeline_runs_every_stage_and_beats_the_unigram_baseline(init_run: dict) -> None:
