@@ -61,7 +61,17 @@ class SampleGenerator:
 
     def infill(self, prefix: str, suffix: str, decoding: Decoding, seed: int) -> str:
         """One middle between ``prefix`` and ``suffix`` (FIM), cut at its first newline: one line."""
-        ids = self.generator.infill_ids(prefix, suffix)
+        ids = self.generator.infill_ids(prefix, suffix)  # (a one-line error without FIM tokens)
+        context = self.generator.context
+        if context is not None and len(ids) + decoding.max_new_tokens > context:
+            # too long: keep the code nearest the hole, as much of it before as after
+            encode = self.generator.encoder.encode
+            before, after = encode(prefix).tolist(), encode(suffix).tolist()
+            room = max(2, context - min(decoding.max_new_tokens, context // 2) - 3)
+            keep_after = min(len(after), room // 2)
+            keep_before = min(len(before), room - keep_after)
+            ids = self.generator.infill_token_ids(before[len(before) - keep_before :], after[:keep_after])
+            self.truncated_prompts += 1
         text = self._sample(ids, 1, decoding, seed, ("\n",))[0]
         return text.split("\n", 1)[0]
 

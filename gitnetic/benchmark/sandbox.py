@@ -26,6 +26,7 @@ pass: the score is not a security boundary; the isolation is.)
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -92,8 +93,9 @@ class SandboxParams(DataclassBase):
     sandbox_uid: int = field(
         default=1_990_000_000,
         metadata={
-            "help": "When gitnetic runs as root: worker i runs samples as uid/gid sandbox_uid + i, "
-            "which no other process may use."
+            "help": "When gitnetic runs as root: worker i runs samples as uid/gid B + i, where B is the "
+            "first of sandbox_uid, sandbox_uid + 1000, ... that no other sandbox holds and no running "
+            "process uses."
         },
     )
 
@@ -155,6 +157,34 @@ def _uids_in_use(first: int, count: int) -> set[int]:
     return used
 
 
+UID_BLOCK = 1000  # uids per sandbox: the most workers one sandbox may have
+UID_BLOCKS = 100  # sandboxes that may run at once on one machine (tests in parallel, several stages)
+
+
+def _claim_uids(first: int, workers: int) -> tuple[int, int]:
+    """A block of uids no other sandbox on this machine holds (an flock per block, held while the
+    sandbox lives) and no running process uses; returns its first uid and the lock's descriptor."""
+    if workers > UID_BLOCK:
+        raise ConfigError(f"--workers is at most {UID_BLOCK}, got {workers}")
+    for block in range(UID_BLOCKS):
+        base = first + block * UID_BLOCK
+        fd = os.open(
+            Path(tempfile.gettempdir()) / f"gitnetic-sandbox-uids-{base}.lock", os.O_RDWR | os.O_CREAT, 0o600
+        )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        if not _uids_in_use(base, workers):
+            return base, fd
+        os.close(fd)
+    raise SandboxError(
+        f"no free block of {workers} uids from --sandbox_uid {first} (each held by another sandbox or "
+        "used by running processes); pass another --sandbox_uid so that samples share a uid with nothing else"
+    )
+
+
 def _last_line(output: bytes) -> str:
     lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[-1][:300] if lines else ""
@@ -167,14 +197,9 @@ class Sandbox:
         self.params = params
         self.root = os.geteuid() == 0
         workers = params.num_workers
-        if self.root:
-            taken = _uids_in_use(params.sandbox_uid, workers)
-            if taken:
-                raise SandboxError(
-                    f"uid(s) {sorted(taken)} of the sandbox range {params.sandbox_uid}..."
-                    f"{params.sandbox_uid + workers - 1} belong to running processes; pass another "
-                    "--sandbox_uid so that samples never share a uid with anything else"
-                )
+        self.first_uid, self._uid_lock = (
+            _claim_uids(params.sandbox_uid, workers) if self.root else (None, None)
+        )
         self.tmp = Path(tempfile.mkdtemp(prefix="gitnetic-sandbox-"))
         self.tmp.chmod(0o711)  # the sandbox uids pass through to their own folder, list nothing
         self.mode = "root" if self.root else "userns"
@@ -198,6 +223,9 @@ class Sandbox:
         for server in self._all:
             server.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._uid_lock is not None:
+            os.close(self._uid_lock)  # releases the uid block
+            self._uid_lock = None
 
     def _add(self, slot: int) -> _Server:
         server = _Server(self, slot)
@@ -269,7 +297,7 @@ class _Server:
 
     def _head(self, response_fd: int, pid_fd: int) -> bytes:
         sandbox, params = self.sandbox, self.sandbox.params
-        ident = params.sandbox_uid + self.slot if sandbox.root else None
+        ident = sandbox.first_uid + self.slot if sandbox.first_uid is not None else None
         workdir = sandbox.tmp / str(self.slot)
         workdir.mkdir(exist_ok=True)
         head = {

@@ -30,7 +30,7 @@ def sandbox():
         yield box
 
 
-def sample_processes(params: SandboxParams) -> list[str]:
+def sample_processes(sandbox: Sandbox) -> list[str]:
     """Processes running as one of the sandbox's uids: the samples and anything they started."""
     found = []
     for entry in os.listdir("/proc"):
@@ -38,7 +38,7 @@ def sample_processes(params: SandboxParams) -> list[str]:
             uid = os.stat(f"/proc/{entry}").st_uid if entry.isdigit() else -1
         except OSError:
             continue
-        if params.sandbox_uid <= uid < params.sandbox_uid + params.num_workers:
+        if sandbox.first_uid <= uid < sandbox.first_uid + sandbox.params.num_workers:
             found.append(f"{entry} uid={uid} {Path(f'/proc/{entry}/cmdline').read_bytes()!r}")
     return found
 
@@ -188,7 +188,7 @@ def test_hostile_programs_fail_and_leave_nothing_behind(tmp_path) -> None:
     assert "MemoryError" in outcomes["huge allocation"].detail
     assert elapsed < len(programs) * (sandbox.params.timeout + GRACE_SECONDS)
     time.sleep(2.0)  # the daemon would have written by now
-    assert sample_processes(sandbox.params) == []  # while the workers still run
+    assert sample_processes(sandbox) == []  # while the workers still run
     sandbox.close()
     assert servers and not [pid for pid in servers if alive(pid)]
     assert {p: p.stat().st_mtime_ns for p in outside.iterdir()} == before
