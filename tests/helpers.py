@@ -310,6 +310,19 @@ def tiny_gpt2(vocab: int | Any, **overrides: Any) -> Any:
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(**config))
 
 
+def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) -> Path:
+    """A real (untrained) model for ``tokenizer_dir`` saved with save_pretrained, tokenizer included."""
+    import torch
+
+    from gitnetic.tasks.model_config import ModelConfig
+
+    torch.manual_seed(0)
+    tokenizer = ModelConfig.from_yaml(config).load_tokenizer(tokenizer_dir)
+    ModelConfig.from_yaml(config).build_model(tokenizer).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
 def tiny_roberta(tokenizer: Any, **overrides: Any) -> Any:
     """A randomly initialised RoBERTa masked LM for ``tokenizer``, 2 layers x 32 wide, 64 positions."""
     import transformers

@@ -11,11 +11,11 @@ importing the benchmark (which needs the inference stack).
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitnetic.common.errors import DataError
+from gitnetic.data.jsonl import json_lines
 
 __all__ = ["HUMANEVAL", "Problem", "humaneval_path", "read_problems", "resolve_problems"]
 
@@ -73,15 +73,11 @@ def read_problems(spec: str | Path) -> list[Problem]:
     seen: set[str] = set()
     try:
         with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno} is not valid JSON ({exc.msg})") from None
+            for lineno, record in json_lines(fh, path, "each line must be one problem object"):
+                if not isinstance(record, dict):
+                    record = {}
                 missing = [k for k in REQUIRED if not isinstance(record.get(k), str)]
-                if not isinstance(record, dict) or missing:
+                if missing:
                     raise DataError(
                         f"{path}:{lineno} lacks string field(s) {', '.join(missing)}; each problem needs "
                         f"{', '.join(REQUIRED)}"

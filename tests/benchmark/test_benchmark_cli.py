@@ -22,19 +22,7 @@ from gitnetic.benchmark.run import GENERATIONS, INFILL, RESULTS, BenchmarkParams
 from gitnetic.benchmark.sandbox import SandboxParams
 from gitnetic.cli import main as cli_main
 from gitnetic.data.problems import read_problems
-from tests.helpers import GPT2_TINY, cli_env
-
-
-def save_random_model(tokenizer_dir: Path, out: Path) -> Path:
-    import torch
-
-    from gitnetic.tasks.model_config import ModelConfig
-
-    torch.manual_seed(0)
-    tokenizer = ModelConfig.from_yaml(GPT2_TINY).load_tokenizer(tokenizer_dir)
-    ModelConfig.from_yaml(GPT2_TINY).build_model(tokenizer).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+from tests.helpers import cli_env, save_random_model
 
 
 @pytest.fixture(scope="module")
