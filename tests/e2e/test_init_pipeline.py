@@ -112,6 +112,11 @@ def init_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         sys.executable, "-m", "gitnetic", "init", "--path", str(user), "--budget_minutes", "0.5", "--force",
         cwd=checkout,
     )  # fmt: skip
+    # the template's benchmark (20 HumanEval problems) shrunk as the other e2e runs shrink it
+    params_file = checkout / "params.yaml"
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["benchmark"].update(limit=2, max_new_tokens=8, workers=1)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run("git", "add", "-A", cwd=checkout)
     run("git", "commit", "-q", "-m", "init", cwd=checkout)
     repro = run("dvc", "repro", cwd=checkout)
