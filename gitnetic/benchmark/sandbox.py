@@ -1,26 +1,28 @@
-"""Run untrusted programs (model-written code plus its unit tests) one per process, isolated.
+"""Run untrusted programs (model-written code plus its unit tests) isolated, one process per sample.
 
-Model output is untrusted code, so every sample runs in its own fresh ``python -I`` process (isolated
-mode, scrubbed environment, stdin at end of file) started in a new session, with its output capped and
-its whole process tree killed at the timeout. What isolates it is done by the bootstrap that runs
-first in that process (:mod:`gitnetic.benchmark.sandbox_boot`, which says how):
+Model output is untrusted code. Each worker is one ``python -I -S`` process (isolated mode, scrubbed
+environment, its own session) running :mod:`gitnetic.benchmark.sandbox_boot`, which isolates itself
+once and then forks every sample into fresh namespaces (it says how). In short:
 
-* as root (CI, containers): new network (loopback only, down), mount, PID, IPC and UTS namespaces;
-  every mount read-only except a small private tmpfs work folder; the sample runs as a dedicated
-  unprivileged uid/gid per worker (``sandbox_uid + worker``: no process outside the sandbox shares it,
-  so its ``RLIMIT_NPROC`` counts only the sample's processes), without capabilities or supplementary
-  groups, under ``no_new_privs``;
+* as root (CI, containers): network (loopback only), mount, PID, IPC and UTS namespaces for the worker;
+  per sample new mount, PID and IPC namespaces, every mount read-only except a small private tmpfs as
+  its work folder, stdin at end of file, output capped, and a dedicated unprivileged uid/gid per worker
+  (a block no other sandbox on the machine holds and no process uses, so its ``RLIMIT_NPROC`` counts only
+  the sample's processes), without capabilities or supplementary groups, under ``no_new_privs``;
 * not root: the same namespaces inside a user namespace where the kernel allows it;
-* otherwise: resource limits and a temporary folder only, and a one-line warning says what is not
-  isolated.
+* otherwise: resource limits and a fresh temporary folder only, and a one-line warning says what is
+  not isolated.
 
 Always: rlimits on CPU seconds, address space, file size, open files and processes; the sample is
-PID 1 of its PID namespace, so when it ends or is killed every process it started dies with it (a
-daemon that left the session included). A sample **passes** only when its program returned normally
-and the bootstrap then wrote a per-run random nonce to a separate pipe: the nonce is in no file, argv
-or environment variable, so ``sys.exit(0)`` or ``os._exit(0)`` before the tests cannot pass. (It does
-sit in the interpreter's memory, so code written to dig it out of the bootstrap's frame could forge a
-pass: the score is not a security boundary; the isolation is.)
+PID 1 of its PID namespace, so when it ends or is killed at the timeout every process it started dies
+with it (a daemon that left the session included). A sample **passes** only when its program returned
+normally and the bootstrap then wrote a per-request random nonce to a separate pipe: the nonce is in no
+file, argv or environment variable, so ``sys.exit(0)`` or ``os._exit(0)`` before the tests cannot pass.
+(It does sit in the interpreter's memory, so code written to dig it out of the bootstrap's frame could
+forge a pass: the score is not a security boundary; the isolation is.)
+
+A worker that stops answering (timeout plus a grace period) is killed whole (it is PID 1 of its PID
+namespace) and replaced at its next sample.
 """
 
 from __future__ import annotations
