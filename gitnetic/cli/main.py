@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("gitnetic.cli.train", "train a task (e.g. transformer-task) with Lightning"),
     "evaluate": ("gitnetic.cli.evaluate", "held-out loss/perplexity of a checkpoint, as JSON"),
     "export": ("gitnetic.cli.export", "convert a checkpoint into a from_pretrained-ready HF folder"),
+    "benchmark": ("gitnetic.cli.benchmark", "HumanEval pass@k of a model, its code run in a sandbox"),
     "summary": (
         "gitnetic.cli.summary",
         "summarise a pipeline run: perplexity vs baseline, paths, next steps",

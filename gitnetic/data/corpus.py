@@ -226,6 +226,18 @@ class CorpusParams(DataclassBase):
     near_dedup_library: Literal["rensa", "datasketch"] = field(
         default="rensa", metadata={"help": "Near-dedup: MinHash/LSH library (bench/corpus.py compares them)."}
     )
+    decontaminate: list[str] = field(
+        default_factory=lambda: ["humaneval"],
+        metadata={
+            "help": "Drop documents holding a benchmark problem's docstring or canonical solution "
+            "(whitespace-normalised; gitnetic/data/decontaminate.py): 'humaneval' and/or JSONL problem "
+            "files in HumanEval's schema; [] = off. Counted per benchmark in stats.json."
+        },
+    )
+    decontaminate_min_chars: int = field(
+        default=32,
+        metadata={"help": "Decontamination: ignore docstrings/solutions shorter than this (normalised)."},
+    )
     out_dir: str = field(
         default="data/corpus",
         metadata={"help": "Output folder for train.jsonl, valid.jsonl, test.jsonl and stats.json."},
@@ -331,6 +343,7 @@ class CorpusStats:
     stopped_by: str | None = None
     sources: dict[str, SourceStats] = field(default_factory=dict)
     licenses: dict[str, str | None] = field(default_factory=dict)  # source name -> SPDX expression
+    decontaminated: dict[str, int] = field(default_factory=dict)  # documents dropped per benchmark
 
     @property
     def total_documents(self) -> int:
@@ -359,6 +372,7 @@ class CorpusStats:
             "files_matched": self.files_matched,
             "files_not_collected": self.files_not_collected,
             "stopped_by": self.stopped_by,
+            "decontaminated": dict(self.decontaminated),
             "sources": {name: src.to_dict() for name, src in self.sources.items()},
             "licenses": self.licenses,
         }
@@ -439,6 +453,11 @@ class _Cleaner:
                 params.near_dedup_library,
                 spill_dir=str(spill_dir),
             )
+        self.decontaminator = None
+        if params.decontaminate:
+            from gitnetic.data.decontaminate import Decontaminator
+
+            self.decontaminator = Decontaminator(list(params.decontaminate), params.decontaminate_min_chars)
         self.seen: set[bytes] = set()
         self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
         self.index_near = True  # False when no source left to read is cleaned: signatures would go unused
@@ -495,6 +514,8 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
             stats.files_matched += src.files_matched
             stats.files_not_collected += src.files_not_collected
             stats.stopped_by = stats.stopped_by or src.stopped_by
+        if cleaner.decontaminator is not None:
+            stats.decontaminated = dict(cleaner.decontaminator.dropped)
         if cleaner.near is not None:
             cleaner.near.close()
         _check_not_empty(stats, params, "; ".join(descriptions))
@@ -554,6 +575,8 @@ def _collect_source(
                 if reason:
                     src.filtered[reason] += 1
                     continue
+            if cleaner.decontaminator is not None and cleaner.decontaminator.contaminated(text):
+                continue  # a benchmark's text, in every source (counted per benchmark)
             redacted: dict[str, int] = {}
             if cleaner.redactor is not None and spec.clean:
                 text, redacted = cleaner.redactor.redact(text)
@@ -710,6 +733,8 @@ def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> 
         docs["valid"],
         docs["test"],
     )
+    for bench, n in stats.decontaminated.items():
+        log.info("corpus: dropped %d document(s) holding %s problem text (decontamination)", n, bench)
     for name, src in stats.sources.items():
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
         log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")

@@ -1,6 +1,7 @@
 """Export a training checkpoint as a ``from_pretrained``-ready Hugging Face folder.
 
-The folder holds the HF model (safetensors + config), the tokenizer, a generation config with the
+The folder holds the HF model (safetensors + config), the tokenizer, a model card (``README.md``,
+:mod:`gitnetic.inference.model_card`), a generation config with the
 tokenizer's special ids, and ``licenses.json``: the license of each corpus source the model was trained
 on, as the corpus stage recorded it (``stats.json`` -> ``licenses``; see :mod:`gitnetic.data.licenses`),
 so whoever gets the model gets the obligations with it. So ``AutoModelFor*.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitnetic.common.io import atomic_dir
+from gitnetic.inference.model_card import model_card, read_json
 from gitnetic.models.checkpoint import load_trained_model
 from gitnetic.models.trained_params import TrainedModelParams
 from gitnetic.modules.objective import config_objective
@@ -40,7 +42,18 @@ class ExportParams(TrainedModelParams):
         default="data/corpus/stats.json",
         metadata={
             "help": "The corpus stage's stats.json; its per-source licenses are written to licenses.json in "
-            "the folder (a missing file: an empty licenses.json, with one log line)."
+            "the folder (a missing file: an empty licenses.json, with one log line); the model card quotes "
+            "its sources, licenses and statistics."
+        },
+    )
+    eval_metrics: str = field(
+        default="metrics/eval.json",
+        metadata={"help": "evaluate's metrics JSON, quoted in the model card (left out when missing)."},
+    )
+    benchmark_metrics: str = field(
+        default="metrics/benchmark.json",
+        metadata={
+            "help": "benchmark's metrics JSON (pass@k), in the card's model-index (left out when missing)."
         },
     )
 
@@ -79,9 +92,18 @@ def export(params: ExportParams) -> dict[str, object]:
         "tokenizer_path": params.tokenizer_path,
     }
     licenses = corpus_licenses(params.corpus_stats)
+    card = model_card(
+        info,
+        trained.checkpoint,
+        Path(params.output_dir).name,
+        read_json(params.eval_metrics),
+        read_json(params.benchmark_metrics),
+        read_json(params.corpus_stats),
+    )
     with atomic_dir(params.output_dir) as tmp:
         model.save_pretrained(str(tmp))
         tokenizer.save_pretrained(str(tmp))
         (tmp / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         (tmp / LICENSES_JSON).write_text(json.dumps(licenses, indent=2) + "\n", encoding="utf-8")
+        (tmp / "README.md").write_text(card, encoding="utf-8")
     return info

@@ -254,6 +254,8 @@ def _params(
         train.update(gpus=0, precision="32-true")
     for name in ("evaluate", "export"):
         out.setdefault(name, {})["config_path"] = model_config
+    if "benchmark" in out:
+        out["benchmark"]["config_path"] = model_config
     out["evaluate"]["max_length"] = plan.max_length
     out["evaluate"].setdefault("batch_size", plan.batch_size)
     return out

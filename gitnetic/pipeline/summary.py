@@ -69,6 +69,8 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
     live_dir = train.get("dvclive_dir") or "dvclive"
     live = _read_json(root / live_dir / "metrics.json")
     rows = _metric_rows(_read_json(root / eval_path), eval_path)
+    bench_path = _section(config, "benchmark").get("metrics") or "metrics/benchmark.json"
+    rows += _benchmark_row(_read_json(root / bench_path), bench_path)
     if live:
         rows.append(("training", _training_row(live) + f"  -> {live_dir}/"))
     hf = export.get("output_dir") or "models/hf"
@@ -111,6 +113,17 @@ def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[s
                 )
         rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
     return rows
+
+
+def _benchmark_row(bench: dict[str, Any] | None, bench_path: str) -> list[tuple[str, str]]:
+    """The functional score (pass@k, single-line infilling) of ``metrics/benchmark.json``, if scored."""
+    if not bench or not bench.get("samples"):
+        return []
+    scores = ", ".join(f"{k} {v:.1%}" for k, v in bench.items() if k.startswith("pass@"))
+    text = f"{scores} over {bench['scored_problems']} problems x {bench.get('n_samples', 1)} samples"
+    if "infill" in bench:
+        text += f"; single-line infilling pass@1 {bench['infill']['pass@1']:.1%}"
+    return [(f"{bench.get('problems', 'benchmark')} (code run)", f"{text}  -> {bench_path}")]
 
 
 def _training_row(live: dict[str, Any]) -> str:

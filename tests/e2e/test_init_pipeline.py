@@ -19,7 +19,7 @@ from tests.helpers import copy_pipeline, pipeline_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-init")]
 
-STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+STAGES = {"corpus", "tokenizer", "preprocess", "train", "evaluate", "benchmark", "export"}
 TIMEOUT_S = 300
 
 
@@ -112,6 +112,11 @@ def init_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         sys.executable, "-m", "gitnetic", "init", "--path", str(user), "--budget_minutes", "0.5", "--force",
         cwd=checkout,
     )  # fmt: skip
+    # the template's benchmark (20 HumanEval problems) shrunk as the other e2e runs shrink it
+    params_file = checkout / "params.yaml"
+    params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
+    params["benchmark"].update(limit=2, max_new_tokens=8, workers=1)
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     run("git", "add", "-A", cwd=checkout)
     run("git", "commit", "-q", "-m", "init", cwd=checkout)
     repro = run("dvc", "repro", cwd=checkout)
@@ -137,7 +142,8 @@ def test_init_writes_a_plan_for_the_repository(init_run: dict) -> None:
     assert params["tokenizer"]["vocab_size"] == 512
     assert params["train"]["config_path"] == "configs/gpt2-init.yaml"
     assert params["train"]["warmup_steps"] < params["train"]["max_steps"] // 2
-    assert set(params) == {"corpus", "tokenizer", "preprocess", "train", "evaluate", "export"}
+    assert set(params) == STAGES
+    assert params["benchmark"]["config_path"] == "configs/gpt2-init.yaml"
 
 
 def test_pipeline_runs_every_stage_and_beats_the_unigram_baseline(init_run: dict) -> None:

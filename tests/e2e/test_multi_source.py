@@ -98,6 +98,7 @@ def test_multi_source_example_blend_and_per_source_metrics(tmp_path: Path) -> No
         num_threads=1,
     )
     params["evaluate"].update(config_path="configs/tiny.yaml", max_length=64, num_threads=1)
+    params["benchmark"].update(config_path="configs/tiny.yaml", limit=2, max_new_tokens=8)
     params["export"].update(config_path="configs/tiny.yaml")
     root = tmp_path / "run"
     (root / "configs").mkdir(parents=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -39,7 +40,7 @@ from tests.helpers import (
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
 
-STAGES = ("corpus", "tokenizer", "preprocess", "train", "evaluate", "export")
+STAGES = ("corpus", "tokenizer", "preprocess", "train", "evaluate", "benchmark", "export")
 TIMEOUT_S = 300
 
 
@@ -68,6 +69,7 @@ def tiny_params() -> dict:
         num_threads=1,
     )
     params["evaluate"].update(max_length=64, num_threads=1)
+    params["benchmark"].update(limit=3, max_new_tokens=16, workers=1)
     return params
 
 
@@ -199,6 +201,7 @@ def test_pipeline_console_is_clean_and_ends_with_a_summary(dvc_repo: dict) -> No
     assert "next-line exact match" in summary
     assert "models/checkpoints/checkpoint_last.ckpt" in summary and "models/hf" in summary
     assert "dvc exp show" in summary and "dvc plots show" in summary
+    assert "humaneval (code run)" in summary and "pass@1" in summary
     assert max(len(line) for line in summary.splitlines()) < 200
 
 
@@ -208,6 +211,10 @@ def test_dvc_metrics_and_plots_show(dvc_repo: dict) -> None:
     files = next(iter(metrics.values()))["data"]
     assert files["metrics/eval.json"]["data"]["perplexity"] == pytest.approx(dvc_repo["eval"]["perplexity"])
     assert "dvclive/metrics.json" in files and "data/corpus/stats.json" in files
+    bench = files["metrics/benchmark.json"]["data"]
+    assert bench["scored_problems"] == 3 and bench["samples"] == 3 and bench["pass@1"] == 0.0
+    if os.geteuid() == 0:
+        assert bench["sandbox"] == "root"  # full isolation (docs/benchmark.md)
     plots = json.loads(run("dvc", "plots", "show", "--json", cwd=root))
     rows = plots["data"]["loss"][0]["content"]["data"]["values"]
     curves = {row["filename"] for row in rows}
@@ -245,7 +252,7 @@ def test_dvc_repro_after_a_killed_train_stage_resumes_exactly(dvc_repo: dict) ->
     assert f"(step {step})" in output and "resuming this run from" in output, output[-4000:]
     output = run("dvc", "repro", cwd=root)
     assert re.search(r"resuming this run from \S+ \(step (8|12|16|20|24|28|32|36)\)", output), output[-4000:]
-    assert ran_stages(output) == {"train", "evaluate", "export"}
+    assert ran_stages(output) == {"train", "evaluate", "benchmark", "export"}
     assert_same_weights(weights(root), dvc_repo["weights"])
     assert read_json(root / "metrics" / "eval.json") == dvc_repo["eval"]
     assert ran_stages(run("dvc", "repro", cwd=root)) == set()
@@ -272,12 +279,12 @@ def test_snakemake_builds_the_same_artifacts_reproducibly(dvc_repo: dict, tmp_pa
 def test_experiment_reruns_only_training_and_later_stages(dvc_repo: dict) -> None:
     root = dvc_repo["root"]
     output = run("dvc", "exp", "run", "-S", "train.learning_rate=0.003", "-n", "lr3", cwd=root)
-    assert ran_stages(output) == {"train", "evaluate", "export"}
+    assert ran_stages(output) == {"train", "evaluate", "benchmark", "export"}
     assert read_json(root / "metrics" / "eval.json") != dvc_repo["eval"]
     assert shard_digests(root) == dvc_repo["shards"]
     table = json.loads(run("dvc", "exp", "show", "--json", cwd=root))
     text = json.dumps(table)
-    assert "lr3" in text and "0.003" in text and "perplexity" in text
+    assert "lr3" in text and "0.003" in text and "perplexity" in text and "pass@1" in text
 
 
 def test_dvc_push_pull_round_trip_with_local_remote(dvc_repo: dict, tmp_path: Path) -> None:

@@ -65,9 +65,38 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     assert small["unigram_perplexity"] == pytest.approx(metrics["unigram_perplexity"])
     assert metrics["loss"] <= small["loss"] + 0.05 and small["loss"] - metrics["loss"] < 0.5
 
+    # benchmark on the checkpoint itself (as the pipeline runs it, before export): 2 HumanEval problems
+    bench_out = tmp_path / "bench.json"
+    bench_args = ["--model", *args[1:], "--limit", "2", "--temperature", "0", "--max_new_tokens", "8",
+                  "--output_dir", str(tmp_path / "bench"), "--metrics", str(bench_out), "--allow_code_execution"]  # fmt: skip
+    assert cli_main.main(["benchmark", *bench_args, "--device", "cpu", "--workers", "2"]) == 0
+    bench = json.loads(bench_out.read_text())
+    assert bench["scored_problems"] == 2 and bench["samples"] == 2 and 0 <= bench["pass@1"] <= 1
+    corpus_stats = tmp_path / "stats.json"
+    corpus_stats.write_text(json.dumps({"sources": {"code": {}, "docs": {}}, "documents": {"train": 9},
+                                        "licenses": {"code": "MIT", "docs": "MIT"}}))  # fmt: skip
+
     # export: loads with the Auto classes, has the checkpoint's weights, generates code
     hf = tmp_path / "models" / "hf"
-    assert cli_main.main(["export", *args, "--output_dir", str(hf)]) == 0
+    card_args = [
+        "--eval_metrics",
+        str(out),
+        "--benchmark_metrics",
+        str(bench_out),
+        "--corpus_stats",
+        str(corpus_stats),
+    ]
+    assert cli_main.main(["export", *args, "--output_dir", str(hf), *card_args]) == 0
+    # the model card: Hugging Face metadata with the results of both stages, and the training params
+    import yaml
+
+    front, body = (hf / "README.md").read_text().split("---\n", 2)[1:]
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "transformers" and meta["license"] == "mit" and "gitnetic" in meta["tags"]
+    results = {m["name"]: m["value"] for r in meta["model-index"][0]["results"] for m in r["metrics"]}
+    assert results["pass@1"] == pytest.approx(bench["pass@1"], abs=1e-4)
+    assert results["perplexity"] == pytest.approx(metrics["perplexity"], abs=1e-3)
+    assert "learning_rate" in body and "code, docs" in body
     model = AutoModelForCausalLM.from_pretrained(hf, local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(hf, local_files_only=True)
     assert type(model).__name__ == "GPT2LMHeadModel"

@@ -35,6 +35,7 @@ from tests.helpers.models import (
     assert_same_weights,
     checkpoint_weights,
     module_and_data,
+    save_random_model,
     tiny_gpt2,
     tiny_roberta,
 )
@@ -99,6 +100,7 @@ __all__ = [
     "start_gitnetic",
     "stdlib_json_dir",
     "stdlib_json_files",
+    "save_random_model",
     "tiny_gpt2",
     "tiny_roberta",
     "tiny_train_args",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.paths import GPT2_TINY
+
 # A model-config YAML (as a dict) for pipeline runs in seconds: GPT-2, 1 layer x 32, 64 positions.
 TINY_MODEL_CONFIG = {
     "model": {
@@ -27,6 +29,20 @@ def tiny_gpt2(vocab: int | Any, **overrides: Any) -> Any:
         config.update(vocab_size=len(vocab), bos_token_id=vocab.bos_token_id, eos_token_id=vocab.eos_token_id)
     config.update(overrides)
     return transformers.GPT2LMHeadModel(transformers.GPT2Config(**config))
+
+
+def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) -> Path:
+    """A real (untrained) model for ``tokenizer_dir`` saved with save_pretrained, tokenizer included."""
+    import torch
+
+    from gitnetic.models.build import build_model, load_model_tokenizer
+    from gitnetic.models.config import ModelConfig
+
+    torch.manual_seed(0)
+    tokenizer = load_model_tokenizer(ModelConfig.from_yaml(config), tokenizer_dir)
+    build_model(ModelConfig.from_yaml(config), tokenizer).save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
 
 
 def tiny_roberta(tokenizer: Any, **overrides: Any) -> Any:

@@ -12,8 +12,8 @@ from tests.helpers import GPT2_TINY
 
 
 def test_export_writes_corpus_licenses(tmp_path: Path, tiny_tokenizer: Path, caplog) -> None:
-    from gitnetic.models.build import build_model_and_tokenizer
     from gitnetic.inference.export import LICENSES_JSON, ExportParams, export
+    from gitnetic.models.build import build_model_and_tokenizer
 
     model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
     ckpt = tmp_path / "m.ckpt"

@@ -10,21 +10,7 @@ import pytest
 
 from gitnetic.cli import main as cli_main
 from gitnetic.common.errors import ConfigError, DataError
-from tests.helpers import GPT2_TINY, preprocess_shards, run_gitnetic
-
-
-def save_random_model(tokenizer_dir: Path, out: Path, config: Path = GPT2_TINY) -> Path:
-    """A real (untrained) model for ``tokenizer_dir`` saved with save_pretrained, tokenizer included."""
-    import torch
-
-    from gitnetic.models.build import build_model, load_model_tokenizer
-    from gitnetic.models.config import ModelConfig
-
-    torch.manual_seed(0)
-    tokenizer = load_model_tokenizer(ModelConfig.from_yaml(config), tokenizer_dir)
-    build_model(ModelConfig.from_yaml(config), tokenizer).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+from tests.helpers import GPT2_TINY, preprocess_shards, run_gitnetic, save_random_model
 
 
 @pytest.fixture(scope="module")

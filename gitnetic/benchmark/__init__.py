@@ -1,0 +1,1 @@
+"""HumanEval-style functional-correctness benchmarks: generation, sandboxed execution, pass@k."""

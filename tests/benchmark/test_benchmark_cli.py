@@ -1,0 +1,133 @@
+"""``benchmark``: one-line errors, a killed generation resumes to the same file, scoring end to end,
+execution-checked infilling. Models are real (untrained) tiny GPT-2s with the test tokenizers; the
+problems are the first few of HumanEval.
+
+Cost (2 busy cores): ~25 s, mostly CLI start-ups (torch import) and the kill/rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitnetic.benchmark.infill import infill_tasks
+from gitnetic.benchmark.run import GENERATIONS, INFILL, RESULTS, BenchmarkParams, benchmark
+from gitnetic.benchmark.sandbox import SandboxParams
+from gitnetic.cli import main as cli_main
+from gitnetic.data.problems import read_problems
+from tests.helpers import cli_env, save_random_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory, fim_tokenizer) -> Path:
+    return save_random_model(fim_tokenizer, tmp_path_factory.mktemp("bench_model") / "hf")
+
+
+def error(capsys, *args: object) -> str:
+    rc = cli_main.main(["benchmark", *map(str, args)])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "error:" in line]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_bad_input_gets_one_line_errors(capsys, tmp_path, model) -> None:
+    assert "--allow_code_execution" in error(capsys, "--model", model)
+    assert "exclude each other" in error(capsys, "--model", model, "--generate_only", "--execute_only")
+    assert "does not exist" in error(capsys, "--problems", tmp_path / "none.jsonl", "--generate_only")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
+    assert "entry_point" in error(capsys, "--problems", bad, "--generate_only")
+    assert "does not exist" in error(
+        capsys,
+        "--model",
+        model,
+        "--execute_only",
+        "--allow_code_execution",
+        "--output_dir",
+        tmp_path / "empty",
+    )
+
+
+def bench_args(model: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "benchmark", "--model", str(model), "--limit", "4", "--n_samples", "4", "--batch_size", "2",
+        "--temperature", "0.8", "--max_new_tokens", "24", "--seed", "7", "--device", "cpu",
+        "--output_dir", str(out), "--metrics", str(out / "metrics.json"), *extra,
+    ]  # fmt: skip
+
+
+def test_killed_generation_resumes_to_the_uninterrupted_file(tmp_path, model) -> None:
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert cli_main.main(bench_args(model, whole, "--generate_only")) == 0
+    expected = (whole / GENERATIONS).read_text()
+    assert len(expected.splitlines()) == 16
+    env = {**cli_env(), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "gitnetic", *bench_args(model, killed, "--generate_only")],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    path = killed / GENERATIONS
+    while time.monotonic() < deadline and (not path.exists() or len(path.read_bytes().splitlines()) < 3):
+        time.sleep(0.005)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = path.read_text()
+    assert 3 <= len(partial.splitlines()) < 16  # killed mid-run
+    with path.open("a") as fh:
+        fh.write('{"task_id": "HumanEval/3", "sam')  # a torn line, as a kill inside write() leaves
+    assert cli_main.main(bench_args(model, killed, "--generate_only")) == 0
+    assert path.read_text() == expected
+    # another decoding config starts the file afresh
+    assert cli_main.main(bench_args(model, killed, "--generate_only", "--seed", "8")) == 0
+    changed = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(changed) == 16 and {r["config"]["seed"] for r in changed} == {8}
+
+
+def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
+    """Generate with a random model, then score; the scored results come from the sandbox (a
+    completion replaced by the canonical solution passes, the random ones fail)."""
+    out = tmp_path / "run"
+    params = BenchmarkParams(
+        model=str(model), limit=3, n_samples=2, k=[1, 2, 10], max_new_tokens=16, temperature=0.8, device="cpu",
+        prompt_mode="none", infill=True, infill_limit=5, output_dir=str(out), metrics=str(tmp_path / "m.json"), generate_only=True,
+    )  # fmt: skip
+    assert benchmark(params) == {}
+    records = [json.loads(line) for line in (out / GENERATIONS).read_text().splitlines()]
+    assert [(r["task_id"], r["sample"]) for r in records] == [
+        (f"HumanEval/{t}", s) for t in range(3) for s in range(2)
+    ]
+    problems = read_problems("humaneval")
+    # a right answer in sample 0 of problem 0 (it follows the prompt as given: prompt_mode none) and a
+    # right line in infill task 0
+    records[0]["completion"] = problems[0].canonical_solution
+    (out / GENERATIONS).write_text("".join(json.dumps(r) + "\n" for r in records))
+    infill = [json.loads(line) for line in (out / INFILL).read_text().splitlines()]
+    tasks = infill_tasks(problems[:3])[:5]
+    assert [r["task_id"] for r in infill] == [t.task_id for t in tasks]
+    infill[0]["completion"] = tasks[0].line
+    (out / INFILL).write_text("".join(json.dumps(r) + "\n" for r in infill))
+    params.generate_only, params.execute_only, params.allow_code_execution = False, True, True
+    metrics = benchmark(params, SandboxParams(timeout=2.0, workers=2))
+    assert metrics["pass@1"] == pytest.approx(1 / 6) and metrics["pass@2"] == pytest.approx(1 / 3)
+    assert "pass@10" not in metrics and metrics["samples"] == 6 and metrics["scored_problems"] == 3
+    assert metrics["infill"]["tasks"] == 5
+    assert metrics["infill"]["pass@1"] >= 0.2 and metrics["infill"]["exact_match"] >= 0.2
+    results = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
+    assert results[0]["passed"] and results[0]["status"] == "passed"
+    assert all(r["status"] in {"passed", "failed", "timed out"} for r in results) and len(results) == 11
+    assert json.loads((tmp_path / "m.json").read_text()) == metrics
+
+
+def test_infill_tasks_rebuild_the_canonical_program() -> None:
+    problems = read_problems("humaneval")
+    tasks = infill_tasks(problems)
+    assert len(tasks) == 1033  # as many as OpenAI's HumanEval single-line infilling set
+    for task in tasks[:50]:
+        assert task.program(task.line) == task.problem.program(task.problem.canonical_solution)
