@@ -200,6 +200,9 @@ class TransformerTrainer:
         # What determines the trajectory (gitnetic.training.fingerprint.run_fingerprint); the CLI sets it
         # from every parsed param, else fit() uses the trainer params and the module's hparams.
         self.fingerprint: dict[str, Any] | None = None
+        # Under DVC, where an interrupted run's checkpoints outlive `dvc exp run`'s checkout (set by
+        # resolve_checkpoint for --resume_from_checkpoint auto; gitnetic.training.resume_store).
+        self.resume_store: Any = None
         # Before any torch work (the task builds the model next): the thread count shapes float results.
         set_torch_threads(self.params.num_threads)
         # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
@@ -238,8 +241,13 @@ class TransformerTrainer:
         spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
         if spec == "auto":
             from gitnetic.training.fingerprint import auto_resume_checkpoint, run_fingerprint
+            from gitnetic.training.resume_store import ResumeStore
 
             fingerprint = self.fingerprint or run_fingerprint([self.params])
+            if self.params.save_dir:
+                self.resume_store = ResumeStore.for_run(fingerprint["digest"])
+            if self.resume_store is not None:
+                self.resume_store.restore(self.params.save_dir, self.params.dvclive_dir)
             return auto_resume_checkpoint(self.params.save_dir, fingerprint)
         return resume_checkpoint(spec, self.params.save_dir)
 
@@ -318,6 +326,10 @@ class TransformerTrainer:
             peak = p.peak_tflops * 1e12 if p.peak_tflops else None
             callbacks.append(ThroughputLogger(peak_flops=peak))
         callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
+        if self.resume_store is not None:
+            from gitnetic.training.resume_store import KeepCheckpoints
+
+            callbacks.append(KeepCheckpoints(self.resume_store, p.save_dir, p.dvclive_dir))
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
@@ -400,6 +412,8 @@ class TransformerTrainer:
         except TrainingInterrupted:
             _wait_for_ranks(trainer)
             raise
+        if self.resume_store is not None and not trainer.interrupted:
+            self.resume_store.finish(self.params.save_dir, self.params.num_last_checkpoints)
         return trainer
 
 

@@ -1,0 +1,135 @@
+"""``dvc exp run`` as people run experiments: killed and run again, queued two at a time, pushed and pulled.
+
+One module-scoped repository (the tiny pipeline of ``test_pipeline.py``, reproduced once). The
+experiments vary ``train.learning_rate``; an experiment is "the same run" as another when it differs
+only in ``train.progress_bar_refresh_rate``: a trajectory-free param (same fingerprint, so the same
+floats) that still changes DVC's params, so DVC really trains instead of restoring its run cache.
+Each experiment's weights and ``metrics/eval.json`` are read from its commit (``dvc.lock`` -> the
+DVC cache), so no test needs the workspace to hold a particular experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, run
+from tests.helpers import assert_same_weights, pipeline_env, wait_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-exp")]
+
+STORE = Path(".dvc") / "tmp" / "gitnetic-resume"
+LR_A, LR_B = "0.003", "0.004"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_repo(tmp_path_factory.mktemp("exp") / "repo")
+    run("dvc", "repro", cwd=root)
+    commit(root, "baseline")
+    return root
+
+
+def exp_ref(root: Path, name: str) -> str:
+    refs = run("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
+    found = [ref for ref in refs if ref.rsplit("/", 1)[-1] == name]
+    assert len(found) == 1, f"experiment {name} not found once in {refs}"
+    return found[0]
+
+
+def cached(root: Path, md5: str) -> Path:
+    return root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def exp_outputs(root: Path, name: str) -> dict:
+    """An experiment's ``metrics/eval.json``, final weights and checkpoint file names, from its commit."""
+    ref = exp_ref(root, name)
+    lock = yaml.safe_load(run("git", "show", f"{ref}:dvc.lock", cwd=root))
+    out = next(o for o in lock["stages"]["train"]["outs"] if o["path"] == "models/checkpoints")
+    listing = json.loads(cached(root, out["md5"]).read_text(encoding="utf-8"))
+    files = {entry["relpath"]: entry["md5"] for entry in listing}
+    return {
+        "eval": json.loads(run("git", "show", f"{ref}:metrics/eval.json", cwd=root)),
+        "weights": cached(root, files["checkpoint_last.ckpt"]),
+        "files": sorted(files),
+    }
+
+
+def run_and_kill(cmd: list[str], root: Path, at_step: int) -> str:
+    """Run ``cmd``; kill -9 its train process once the resume store holds step ``at_step``; its output."""
+    import psutil
+
+    proc = subprocess.Popen(
+        cmd, cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    wait_until(lambda: any((root / STORE).glob(f"*/step-{at_step}")), proc, f"kept step {at_step}", TIMEOUT_S)
+    for child in psutil.Process(proc.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "gitnetic" in child.cmdline() and "train" in child.cmdline():
+                child.kill()
+    output = proc.communicate(timeout=TIMEOUT_S)[0]
+    assert proc.returncode != 0, output[-4000:]
+    return output
+
+
+def resumed_step(output: str) -> int:
+    found = re.search(r"resuming this run from \S+ \(step (\d+)\)", output)
+    assert found and "interrupted at step" in output, output[-4000:]
+    return int(found.group(1))
+
+
+@pytest.fixture(scope="module")
+def interrupted(repo: Path) -> dict:
+    """Experiment ``a`` killed in the workspace and run again; ``b`` the same with ``--temp``."""
+    outputs = {}
+    for name, lr, temp in (("a", LR_A, []), ("b", LR_B, ["--temp"])):
+        cmd = ["dvc", "exp", "run", *temp, "-S", f"train.learning_rate={lr}", "-n", name]
+        run_and_kill(cmd, repo, at_step=12)
+        assert any((repo / STORE).iterdir()), "the killed run left no resume entry"
+        outputs[name] = run(*cmd, cwd=repo)
+        assert not (repo / STORE).exists(), "a completed run must remove its resume entry"
+    return outputs
+
+
+def test_killed_experiment_resumes_from_the_step_reached(repo: Path, interrupted: dict) -> None:
+    for name in ("a", "b"):
+        assert resumed_step(interrupted[name]) >= 12
+        assert "starting fresh" not in interrupted[name]
+        assert ran_stages(interrupted[name]) == {"train", "evaluate", "export"}
+    table = json.loads(run("dvc", "exp", "show", "--json", cwd=repo))
+    names = [
+        exp.get("name")
+        for row in table
+        for exp in (row.get("experiments") or [])
+        for exp in exp.get("revs", [])
+    ]
+    assert sorted(n for n in names if n in ("a", "b")) == ["a", "b"], names
+    assert "up to date" in run("dvc", "status", cwd=repo).lower()  # the workspace holds a, complete
+
+
+def test_queued_experiments_equal_each_run_alone(repo: Path, interrupted: dict) -> None:
+    """``a`` and ``b`` again, queued and run two at a time: bit-identical to the runs above (which
+    were killed and resumed: so each also equals an uninterrupted run)."""
+    for name, lr in (("qa", LR_A), ("qb", LR_B)):
+        run("dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={lr}",
+            "-S", "train.progress_bar_refresh_rate=7", "-n", name, cwd=repo)  # fmt: skip
+    run("dvc", "queue", "start", "-j", "2", cwd=repo)
+    status = ""
+    for _ in range(TIMEOUT_S):
+        status = run("dvc", "queue", "status", cwd=repo)
+        if not re.search(r"\b(Queued|Running)\b", status):
+            break
+        time.sleep(1)
+    assert status.count("Success") == 2, status
+    for alone, queued in (("a", "qa"), ("b", "qb")):
+        x, y = exp_outputs(repo, alone), exp_outputs(repo, queued)
+        assert x["eval"] == y["eval"]
+        assert_same_weights(x["weights"], y["weights"])
+        assert x["files"] == y["files"]
