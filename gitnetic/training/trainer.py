@@ -399,7 +399,14 @@ class TransformerTrainer:
         if resume:
             logger.info("resuming from %s", resume)
         if trainer.is_global_zero:
+            import torch
+
+            from gitnetic.common.cores import busy_cores_note
             from gitnetic.training.throughput import describe_model
+
+            cpu = trainer.strategy.root_device.type == "cpu"
+            if cpu and (note := busy_cores_note(torch.get_num_threads())):
+                logger.warning(note)
 
             logger.info(
                 "train: %s; %s, precision %s",

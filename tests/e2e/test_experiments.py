@@ -13,18 +13,22 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
+from dvc_render.html import PAGE_HTML
 
 from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, run
-from tests.helpers import assert_same_weights, pipeline_env, wait_until
+from tests.helpers import REPO, assert_same_weights, pipeline_env, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-exp")]
 
+TEMPLATE = Path(".dvc") / "plots" / "offline.html"
 STORE = Path(".dvc") / "tmp" / "gitnetic-resume"
 LR_A, LR_B = "0.003", "0.004"
 
@@ -32,6 +36,9 @@ LR_A, LR_B = "0.003", "0.004"
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_repo(tmp_path_factory.mktemp("exp") / "repo")
+    (root / TEMPLATE).parent.mkdir(parents=True)
+    shutil.copy2(REPO / TEMPLATE, root / TEMPLATE)  # the project's offline plot page (.dvc/config)
+    run("dvc", "config", "plots.html_template", str(TEMPLATE.relative_to(".dvc")), cwd=root)
     run("dvc", "repro", cwd=root)
     commit(root, "baseline")
     return root
@@ -133,3 +140,80 @@ def test_queued_experiments_equal_each_run_alone(repo: Path, interrupted: dict) 
         assert x["eval"] == y["eval"]
         assert_same_weights(x["weights"], y["weights"])
         assert x["files"] == y["files"]
+
+
+def rendered_dom(page: Path) -> str:
+    """``page`` as headless Chromium has it after its scripts ran, with every network request failing."""
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))), None)
+    if browser is None:
+        pytest.skip("Chromium is not installed (scripts/install-chromium.sh installs it as root)")
+    proc = subprocess.run(
+        [
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",  # no network at all
+            "--virtual-time-budget=20000", "--dump-dom", page.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+def drawn_lines(dom: str) -> dict[str, dict[tuple[str, str], int]]:
+    """Per plot on the page: ``{(rev, file): points}`` of each line vega drew (an SVG path)."""
+    plots: dict[str, dict[tuple[str, str], int]] = {}
+    for part in re.split(r'<div id="(?=[^"]*" class="vega-embed)', dom)[1:]:
+        lines = plots.setdefault(part.split('"', 1)[0], {})
+        for label, path in re.findall(
+            r'<path aria-label="([^"]*)"[^>]*aria-roledescription="line mark" d="([^"]*)"', part
+        ):
+            fields = dict(item.split(": ", 1) for item in label.split("; "))
+            lines[(fields["rev"], fields["filename"])] = path.count("L") + 1
+    return plots
+
+
+def test_plots_diff_of_two_experiments_renders_offline(repo: Path, interrupted: dict, tmp_path: Path) -> None:
+    """`dvc plots diff a b` with the project's template draws the loss, val loss and tokens/s curves of
+    both experiments in a browser that cannot reach the network; DVC's own page draws nothing there."""
+    run("dvc", "plots", "diff", "a", "b", "-o", str(tmp_path / "ours"), cwd=repo)
+    plots = drawn_lines(rendered_dom(tmp_path / "ours" / "index.html"))
+    loss, speed = plots.get("loss", {}), plots.get("throughput", {})
+    curves = {(rev, f) for rev in ("a", "b") for f in ("train/loss.tsv", "val/loss.tsv")}
+    assert set(loss) == curves, plots
+    assert all(loss[(rev, "train/loss.tsv")] >= 20 and loss[(rev, "val/loss.tsv")] >= 2 for rev in "ab"), loss
+    assert {rev for rev, _ in speed} == {"a", "b"} and min(speed.values()) >= 20, speed
+
+    (tmp_path / "dvc.html").write_text(PAGE_HTML, encoding="utf-8")  # DVC's page: scripts from a CDN
+    run("dvc", "plots", "diff", "a", "b", "-o", str(tmp_path / "theirs"),
+        "--html-template", str(tmp_path / "dvc.html"), cwd=repo)  # fmt: skip
+    assert not any(drawn_lines(rendered_dom(tmp_path / "theirs" / "index.html")).values())
+
+
+def test_experiment_travels_through_git_and_dvc_remotes(
+    repo: Path, interrupted: dict, tmp_path: Path
+) -> None:
+    """`dvc exp push` to a git remote and a DVC remote; another clone pulls the experiment, `dvc exp
+    apply` gives its params, metrics and checkpoints, `dvc repro` has nothing to do, `generate` runs."""
+    origin, storage = tmp_path / "origin.git", tmp_path / "storage"
+    run("git", "init", "-q", "--bare", str(origin), cwd=tmp_path)
+    run("git", "remote", "add", "origin", str(origin), cwd=repo)
+    run("git", "push", "-q", "origin", "HEAD:refs/heads/main", cwd=repo)
+    run("dvc", "remote", "add", "--local", "-d", "storage", str(storage), cwd=repo)
+    run("dvc", "exp", "push", "origin", "a", cwd=repo)  # the exp commit to git, its outputs to storage
+
+    clone = tmp_path / "clone"
+    run("git", "clone", "-q", "-b", "main", str(origin), str(clone), cwd=tmp_path)
+    run("dvc", "remote", "add", "--local", "-d", "storage", str(storage), cwd=clone)
+    run("dvc", "exp", "pull", "origin", "a", cwd=clone)
+    run("dvc", "exp", "apply", "a", cwd=clone)
+    expected = exp_outputs(repo, "a")
+    params = yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))
+    assert params["train"]["learning_rate"] == float(LR_A)
+    assert json.loads((clone / "metrics" / "eval.json").read_text(encoding="utf-8")) == expected["eval"]
+    checkpoints = clone / "models" / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == expected["files"]
+    assert_same_weights(checkpoints / "checkpoint_last.ckpt", expected["weights"])
+    assert ran_stages(run("dvc", "repro", cwd=clone)) == set()
+    text = run(sys.executable, "-m", "gitnetic", "generate", "--model", "models/hf", "--prompt", "def ",
+               "--max_new_tokens", "8", "--greedy", cwd=clone)  # fmt: skip
+    assert "generate: " in text and " new tokens" in text, text

@@ -1,0 +1,153 @@
+"""Two queued experiments at once (``dvc queue start -j 2``) against the same two one after the other.
+
+What is measured, in one fresh DVC repository (the project's pipeline and ``params.yaml``, with a
+smaller corpus and ``--steps`` training steps; the corpus, tokenizer and shards are built once first,
+not timed):
+
+* **sequential** (the baseline): experiments ``learning_rate`` A and B queued, ``dvc queue start -j 1``;
+* **parallel**: the same two, queued again, ``dvc queue start -j 2``;
+* **parallel, spinning** (``--spinning``, the behaviour before gitnetic set ``OMP_WAIT_POLICY``): the
+  same with ``OMP_WAIT_POLICY=ACTIVE`` in the queue workers' environment.
+
+Each round trains the same two trajectories: the rounds differ only in ``train.log_every_n_steps``
+(trajectory-free, so the floats are the same, but new DVC params, so DVC trains instead of restoring
+its run cache). The wall time runs from ``dvc queue start`` until both experiments are done, so it
+includes every stage and DVC's own work; the ratio is sequential time / parallel time (= the parallel
+throughput as a multiple of the sequential one; goal >= 0.9). The bench then checks that every round
+produced bit-identical ``metrics/eval.json`` for each learning rate.
+
+    python bench/exp_queue.py                     # 60 steps (the issue's setting), with --spinning
+    python bench/exp_queue.py --steps 120 --no-spinning
+
+Run it on a quiet machine for figures that mean something: other work on the cores changes them a lot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+LEARNING_RATES = ("0.001", "0.004")
+
+
+def env(**extra: str) -> dict[str, str]:
+    out = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
+        out.pop(name, None)  # as a user's shell: gitnetic picks the threads (num_threads) and the policy
+    out.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{out.get('PATH', '')}",
+        PYTHONPATH=str(REPO),
+        WANDB_MODE="offline",
+        DVC_NO_ANALYTICS="1",
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+        **extra,
+    )
+    return out
+
+
+def sh(*cmd: str, cwd: Path, extra: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(cmd, cwd=cwd, env=env(**(extra or {})), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{(proc.stdout + proc.stderr)[-4000:]}")
+    return proc.stdout + proc.stderr
+
+
+def make_repo(root: Path, steps: int, max_bytes: int) -> None:
+    root.mkdir(parents=True)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(REPO / name, root / name)
+    for name in ("gitnetic", "configs"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["corpus"]["max_bytes"] = max_bytes
+    params["train"].update(max_steps=steps, val_check_interval=steps, save_step_frequency=steps)
+    params["evaluate"]["completion_samples"] = 0
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    for cmd in (("git", "init", "-q"), ("dvc", "init", "-q"), ("dvc", "config", "core.autostage", "false")):
+        sh(*cmd, cwd=root)
+    for message in ("pipeline", "baseline"):  # DVCLive needs a commit to start from
+        if message == "baseline":
+            sh("dvc", "repro", cwd=root)
+        sh("git", "add", "-A", cwd=root)
+        sh("git", "commit", "-qm", message, cwd=root)
+
+
+def run_round(root: Path, name: str, jobs: int, log_every: int, extra: dict[str, str]) -> float:
+    """Queue the two experiments, run them with ``-j jobs``; the wall seconds until both are done."""
+    for lr in LEARNING_RATES:
+        sh("dvc", "exp", "run", "--queue", "-n", f"{name}-{lr}", "-S", f"train.learning_rate={lr}",
+           "-S", f"train.log_every_n_steps={log_every}", cwd=root)  # fmt: skip
+    done = sh("dvc", "queue", "status", cwd=root).count("Success")
+    start = time.perf_counter()
+    sh("dvc", "queue", "start", "-j", str(jobs), cwd=root, extra=extra)
+    while re.search(r"\b(Queued|Running)\b", status := sh("dvc", "queue", "status", cwd=root)):
+        time.sleep(0.5)
+    seconds = time.perf_counter() - start
+    if status.count("Success") != done + 2:
+        raise SystemExit(f"an experiment failed:\n{status}")
+    # the next round must start its own workers (with its own environment), not reuse idle ones
+    sh("dvc", "queue", "stop", cwd=root)
+    deadline = time.monotonic() + 120
+    while not re.search(r"Worker status: 0 active, 0 idle", sh("dvc", "queue", "status", cwd=root)):
+        if time.monotonic() > deadline:
+            raise SystemExit("the DVC queue workers did not stop within 2 minutes")
+        time.sleep(0.5)
+    return seconds
+
+
+def eval_metrics(root: Path, name: str) -> dict:
+    refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
+    ref = next(r for r in refs if r.endswith("/" + name))
+    return json.loads(sh("git", "show", f"{ref}:metrics/eval.json", cwd=root))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=60, help="Training steps of each experiment.")
+    parser.add_argument("--max_bytes", type=int, default=1_500_000, help="Corpus size (bytes).")
+    parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=True,
+                        help="Also run the parallel round with OMP_WAIT_POLICY=ACTIVE (the old behaviour).")  # fmt: skip
+    parser.add_argument("--workdir", default=None, help="Keep the repository here (default: a temp dir).")
+    args = parser.parse_args()
+
+    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="exp-queue-"))
+    root = work / "repo"
+    print(f"building the baseline in {root} (corpus {args.max_bytes:,} bytes, {args.steps} steps) ...")
+    make_repo(root, args.steps, args.max_bytes)
+    rounds = [("seq", 1, {}), ("par", 2, {})]
+    if args.spinning:
+        rounds.append(("spin", 2, {"OMP_WAIT_POLICY": "ACTIVE"}))
+    times = {}
+    for i, (name, jobs, extra) in enumerate(rounds):
+        print(f"{name}: two experiments, dvc queue start -j {jobs} {extra or ''}... ", end="", flush=True)
+        times[name] = run_round(root, name, jobs, 11 + i, extra)
+        print(f"{times[name]:.1f} s  (load average now {os.getloadavg()[0]:.1f})")
+    for lr in LEARNING_RATES:
+        results = {name: eval_metrics(root, f"{name}-{lr}") for name, _, _ in rounds}
+        assert all(r == results["seq"] for r in results.values()), f"learning_rate {lr}: results differ"
+    print("every round gave bit-identical metrics/eval.json per learning rate")
+    print(f"parallel (-j 2) throughput: {times['seq'] / times['par']:.2f}x sequential (goal >= 0.9)")
+    if "spin" in times:
+        print(f"parallel with spinning OpenMP threads: {times['seq'] / times['spin']:.2f}x sequential")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
