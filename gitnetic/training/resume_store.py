@@ -8,7 +8,8 @@ checkout, which is why it resumed and ``dvc exp run`` did not.
 
 So while a run executes under DVC, every checkpoint it writes is also hard-linked (no second copy on
 disk) into ``$DVC_ROOT/.dvc/tmp/gitnetic-resume/<fingerprint digest>/``, with a copy of the DVCLive
-folder as it was at that step. ``DVC_ROOT`` is the main repository even for temp-folder executors (DVC
+folder as it was at that step. (A hard link is safe because nothing writes into a checkpoint file:
+the checkpoint writer and DVC's checkout both replace files by renaming a new one over them.) ``DVC_ROOT`` is the main repository even for temp-folder executors (DVC
 sets it so), and the digest is :func:`gitnetic.training.fingerprint.run_fingerprint`'s: only a run of
 the very same params and data finds the entry, so a different experiment starts fresh. A run that
 finds an entry puts it back into its checkpoint folder and DVCLive folder before looking for a
@@ -103,8 +104,13 @@ class ResumeStore:
         found = self.latest()
         if found is None or not _is_rank_zero():
             return None
-        step, kept = found
-        folder = Path(save_dir)
+        try:
+            return self._restore(*found, Path(save_dir), dvclive_dir)
+        except OSError as exc:
+            logger.warning("could not restore the interrupted run from %s (%s)", self.path, exc)
+            return None
+
+    def _restore(self, step: int, kept: Path, folder: Path, dvclive_dir: str | None) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("*.ckpt"):  # another run's (the baseline's, checked out by DVC)
             old.unlink()
@@ -118,7 +124,7 @@ class ResumeStore:
             shutil.rmtree(dvclive_dir, ignore_errors=True)
             shutil.copytree(live, dvclive_dir)
         logger.info(
-            "this experiment was interrupted at step %d: restored its checkpoint and logs from %s",
+            "this run was interrupted at step %d: restored its checkpoint and logs from %s",
             step,
             self.path,
         )
@@ -131,7 +137,7 @@ class ResumeStore:
         entry = self.path / f"step-{step}"
         if entry.is_dir():
             return
-        tmp = self.path / f".step-{step}.tmp"
+        tmp = self.path / f".step-{step}.{os.getpid()}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         _link_or_copy(checkpoint, tmp / checkpoint.name)
@@ -156,8 +162,9 @@ class ResumeStore:
             if int(_STEP_FILE.match(restored.name).group(1)) not in steps[:num_last]:  # type: ignore[union-attr]
                 restored.unlink(missing_ok=True)
         shutil.rmtree(self.path, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            self.path.parent.rmdir()  # only when no other run has an entry
+        if self.path.parent.name == STORE_DIR.name:
+            with contextlib.suppress(OSError):
+                self.path.parent.rmdir()  # only when no other run has an entry
 
 
 class KeepCheckpoints(Callback):
@@ -182,9 +189,13 @@ class KeepCheckpoints(Callback):
             (p for p in self.save_dir.glob("checkpoint_step*.ckpt") if os.path.samefile(p, last)), None
         )
         match = _STEP_FILE.match(step_file.name) if step_file else None
-        if match:
+        if not match:
+            return
+        try:
             self.store.keep(int(match.group(1)), step_file, self.dvclive_dir)  # type: ignore[arg-type]
-            self._kept = (stat.st_ino, stat.st_mtime_ns)
+        except OSError as exc:  # the store only saves time on a rerun: never stop training for it
+            logger.warning("could not keep %s in %s (%s); training goes on", step_file, self.store.path, exc)
+        self._kept = (stat.st_ino, stat.st_mtime_ns)
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._keep_newest(trainer)
