@@ -25,9 +25,9 @@ Run it on a quiet machine for figures that mean something: other work on the cor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,27 +93,38 @@ def run_round(root: Path, name: str, jobs: int, log_every: int, extra: dict[str,
     for lr in LEARNING_RATES:
         sh("dvc", "exp", "run", "--queue", "-n", f"{name}-{lr}", "-S", f"train.learning_rate={lr}",
            "-S", f"train.log_every_n_steps={log_every}", cwd=root)  # fmt: skip
-    done = sh("dvc", "queue", "status", cwd=root).count("Success")
     start = time.perf_counter()
     sh("dvc", "queue", "start", "-j", str(jobs), cwd=root, extra=extra)
-    while re.search(r"\b(Queued|Running)\b", status := sh("dvc", "queue", "status", cwd=root)):
+    # Watch git refs and processes, not `dvc queue status`: that sends control messages through the
+    # queue's file broker, and a worker that reads one half written crashes (seen in this bench).
+    names = {f"{name}-{lr}" for lr in LEARNING_RATES}
+    while not names <= exp_names(root):
+        if time.perf_counter() - start > 30 and not queue_workers(root):
+            raise SystemExit(f"an experiment failed:\n{sh('dvc', 'queue', 'status', cwd=root)}")
         time.sleep(0.5)
     seconds = time.perf_counter() - start
-    if status.count("Success") != done + 2:
-        raise SystemExit(f"an experiment failed:\n{status}")
-    # the next round must start its own workers (with its own environment), not reuse idle ones
-    sh("dvc", "queue", "stop", cwd=root)
-    deadline = time.monotonic() + 120
-    while not re.search(r"Worker status: 0 active, 0 idle", sh("dvc", "queue", "status", cwd=root)):
-        if time.monotonic() > deadline:
-            raise SystemExit("the DVC queue workers did not stop within 2 minutes")
+    while queue_workers(root):  # the next round starts its own workers, with its own environment
         time.sleep(0.5)
     return seconds
 
 
+def exp_names(root: Path) -> set[str]:
+    refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
+    return {ref.rsplit("/", 1)[-1] for ref in refs}
+
+
+def queue_workers(root: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline", "cwd"]):
+        with contextlib.suppress(psutil.Error):
+            if "queue-worker" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(root):
+                found.append(proc)
+    return found
+
+
 def eval_metrics(root: Path, name: str) -> dict:
     refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
-    ref = next(r for r in refs if r.endswith("/" + name))
+    ref = next(r for r in refs if r.rsplit("/", 1)[-1] == name)
     return json.loads(sh("git", "show", f"{ref}:metrics/eval.json", cwd=root))
 
 
@@ -122,13 +134,23 @@ def main() -> int:
     parser.add_argument("--max_bytes", type=int, default=1_500_000, help="Corpus size (bytes).")
     parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=True,
                         help="Also run the parallel round with OMP_WAIT_POLICY=ACTIVE (the old behaviour).")  # fmt: skip
-    parser.add_argument("--workdir", default=None, help="Keep the repository here (default: a temp dir).")
+    parser.add_argument(
+        "--workdir",
+        default=None,
+        help="Keep the repository here (default: a temp dir); reused when run again.",
+    )
     args = parser.parse_args()
 
     work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="exp-queue-"))
     root = work / "repo"
-    print(f"building the baseline in {root} (corpus {args.max_bytes:,} bytes, {args.steps} steps) ...")
-    make_repo(root, args.steps, args.max_bytes)
+    if (root / "dvc.lock").is_file():  # a --workdir of an earlier run: keep its baseline, drop the rest
+        print(f"reusing the baseline in {root}")
+        sh("dvc", "queue", "remove", "--all", cwd=root)
+        sh("dvc", "exp", "remove", "--all-commits", cwd=root)
+        shutil.rmtree(root / ".dvc" / "cache" / "runs", ignore_errors=True)  # or DVC would not train
+    else:
+        print(f"building the baseline in {root} (corpus {args.max_bytes:,} bytes, {args.steps} steps) ...")
+        make_repo(root, args.steps, args.max_bytes)
     rounds = [("seq", 1, {}), ("par", 2, {})]
     if args.spinning:
         rounds.append(("spin", 2, {"OMP_WAIT_POLICY": "ACTIVE"}))

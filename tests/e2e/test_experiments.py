@@ -69,6 +69,36 @@ def exp_outputs(root: Path, name: str) -> dict:
     }
 
 
+def exp_names(root: Path) -> set[str]:
+    refs = run("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
+    return {ref.rsplit("/", 1)[-1] for ref in refs}
+
+
+def wait_for_experiments(root: Path, names: list[str]) -> None:
+    """Until the queue has committed the experiments ``names``; fail if its workers end first.
+
+    Watches git refs and processes, not `dvc queue status`: that command sends control messages
+    through the queue's file broker, and a worker reading one half written can crash."""
+    import psutil
+
+    def workers() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cmdline", "cwd"]):
+            with contextlib.suppress(psutil.Error):
+                if "queue-worker" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(root):
+                    found.append(proc)
+        return found
+
+    start = time.monotonic()
+    while not set(names) <= exp_names(root):
+        elapsed = time.monotonic() - start
+        assert elapsed < TIMEOUT_S, "the queued experiments did not finish in time"
+        if elapsed > 30 and not workers():
+            logs = run("dvc", "queue", "status", cwd=root)
+            raise AssertionError(f"the queue workers ended without committing {names}:\n{logs}")
+        time.sleep(1)
+
+
 def run_and_kill(cmd: list[str], root: Path, at_step: int) -> str:
     """Run ``cmd``; kill -9 its train process once the resume store holds step ``at_step``; its output."""
     import psutil
@@ -130,13 +160,7 @@ def test_queued_experiments_equal_each_run_alone(repo: Path, interrupted: dict) 
         run("dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={lr}",
             "-S", "train.progress_bar_refresh_rate=7", "-n", name, cwd=repo)  # fmt: skip
     run("dvc", "queue", "start", "-j", "2", cwd=repo)
-    status = ""
-    for _ in range(TIMEOUT_S):
-        status = run("dvc", "queue", "status", cwd=repo)
-        if not re.search(r"\b(Queued|Running)\b", status):
-            break
-        time.sleep(1)
-    assert status.count("Success") == 2, status
+    wait_for_experiments(repo, ["qa", "qb"])
     for alone, queued in (("a", "qa"), ("b", "qb")):
         x, y = exp_outputs(repo, alone), exp_outputs(repo, queued)
         assert x["eval"] == y["eval"]
