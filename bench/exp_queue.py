@@ -25,7 +25,6 @@ Run it on a quiet machine for figures that mean something: other work on the cor
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
@@ -35,10 +34,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import psutil
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests.helpers import exp_names, queue_workers  # noqa: E402 - the tests wait for queues the same way
+
 VENV_BIN = Path(sys.executable).parent
 LEARNING_RATES = ("0.001", "0.004")
 
@@ -106,20 +107,6 @@ def run_round(root: Path, name: str, jobs: int, log_every: int, extra: dict[str,
     while queue_workers(root):  # the next round starts its own workers, with its own environment
         time.sleep(0.5)
     return seconds
-
-
-def exp_names(root: Path) -> set[str]:
-    refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
-    return {ref.rsplit("/", 1)[-1] for ref in refs}
-
-
-def queue_workers(root: Path) -> list[psutil.Process]:
-    found = []
-    for proc in psutil.process_iter(["cmdline", "cwd"]):
-        with contextlib.suppress(psutil.Error):
-            if "queue-worker" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(root):
-                found.append(proc)
-    return found
 
 
 def eval_metrics(root: Path, name: str) -> dict:

@@ -71,6 +71,7 @@ def _unpack(name: str, version: str, work: Path) -> tuple[str, str]:
                 "BSD-3-Clause (its package.json; the npm package ships no LICENSE file), Copyright (c) "
                 "University of Washington Interactive Data Lab: the terms of vega-lite's text below."
             )
+    script = script.replace(f"//# sourceMappingURL={name}.min.js.map", "")  # no .map file beside the page
     for bad in ("</script", *PLACEHOLDERS):
         if bad in script:
             raise SystemExit(f"{name}@{version} contains {bad!r}: it cannot be inlined as is")
@@ -83,7 +84,12 @@ def main() -> int:
         for name, version in VERSIONS.items():
             script, license_text = _unpack(name, version, Path(tmp))
             scripts.append(f"<script>/* {name}@{version} */\n{script}\n</script>")
-            licenses.append(f"{name}@{version}:\n{license_text.strip().replace('--', '- -')}")
+            text = license_text.strip().replace("--", "- -")
+            for earlier in licenses:  # the same BSD terms under another copyright line: say them once
+                head, _, terms = text.partition("\n")
+                if terms and terms in earlier:
+                    text = f"{head}\n(the terms above)"
+            licenses.append(f"{name}@{version}:\n{text}")
     scripts.append(f"<script>\n{SVG_DEFAULT}\n</script>")
     versions = ", ".join(f"{n} {v}" for n, v in VERSIONS.items())
     page = PAGE.format(versions=versions, licenses="\n\n".join(licenses), scripts="\n".join(scripts))

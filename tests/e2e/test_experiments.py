@@ -24,7 +24,7 @@ import yaml
 from dvc_render.html import PAGE_HTML
 
 from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, run
-from tests.helpers import REPO, assert_same_weights, pipeline_env, wait_until
+from tests.helpers import REPO, assert_same_weights, exp_names, pipeline_env, queue_workers, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-exp")]
 
@@ -69,31 +69,13 @@ def exp_outputs(root: Path, name: str) -> dict:
     }
 
 
-def exp_names(root: Path) -> set[str]:
-    refs = run("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
-    return {ref.rsplit("/", 1)[-1] for ref in refs}
-
-
 def wait_for_experiments(root: Path, names: list[str]) -> None:
-    """Until the queue has committed the experiments ``names``; fail if its workers end first.
-
-    Watches git refs and processes, not `dvc queue status`: that command sends control messages
-    through the queue's file broker, and a worker reading one half written can crash."""
-    import psutil
-
-    def workers() -> list[psutil.Process]:
-        found = []
-        for proc in psutil.process_iter(["cmdline", "cwd"]):
-            with contextlib.suppress(psutil.Error):
-                if "queue-worker" in (proc.info["cmdline"] or []) and proc.info["cwd"] == str(root):
-                    found.append(proc)
-        return found
-
+    """Until the queue has committed the experiments ``names``; fail if its workers end first."""
     start = time.monotonic()
     while not set(names) <= exp_names(root):
         elapsed = time.monotonic() - start
         assert elapsed < TIMEOUT_S, "the queued experiments did not finish in time"
-        if elapsed > 30 and not workers():
+        if elapsed > 30 and not queue_workers(root):
             logs = run("dvc", "queue", "status", cwd=root)
             raise AssertionError(f"the queue workers ended without committing {names}:\n{logs}")
         time.sleep(1)
