@@ -18,6 +18,7 @@ produced bit-identical ``metrics/eval.json`` for each learning rate.
 
     python bench/exp_queue.py                     # 60 steps (the issue's setting), with --spinning
     python bench/exp_queue.py --steps 120 --no-spinning
+    python bench/exp_queue.py --direct            # the trainings alone, as bare processes (no DVC)
 
 Run it on a quiet machine for figures that mean something: other work on the cores changes them a lot.
 """
@@ -109,6 +110,22 @@ def run_round(root: Path, name: str, jobs: int, log_every: int, extra: dict[str,
     return seconds
 
 
+def run_direct(root: Path, jobs: int, extra: dict[str, str]) -> float:
+    """``--direct``: the two trainings as bare ``python -m gitnetic train`` processes (no DVC, no
+    checkpoints or logs), ``jobs`` at a time; the wall seconds. Isolates what the cores do."""
+    cmds = [
+        [sys.executable, "-m", "gitnetic", "train", "--config", "params.yaml:train", "--learning_rate", lr,
+         "--save_dir", "", "--dvclive_dir", "", "--progress_bar_refresh_rate", "0"]
+        for lr in LEARNING_RATES
+    ]  # fmt: skip
+    start = time.perf_counter()
+    for batch in (cmds[:1], cmds[1:]) if jobs == 1 else (cmds,):
+        procs = [subprocess.Popen(c, cwd=root, env=env(**extra), stdout=subprocess.DEVNULL) for c in batch]
+        if any(p.wait() for p in procs):
+            raise SystemExit("a training failed")
+    return time.perf_counter() - start
+
+
 def eval_metrics(root: Path, name: str) -> dict:
     refs = sh("git", "for-each-ref", "--format=%(refname)", "refs/exps", cwd=root).split()
     ref = next(r for r in refs if r.rsplit("/", 1)[-1] == name)
@@ -121,6 +138,11 @@ def main() -> int:
     parser.add_argument("--max_bytes", type=int, default=1_500_000, help="Corpus size (bytes).")
     parser.add_argument("--spinning", action=argparse.BooleanOptionalAction, default=True,
                         help="Also run the parallel round with OMP_WAIT_POLICY=ACTIVE (the old behaviour).")  # fmt: skip
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="Time bare train processes instead of DVC's queue (the cores' part alone, no DVC overhead).",
+    )
     parser.add_argument(
         "--workdir",
         default=None,
@@ -143,13 +165,17 @@ def main() -> int:
         rounds.append(("spin", 2, {"OMP_WAIT_POLICY": "ACTIVE"}))
     times = {}
     for i, (name, jobs, extra) in enumerate(rounds):
-        print(f"{name}: two experiments, dvc queue start -j {jobs} {extra or ''}... ", end="", flush=True)
-        times[name] = run_round(root, name, jobs, 11 + i, extra)
+        how = "python -m gitnetic train" if args.direct else "dvc queue start"
+        print(f"{name}: two trainings, {how}, {jobs} at a time {extra or ''}... ", end="", flush=True)
+        times[name] = (
+            run_direct(root, jobs, extra) if args.direct else run_round(root, name, jobs, 11 + i, extra)
+        )
         print(f"{times[name]:.1f} s  (load average now {os.getloadavg()[0]:.1f})")
-    for lr in LEARNING_RATES:
+    for lr in LEARNING_RATES if not args.direct else ():
         results = {name: eval_metrics(root, f"{name}-{lr}") for name, _, _ in rounds}
         assert all(r == results["seq"] for r in results.values()), f"learning_rate {lr}: results differ"
-    print("every round gave bit-identical metrics/eval.json per learning rate")
+    if not args.direct:
+        print("every round gave bit-identical metrics/eval.json per learning rate")
     print(f"parallel (-j 2) throughput: {times['seq'] / times['par']:.2f}x sequential (goal >= 0.9)")
     if "spin" in times:
         print(f"parallel with spinning OpenMP threads: {times['seq'] / times['spin']:.2f}x sequential")

@@ -82,13 +82,17 @@ def wait_for_experiments(root: Path, names: list[str]) -> None:
 
 
 def run_and_kill(cmd: list[str], root: Path, at_step: int) -> str:
-    """Run ``cmd``; kill -9 its train process once the resume store holds step ``at_step``; its output."""
+    """Run ``cmd``; kill -9 its train process once the resume store holds its step ``at_step``; its output."""
     import psutil
 
+    def entries() -> set[Path]:
+        return set((root / STORE).glob(f"*/step-{at_step}"))
+
+    others = entries()  # other killed runs' entries
     proc = subprocess.Popen(
         cmd, cwd=root, env=pipeline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    wait_until(lambda: any((root / STORE).glob(f"*/step-{at_step}")), proc, f"kept step {at_step}", TIMEOUT_S)
+    wait_until(lambda: bool(entries() - others), proc, f"kept step {at_step}", TIMEOUT_S)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.Error):
             if "gitnetic" in child.cmdline() and "train" in child.cmdline():
@@ -106,14 +110,18 @@ def resumed_step(output: str) -> int:
 
 @pytest.fixture(scope="module")
 def interrupted(repo: Path) -> dict:
-    """Experiment ``a`` killed in the workspace and run again; ``b`` the same with ``--temp``."""
-    outputs = {}
-    for name, lr, temp in (("a", LR_A, []), ("b", LR_B, ["--temp"])):
-        cmd = ["dvc", "exp", "run", *temp, "-S", f"train.learning_rate={lr}", "-n", name]
-        run_and_kill(cmd, repo, at_step=12)
-        assert any((repo / STORE).iterdir()), "the killed run left no resume entry"
-        outputs[name] = run(*cmd, cwd=repo)
-        assert not (repo / STORE).exists(), "a completed run must remove its resume entry"
+    """Experiment ``a`` killed in the workspace, ``b`` killed in ``--temp`` while ``a``'s checkpoints
+    wait in the store, then both run again."""
+    cmds = {
+        name: ["dvc", "exp", "run", *temp, "-S", f"train.learning_rate={lr}", "-n", name]
+        for name, lr, temp in (("a", LR_A, []), ("b", LR_B, ["--temp"]))
+    }
+    killed = {name: run_and_kill(cmd, repo, at_step=12) for name, cmd in cmds.items()}
+    # another experiment does not take a's checkpoints: b started fresh beside them
+    assert "starting fresh" in killed["b"] and "interrupted at step" not in killed["b"], killed["b"][-4000:]
+    assert len(list((repo / STORE).iterdir())) == 2, "each killed run leaves its own resume entry"
+    outputs = {name: run(*cmd, cwd=repo) for name, cmd in cmds.items()}
+    assert not (repo / STORE).exists(), "a completed run must remove its resume entry"
     return outputs
 
 
