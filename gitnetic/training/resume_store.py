@@ -68,6 +68,7 @@ class ResumeStore:
     """The resume entry of one run (one fingerprint digest) in one store folder."""
 
     def __init__(self, folder: str | Path, digest: str) -> None:
+        self.digest = digest
         self.path = Path(folder) / digest
         self.restored: Path | None = None  # the checkpoint put back into the save_dir, if any
 
@@ -102,13 +103,34 @@ class ResumeStore:
         ``checkpoint_last.ckpt``, replacing the checkpoints there) and its DVCLive logs into
         ``dvclive_dir``; the step restored, or None when there is nothing to restore. Rank 0 only."""
         found = self.latest()
-        if found is None or not _is_rank_zero():
+        if found is None or not _is_rank_zero() or self._ahead_in(Path(save_dir), found[0]):
             return None
         try:
             return self._restore(*found, Path(save_dir), dvclive_dir)
         except OSError as exc:
             logger.warning("could not restore the interrupted run from %s (%s)", self.path, exc)
             return None
+
+    def _ahead_in(self, folder: Path, step: int) -> bool:
+        """Whether ``folder`` holds a newer checkpoint of this very run than ``step`` (the store keeps a
+        checkpoint at the next batch; a kill in between leaves the newest one only there, e.g. under
+        ``dvc repro``, which checks nothing out): then resume from it instead."""
+        import torch
+
+        from gitnetic.training.checkpoint import is_valid_checkpoint
+        from gitnetic.training.fingerprint import FINGERPRINT_KEY
+
+        for path in folder.glob("checkpoint_step*.ckpt"):
+            match = _STEP_FILE.match(path.name)
+            if not match or int(match.group(1)) <= step or not is_valid_checkpoint(path):
+                continue
+            try:
+                ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+            except Exception:  # noqa: BLE001 - a damaged file raises anything
+                continue
+            if isinstance(ckpt, dict) and (ckpt.get(FINGERPRINT_KEY) or {}).get("digest") == self.digest:
+                return True
+        return False
 
     def _restore(self, step: int, kept: Path, folder: Path, dvclive_dir: str | None) -> int:
         folder.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,7 @@ def test_finish_removes_the_entry_and_a_restored_checkpoint_an_uninterrupted_run
     tmp_path: Path,
 ) -> None:
     os.chdir(tmp_path)
-    store = ResumeStore(tmp_path / "store", "run")
+    store = ResumeStore(tmp_path / "gitnetic-resume", "run")
     store.keep(8, write(Path("ckpt/checkpoint_step8.ckpt"), "8"), None)
     store.restore("ckpt", None)
     for step in (12, 16):  # the resumed run went on
@@ -70,3 +70,24 @@ def test_finish_removes_the_entry_and_a_restored_checkpoint_an_uninterrupted_run
         "checkpoint_last.ckpt", "checkpoint_step12.ckpt", "checkpoint_step16.ckpt",
     ]  # fmt: skip
     assert not store.path.exists() and not store.path.parent.exists()
+
+
+def test_a_newer_checkpoint_of_the_same_run_in_save_dir_wins_over_the_store(tmp_path: Path) -> None:
+    """Killed between writing a checkpoint and keeping it (under `dvc repro`, which checks nothing out):
+    the newest checkpoint is only in save_dir, and the rerun must resume from it, not the store's."""
+    import torch
+
+    from gitnetic.training.fingerprint import FINGERPRINT_KEY
+
+    os.chdir(tmp_path)
+    store = ResumeStore(tmp_path / "gitnetic-resume", "run")
+    store.keep(8, write(Path("ckpt/checkpoint_step8.ckpt"), "8"), None)
+    torch.save({FINGERPRINT_KEY: {"digest": "run"}}, "ckpt/checkpoint_step12.ckpt")
+    assert store.restore("ckpt", None) is None
+    assert sorted(p.name for p in Path("ckpt").iterdir()) == [
+        "checkpoint_step12.ckpt",
+        "checkpoint_step8.ckpt",
+    ]
+    torch.save({FINGERPRINT_KEY: {"digest": "another run"}}, "ckpt/checkpoint_step12.ckpt")  # a baseline's
+    assert store.restore("ckpt", None) == 8
+    assert sorted(p.name for p in Path("ckpt").iterdir()) == ["checkpoint_last.ckpt", "checkpoint_step8.ckpt"]
