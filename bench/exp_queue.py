@@ -78,7 +78,9 @@ def make_repo(root: Path, steps: int, max_bytes: int) -> None:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     params["corpus"]["max_bytes"] = max_bytes
-    params["train"].update(max_steps=steps, val_check_interval=steps, save_step_frequency=steps)
+    params["train"].update(
+        max_steps=steps, warmup_steps=max(1, steps // 10), val_check_interval=steps, save_step_frequency=steps
+    )
     params["evaluate"]["completion_samples"] = 0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     for cmd in (("git", "init", "-q"), ("dvc", "init", "-q"), ("dvc", "config", "core.autostage", "false")):
@@ -120,7 +122,12 @@ def run_direct(root: Path, jobs: int, extra: dict[str, str]) -> float:
     ]  # fmt: skip
     start = time.perf_counter()
     for batch in (cmds[:1], cmds[1:]) if jobs == 1 else (cmds,):
-        procs = [subprocess.Popen(c, cwd=root, env=env(**extra), stdout=subprocess.DEVNULL) for c in batch]
+        procs = [
+            subprocess.Popen(
+                c, cwd=root, env=env(**extra), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            for c in batch
+        ]
         if any(p.wait() for p in procs):
             raise SystemExit("a training failed")
     return time.perf_counter() - start
