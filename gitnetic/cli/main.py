@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from gitnetic import __version__
 from gitnetic.common.console import setup_logging
+from gitnetic.common.cores import sleep_when_idle
 from gitnetic.common.errors import GitneticError
 
 # name -> (module, one-line summary). Order is pipeline order.
@@ -64,6 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    sleep_when_idle()  # before torch loads: idle OpenMP threads sleep instead of spinning on shared cores
     setup_logging(logging.INFO)
     module = importlib.import_module(SUBCOMMANDS[name][0])
     try:

@@ -40,6 +40,7 @@ __all__ = [
     "STEP_CHECKPOINT_TEMPLATE",
     "TrainedModel",
     "auto_resume_checkpoint",
+    "checkpoint_step",
     "checkpoints_newest_first",
     "find_checkpoint",
     "is_valid_checkpoint",
@@ -68,6 +69,12 @@ logger = logging.getLogger(__name__)
 def step_checkpoint_name(step: int) -> str:
     """The file name of the checkpoint taken after ``step`` optimizer steps."""
     return STEP_CHECKPOINT_TEMPLATE.format(step=step) + CHECKPOINT_EXTENSION
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step of a step checkpoint's file name (``checkpoint_step40.ckpt`` -> 40); None for any other."""
+    match = _STEP.match(Path(path).name)
+    return int(match.group(1)) if match else None
 
 
 def last_checkpoint_path(save_dir: str | Path) -> Path:

@@ -23,6 +23,8 @@ COMPARE = (
     "dvc exp run -S train.learning_rate=0.001 && dvc exp show --drop '.*' "
     "--keep 'Experiment|perplexity|unigram_perplexity|train\\.(learning_rate|max_steps)'"
 )
+# The page needs no network (.dvc/config: plots.html_template, Vega inlined): open it anywhere.
+CURVES = "dvc plots show (or dvc plots diff EXP EXP)  -> dvc_plots/index.html: loss, val loss, tokens/s; works offline"
 
 
 @dataclass
@@ -83,7 +85,7 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
     if model:
         rows.append(("model", ", ".join(model)))
     if live:
-        rows.append(("curves", "dvc plots show  (loss and tokens/s -> dvc_plots/index.html)"))
+        rows.append(("curves", CURVES))
         rows.append(("compare experiments", COMPARE))
     if not rows:
         return ["nothing to summarise yet: run the pipeline (bash scripts/pipeline.sh)"]

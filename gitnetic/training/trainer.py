@@ -27,6 +27,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from gitnetic.common.console import adopt_library_loggers
+from gitnetic.common.cores import busy_cores_note
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
@@ -36,6 +37,7 @@ from gitnetic.training.checkpoint_io import AtomicCheckpointIO
 from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
 from gitnetic.training.loggers import build_loggers
 from gitnetic.training.progress import ProgressBar
+from gitnetic.training.resume_store import KeepCheckpoints, ResumeStore
 from gitnetic.training.signals import GracefulInterrupt, TrainingInterrupted
 from gitnetic.training.throughput import ThroughputLogger, describe_model
 
@@ -219,6 +221,9 @@ class TransformerTrainer:
         # What determines the trajectory (gitnetic.training.fingerprint.run_fingerprint); the CLI sets it
         # from every parsed param, else fit() uses the trainer params and the module's hparams.
         self.fingerprint: dict[str, Any] | None = None
+        # Under DVC, where an interrupted run's checkpoints outlive `dvc exp run`'s checkout (set by
+        # resolve_checkpoint for --resume_from_checkpoint auto; gitnetic.training.resume_store).
+        self.resume_store: Any = None
         # Before any torch work (the task builds the model next): the thread count shapes float results.
         set_torch_threads(self.params.num_threads)
         # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
@@ -255,6 +260,12 @@ class TransformerTrainer:
         newest, by fingerprint), or None (fresh start)."""
         spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
         fingerprint = self.fingerprint or run_fingerprint([self.params])
+        if spec == "auto" and self.params.save_dir:
+            # dvc exp run checks the baseline's outputs out over a killed experiment's checkpoints:
+            # the resume store (outside DVC's outputs, keyed by this fingerprint) puts them back.
+            self.resume_store = ResumeStore.for_run(fingerprint["digest"])
+            if self.resume_store is not None:
+                self.resume_store.restore(self.params.save_dir, self.params.dvclive_dir)
         return resume_checkpoint(spec, self.params.save_dir, fingerprint, remove=rank_zero_only.rank == 0)
 
     def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
@@ -326,6 +337,8 @@ class TransformerTrainer:
             peak = p.peak_tflops * 1e12 if p.peak_tflops else None
             callbacks.append(ThroughputLogger(peak_flops=peak))
         callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
+        if self.resume_store is not None:
+            callbacks.append(KeepCheckpoints(self.resume_store, p.save_dir, p.dvclive_dir))
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
@@ -386,6 +399,9 @@ class TransformerTrainer:
         if resume:
             logger.info("resuming from %s", resume)
         if trainer.is_global_zero:
+            cpu = trainer.strategy.root_device.type == "cpu"
+            if cpu and (note := busy_cores_note(torch.get_num_threads())):
+                logger.warning(note)
             logger.info(
                 "train: %s; %s, precision %s",
                 describe_model(module),
@@ -397,6 +413,8 @@ class TransformerTrainer:
         except TrainingInterrupted:
             _wait_for_ranks(trainer)
             raise
+        if self.resume_store is not None and not trainer.interrupted:
+            self.resume_store.finish(self.params.save_dir, self.params.num_last_checkpoints)
         return trainer
 
 

@@ -30,6 +30,7 @@ from tests.helpers.cli import (
     tiny_train_args,
     wait_until,
 )
+from tests.helpers.experiments import exp_names, queue_workers
 from tests.helpers.models import (
     TINY_MODEL_CONFIG,
     assert_same_weights,
@@ -72,6 +73,8 @@ from tests.helpers.trees import (
 )
 
 __all__ = [
+    "exp_names",
+    "queue_workers",
     "CONFIGS",
     "GPT2_TINY",
     "REPO",
