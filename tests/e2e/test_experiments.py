@@ -129,7 +129,7 @@ def test_killed_experiment_resumes_from_the_step_reached(repo: Path, interrupted
     for name in ("a", "b"):
         assert resumed_step(interrupted[name]) >= 12
         assert "starting fresh" not in interrupted[name]
-        assert ran_stages(interrupted[name]) == {"train", "evaluate", "export"}
+        assert ran_stages(interrupted[name]) == {"train", "evaluate", "benchmark", "export"}
     table = json.loads(run("dvc", "exp", "show", "--json", cwd=repo))
     shown = [
         (rev["name"], rev["data"]["metrics"]["metrics/eval.json"]["data"])
