@@ -79,9 +79,9 @@ def test_pipeline_under_slurm_profile_equals_local_run(
 ) -> None:
     root, output = slurm_pipeline["root"], slurm_pipeline["output"]
     num_shards = yaml.safe_load((root / "params.yaml").read_text())["preprocess"]["num_shards"]
-    # corpus, tokenizer, 3 splits x shards, train, evaluate, export: each one sbatch job
+    # corpus, tokenizer, 3 splits x shards, train, evaluate, benchmark, export: each one sbatch job
     job_ids = slurm_job_ids(output)
-    assert len(job_ids) == 5 + 3 * num_shards, output[-4000:]
+    assert len(job_ids) == 6 + 3 * num_shards, output[-4000:]
     assert set(job_states(job_ids).values()) == {"COMPLETED"}
     assert pipeline.shard_digests(root) == pipeline.shard_digests(local_pipeline)
     assert len(pipeline.shard_digests(root)) == 3 * 2 * num_shards
