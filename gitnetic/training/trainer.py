@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import subprocess
 import types
 import typing
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import lightning
@@ -31,7 +34,7 @@ from gitnetic.common.cores import busy_cores_note
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
-from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, resume_checkpoint
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, last_checkpoint_path, resume_checkpoint
 from gitnetic.training.callbacks import StepCheckpoint
 from gitnetic.training.checkpoint_io import AtomicCheckpointIO
 from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
@@ -413,9 +416,25 @@ class TransformerTrainer:
         except TrainingInterrupted:
             _wait_for_ranks(trainer)
             raise
+        if not trainer.interrupted and trainer.is_global_zero and resume and self.params.save_dir:
+            _restore_last_link(self.params.save_dir, resume)
         if self.resume_store is not None and not trainer.interrupted:
             self.resume_store.finish(self.params.save_dir, self.params.num_last_checkpoints)
         return trainer
+
+
+def _restore_last_link(save_dir: str, resumed: str) -> None:
+    """A run resumed at its final step trains nothing and so saves nothing: when a workflow engine
+    deleted ``checkpoint_last.ckpt`` after a failed attempt (Snakemake removes a failed job's outputs),
+    link it to the checkpoint the run resumed from, which is then the run's final one."""
+    last = last_checkpoint_path(save_dir)
+    if last.exists() or not Path(resumed).is_file():
+        return
+    try:
+        os.link(resumed, last)
+    except OSError:
+        shutil.copyfile(resumed, last)
+    logger.info("%s re-linked to %s (the run had already reached its last step)", last, resumed)
 
 
 def _wait_for_ranks(trainer: Any, timeout_s: float = 120.0) -> None:
