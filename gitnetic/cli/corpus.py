@@ -5,30 +5,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.corpus import CorpusParams, collect_corpus
+from gitnetic.data.corpus import CorpusParams
+from gitnetic.data.corpus_parts import CorpusJobParams, run_corpus_job
 
 DESCRIPTION = (
     "Collect source files (this Python's standard library, a folder, or a git repository at a revision) "
     "into JSONL documents {text, path, source} split by a hash of the path into train/valid/test, "
-    "skipping binary, non-UTF-8, oversized and duplicate files. Writes OUT_DIR/{train,valid,test}.jsonl "
-    "and OUT_DIR/stats.json."
+    "skipping binary, non-UTF-8, oversized and duplicate files, filtering, redacting and near-deduplicating "
+    "them in --num_workers processes. Writes OUT_DIR/{train,valid,test}.jsonl and OUT_DIR/stats.json."
 )
 
 
 def build_parser() -> DataclassArgumentParser:
-
     parser = DataclassArgumentParser(prog="python -m gitnetic corpus", description=DESCRIPTION)
     parser.add_arguments(CorpusParams)
+    parser.add_arguments(CorpusJobParams, title="fan-out jobs (Snakemake, SLURM)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
-    params, _ = build_parser().parse_args_into_dataclasses(argv)
-    stats = collect_corpus(params)
-    docs = stats.documents
-    print(
-        f"wrote {stats.total_documents} documents to {stats.out_dir} "
-        f"(train {docs['train']}, valid {docs['valid']}, test {docs['test']})"
-    )
+    params, job, _ = build_parser().parse_args_into_dataclasses(argv)
+    print(run_corpus_job(params, job))
     return 0

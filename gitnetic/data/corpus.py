@@ -25,32 +25,35 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import shutil
 import sys
 import tempfile
-from collections import Counter
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal, NamedTuple
+from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from gitnetic.common.cores import usable_cores
 from gitnetic.common.dataclass_argparse import DataclassBase
-from gitnetic.common.errors import ConfigError, CorpusError
+from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temporaries
-from gitnetic.data.filters import FILTER_REASONS, QualityFilter, is_lock_file
+from gitnetic.common.ordered_pool import OrderedPool
+from gitnetic.data.corpus_clean import CleanSettings, cleaned_documents, init_worker, worth_workers
+from gitnetic.data.corpus_decide import Decider, Kept, check_not_empty, merge_counts, moved_documents
+from gitnetic.data.corpus_stats import CorpusStats, SourceStats, human_bytes, log_summary
+from gitnetic.data.filters import is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
 from gitnetic.data.licenses import source_licenses
-from gitnetic.data.neardup import NearDuplicateIndex
-from gitnetic.data.redact import Redactor
 from gitnetic.data.sources import SourceParams, open_source
-from gitnetic.data.sources.git_history import HISTORY_SKIPS
 from gitnetic.data.sources.stdlib import STDLIB_EXCLUDES
-from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
+from gitnetic.data.splits import SPLITS, assign_split
 
 __all__ = [
     "DEFAULT_SOURCE",
@@ -62,6 +65,7 @@ __all__ = [
     "SourceScan",
     "assign_split",
     "collect_corpus",
+    "corpus_workers",
     "compile_globs",
     "iter_jsonl",
     "iter_jsonl_texts",
@@ -69,9 +73,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-BINARY_SNIFF_BYTES = 8192
-SKIP_REASONS = ("binary", "non_utf8", "too_large", "duplicate", "near_duplicate", "empty", "unreadable")
 
 
 # The single-source form (``source: dir``, ``path: ...``): these keys describe or edit the corpus' one
@@ -238,6 +239,22 @@ class CorpusParams(DataclassBase):
         default=32,
         metadata={"help": "Decontamination: ignore docstrings/solutions shorter than this (normalised)."},
     )
+    num_workers: int = field(
+        default=0,
+        metadata={
+            "help": "Processes that read, filter, redact and sign documents in parallel (0 = every core this "
+            "process may use; 1 = no worker processes). The output is byte-identical for every value: "
+            "duplicates, caps and splits are decided in corpus order."
+        },
+    )
+    num_parts: int = field(
+        default=1,
+        metadata={
+            "help": "Snakemake (and SLURM) only: the corpus stage fans out as this many 'sign' jobs over "
+            "byte ranges of the file list, one 'decide' job and one 'write' job per split, with outputs "
+            "byte-identical to one job (docs/corpus.md). The one-process stage (DVC, the CLI) ignores it."
+        },
+    )
     out_dir: str = field(
         default="data/corpus",
         metadata={"help": "Output folder for train.jsonl, valid.jsonl, test.jsonl and stats.json."},
@@ -262,6 +279,11 @@ class CorpusParams(DataclassBase):
             raise ConfigError(
                 f"valid_ratio + test_ratio must be below 1 to leave files for train, got "
                 f"{self.valid_ratio} + {self.test_ratio}"
+            )
+        if self.num_workers < 0 or self.num_parts < 1:
+            raise ConfigError(
+                f"num_workers must be >= 0 (0 = every core) and num_parts >= 1, got {self.num_workers}, "
+                f"{self.num_parts}"
             )
         if self.near_dedup_library not in ("rensa", "datasketch"):
             raise ConfigError(
@@ -289,93 +311,6 @@ def _single_source(given: dict[str, Any], listed: list[SourceParams]) -> SourceP
         )
     keys = {key: value for key, value in given.items() if key != "source"}
     return SourceParams.parse({**one.to_dict(), **keys}, 0)
-
-
-def _zero(keys: tuple[str, ...]) -> dict[str, int]:
-    return dict.fromkeys(keys, 0)
-
-
-@dataclass
-class SourceStats:
-    """Per-source counts (``stats.json`` -> ``sources.<name>``)."""
-
-    type: str
-    label: str
-    commit: str | None = None  # the resolved commit of a git / git-history source
-    documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
-    bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
-    skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
-    filtered: dict[str, int] = field(default_factory=lambda: _zero(FILTER_REASONS))
-    redacted: dict[str, int] = field(default_factory=dict)
-    languages: dict[str, int] = field(default_factory=dict)
-    files_matched: int = 0
-    files_not_collected: int = 0
-    stopped_by: str | None = None
-
-    @property
-    def total_documents(self) -> int:
-        return sum(self.documents.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dict(vars(self))
-        out["documents"] = {**self.documents, "total": self.total_documents}
-        out["bytes"] = {**self.bytes, "total": self.total_bytes}
-        out["redacted"] = dict(sorted(self.redacted.items()))
-        out["languages"] = dict(sorted(self.languages.items()))
-        return out
-
-
-@dataclass
-class CorpusStats:
-    """What :func:`collect_corpus` kept and skipped, overall and per source; written to ``stats.json``."""
-
-    source: str
-    out_dir: str
-    documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
-    bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
-    skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
-    files_matched: int = 0
-    files_not_collected: int = 0
-    stopped_by: str | None = None
-    sources: dict[str, SourceStats] = field(default_factory=dict)
-    licenses: dict[str, str | None] = field(default_factory=dict)  # source name -> SPDX expression
-    decontaminated: dict[str, int] = field(default_factory=dict)  # documents dropped per benchmark
-
-    @property
-    def total_documents(self) -> int:
-        return sum(self.documents.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
-    def _sum(self, attr: str) -> dict[str, int]:
-        total: Counter[str] = Counter()
-        for src in self.sources.values():
-            total.update(getattr(src, attr))
-        return dict(sorted(total.items()))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "out_dir": self.out_dir,
-            "documents": {**self.documents, "total": self.total_documents},
-            "bytes": {**self.bytes, "total": self.total_bytes},
-            "skipped": self.skipped,
-            "filtered": {k: sum(s.filtered[k] for s in self.sources.values()) for k in FILTER_REASONS},
-            "redacted": self._sum("redacted"),
-            "languages": self._sum("languages"),
-            "files_matched": self.files_matched,
-            "files_not_collected": self.files_not_collected,
-            "stopped_by": self.stopped_by,
-            "decontaminated": dict(self.decontaminated),
-            "sources": {name: src.to_dict() for name, src in self.sources.items()},
-            "licenses": self.licenses,
-        }
 
 
 # ---------------------------------------------------------------------------------------------- scan
@@ -417,50 +352,9 @@ def scan_source(params: CorpusParams) -> SourceScan:
 
 
 # ------------------------------------------------------------------------------------------- collect
-class _Kept(NamedTuple):
-    path: str  # the split key: relative path or commit id
-    split: str
-    line: int  # index of its record in that split's file
-    size: int
-    source: str
-
-
-class _Cleaner:
-    """Filters, redaction and de-duplication shared by all sources of one corpus run (in that order)."""
-
-    def __init__(self, params: CorpusParams) -> None:
-        self.quality = (
-            QualityFilter(
-                params.max_line_length,
-                params.max_mean_line_length,
-                params.min_alnum_fraction,
-                params.drop_generated,
-            )
-            if params.quality_filters
-            else None
-        )
-        self.redactor = None
-        if params.redact_secrets or params.redact_emails:
-            self.redactor = Redactor(secrets=params.redact_secrets, emails=params.redact_emails)
-        self.near = None
-        if params.near_dedup:
-            spill_dir = Path(params.out_dir)  # the kept texts for exact verification, beside the outputs
-            spill_dir.mkdir(parents=True, exist_ok=True)
-            self.near = NearDuplicateIndex(
-                params.near_dedup_threshold,
-                params.near_dedup_ngram,
-                params.near_dedup_num_perm,
-                params.near_dedup_library,
-                spill_dir=str(spill_dir),
-            )
-        self.decontaminator = None
-        if params.decontaminate:
-            from gitnetic.data.decontaminate import Decontaminator
-
-            self.decontaminator = Decontaminator(list(params.decontaminate), params.decontaminate_min_chars)
-        self.seen: set[bytes] = set()
-        self.lines = dict.fromkeys(SPLITS, 0)  # records written per split file so far
-        self.index_near = True  # False when no source left to read is cleaned: signatures would go unused
+def corpus_workers(params: CorpusParams) -> int:
+    """Worker processes to clean documents in: ``num_workers``, or every usable core when 0."""
+    return params.num_workers or usable_cores()
 
 
 def collect_corpus(params: CorpusParams) -> CorpusStats:
@@ -469,304 +363,109 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
     sources = params.sources
     # licenses first: a source its allow-list refuses stops the stage before anything is written
     licenses = dict(source_licenses(sources))
-    cleaner = _Cleaner(params)
     stats = CorpusStats(source="", out_dir=str(out_dir), licenses=licenses)
-    kept: list[_Kept] = []  # small per-document facts for the small-corpus split floor
+    workers = corpus_workers(params)
+    started = time.perf_counter()
     # The splits and stats.json replace the previous ones as one group (stats.json, written last, marks
-    # a complete set): a run killed at any point never leaves a new split beside an old one.
+    # a complete set): a run killed at any point (or a worker killed) never leaves a new split beside an
+    # old one.
     remove_stale_temporaries(out_dir / "stats.json")
-    with atomic_open_group(
-        [out_dir / f"{split}.jsonl" for split in SPLITS],
-        "w",
-        invalidate=[out_dir / "stats.json"],
-        encoding="utf-8",
-        newline="\n",
-    ) as handles:
+    with (
+        atomic_open_group(
+            [out_dir / f"{split}.jsonl" for split in SPLITS], "wb", invalidate=[out_dir / "stats.json"]
+        ) as handles,
+        OrderedPool(workers, init_worker, (CleanSettings.from_params(params),), what="corpus worker") as pool,
+    ):
         writers = dict(zip(SPLITS, handles, strict=True))
+        decider = Decider(params, lambda split, line: writers[split].write(line))
+        progress = _Progress()
         descriptions, labels = [], []  # labels: each source's records' 'source' field
-        for position, spec in enumerate(sources):
-            cleaner.index_near = any(s.clean for s in sources[position:])
-            drop_path = is_lock_file if params.quality_filters and spec.clean else None
-            with open_source(spec, drop_path) as opened:
-                src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
-                stats.sources[spec.name] = src
-                descriptions.append(opened.description)
-                labels.append(opened.label if spec.record_source == "origin" else spec.name)
-                _collect_source(
-                    kept,
-                    spec,
-                    opened,
-                    src,
-                    cleaner,
-                    writers,
-                    params,
-                    label=labels[-1],
-                )
-                for key, n in opened.skipped.items():
-                    src.skipped[key] = n
+        try:
+            for position, spec in enumerate(sources):
+                index_near = any(s.clean for s in sources[position:])
+                drop_path = is_lock_file if params.quality_filters and spec.clean else None
+                with open_source(spec, drop_path) as opened:
+                    src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+                    stats.sources[spec.name] = src
+                    descriptions.append(opened.description)
+                    labels.append(opened.label if spec.record_source == "origin" else spec.name)
+                    parallel = worth_workers(opened.candidates, spec, forced=params.num_workers > 1)
+                    documents = cleaned_documents(
+                        pool, opened.candidates, spec, labels[-1], index_near, parallel
+                    )
+                    with progress.bar(spec.name, opened.count, src) as tracked:
+                        decider.decide_source(spec, src, tracked(documents), opened.count, index_near)
+                    for key, n in opened.skipped.items():
+                        src.skipped[key] = n
+        finally:
+            decider.close()
         stats.source = ",".join(labels)
-        for src in stats.sources.values():
-            for split in SPLITS:
-                stats.documents[split] += src.documents[split]
-                stats.bytes[split] += src.bytes[split]
-            for key in SKIP_REASONS:
-                stats.skipped[key] += src.skipped[key]
-            stats.files_matched += src.files_matched
-            stats.files_not_collected += src.files_not_collected
-            stats.stopped_by = stats.stopped_by or src.stopped_by
-        if cleaner.decontaminator is not None:
-            stats.decontaminated = dict(cleaner.decontaminator.dropped)
-        if cleaner.near is not None:
-            cleaner.near.close()
-        _check_not_empty(stats, params, "; ".join(descriptions))
-        _fill_empty_splits(kept, writers, stats, params)
+        merge_counts(stats, decider.decontaminated)
+        check_not_empty(stats, params, "; ".join(descriptions))
+        _move_lines(moved_documents(decider.kept, stats, params), writers)
     with atomic_open(out_dir / "stats.json", "w", encoding="utf-8") as fh:
         json.dump(stats.to_dict(), fh, indent=2)
         fh.write("\n")
-    _log_summary(stats, params, "; ".join(descriptions))
+    log_summary(stats, params, "; ".join(descriptions))
+    log.info(
+        "corpus: read %s in %.1f s (%s/s) with %d worker process%s",
+        human_bytes(progress.read_bytes),
+        time.perf_counter() - started,
+        human_bytes(int(progress.read_bytes / max(time.perf_counter() - started, 1e-9))),
+        workers,
+        "" if workers == 1 else "es",
+    )
     return stats
 
 
-def _collect_source(
-    kept: list[_Kept],
-    spec: SourceParams,
-    opened: Any,
-    src: SourceStats,
-    cleaner: _Cleaner,
-    writers: dict[str, Any],
-    params: CorpusParams,
-    label: str,
-) -> None:
-    # Longer than 60 lines on purpose: the loop body is the corpus stage's decision list, one check per
-    # drop reason in the order docs/corpus.md specifies, each counting its reason and moving on. Split
-    # into helpers, the order (which decides what a document is counted as) would no longer read as one.
-    total = opened.count
-    src.files_matched = total or 0
-    bar = tqdm(
-        opened.candidates, total=total, desc=f"corpus {spec.name}", unit="doc", disable=None, file=sys.stderr
-    )
-    index = 0
-    with bar:
-        for index, cand in enumerate(bar):  # noqa: B007 (index is read after the loop)
-            if spec.max_files and src.total_documents >= spec.max_files:
-                src.stopped_by = "max_files"
-                break
-            if spec.max_file_bytes and cand.size > spec.max_file_bytes:
-                src.skipped["too_large"] += 1
-                continue
-            try:
-                data = cand.read()
-            except OSError:  # permissions, or the file vanished since the walk
-                src.skipped["unreadable"] += 1
-                continue
-            if b"\0" in data[:BINARY_SNIFF_BYTES]:
-                src.skipped["binary"] += 1
-                continue
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError:
-                src.skipped["non_utf8"] += 1
-                continue
-            if not text.strip():
-                src.skipped["empty"] += 1
-                continue
-            if cleaner.quality is not None and spec.clean:
-                reason = cleaner.quality.reason(text, cand.fields.get("path"))
-                if reason:
-                    src.filtered[reason] += 1
-                    continue
-            if cleaner.decontaminator is not None and cleaner.decontaminator.contaminated(text):
-                continue  # a benchmark's text, in every source (counted per benchmark)
-            redacted: dict[str, int] = {}
-            if cleaner.redactor is not None and spec.clean:
-                text, redacted = cleaner.redactor.redact(text)
-                if redacted:
-                    data = text.encode("utf-8")
-            digest = hashlib.blake2b(data, digest_size=16).digest()
-            if digest in cleaner.seen:
-                src.skipped["duplicate"] += 1
-                continue
-            signed = None
-            if cleaner.near is not None and cleaner.index_near:
-                match, signed = cleaner.near.find(text)
-                if match is not None and spec.clean:
-                    src.skipped["near_duplicate"] += 1
-                    continue
-            if spec.max_bytes and src.total_bytes + len(data) > spec.max_bytes:
-                src.stopped_by = "max_bytes"
-                break
-            cleaner.seen.add(digest)
-            if signed is not None:
-                cleaner.near.add(signed)
-            for kind, n in redacted.items():
-                src.redacted[kind] = src.redacted.get(kind, 0) + n
-            split = assign_split(cand.key, params.valid_ratio, params.test_ratio, params.seed)
-            record = {"text": text, **cand.fields, "source": label, "lang": cand.lang}
-            writers[split].write(json.dumps(record, ensure_ascii=False) + "\n")
-            line = cleaner.lines[split]
-            cleaner.lines[split] += 1
-            kept.append(_Kept(cand.key, split, line, len(data), spec.name))
-            src.documents[split] += 1
-            src.bytes[split] += len(data)
-            src.languages[cand.lang] = src.languages.get(cand.lang, 0) + 1
-    if src.stopped_by and total is not None:
-        src.files_not_collected = total - index
+class _Progress:
+    """The console bar of the long read-clean-decide loop: documents, MB read, MB/s and documents kept."""
+
+    def __init__(self) -> None:
+        self.read_bytes = 0
+        self.started = time.perf_counter()
+
+    @contextlib.contextmanager
+    def bar(self, name: str, total: int | None, src: SourceStats) -> Iterator[Any]:
+        bar = tqdm(total=total, desc=f"corpus {name}", unit="doc", disable=None, file=sys.stderr)
+
+        def tracked(documents: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+            for n, (cand, done) in enumerate(documents, 1):
+                self.read_bytes += cand.size
+                if n % 64 == 0:
+                    elapsed = max(time.perf_counter() - self.started, 1e-9)
+                    bar.set_postfix_str(
+                        f"{human_bytes(self.read_bytes)} read, {self.read_bytes / elapsed / 1e6:.1f} MB/s, "
+                        f"kept {src.total_documents}",
+                        refresh=False,
+                    )
+                bar.update()
+                yield cand, done
+
+        with bar:
+            yield tracked
 
 
-def _check_not_empty(stats: CorpusStats, params: CorpusParams, description: str) -> None:
-    """Raise before the outputs are committed, so a bad run never leaves empty splits behind."""
-    if stats.total_documents == 0:
-        why = _skipped_line(stats) or f"{stats.files_matched} files matched"
-        where = (
-            f"with include {params.sources[0].include} and exclude {params.sources[0].exclude}"
-            if len(params.sources) == 1
-            else "with the include/exclude of each source"
-        )
-        raise CorpusError(
-            f"no documents collected from {description} {where} ({why}); check --path/--include/--exclude"
-        )
-
-
-def _fill_empty_splits(
-    kept: list[_Kept], writers: dict[str, IO[str]], stats: CorpusStats, params: CorpusParams
-) -> None:
-    """Move documents so that no split with a non-zero ratio is empty (see ``gitnetic.data.splits``).
-
-    Runs only when the path hash left a required split empty, i.e. on small corpora: the donor split's
-    (still uncommitted) file is rewritten without the moved records, keeping everything else in order.
-    With several sources the floor holds per source too (for each source with enough documents), so
-    ``preprocess --by_source`` gives every source a non-empty valid/test prefix that a blend can name.
-    """
-    final = _floored_splits(kept, stats, params)
-    moves = {(k.split, k.line): (k, new) for k, new in zip(kept, final, strict=True) if new != k.split}
+def _move_lines(moves: list[tuple[Kept, str]], writers: dict[str, Any]) -> None:
+    """Apply the small-corpus floor to the (still uncommitted) split files: each donor file is rewritten
+    without its moved records, which are appended to their new split in ``moves`` order."""
     if not moves:
         return
-    moved_lines: list[tuple[str, str, str, _Kept]] = []  # (path, target split, JSON line, document)
-    for donor in sorted({split for split, _ in moves}):
+    moving = {(item.split, item.line): target for item, target in moves}
+    lines: dict[tuple[str, int], bytes] = {}
+    for donor in sorted({item.split for item, _ in moves}):
         fh = writers[donor]
         fh.flush()
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as copy:
-            with open(fh.name, encoding="utf-8", newline="\n") as src:
+        with tempfile.TemporaryFile("w+b") as copy:
+            with open(fh.name, "rb") as src:
                 shutil.copyfileobj(src, copy)
             copy.seek(0)
             fh.seek(0)
             fh.truncate()
             for index, line in enumerate(copy):
-                if (donor, index) in moves:
-                    item, target = moves[donor, index]
-                    moved_lines.append((item.path, target, line, item))
+                if (donor, index) in moving:
+                    lines[donor, index] = line
                 else:
                     fh.write(line)
-    for path, target, line, item in sorted(moved_lines):
-        writers[target].write(line)
-        for counts in (stats, stats.sources[item.source]):
-            counts.documents[item.split] -= 1
-            counts.bytes[item.split] -= item.size
-            counts.documents[target] += 1
-            counts.bytes[target] += item.size
-        ratio = getattr(params, f"{target}_ratio", None)
-        log.info(
-            "corpus: the path hash put no file into %s (%s of %d files); moved %s from %s so it has one",
-            target,
-            f"{target}_ratio {ratio:g}" if ratio is not None else "train",
-            len(kept),
-            path if len(stats.sources) == 1 else f"{path} ({item.source})",
-            item.split,
-        )
-
-
-def _floored_splits(kept: list[_Kept], stats: CorpusStats, params: CorpusParams) -> list[str]:
-    """Each kept document's split after the small-corpus floor: per source first (several sources),
-    then corpus-wide if a required split is still empty."""
-    needed = required_splits(params.valid_ratio, params.test_ratio)
-    groups: list[list[int]] = []
-    if len(stats.sources) > 1:
-        by_source: dict[str, list[int]] = {}
-        for i, k in enumerate(kept):
-            by_source.setdefault(k.source, []).append(i)
-        groups = [
-            idx
-            for name, idx in by_source.items()
-            if len(idx) >= len(needed) and not all(stats.sources[name].documents[s] for s in needed)
-        ]
-    final = [k.split for k in kept]
-    for idx in groups:
-        paths = [kept[i].path for i in idx]
-        for i, new in zip(
-            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
-        ):
-            final[i] = new
-    if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
-        try:
-            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
-        except CorpusError as exc:
-            raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
-    return final
-
-
-def _skipped_line(stats: CorpusStats) -> str:
-    labels = {
-        "binary": "binary",
-        "non_utf8": "not UTF-8",
-        "too_large": "larger than max_file_bytes",
-        "duplicate": "duplicates",
-        "near_duplicate": "near-duplicates",
-        "empty": "empty",
-        "unreadable": "unreadable",
-    }
-    parts = [f"{n} {labels[k]}" for k, n in stats.skipped.items() if n]
-    filtered = sum(sum(s.filtered.values()) for s in stats.sources.values())
-    if filtered:
-        parts.append(f"{filtered} dropped by quality filters")
-    return ("skipped " + ", ".join(parts)) if parts else ""
-
-
-def _log_summary(stats: CorpusStats, params: CorpusParams, description: str) -> None:
-    docs = stats.documents
-    log.info(
-        "corpus: %d documents, %s from %s -> %s (train %d / valid %d / test %d)",
-        stats.total_documents,
-        _human_bytes(stats.total_bytes),
-        description,
-        stats.out_dir,
-        docs["train"],
-        docs["valid"],
-        docs["test"],
-    )
-    for bench, n in stats.decontaminated.items():
-        log.info("corpus: dropped %d document(s) holding %s problem text (decontamination)", n, bench)
-    for name, src in stats.sources.items():
-        prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
-        log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
-        for key, n in src.skipped.items():
-            if n:
-                log.info(
-                    "%sskipped %d %s %s",
-                    prefix,
-                    n,
-                    key.replace("_", "-"),
-                    "item(s)" if key in HISTORY_SKIPS else "file(s)",
-                )
-        for key, n in src.filtered.items():
-            if n:
-                log.info("%sdropped %d file(s) by the %s filter", prefix, n, key.replace("_", "-"))
-        for key, n in src.redacted.items():
-            log.info("%sredacted %d %s", prefix, n, key.replace("_", " "))
-        if src.stopped_by:
-            log.info(
-                "%sstopped at %s=%d; %d matching item(s) not collected (raise %s, 0 = no limit)",
-                prefix,
-                src.stopped_by,
-                getattr(params.sources[list(stats.sources).index(name)], src.stopped_by),
-                src.files_not_collected,
-                src.stopped_by,
-            )
-
-
-def _human_bytes(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{n} B"
+    for item, target in moves:
+        writers[target].write(lines[item.split, item.line])

@@ -16,8 +16,8 @@ the match. Why exact: a hard threshold on the estimate drops near-copies just *u
 as often as it keeps ones just over it (bench/corpus.py found stdlib code-page tables at 0.835 dropped),
 and verification costs one re-read per candidate, not per document.
 
-Memory: the state grows with the number of *kept* documents only, about ``num_perm * 8`` bytes of
-signature (1 KB at 128) plus the library's band tables (``bands`` hash keys per document) plus 16 bytes
+Memory: the state grows with the number of *kept* documents only, about ``num_perm * 4`` bytes of
+signature (512 B at 128) plus the library's band tables (``bands`` hash keys per document) plus 16 bytes
 to find the kept text again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept
 texts themselves go to an unlinked temporary file on disk (as large as the kept corpus, gone when the
 index is), never to memory. Dropped documents cost nothing.
@@ -33,14 +33,15 @@ import math
 import re
 import tempfile
 from array import array
-from typing import Literal
+from collections.abc import Callable
+from typing import Literal, NamedTuple
 
 import numpy as np
 import rensa
 
 from gitnetic.common.errors import ConfigError
 
-__all__ = ["NearDuplicateIndex", "jaccard", "lsh_bands", "shingles"]
+__all__ = ["MinHasher", "NearDuplicateIndex", "Signed", "jaccard", "lsh_bands", "shingles"]
 
 _WORD = re.compile(r"\w+")
 
@@ -71,8 +72,62 @@ def lsh_bands(num_perm: int, threshold: float, min_recall: float = 0.99) -> tupl
     return num_perm, 1
 
 
+class Signed(NamedTuple):
+    """A document's MinHash: the library's object (what its LSH index takes) and the hash values."""
+
+    minhash: object
+    values: np.ndarray  # num_perm hash values (< 2**32 in both libraries, stored as uint32)
+
+
+class MinHasher:
+    """Signs documents; stateless after construction, so corpus worker processes each hold one and the
+    parent's :class:`NearDuplicateIndex` receives only the (small, picklable) :class:`Signed` values."""
+
+    def __init__(
+        self,
+        ngram: int = 5,
+        num_perm: int = 128,
+        library: Literal["rensa", "datasketch"] = "rensa",
+        seed: int = 1,
+    ) -> None:
+        if ngram < 1 or num_perm < 2:
+            raise ConfigError(
+                f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}"
+            )
+        self.ngram, self.num_perm, self.library, self.seed = ngram, num_perm, library, seed
+        if library == "datasketch":
+            # imported here, not at the top: it loads scipy (0.7 s and +70 MB RSS measured on the
+            # project VM), a cost every corpus run would pay although rensa is the default
+            import datasketch
+
+            self._ds = datasketch
+            first = datasketch.MinHash(num_perm=num_perm, seed=seed)
+            self._permutations, self._scheme = first.permutations, first.scheme  # made once, not per document
+        elif library != "rensa":
+            raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
+
+    def _minhash(self, text: str) -> tuple[object, np.ndarray, set[str]]:
+        items = shingles(text, self.ngram)
+        if self.library == "rensa":
+            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self.seed)
+            mh.update(items)
+            return mh, np.asarray(mh.digest(), dtype=np.uint32), items
+        mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
+        mh.update_batch([s.encode("utf-8") for s in items])
+        # LeanMinHash: the hash values and seed only, ~10x smaller to send from a worker than a MinHash
+        return self._ds.LeanMinHash(mh), mh.hashvalues.astype(np.uint32), items
+
+    def sign(self, text: str) -> Signed:
+        mh, values, _ = self._minhash(text)
+        return Signed(mh, values)
+
+
 class NearDuplicateIndex:
-    """``add_or_match(text) -> index of the kept near-duplicate, or None (then ``text`` is kept)``."""
+    """The kept documents' signatures; :meth:`find` a kept near-duplicate of a new one, :meth:`add` it.
+
+    Documents are signed by a :class:`MinHasher` (possibly in another process) and offered here in corpus
+    order; the decisions depend only on that order, never on who signed what when.
+    """
 
     def __init__(
         self,
@@ -82,93 +137,75 @@ class NearDuplicateIndex:
         library: Literal["rensa", "datasketch"] = "rensa",
         seed: int = 1,
         spill_dir: str | None = None,
+        decode: Callable[[bytes], str] = bytes.decode,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"near_dedup_threshold must be in (0, 1], got {threshold}")
-        if ngram < 1 or num_perm < 2:
-            raise ConfigError(
-                f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}"
-            )
+        self.hasher = MinHasher(ngram, num_perm, library, seed)
         self.threshold, self.ngram, self.num_perm, self.library = threshold, ngram, num_perm, library
         self.bands, self.rows = lsh_bands(num_perm, threshold)
         # a candidate's estimate below this cannot plausibly hide an exact Jaccard >= threshold
         self.verify_margin = 3.0 * math.sqrt(threshold * (1.0 - threshold) / num_perm)
-        self._signatures = np.zeros((1024, num_perm), dtype=np.uint64)
+        self._signatures = np.zeros((1024, num_perm), dtype=np.uint32)
+        # What the kept documents were stored as (their text, or the caller's record line: ``decode``
+        # gets the text back), for exact verification; on disk, never in memory.
         self._spill = tempfile.TemporaryFile(prefix="gitnetic-neardup-", dir=spill_dir)
-        self._spans = array("Q")  # (offset, length) of each kept text in the spill file
+        self._decode = decode
+        self._spans = array("Q")  # (offset, length) of each kept document in the spill file
         self._spill_end = 0
         self.kept = 0
         if library == "rensa":
-            self._seed = seed
             self._lsh = rensa.RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=self.bands)
-        elif library == "datasketch":
-            # imported here, not at the top: it loads scipy (0.7 s and +70 MB RSS measured on the
-            # project VM), a cost every corpus run would pay although rensa is the default
-            import datasketch
-
-            self._ds = datasketch
-            first = datasketch.MinHash(num_perm=num_perm, seed=seed)
-            self._permutations, self._scheme = first.permutations, first.scheme  # made once, not per document
-            self._lsh = datasketch.MinHashLSH(
+        else:
+            self._lsh = self.hasher._ds.MinHashLSH(
                 threshold=threshold, num_perm=num_perm, params=(self.bands, self.rows)
             )
-        else:
-            raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
-
-    def _minhash(self, text: str) -> tuple[object, np.ndarray, set[str]]:
-        items = shingles(text, self.ngram)
-        if self.library == "rensa":
-            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
-            mh.update(items)
-            return mh, np.asarray(mh.digest(), dtype=np.uint64), items
-        mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
-        mh.update_batch([s.encode("utf-8") for s in items])
-        return mh, mh.hashvalues.astype(np.uint64), items
 
     def _kept_text(self, key: int) -> str:
         offset, length = self._spans[2 * key], self._spans[2 * key + 1]
         self._spill.seek(offset)
-        return self._spill.read(length).decode("utf-8")
+        return self._decode(self._spill.read(length))
 
-    def find(self, text: str) -> tuple[int | None, tuple]:
-        """``(key of the kept near-duplicate or None, signed)``; pass ``signed`` to :meth:`add` to keep
-        ``text`` (the caller may still decide not to, e.g. at a size cap)."""
-        mh, signature, items = self._minhash(text)
-        signed = (mh, signature, text)
-        candidates = np.array(sorted(int(k) for k in self._lsh.query(mh)), dtype=np.int64)
+    def find(self, signed: Signed, text: str | Callable[[], str]) -> int | None:
+        """The key of a kept near-duplicate of the document ``signed``, or None. ``text`` (or a function
+        returning it, called only when a candidate needs exact verification) is the document's text."""
+        candidates = np.array(sorted(int(k) for k in self._lsh.query(signed.minhash)), dtype=np.int64)
         if not candidates.size:
-            return None, signed
-        estimates = (self._signatures[candidates] == signature).mean(axis=1)
+            return None
+        estimates = (self._signatures[candidates] == signed.values).mean(axis=1)
         order = np.argsort(-estimates, kind="stable")  # best estimate first, ties by key
+        items: set[str] | None = None
         for i in order:
             if estimates[i] < self.threshold - self.verify_margin:
                 break
+            if items is None:
+                items = shingles(text if isinstance(text, str) else text(), self.ngram)
             key = int(candidates[i])
             if jaccard(items, shingles(self._kept_text(key), self.ngram)) >= self.threshold:
-                return key, signed
-        return None, signed
+                return key
+        return None
 
-    def add(self, signed: tuple) -> int:
-        """Index a kept document; returns its key (0, 1, 2, ... in the order added)."""
-        mh, signature, text = signed
+    def add(self, signed: Signed, stored: bytes) -> int:
+        """Index a kept document (``stored``: what ``decode`` turns back into its text); returns its key
+        (0, 1, 2, ... in the order added)."""
         key = self.kept
         if key == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
-        self._signatures[key] = signature
-        data = text.encode("utf-8")
+        self._signatures[key] = signed.values
         self._spill.seek(self._spill_end)
-        self._spill.write(data)
-        self._spans.extend((self._spill_end, len(data)))
-        self._spill_end += len(data)
-        self._lsh.insert(key, mh)
+        self._spill.write(stored)
+        self._spans.extend((self._spill_end, len(stored)))
+        self._spill_end += len(stored)
+        self._lsh.insert(key, signed.minhash)
         self.kept += 1
         return key
 
     def add_or_match(self, text: str) -> int | None:
         """The key of a kept near-duplicate of ``text``, or None after keeping ``text``."""
-        match, signed = self.find(text)
+        signed = self.hasher.sign(text)
+        match = self.find(signed, text)
         if match is None:
-            self.add(signed)
+            self.add(signed, text.encode("utf-8"))
         return match
 
     def close(self) -> None:

