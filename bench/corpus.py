@@ -102,11 +102,13 @@ def ground_truth(src: Path, threshold: float) -> dict[str, float]:
 
     import rensa
 
-    from gitnetic.data.corpus import CorpusParams, _Cleaner
+    from gitnetic.data.corpus import CorpusParams
+    from gitnetic.data.corpus_clean import CleanSettings, DocumentCleaner
     from gitnetic.data.sources import open_source
 
     params = CorpusParams(source="dir", path=str(src), max_bytes=0, max_file_bytes=0, near_dedup=False)
-    cleaner = _Cleaner(params)
+    cleaner = DocumentCleaner(CleanSettings.from_params(params))
+    seen: set[bytes] = set()
     lsh = rensa.RMinHashLSH(threshold=0.5, num_perm=128, num_bands=32)  # candidates only, verified below
     arrays: list[np.ndarray] = []
     best: dict[str, float] = {}
@@ -117,9 +119,9 @@ def ground_truth(src: Path, threshold: float) -> dict[str, float]:
                 continue
             text, _ = cleaner.redactor.redact(text)
             digest = hashlib.blake2b(text.encode(), digest_size=16).digest()
-            if digest in cleaner.seen:
+            if digest in seen:
                 continue  # an exact duplicate: counted by the stage as "duplicate", not near-dedup's
-            cleaner.seen.add(digest)
+            seen.add(digest)
             mh = rensa.RMinHash(num_perm=128, seed=7)
             mh.update(shingle_set(text))
             mine = shingle_array(text)

@@ -12,6 +12,7 @@ import yaml
 from gitnetic.cli import corpus as corpus_cli
 from gitnetic.cli import tokenizer as tokenizer_cli
 from gitnetic.data.corpus import CorpusParams
+from gitnetic.data.corpus_parts import CorpusJobParams
 from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams, load_tokenizer
 from tests.helpers import child_env, run_gitnetic
 
@@ -87,7 +88,7 @@ def test_bad_input_prints_one_line_and_exits_2(args: list[str], expected: str, t
 
 @pytest.mark.parametrize(
     ("module", "params_types"),
-    [(corpus_cli, [CorpusParams]), (tokenizer_cli, [TokenizerStageParams, TokenizerParams])],
+    [(corpus_cli, [CorpusParams, CorpusJobParams]), (tokenizer_cli, [TokenizerStageParams, TokenizerParams])],
 )
 def test_help_lists_every_param(module, params_types, capsys: pytest.CaptureFixture[str]) -> None:
     import dataclasses
@@ -103,8 +104,9 @@ def test_help_lists_every_param(module, params_types, capsys: pytest.CaptureFixt
 
 
 def test_cli_parses_flags_into_params() -> None:
-    params, _ = corpus_cli.build_parser().parse_args_into_dataclasses(
+    params, job, _ = corpus_cli.build_parser().parse_args_into_dataclasses(
         ["--source", "git", "--repo", "/r", "--rev", "v1", "--include", "*.py", "*.pyi", "--exclude", "t/**"]
     )
+    assert job.job == "all"
     assert (params.source, params.path, params.rev) == ("git", "/r", "v1")
     assert (params.include, params.exclude) == (["*.py", "*.pyi"], ["t/**"])
