@@ -6,8 +6,11 @@ makes it wait forever. Here at most ``window`` batches are in flight, and a dead
 :class:`WorkerDied` at once (``concurrent.futures`` notices a broken pool), so a caller writing through
 temporaries leaves nothing that looks complete.
 
-Workers are started with ``forkserver`` (``spawn`` where that is missing): never ``fork``, which copies
-a parent's threads' locks (tqdm's monitor, a Lightning run in the same process) into the child.
+Workers are forked when this process runs no other Python thread: fast, and it never re-runs the
+caller's ``__main__`` (a user's script calling the library without an ``if __name__ == "__main__"``
+guard would otherwise start itself again in every worker). With other threads alive (tqdm's monitor on
+a terminal, a Lightning run in the same process), whose locks a fork could copy mid-use, they start
+from a ``forkserver`` (``spawn`` where that is missing) instead.
 With ``workers <= 1``, or for a ``map(..., parallel=False)`` (input too small to repay starting
 workers), batches run inline in this process through the same function, so a one-worker run and an
 N-worker run execute identical code on identical batches. Workers start at the first parallel map.
@@ -16,6 +19,7 @@ N-worker run execute identical code on identical batches. Workers start at the f
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -36,6 +40,8 @@ class WorkerDied(GitneticError):
 
 def _context() -> multiprocessing.context.BaseContext:
     methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
 
 
@@ -70,27 +76,41 @@ class OrderedPool:
             for batch in batches:
                 yield fn(batch)
             return
-        if self._executor is None:
-            initializer, initargs = self._init
-            self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=_context(), initializer=initializer, initargs=initargs
-            )
+        executor = self.start()
+        assert executor is not None
         pending: deque[Future[R]] = deque()
         try:
             for batch in batches:
-                pending.append(self._executor.submit(fn, batch))
+                pending.append(executor.submit(fn, batch))
                 if len(pending) >= self.window:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()
         except BrokenProcessPool:
-            raise WorkerDied(
-                f"a {self.what} process died before finishing its batch (killed, or out of memory?); "
-                "nothing was written: rerun, with fewer --num_workers if memory is short"
-            ) from None
+            raise self._died() from None
         finally:
             for future in pending:
                 future.cancel()
+
+    def start(self) -> ProcessPoolExecutor | None:
+        """Start the workers now (else at the first parallel :meth:`map`): call it before starting
+        threads, e.g. a progress bar's, so that the workers can be forked (see the module doc)."""
+        if self._executor is None and self.workers > 1:
+            initializer, initargs = self._init
+            self._executor = ProcessPoolExecutor(
+                self.workers, mp_context=_context(), initializer=initializer, initargs=initargs
+            )
+            try:
+                self._executor.submit(int).result()  # forks every worker (all at once with fork)
+            except BrokenProcessPool:
+                raise self._died() from None
+        return self._executor
+
+    def _died(self) -> WorkerDied:
+        return WorkerDied(
+            f"a {self.what} process died before finishing its batch (killed, or out of memory?); "
+            "nothing was written: rerun, with fewer --num_workers if memory is short"
+        )
 
     def close(self) -> None:
         if self._executor is not None:

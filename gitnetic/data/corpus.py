@@ -390,6 +390,8 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
                     descriptions.append(opened.description)
                     labels.append(opened.label if spec.record_source == "origin" else spec.name)
                     parallel = worth_workers(opened.candidates, spec, forced=params.num_workers > 1)
+                    if parallel:
+                        pool.start()  # before the progress bar's thread: workers can be forked
                     documents = cleaned_documents(
                         pool, opened.candidates, spec, labels[-1], index_near, parallel
                     )

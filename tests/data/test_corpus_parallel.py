@@ -133,10 +133,15 @@ def test_a_killed_worker_leaves_nothing_complete_and_the_rerun_gives_the_same_by
     killed = None
     try:
         me = psutil.Process(proc.pid)
+        main_cmd = me.cmdline()
         while proc.poll() is None and killed is None:
+            writing = out.exists() and any(p.stat().st_size for p in out.iterdir() if p.is_file())
+            if not writing:  # kill mid-run: once kept documents are being written
+                continue
             for child in me.children(recursive=True):
-                cmd = " ".join(child.cmdline())
-                if "forkserver" in cmd and child.ppid() != proc.pid:  # a worker (forked by the server)
+                cmd = child.cmdline()
+                # a worker: forked from the stage (same command line) or from a forkserver (its child)
+                if cmd == main_cmd or ("forkserver" in " ".join(cmd) and child.ppid() != proc.pid):
                     child.kill()
                     killed = child.pid
                     break
