@@ -45,9 +45,15 @@ from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open, atomic_open_group, remove_stale_temporaries
 from gitnetic.common.ordered_pool import OrderedPool
 from gitnetic.data.corpus_clean import CleanSettings, cleaned_documents, init_worker, worth_workers
-from gitnetic.data.corpus_decide import Decider, Kept, check_not_empty, merge_counts, moved_documents
+from gitnetic.data.corpus_decide import (
+    Decider,
+    Kept,
+    check_not_empty,
+    merge_counts,
+    moved_documents,
+    source_turns,
+)
 from gitnetic.data.corpus_stats import CorpusStats, SourceStats, human_bytes, log_summary
-from gitnetic.data.filters import is_lock_file
 from gitnetic.data.globs import compile_globs
 from gitnetic.data.jsonl import iter_jsonl, iter_jsonl_texts
 from gitnetic.data.licenses import source_licenses
@@ -379,29 +385,20 @@ def collect_corpus(params: CorpusParams) -> CorpusStats:
         writers = dict(zip(SPLITS, handles, strict=True))
         decider = Decider(params, lambda split, line: writers[split].write(line))
         progress = _Progress()
-        descriptions, labels = [], []  # labels: each source's records' 'source' field
+        descriptions: list[str] = []
         try:
-            for position, spec in enumerate(sources):
-                index_near = any(s.clean for s in sources[position:])
-                drop_path = is_lock_file if params.quality_filters and spec.clean else None
-                with open_source(spec, drop_path) as opened:
-                    src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
-                    stats.sources[spec.name] = src
-                    descriptions.append(opened.description)
-                    labels.append(opened.label if spec.record_source == "origin" else spec.name)
-                    parallel = worth_workers(opened.candidates, spec, forced=params.num_workers > 1)
-                    if parallel:
-                        pool.start()  # before the progress bar's thread: workers can be forked
-                    documents = cleaned_documents(
-                        pool, opened.candidates, spec, labels[-1], index_near, parallel
-                    )
-                    with progress.bar(spec.name, opened.count, src) as tracked:
-                        decider.decide_source(spec, src, tracked(documents), opened.count, index_near)
-                    for key, n in opened.skipped.items():
-                        src.skipped[key] = n
+            for turn in source_turns(params, stats, descriptions):
+                spec, opened = turn.spec, turn.opened
+                parallel = worth_workers(opened.candidates, spec, forced=params.num_workers > 1)
+                if parallel:
+                    pool.start()  # before the progress bar's thread: workers can be forked
+                documents = cleaned_documents(
+                    pool, opened.candidates, spec, turn.label, turn.index_near, parallel
+                )
+                with progress.bar(spec.name, opened.count, turn.stats) as tracked:
+                    decider.decide_source(spec, turn.stats, tracked(documents), opened.count, turn.index_near)
         finally:
             decider.close()
-        stats.source = ",".join(labels)
         merge_counts(stats, decider.decontaminated)
         check_not_empty(stats, params, "; ".join(descriptions))
         _move_lines(moved_documents(decider.kept, stats, params), writers)

@@ -12,22 +12,66 @@ Per kept document the state is its 16-byte digest, its near-dedup signature (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.corpus_clean import KEPT, Cleaned, record_text
 from gitnetic.data.corpus_stats import CorpusStats, SourceStats, skipped_line
+from gitnetic.data.filters import is_lock_file
 from gitnetic.data.neardup import NearDuplicateIndex
 from gitnetic.data.problems import problems_name
-from gitnetic.data.sources import SourceParams
+from gitnetic.data.sources import SourceParams, open_source
 from gitnetic.data.sources.base import Candidate
 from gitnetic.data.splits import SPLITS, assign_split, assign_splits, required_splits
 
-__all__ = ["Decider", "Kept", "check_not_empty", "floored_splits", "merge_counts", "moved_documents"]
+__all__ = [
+    "Decider",
+    "Kept",
+    "SourceTurn",
+    "check_not_empty",
+    "floored_splits",
+    "merge_counts",
+    "moved_documents",
+    "open_for_corpus",
+    "source_turns",
+]
 
 log = logging.getLogger("gitnetic.data.corpus")
+
+
+class SourceTurn(NamedTuple):
+    """One source of the corpus, opened, while its documents are decided."""
+
+    position: int
+    spec: SourceParams
+    opened: Any  # gitnetic.data.sources.base.OpenedSource
+    stats: SourceStats
+    label: str  # its records' "source" field
+    index_near: bool  # some source from this one on is cleaned: kept documents' signatures are indexed
+
+
+def open_for_corpus(spec: SourceParams, params: Any) -> Any:
+    """``open_source`` as the corpus stage opens it (lock files left out of a cleaned source's walk)."""
+    return open_source(spec, is_lock_file if params.quality_filters and spec.clean else None)
+
+
+def source_turns(params: Any, stats: CorpusStats, descriptions: list[str]) -> Iterator[SourceTurn]:
+    """The corpus' sources in order, each open while the caller decides it; fills ``stats``' per-source
+    entries, the sources' own skip counts and ``stats.source``, and ``descriptions`` (for messages)."""
+    labels: list[str] = []
+    for position, spec in enumerate(params.sources):
+        with open_for_corpus(spec, params) as opened:
+            src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+            stats.sources[spec.name] = src
+            descriptions.append(opened.description)
+            labels.append(opened.label if spec.record_source == "origin" else spec.name)
+            index_near = any(s.clean for s in params.sources[position:])
+            yield SourceTurn(position, spec, opened, src, labels[-1], index_near)
+            for key, n in opened.skipped.items():
+                src.skipped[key] = n
+    stats.source = ",".join(labels)
 
 
 class Kept(NamedTuple):

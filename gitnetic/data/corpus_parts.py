@@ -41,11 +41,16 @@ from gitnetic.common.io import atomic_open, atomic_open_group
 from gitnetic.common.ordered_pool import OrderedPool
 from gitnetic.data.corpus import CorpusParams, collect_corpus, corpus_workers
 from gitnetic.data.corpus_clean import Cleaned, CleanSettings, cleaned_documents, init_worker, worth_workers
-from gitnetic.data.corpus_decide import Decider, check_not_empty, merge_counts, moved_documents
-from gitnetic.data.corpus_stats import CorpusStats, SourceStats, log_summary
-from gitnetic.data.filters import is_lock_file
+from gitnetic.data.corpus_decide import (
+    Decider,
+    check_not_empty,
+    merge_counts,
+    moved_documents,
+    open_for_corpus,
+    source_turns,
+)
+from gitnetic.data.corpus_stats import CorpusStats, log_summary
 from gitnetic.data.licenses import source_licenses
-from gitnetic.data.sources import open_source
 from gitnetic.data.splits import SPLITS
 
 __all__ = ["CorpusJobParams", "decide_parts", "plan_parts", "run_corpus_job", "sign_part", "write_split"]
@@ -120,8 +125,7 @@ def _source_sizes(params: CorpusParams) -> list[list[int] | None]:
         if spec.type == "git-history":
             sizes.append(None)
             continue
-        drop_path = is_lock_file if params.quality_filters and spec.clean else None
-        with open_source(spec, drop_path) as opened:
+        with open_for_corpus(spec, params) as opened:
             sizes.append([c.size for c in opened.candidates])
     return sizes
 
@@ -152,8 +156,7 @@ def sign_part(params: CorpusParams, index: int) -> int:
             if not mine:
                 continue
             sign = any(s.clean for s in params.sources[position:])
-            drop_path = is_lock_file if params.quality_filters and spec.clean else None
-            with open_source(spec, drop_path) as opened:
+            with open_for_corpus(spec, params) as opened:
                 label = opened.label if spec.record_source == "origin" else spec.name
                 candidates = list(opened.candidates) if opened.count is not None else opened.candidates
                 for lo, hi in mine:
@@ -265,25 +268,15 @@ def decide_parts(params: CorpusParams) -> CorpusStats:
     stats = CorpusStats(source="", out_dir=str(params.out_dir), licenses=licenses)
     replay = _Replay(params, plan_parts(_source_sizes(params), params.num_parts))
     decider = Decider(params, replay.emit)
-    descriptions, labels = [], []
+    descriptions: list[str] = []
     try:
-        for position, spec in enumerate(sources):
-            index_near = any(s.clean for s in sources[position:])
-            drop_path = is_lock_file if params.quality_filters and spec.clean else None
-            with open_source(spec, drop_path) as opened:
-                src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
-                stats.sources[spec.name] = src
-                descriptions.append(opened.description)
-                labels.append(opened.label if spec.record_source == "origin" else spec.name)
-                documents = replay.documents(position, list(opened.candidates))
-                decider.decide_source(spec, src, documents, opened.count, index_near)
-                replay.skip_rest(position)
-                for key, n in opened.skipped.items():
-                    src.skipped[key] = n
+        for turn in source_turns(params, stats, descriptions):
+            documents = replay.documents(turn.position, list(turn.opened.candidates))
+            decider.decide_source(turn.spec, turn.stats, documents, turn.opened.count, turn.index_near)
+            replay.skip_rest(turn.position)
     finally:
         decider.close()
         replay.close()
-    stats.source = ",".join(labels)
     merge_counts(stats, decider.decontaminated)
     check_not_empty(stats, params, "; ".join(descriptions))
     moves = [

@@ -11,19 +11,11 @@ from gitnetic.data.corpus import SPLITS, CorpusParams, assign_split, collect_cor
 from gitnetic.data.jsonl import iter_jsonl
 from gitnetic.data.neardup import NearDuplicateIndex, lsh_bands
 from gitnetic.data.redact import Redactor
-from tests.helpers import git, preprocess_shards, write_tree
+from tests.helpers import corpora, git, preprocess_shards, write_tree
 
 
 def module(name: str, n: int = 30) -> str:
-    lines = [f'"""Module {name}."""', "import math", ""]
-    for i in range(n):
-        lines += [
-            f"def {name}_step_{i}(values, scale_{i}=1.0):",
-            f"    total_{i} = sum(math.sqrt(v) * scale_{i} for v in values if v > {i})",
-            f"    return total_{i} / max(len(values), {i + 1})",
-            "",
-        ]
-    return "\n".join(lines)
+    return corpora.module(name, n)
 
 
 def run(src: Path, out: Path, **kwargs) -> tuple[dict, dict[str, dict]]:

@@ -11,7 +11,8 @@ repository root on ``sys.path``), or from the module that holds them:
 * :mod:`.models`: tiny GPT-2/RoBERTa, ``module_and_data``, checkpoint weights (torch is imported only
   when one of them is called, so data tests never load it);
 * :mod:`.cli`: subprocess environments and runners (``run_gitnetic``, ``run_ok``, ``copy_pipeline``, ...);
-* :mod:`.training`: the seed's example command and ``assert_trained``.
+* :mod:`.training`: the seed's example command and ``assert_trained``;
+* :mod:`.corpora`: ``module`` (a distinct Python module) and trees exercising every corpus decision.
 
 The session fixtures built from them (``tiny_tokenizer``, ``lm_shards``, ...) are in
 ``tests/conftest.py``. Why shared builders: each was copied into several test files and the copies
@@ -30,6 +31,7 @@ from tests.helpers.cli import (
     tiny_train_args,
     wait_until,
 )
+from tests.helpers.corpora import git_tree, mixed_tree, module
 from tests.helpers.experiments import exp_names, queue_workers
 from tests.helpers.models import (
     TINY_MODEL_CONFIG,
@@ -73,6 +75,9 @@ from tests.helpers.trees import (
 )
 
 __all__ = [
+    "git_tree",
+    "mixed_tree",
+    "module",
     "exp_names",
     "queue_workers",
     "CONFIGS",
