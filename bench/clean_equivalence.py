@@ -1,0 +1,174 @@
+"""Per-document cleaning: the current code against a baseline revision, document by document.
+
+For every document of a real corpus (default: this venv's ``site-packages``, ~18k files, ~300 MB, the
+corpus of issue 22) that the corpus stage would read (same binary/UTF-8/empty checks), this runs the
+baseline's and the current ``QualityFilter.reason``, ``Decontaminator.contaminated``, ``Redactor.redact``
+and ``shingles`` + ``NearDuplicateIndex._minhash`` side by side and checks that they give **identical**
+results (filter reason, benchmark, redacted text and counts, shingle set, MinHash signature). Redaction
+and decontamination run on every readable document (not only those the filters keep: a stronger check);
+MinHash runs on the redacted text, as in the stage.
+
+It prints each step's CPU seconds (``time.process_time``) for the baseline and the current code and their
+ratio, plus the bare read path (read + UTF-8 decode) the issue's goal compares with. Old and new run
+alternately on the same document, so machine load hits both alike. Exits 1 on any difference.
+
+The baseline is ``gitnetic/data/{secret_rules,generic_secrets,redact,filters,neardup,decontaminate}.py`` at
+``--rev`` (default ``main``), loaded from git as a separate package.
+
+Run: ``python bench/clean_equivalence.py [--rev main] [--path DIR] [--limit N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
+from gitnetic.data.corpus import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
+
+MODULES = ("secret_rules", "generic_secrets", "redact", "filters", "neardup", "decontaminate")
+BASE_PACKAGE = "_clean_baseline"
+STEPS = ("read", "quality", "decontaminate", "redact", "neardup")
+
+
+def load_baseline(rev: str) -> dict[str, object]:
+    """The modules of :data:`MODULES` at ``rev``, importable side by side with the current ones."""
+    root = Path(tempfile.mkdtemp(prefix="clean-baseline-"))
+    package = root / BASE_PACKAGE
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "gitleaks").symlink_to(REPO / "gitnetic" / "data" / "gitleaks")
+    names = "|".join(MODULES)
+    for name in MODULES:
+        source = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{rev}:gitnetic/data/{name}.py"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        source = re.sub(rf"\bgitnetic\.data\.({names})\b", rf"{BASE_PACKAGE}.\1", source)
+        (package / f"{name}.py").write_text(source)
+    sys.path.insert(0, str(root))
+    return {name: importlib.import_module(f"{BASE_PACKAGE}.{name}") for name in MODULES}
+
+
+def documents(path: str, limit: int):
+    """``(path, text, read CPU seconds)`` of each document the corpus stage would read."""
+    with open_source(SourceParams(name="bench", type="dir", path=path)) as opened:
+        n = 0
+        for cand in opened.candidates:
+            t0 = time.process_time()
+            try:
+                data = cand.read()
+            except OSError:
+                continue
+            if b"\0" in data[:BINARY_SNIFF_BYTES]:
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if not text.strip():
+                continue
+            yield cand.fields.get("path"), text, time.process_time() - t0
+            n += 1
+            if limit and n >= limit:
+                return
+
+
+class Timed:
+    """CPU seconds per (step, side)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[tuple[str, str], float] = {}
+
+    def __call__(self, step: str, side: str, fn, *args):
+        t0 = time.process_time()
+        out = fn(*args)
+        key = (step, side)
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.process_time() - t0
+        return out
+
+
+def _minhash_both(old_near, new_near, text: str, timed: Timed) -> list[str]:
+    """Shingles and MinHash signature, baseline vs current; the list of what differs."""
+    _, old_sig, old_items = timed("neardup", "old", old_near._minhash, text)
+    _, new_sig, new_items = timed("neardup", "new", new_near._minhash, text)
+    problems = []
+    if old_items != set(new_items):
+        problems.append("shingles")
+    if not np.array_equal(old_sig, new_sig):
+        problems.append("signature")
+    return problems
+
+
+def compare(path: str, limit: int, rev: str) -> tuple[Timed, int, int, float, list[str]]:
+    base = load_baseline(rev)
+    old = {
+        "quality": base["filters"].QualityFilter(),
+        "decontaminate": base["decontaminate"].Decontaminator(["humaneval"]),
+        "redact": base["redact"].Redactor(),
+        "neardup": base["neardup"].NearDuplicateIndex(),
+    }
+    new = {
+        "quality": filters.QualityFilter(),
+        "decontaminate": decontaminate.Decontaminator(["humaneval"]),
+        "redact": redact.Redactor(),
+        "neardup": neardup.NearDuplicateIndex(),
+    }
+    timed, diffs, docs, size = Timed(), [], 0, 0
+    for doc_path, text, read_s in documents(path, limit):
+        docs += 1
+        size += len(text)
+        timed.seconds[("read", "old")] = timed.seconds.get(("read", "old"), 0.0) + read_s
+        for step, method in (("quality", "reason"), ("decontaminate", "contaminated")):
+            args = (text, doc_path) if step == "quality" else (text,)
+            a = timed(step, "old", getattr(old[step], method), *args)
+            b = timed(step, "new", getattr(new[step], method), *args)
+            if a != b:
+                diffs.append(f"{doc_path}: {step} {a!r} != {b!r}")
+        a = timed("redact", "old", old["redact"].redact, text)
+        b = timed("redact", "new", new["redact"].redact, text)
+        if a != b:
+            diffs.append(f"{doc_path}: redact differs (counts {a[1]} vs {b[1]})")
+        for problem in _minhash_both(old["neardup"], new["neardup"], a[0], timed):
+            diffs.append(f"{doc_path}: {problem} differ")
+    return timed, docs, size, time.process_time(), diffs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
+    parser.add_argument("--path", default=str(default), help="Folder of documents (a 'dir' source).")
+    parser.add_argument("--limit", type=int, default=0, help="Stop after this many documents (0: all).")
+    parser.add_argument("--rev", default="main", help="Git revision of the baseline modules.")
+    args = parser.parse_args()
+    timed, docs, size, _, diffs = compare(args.path, args.limit, args.rev)
+    read = timed.seconds.get(("read", "old"), 0.0)
+    print(f"{docs} documents, {size / 1e6:.1f} M characters from {args.path}; baseline {args.rev}\n")
+    print("| step | baseline CPU s | current CPU s | speed-up | current / read path |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| read + decode | {read:.2f} | {read:.2f} | 1.00 | 1.00 |")
+    for step in STEPS[1:]:
+        a, b = timed.seconds.get((step, "old"), 0.0), timed.seconds.get((step, "new"), 0.0)
+        print(f"| {step} | {a:.2f} | {b:.2f} | {a / max(b, 1e-9):.2f} | {b / max(read, 1e-9):.2f} |")
+    print(f"\n{len(diffs)} document(s) differ")
+    for line in diffs[:20]:
+        print("  " + line)
+    sys.exit(1 if diffs else 0)
+
+
+if __name__ == "__main__":
+    main()
