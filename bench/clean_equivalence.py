@@ -36,7 +36,9 @@ sys.path.insert(0, str(REPO))
 
 from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
 from gitnetic.data.corpus import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.problems import read_problems  # noqa: E402
 from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
+from tests.secret_samples import placeholders, planted  # noqa: E402
 
 MODULES = ("secret_rules", "generic_secrets", "redact", "filters", "neardup", "decontaminate")
 BASE_PACKAGE = "_clean_baseline"
@@ -86,6 +88,19 @@ def documents(path: str, limit: int):
             n += 1
             if limit and n >= limit:
                 return
+
+
+def planted_documents() -> list[str]:
+    """Documents the corpus rarely has: every planted secret format in every context (at the start of a
+    document, after 300 characters of code, and all in one document), placeholders, and HumanEval
+    solutions inside code (ASCII, non-ASCII, and with a separator character only str.split() splits at)."""
+    secrets = [doc.text for seed in (0, 1) for doc in planted(seed, per_pair=2)]
+    docs = [*secrets, *(("x = 1  # pad\n" * 25) + t + "\ny = 2\n" for t in secrets), "\n".join(secrets)]
+    docs += [text for _, text in placeholders()]
+    for problem in read_problems("humaneval")[:40]:
+        body = problem.prompt + problem.canonical_solution
+        docs += [f"import os\n\n{body}\n", f"# café\n{body}", f"x = 1\x1c\n{body}"]
+    return docs
 
 
 class Timed:
@@ -145,6 +160,18 @@ def compare(path: str, limit: int, rev: str) -> tuple[Timed, int, int, float, li
             diffs.append(f"{doc_path}: redact differs (counts {a[1]} vs {b[1]})")
         for problem in _minhash_both(old["neardup"], new["neardup"], a[0], timed):
             diffs.append(f"{doc_path}: {problem} differ")
+    planted_docs = planted_documents()
+    redacted = contaminated = 0
+    for text in planted_docs:  # equality only; not timed
+        a, b = old["redact"].redact(text), new["redact"].redact(text)
+        redacted += bool(b[1])
+        if a != b:
+            diffs.append(f"planted document: redact differs (counts {a[1]} vs {b[1]}): {text[:60]!r}")
+        a, b = old["decontaminate"].contaminated(text), new["decontaminate"].contaminated(text)
+        contaminated += b is not None
+        if a != b:
+            diffs.append(f"planted document: decontaminate {a!r} != {b!r}: {text[:60]!r}")
+    print(f"{len(planted_docs)} planted documents: {redacted} redacted, {contaminated} contaminated")
     return timed, docs, size, time.process_time(), diffs
 
 
