@@ -85,14 +85,19 @@ class _Span:
     placeholder: str
 
 
+_LOCAL_LAST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
 def _emails(text: str) -> Iterator[tuple[int, int]]:
     for at in _AT.finditer(text):
         p = at.start()
-        local = _EMAIL_LOCAL.search(text, max(0, p - 64), p)
-        if local is None:
-            continue
+        if p == 0 or text[p - 1] not in _LOCAL_LAST:
+            continue  # a local part ends right before the "@": not a decorator, "a @ b", "(@"
         domain = _EMAIL_DOMAIN.match(text, p + 1)
-        if domain is not None:
+        if domain is None:
+            continue
+        local = _EMAIL_LOCAL.search(text, max(0, p - 64), p)
+        if local is not None:
             yield local.start(), domain.end()
 
 
