@@ -97,10 +97,12 @@ def planted_documents() -> list[str]:
     secrets = [doc.text for seed in (0, 1) for doc in planted(seed, per_pair=2)]
     docs = [*secrets, *(("x = 1  # pad\n" * 25) + t + "\ny = 2\n" for t in secrets), "\n".join(secrets)]
     docs += [text for _, text in placeholders()]
-    docs.append("@property\n# mail ann.lee+x@mail.example.org or a@b, x @ y, (@c.de), 9@9.io, @x.com\nk = A @ B")
+    docs.append(
+        "@property\n# mail ann.lee+x@mail.example.org or a@b, x @ y, (@c.de), 9@9.io, @x.com\nk = A @ B"
+    )
     for problem in read_problems("humaneval")[:40]:
         body = problem.prompt + problem.canonical_solution
-        docs += [f"import os\n\n{body}\n", f"# café\n{body}", f"x = 1\x1c\n{body}"]
+        docs += [f"import os\n\n{body}\n", f"# café\n{body}", f"x = 1\x1c\n{body}", f"é\u00a0{body}"]
     return docs
 
 

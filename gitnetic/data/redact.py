@@ -208,9 +208,7 @@ class Redactor:
         low = secret.lower()
         return any(r.search(secret) for r in self._allow_regexes) or any(s in low for s in self._stopwords)
 
-    def _rule_spans(
-        self, index: int, text: str, lowered: str, hits: list[int]
-    ) -> Iterator[tuple[int, int]]:
+    def _rule_spans(self, index: int, text: str, lowered: str, hits: list[int]) -> Iterator[tuple[int, int]]:
         """The secrets rule ``index`` finds near its keyword ``hits``: the regex runs only in windows
         around them (a rule's match contains its keyword; a token cut by a window's edge is widened again
         by :func:`whole_token`), not over the whole document, and within a window only near its anchor
