@@ -96,6 +96,7 @@ def planted_documents() -> list[str]:
     solutions inside code (ASCII, non-ASCII, and with a separator character only str.split() splits at)."""
     secrets = [doc.text for seed in (0, 1) for doc in planted(seed, per_pair=2)]
     docs = [*secrets, *(("x = 1  # pad\n" * 25) + t + "\ny = 2\n" for t in secrets), "\n".join(secrets)]
+    docs += [f"# café — 日本語\n{t}" for t in secrets[::3]] + [f"# İ \u212a\n{t}" for t in secrets[1::3]]
     docs += [text for _, text in placeholders()]
     docs.append(
         "@property\n# mail ann.lee+x@mail.example.org or a@b, x @ y, (@c.de), 9@9.io, @x.com\nk = A @ B"

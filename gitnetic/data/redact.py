@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ahocorasick_rs
+import numpy as np
 
 from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD, find_generic_secrets, is_placeholder
 from gitnetic.data.generic_secrets import KEYWORDS as GENERIC_KEYWORDS
@@ -182,8 +183,10 @@ class Redactor:
                 by_keyword.setdefault(keyword, []).append(_GENERIC)
             self._keywords = list(by_keyword)
             self._keyword_rules = [tuple(by_keyword[k]) for k in self._keywords]
-            self._automaton = ahocorasick_rs.AhoCorasick(
-                self._keywords, implementation=ahocorasick_rs.Implementation.DFA
+            # over the UTF-8 bytes: the str automaton converts every match's offset back to characters,
+            # which cost as much as the search on non-ASCII files (bench/clean_equivalence.py)
+            self._automaton = ahocorasick_rs.BytesAhoCorasick(
+                [k.encode("utf-8") for k in self._keywords], implementation=ahocorasick_rs.Implementation.DFA
             )
         self._anchors = [literal_anchor(rule.regex) for rule in self.rules]
 
@@ -194,9 +197,15 @@ class Redactor:
         lowered = text.lower()
         if len(lowered) != len(text):  # a few non-ASCII letters lower-case to two characters
             lowered = text.translate(_ASCII_LOWER)
+        data = lowered.encode("utf-8")  # a lone surrogate raises here as it did in the str automaton
+        matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
+        starts = [m[1] for m in matches]
+        if len(data) != len(lowered) and matches:  # byte offsets -> character offsets
+            first_bytes = np.flatnonzero((np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80)
+            starts = np.searchsorted(first_bytes, starts).tolist()
         by_rule: dict[int, list[int]] = {}
         generic: list[int] = []
-        for keyword, start, _ in self._automaton.find_matches_as_indexes(lowered, overlapping=True):
+        for (keyword, _, _), start in zip(matches, starts, strict=True):
             for index in self._keyword_rules[keyword]:
                 if index == _GENERIC:
                     generic.append(start)

@@ -94,3 +94,14 @@ def test_bytes_and_str_decontamination_paths_agree() -> None:
     in_str = decontaminator.matcher.find_matches_as_indexes(text, overlapping=False)
     in_bytes = decontaminator.bytes_matcher.find_matches_as_indexes(text.encode("utf-8"), overlapping=False)
     assert len(in_str) > 20 and [h[0] for h in in_str] == [h[0] for h in in_bytes]
+
+
+@pytest.mark.parametrize("prefix", ["# café 日本語 —\n", "# İstanbul Kelvin \u212a\n"])
+def test_redaction_after_non_ascii_text_equals_after_ascii_text(redactor: Redactor, prefix: str) -> None:
+    """Keyword positions found in UTF-8 bytes map back to characters (the second prefix also makes
+    ``str.lower()`` change the length, so the ASCII-only lowering runs)."""
+    ascii_prefix = "#" * len(prefix) + "\n"
+    for doc in list(planted(seed=7, per_pair=1))[::7]:
+        plain, plain_counts = redactor.redact(ascii_prefix + doc.text)
+        out, counts = redactor.redact(prefix + doc.text)
+        assert counts == plain_counts and out[len(prefix) :] == plain[len(ascii_prefix) :], doc.format
