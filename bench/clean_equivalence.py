@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.git_baseline import git_show  # noqa: E402
 from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
 from gitnetic.data.corpus import BINARY_SNIFF_BYTES  # noqa: E402
 from gitnetic.data.problems import read_problems  # noqa: E402
@@ -54,12 +54,7 @@ def load_baseline(rev: str) -> dict[str, object]:
     (package / "gitleaks").symlink_to(REPO / "gitnetic" / "data" / "gitleaks")
     names = "|".join(MODULES)
     for name in MODULES:
-        source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{rev}:gitnetic/data/{name}.py"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        source = git_show(rev, f"gitnetic/data/{name}.py")
         source = re.sub(rf"\bgitnetic\.data\.({names})\b", rf"{BASE_PACKAGE}.\1", source)
         (package / f"{name}.py").write_text(source)
     sys.path.insert(0, str(root))

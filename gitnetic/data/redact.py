@@ -25,8 +25,11 @@ documented format (or a rule that matches only its first part) therefore never l
 
 **Cost.** One Aho-Corasick pass over the lower-cased document finds every rule's keywords (as gitleaks
 does) and the generic-secret names; a rule's regex runs only on documents containing one of its
-keywords, and the generic check only at the names found. ``bench/redact.py`` measures recall, false
-positives and time per MB against the previous detect-secrets-based redactor.
+keywords, and the generic check only at the names found. Within the windows around a keyword, a rule's
+regex is tried only at the starts that can reach its literal anchor (the provider name most gitleaks
+patterns hold): the same matches as scanning every position, at a fraction of the cost.
+``bench/redact.py`` measures recall, false positives and time per MB against the previous
+detect-secrets-based redactor; ``bench/clean_equivalence.py`` checks the findings stay identical.
 """
 
 from __future__ import annotations
