@@ -185,12 +185,13 @@ def _spellings(item: tuple) -> tuple[str, ...] | None:
     """The lower-cased strings one parsed regex item always matches one of, or None if it is not that
     simple (a class of single characters counts; zero-width assertions match the empty string)."""
     op, av = item
-    if op is sre_constants.LITERAL:
+    # ASCII only: the redactor's lower-cased text lowers only ASCII letters in some files
+    if op is sre_constants.LITERAL and av < 128:
         return (chr(av).lower(),)
     if op is sre_constants.AT:
         return ("",)
-    if op is sre_constants.IN and all(o is sre_constants.LITERAL for o, _ in av):
-        return tuple({chr(c).lower() for _, c in av})
+    if op is sre_constants.IN and all(o is sre_constants.LITERAL and c < 128 for o, c in av):
+        return tuple(sorted({chr(c).lower() for _, c in av}))
     if op is sre_constants.SUBPATTERN:
         return _sequence_spellings(av[3].data)
     if op is sre_constants.BRANCH:
@@ -200,7 +201,7 @@ def _spellings(item: tuple) -> tuple[str, ...] | None:
             if spelled is None:
                 return None
             found.update(spelled)
-        return tuple(found) if len(found) <= _MAX_SPELLINGS else None
+        return tuple(sorted(found)) if len(found) <= _MAX_SPELLINGS else None
     return None
 
 
@@ -210,7 +211,7 @@ def _sequence_spellings(items: list) -> tuple[str, ...] | None:
         spelled = _spellings(item)
         if spelled is None or len(result) * len(spelled) > _MAX_SPELLINGS:
             return None
-        result = tuple({a + b for a in result for b in spelled})
+        result = tuple(sorted({a + b for a in result for b in spelled}))
     return result
 
 
@@ -247,7 +248,7 @@ def literal_anchor(regex: re.Pattern[str]) -> tuple[tuple[str, ...], int, tuple[
     for item in [*_flat_items(parsed.data), None]:
         spelled = None if item is None else _spellings(item)
         if spelled is not None and current is not None and len(current) * len(spelled) <= _MAX_SPELLINGS:
-            current = tuple({a + b for a in current for b in spelled})
+            current = tuple(sorted({a + b for a in current for b in spelled}))
         else:
             if current is not None and min(map(len, current)) > 0:
                 pieces.append((current, current_before))
