@@ -33,6 +33,8 @@ import math
 import re
 import tempfile
 from array import array
+from collections.abc import Iterator
+from itertools import islice
 from typing import Literal
 
 import numpy as np
@@ -40,12 +42,13 @@ import rensa
 
 from gitnetic.common.errors import ConfigError
 
-__all__ = ["NearDuplicateIndex", "jaccard", "lsh_bands", "shingle_list", "shingles", "split_words"]
+__all__ = ["NearDuplicateIndex", "iter_shingles", "jaccard", "lsh_bands", "shingles", "split_words"]
 
 _WORD = re.compile(r"\w+")
 # ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
 _BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
 _ASCII_BYTES = bytes(range(128))
+_SIGN_CHUNK = 1 << 16  # shingles per rensa update in NearDuplicateIndex.sign
 
 
 def split_words(text: str) -> list[str]:
@@ -69,18 +72,18 @@ def split_words(text: str) -> list[str]:
     return blanked.split()
 
 
-def shingle_list(text: str, ngram: int) -> list[str]:
+def iter_shingles(text: str, ngram: int) -> Iterator[str]:
     """The word ``ngram``-shingles of ``text`` in text order, repeats included (a MinHash is the same for
-    the list and its set: repeats change no minimum)."""
+    them and for their set: repeats change no minimum)."""
     words = split_words(text)
     if len(words) <= ngram:
-        return [" ".join(words)]
-    return list(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))  # stops at the shortest
+        return iter((" ".join(words),))
+    return map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False))  # stops at the shortest
 
 
 def shingles(text: str, ngram: int) -> set[str]:
     """The set of word ``ngram``-shingles of ``text`` (BigCode style; MinHash ignores their order)."""
-    return set(shingle_list(text, ngram))
+    return set(iter_shingles(text, ngram))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -151,18 +154,21 @@ class NearDuplicateIndex:
         documents on site-packages), and building it was a third of the cost of signing."""
         if self.library == "rensa":
             mh = rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
-            mh.update(shingle_list(text, self.ngram))
+            shingled = iter_shingles(text, self.ngram)
+            # in lists (rensa reads a list ~5x faster than a set) of bounded size: a list of a whole
+            # generated file's shingles would raise the stage's peak memory
+            while chunk := list(islice(shingled, _SIGN_CHUNK)):
+                mh.update(chunk)
             return mh, np.asarray(mh.digest(), dtype=np.uint64)
         mh, signature, _ = self._minhash(text)
         return mh, signature
 
     def _minhash(self, text: str) -> tuple[object, np.ndarray, set[str]]:
-        if self.library == "rensa":
-            listed = shingle_list(text, self.ngram)
-            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
-            mh.update(listed)  # rensa reads a list ~5x faster than a set; repeats change no minimum
-            return mh, np.asarray(mh.digest(), dtype=np.uint64), set(listed)
         items = shingles(text, self.ngram)
+        if self.library == "rensa":
+            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self._seed)
+            mh.update(list(items))  # rensa reads a list ~5x faster than a set
+            return mh, np.asarray(mh.digest(), dtype=np.uint64), items
         mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([s.encode("utf-8") for s in items])
         return mh, mh.hashvalues.astype(np.uint64), items

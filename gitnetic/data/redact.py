@@ -39,7 +39,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import ahocorasick_rs
-import numpy as np
 
 from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD, find_generic_secrets, is_placeholder
 from gitnetic.data.generic_secrets import KEYWORDS as GENERIC_KEYWORDS
@@ -204,8 +203,11 @@ class Redactor:
         matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
         starts = [m[1] for m in matches]
         if len(data) != len(lowered) and matches:  # byte offsets -> character offsets
-            first_bytes = np.flatnonzero((np.frombuffer(data, dtype=np.uint8) & 0xC0) != 0x80)
-            starts = np.searchsorted(first_bytes, starts).tolist()
+            to_char, chars, last = {}, 0, 0
+            for offset in sorted(set(starts)):  # each a match's first byte: a character boundary
+                chars += len(data[last:offset].decode("utf-8"))
+                to_char[offset], last = chars, offset
+            starts = [to_char[offset] for offset in starts]
         by_rule: dict[int, list[int]] = {}
         generic: list[int] = []
         for (keyword, _, _), start in zip(matches, starts, strict=True):

@@ -12,11 +12,12 @@ from __future__ import annotations
 import re
 import sys
 
+import ahocorasick_rs
 import numpy as np
 import pytest
 import rensa
 
-from gitnetic.data.decontaminate import Decontaminator, normalise
+from gitnetic.data.decontaminate import Decontaminator, normalise, problem_needles
 from gitnetic.data.filters import alnum_count
 from gitnetic.data.neardup import NearDuplicateIndex, shingles, split_words
 from gitnetic.data.problems import read_problems
@@ -51,7 +52,8 @@ def test_shingles_of_non_ascii_text_are_the_regex_words() -> None:
 def test_sign_equals_minhash_of_the_shingle_set(library: str) -> None:
     """find() signs from the shingle list (repeats included); the signature is the set's."""
     index = NearDuplicateIndex(library=library)
-    for text in (SAMPLES[0] * 4, "x = 1\n" * 50 + "y = 2", "short"):
+    long = " ".join(f"w{i}" for i in range(70_000))  # more shingles than one rensa update takes
+    for text in (SAMPLES[0] * 4, "x = 1\n" * 50 + "y = 2", "short", long):
         _, signature = index.sign(text)
         _, expected, items = index._minhash(text)
         assert items == shingles(text, index.ngram)
@@ -97,9 +99,10 @@ def test_bytes_and_str_decontamination_paths_agree() -> None:
     problem = read_problems("humaneval")[0]
     body = problem.prompt + problem.canonical_solution
     decontaminator = Decontaminator(["humaneval"])
+    in_str = ahocorasick_rs.AhoCorasick(problem_needles(read_problems("humaneval"), decontaminator.min_chars))
     texts = (f"import os\n{body}", f"# café\n{body}", f"x = 1\x1c{body}", f"x\u00a0{body}", "é")
     for text in texts:
-        expected = decontaminator.matcher.find_matches_as_indexes(normalise(text), overlapping=False)
+        expected = in_str.find_matches_as_indexes(normalise(text), overlapping=False)
         found = decontaminator.contaminated(text)
         assert found == ("humaneval" if expected else None), text[:30]
     for blank in ("\x1c", "\u00a0", "\u3000"):
@@ -107,9 +110,9 @@ def test_bytes_and_str_decontamination_paths_agree() -> None:
     # the first hit, which names the benchmark, is the same needle in both matchers
     problems = read_problems("humaneval")[:30]
     text = normalise("é → ".join(p.prompt + p.canonical_solution for p in reversed(problems)))
-    in_str = decontaminator.matcher.find_matches_as_indexes(text, overlapping=False)
-    in_bytes = decontaminator.bytes_matcher.find_matches_as_indexes(text.encode("utf-8"), overlapping=False)
-    assert len(in_str) > 20 and [h[0] for h in in_str] == [h[0] for h in in_bytes]
+    str_hits = in_str.find_matches_as_indexes(text, overlapping=False)
+    bytes_hits = decontaminator.matcher.find_matches_as_indexes(text.encode("utf-8"), overlapping=False)
+    assert len(str_hits) > 20 and [h[0] for h in str_hits] == [h[0] for h in bytes_hits]
     assert decontaminator.dropped["humaneval"] == 4 + 3
 
 
