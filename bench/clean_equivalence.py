@@ -15,14 +15,22 @@ alternately on the same document, so machine load hits both alike. Exits 1 on an
 The baseline is ``gitnetic/data/{secret_rules,generic_secrets,redact,filters,neardup,decontaminate}.py`` at
 ``--rev`` (default ``main``), loaded from git as a separate package.
 
-Run: ``python bench/clean_equivalence.py [--rev main] [--path DIR] [--limit N]``.
+With ``--stage`` it instead runs the whole corpus stage (``gitnetic corpus --source dir --path DIR
+--max_bytes 0``, defaults otherwise) with the baseline's package and the current one, one after the
+other, prints wall/CPU seconds and peak RSS of each, and checks the outputs are byte-identical.
+
+Run: ``python bench/clean_equivalence.py [--rev main] [--path DIR] [--limit N] [--stage]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +50,7 @@ from tests.secret_samples import placeholders, planted  # noqa: E402
 
 MODULES = ("secret_rules", "generic_secrets", "redact", "filters", "neardup", "decontaminate")
 BASE_PACKAGE = "_clean_baseline"
+STAGE_SPLITS = ("train.jsonl", "valid.jsonl", "test.jsonl")
 STEPS = ("read", "quality", "decontaminate", "redact", "neardup _minhash", "neardup signing in find")
 
 
@@ -176,13 +185,60 @@ def compare(path: str, limit: int, rev: str) -> tuple[Timed, int, int, float, li
     return timed, docs, size, time.process_time(), diffs
 
 
+def _run_stage(pythonpath: str, path: str, out: Path) -> tuple[float, float, float]:
+    """``(wall s, CPU s, peak RSS MB)`` of one ``gitnetic corpus`` run on ``path`` in a child process."""
+    command = [sys.executable, "-m", "gitnetic", "corpus", "--source", "dir", "--path", path]
+    env = {**os.environ, "PYTHONPATH": pythonpath, "TQDM_DISABLE": "1"}
+    start = time.perf_counter()
+    with (out.parent / f"{out.name}.log").open("w") as log:
+        child = subprocess.Popen(
+            [*command, "--max_bytes", "0", "--out_dir", str(out)], env=env, stdout=log, stderr=log
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode:
+        raise SystemExit(f"the corpus stage failed under PYTHONPATH={pythonpath}; see {log.name}")
+    return time.perf_counter() - start, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
+def compare_stage(path: str, rev: str) -> bool:
+    """The whole corpus stage (defaults: filters, decontamination, redaction, near-dedup) with the
+    baseline's ``gitnetic`` package and with the current one, one after the other: its outputs must be
+    byte-identical (``stats.json`` apart from ``out_dir``)."""
+    work = Path(tempfile.mkdtemp(prefix="clean-stage-"))
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", rev, "gitnetic"], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive.stdout, check=True)
+    figures = {
+        side: _run_stage(src, path, work / side) for side, src in (("old", str(work)), ("new", str(REPO)))
+    }
+    same = all((work / "old" / f).read_bytes() == (work / "new" / f).read_bytes() for f in STAGE_SPLITS)
+    old_stats, new_stats = (json.loads((work / side / "stats.json").read_text()) for side in ("old", "new"))
+    same = same and {**old_stats, "out_dir": ""} == {**new_stats, "out_dir": ""}
+    print("| corpus stage | wall s | CPU s | peak RSS MB |\n|---|---:|---:|---:|")
+    for side, (wall, cpu, rss) in figures.items():
+        print(f"| {'baseline ' + rev if side == 'old' else 'current'} | {wall:.1f} | {cpu:.1f} | {rss:.0f} |")
+    print(f"| **baseline / current** | {figures['old'][0] / figures['new'][0]:.2f} | "
+          f"{figures['old'][1] / figures['new'][1]:.2f} | |")  # fmt: skip
+    print(f"\noutputs {'byte-identical' if same else 'DIFFER'} ({', '.join(STAGE_SPLITS)}, stats.json)")
+    if same:
+        shutil.rmtree(work)
+    return same
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default = next(Path(sys.prefix, "lib").glob("python3*/site-packages"))
     parser.add_argument("--path", default=str(default), help="Folder of documents (a 'dir' source).")
     parser.add_argument("--limit", type=int, default=0, help="Stop after this many documents (0: all).")
     parser.add_argument("--rev", default="main", help="Git revision of the baseline modules.")
+    parser.add_argument(
+        "--stage", action="store_true", help="Instead: run the whole corpus stage old vs new and compare."
+    )
     args = parser.parse_args()
+    if args.stage:
+        sys.exit(0 if compare_stage(args.path, args.rev) else 1)
     timed, docs, size, _, diffs = compare(args.path, args.limit, args.rev)
     read = timed.seconds.get(("read", "old"), 0.0)
     print(f"{docs} documents, {size / 1e6:.1f} M characters from {args.path}; baseline {args.rev}\n")
