@@ -189,10 +189,20 @@ def _run_stage(pythonpath: str, path: str, out: Path) -> tuple[float, float, flo
     """``(wall s, CPU s, peak RSS MB)`` of one ``gitnetic corpus`` run on ``path`` in a child process."""
     command = [sys.executable, "-m", "gitnetic", "corpus", "--source", "dir", "--path", path]
     env = {**os.environ, "PYTHONPATH": pythonpath, "TQDM_DISABLE": "1"}
+    where = subprocess.run(
+        [sys.executable, "-c", "import gitnetic; print(gitnetic.__file__)"],
+        env=env, cwd=out.parent, check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    if not where.startswith(f"{pythonpath}/"):  # the run must import the package it is meant to measure
+        raise SystemExit(f"gitnetic would be imported from {where.strip()}, not from {pythonpath}")
     start = time.perf_counter()
     with (out.parent / f"{out.name}.log").open("w") as log:
         child = subprocess.Popen(
-            [*command, "--max_bytes", "0", "--out_dir", str(out)], env=env, stdout=log, stderr=log
+            [*command, "--max_bytes", "0", "--out_dir", str(out)],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=out.parent,  # not the repository: "python -m" puts the working directory first on the path
         )
         _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -209,9 +219,11 @@ def compare_stage(path: str, rev: str) -> bool:
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", rev, "gitnetic"], check=True, capture_output=True
     )
-    subprocess.run(["tar", "-x", "-C", str(work)], input=archive.stdout, check=True)
+    (work / "baseline").mkdir()  # the package apart from the runs' working directory (work)
+    subprocess.run(["tar", "-x", "-C", str(work / "baseline")], input=archive.stdout, check=True)
     figures = {
-        side: _run_stage(src, path, work / side) for side, src in (("old", str(work)), ("new", str(REPO)))
+        side: _run_stage(src, path, work / side)
+        for side, src in (("old", str(work / "baseline")), ("new", str(REPO)))
     }
     same = all((work / "old" / f).read_bytes() == (work / "new" / f).read_bytes() for f in STAGE_SPLITS)
     old_stats, new_stats = (json.loads((work / side / "stats.json").read_text()) for side in ("old", "new"))
