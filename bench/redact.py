@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import collections
 import importlib.util
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.git_baseline import git_show  # noqa: E402
 from gitnetic.data.corpus import CorpusParams, collect_corpus  # noqa: E402
 from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD  # noqa: E402
 from gitnetic.data.redact import Redactor  # noqa: E402
@@ -47,12 +47,7 @@ GENERIC_FORMATS = {f.name for f in FORMATS if f.style in ("named", "dsn")}
 
 def load_baseline(rev: str) -> type:
     """The ``Redactor`` class of ``gitnetic/data/redact.py`` at ``rev`` (self-contained module)."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{rev}:gitnetic/data/redact.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    source = git_show(rev, "gitnetic/data/redact.py")
     path = Path(tempfile.mkdtemp()) / "baseline_redact.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_redact", path)

@@ -13,7 +13,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-__all__ = ["FILTER_REASONS", "LOCK_FILE_NAMES", "QualityFilter", "is_lock_file"]
+__all__ = ["FILTER_REASONS", "LOCK_FILE_NAMES", "QualityFilter", "alnum_count", "is_lock_file"]
 
 FILTER_REASONS = ("lock_file", "minified", "generated", "long_line", "mean_line_length", "alnum_fraction")
 
@@ -34,10 +34,30 @@ _GENERATED = re.compile(
 )
 GENERATED_HEAD_LINES = 5
 _ALNUM = re.compile(r"[^\W_]+")  # letters and digits (\w without "_")
+# The bytes a UTF-8 text's ASCII letters and digits are not: deleting them leaves those letters and digits.
+_NOT_ASCII_ALNUM = bytes(b for b in range(256) if not (b < 128 and chr(b).isalnum()))
+_ASCII_BYTES = bytes(range(128))
 
 
 def is_lock_file(path: str) -> bool:
     return posixpath.basename(path) in LOCK_FILE_NAMES
+
+
+def alnum_count(text: str) -> int:
+    """How many characters of ``text`` are letters or digits (``[^\\W_]``: ``str.isalnum``).
+
+    Why not ``_ALNUM.findall``: the regex visits every character from Python's regex engine, ~20x the
+    cost of this on code (bench/clean_equivalence.py). ASCII letters and digits are counted by one
+    ``bytes.translate`` over the UTF-8 bytes; the rare non-ASCII characters (the bytes >= 0x80, which
+    are whole UTF-8 sequences) are decoded and tested one by one."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (not from a decoded file): the regex copes
+        return sum(map(len, _ALNUM.findall(text)))
+    count = len(data.translate(None, _NOT_ASCII_ALNUM))
+    if len(data) != len(text):  # non-ASCII characters present
+        count += sum(map(str.isalnum, data.translate(None, _ASCII_BYTES).decode("utf-8")))
+    return count
 
 
 @dataclass
@@ -64,7 +84,6 @@ class QualityFilter:
         if self.max_mean_line_length and lines and len(text) / len(lines) > self.max_mean_line_length:
             return "mean_line_length"
         if self.min_alnum_fraction and text:
-            alnum = sum(map(len, _ALNUM.findall(text)))
-            if alnum / len(text) < self.min_alnum_fraction:
+            if alnum_count(text) / len(text) < self.min_alnum_fraction:
                 return "alnum_fraction"
         return None

@@ -59,6 +59,7 @@ _NOT_SECRET_LAST = frozenset(
      "reset", "changed", "set", "enabled", "used", "str", "bytes", "location", "col", "column", "sep"}
 )  # fmt: skip
 _IDENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+_IDENT_RUN = re.compile(r"[A-Za-z0-9_.\-]*")  # a run of _IDENT_CHARS
 _WORDS = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 # After the name: an optional closing quote/bracket, an optional type annotation, the separator, then
 # a quoted value (optional string prefix such as b/r/f) or a bare one.
@@ -115,16 +116,14 @@ def find_generic_secrets(
     for hit in sorted(hits):
         if hit < done_until:
             continue  # a second keyword inside a name already looked at ("secret_key")
-        start = hit
-        while start > 0 and text[start - 1] in _IDENT_CHARS:
-            start -= 1
-        end = hit
-        while end < len(text) and text[end] in _IDENT_CHARS:
-            end += 1
+        end = _IDENT_RUN.match(text, hit).end()
         done_until = end
         m = _ASSIGN.match(text, end)
         if m is None:
-            continue
+            continue  # most hits ("pass" statements, "author"): the name's start is not needed
+        start = hit
+        while start > 0 and text[start - 1] in _IDENT_CHARS:
+            start -= 1
         kind = _secret_name(text[start:end].strip(".-"))
         if kind is None:
             continue

@@ -33,7 +33,8 @@ import math
 import re
 import tempfile
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import islice
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -41,17 +42,57 @@ import rensa
 
 from gitnetic.common.errors import ConfigError
 
-__all__ = ["MinHasher", "NearDuplicateIndex", "Signed", "jaccard", "lsh_bands", "shingles"]
+__all__ = [
+    "MinHasher",
+    "NearDuplicateIndex",
+    "Signed",
+    "iter_shingles",
+    "jaccard",
+    "lsh_bands",
+    "shingles",
+    "split_words",
+]
 
 _WORD = re.compile(r"\w+")
+# ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
+_BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
+_ASCII_BYTES = bytes(range(128))
+_SIGN_CHUNK = 1 << 16  # shingles per rensa update in MinHasher.sign
+
+
+def split_words(text: str) -> list[str]:
+    r"""``re.findall(r"\w+", text)``, computed without the regex engine.
+
+    Why: the regex visits every character from Python code's regex engine and was half the cost of
+    :func:`shingles` (bench/clean_equivalence.py). Here every character that is not a word character
+    (``str.isalnum()`` or ``_``, which is exactly ``\w``) becomes a blank, and ``str.split()`` cuts at
+    the blanks (no word character is whitespace): ASCII ones by one ``bytes.translate``, the few
+    distinct non-ASCII ones by ``str.replace``. tests/data/test_clean.py checks both facts over every
+    code point."""
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (not from a decoded file): the regex copes
+        return _WORD.findall(text)
+    blanked = data.translate(_BLANK_NON_WORD).decode("utf-8")
+    if len(data) != len(text):  # non-ASCII characters present: blank the ones that are not \w
+        for char in set(data.translate(None, _ASCII_BYTES).decode("utf-8")):
+            if not char.isalnum():
+                blanked = blanked.replace(char, " ")
+    return blanked.split()
+
+
+def iter_shingles(text: str, ngram: int) -> Iterator[str]:
+    """The word ``ngram``-shingles of ``text`` in text order, repeats included (a MinHash is the same for
+    them and for their set: repeats change no minimum)."""
+    words = split_words(text)
+    if len(words) <= ngram:
+        return iter((" ".join(words),))
+    return map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False))  # stops at the shortest
 
 
 def shingles(text: str, ngram: int) -> set[str]:
     """The set of word ``ngram``-shingles of ``text`` (BigCode style; MinHash ignores their order)."""
-    words = _WORD.findall(text)
-    if len(words) <= ngram:
-        return {" ".join(words)}
-    return set(map(" ".join, zip(*(words[i:] for i in range(ngram)), strict=False)))  # stops at the shortest
+    return set(iter_shingles(text, ngram))
 
 
 def jaccard(a: set[str], b: set[str]) -> float:
@@ -110,7 +151,7 @@ class MinHasher:
         items = shingles(text, self.ngram)
         if self.library == "rensa":
             mh = rensa.RMinHash(num_perm=self.num_perm, seed=self.seed)
-            mh.update(items)
+            mh.update(list(items))  # rensa reads a list ~5x faster than a set
             return mh, np.asarray(mh.digest(), dtype=np.uint32), items
         mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
         mh.update_batch([s.encode("utf-8") for s in items])
@@ -118,6 +159,17 @@ class MinHasher:
         return self._ds.LeanMinHash(mh), mh.hashvalues.astype(np.uint32), items
 
     def sign(self, text: str) -> Signed:
+        """``text``'s MinHash as :meth:`_minhash` computes it, without building the shingle set: the
+        index needs that set only for a candidate worth verifying (a few hundred of 18k documents on
+        site-packages), and building it was a third of the cost of signing."""
+        if self.library == "rensa":
+            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self.seed)
+            shingled = iter_shingles(text, self.ngram)
+            # in lists (rensa reads a list ~5x faster than a set) of bounded size: a list of a whole
+            # generated file's shingles would raise the stage's peak memory
+            while chunk := list(islice(shingled, _SIGN_CHUNK)):
+                mh.update(chunk)
+            return Signed(mh, np.asarray(mh.digest(), dtype=np.uint32))
         mh, values, _ = self._minhash(text)
         return Signed(mh, values)
 
@@ -174,13 +226,14 @@ class NearDuplicateIndex:
             return None
         estimates = (self._signatures[candidates] == signed.values).mean(axis=1)
         order = np.argsort(-estimates, kind="stable")  # best estimate first, ties by key
-        items: set[str] | None = None
+        items: set[str] | None = None  # the text's shingle set, built for the first candidate worth verifying
         for i in order:
             if estimates[i] < self.threshold - self.verify_margin:
                 break
             if items is None:
                 items = shingles(text if isinstance(text, str) else text(), self.ngram)
             key = int(candidates[i])
+            items = shingles(text, self.ngram) if items is None else items
             if jaccard(items, shingles(self._kept_text(key), self.ngram)) >= self.threshold:
                 return key
         return None

@@ -25,8 +25,11 @@ documented format (or a rule that matches only its first part) therefore never l
 
 **Cost.** One Aho-Corasick pass over the lower-cased document finds every rule's keywords (as gitleaks
 does) and the generic-secret names; a rule's regex runs only on documents containing one of its
-keywords, and the generic check only at the names found. ``bench/redact.py`` measures recall, false
-positives and time per MB against the previous detect-secrets-based redactor.
+keywords, and the generic check only at the names found. Within the windows around a keyword, a rule's
+regex is tried only at the starts that can reach its literal anchor (the provider name most gitleaks
+patterns hold): the same matches as scanning every position, at a fraction of the cost.
+``bench/redact.py`` measures recall, false positives and time per MB against the previous
+detect-secrets-based redactor; ``bench/clean_equivalence.py`` checks the findings stay identical.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from gitnetic.data.secret_rules import (
     SecretRule,
     gitleaks_rules,
     global_allowlist,
+    literal_anchor,
     shannon_entropy,
 )
 
@@ -84,14 +88,19 @@ class _Span:
     placeholder: str
 
 
+_LOCAL_LAST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
 def _emails(text: str) -> Iterator[tuple[int, int]]:
     for at in _AT.finditer(text):
         p = at.start()
-        local = _EMAIL_LOCAL.search(text, max(0, p - 64), p)
-        if local is None:
-            continue
+        if p == 0 or text[p - 1] not in _LOCAL_LAST:
+            continue  # a local part ends right before the "@": not a decorator, "a @ b", "(@"
         domain = _EMAIL_DOMAIN.match(text, p + 1)
-        if domain is not None:
+        if domain is None:
+            continue
+        local = _EMAIL_LOCAL.search(text, max(0, p - 64), p)
+        if local is not None:
             yield local.start(), domain.end()
 
 
@@ -113,6 +122,35 @@ def whole_token(text: str, start: int, end: int) -> tuple[int, int]:
         if right >= 0 and (newline < 0 or right < newline) and not any(c.isspace() for c in text[end:right]):
             return left + 1, right
     return start, end
+
+
+def anchored_matches(
+    regex: re.Pattern[str], text: str, lowered: str, lo: int, hi: int, anchor: tuple
+) -> Iterator[re.Match[str]]:
+    """The matches of ``regex.finditer(text, lo, hi)``, found by trying ``regex.match`` only at the starts
+    that can match: each match holds one of the anchor's spellings at most ``reach`` characters after its
+    start (:func:`gitnetic.data.secret_rules.literal_anchor`), so with ``q`` the next spelling at or after
+    the current position, no start before ``q - reach`` can match, and the starts up to ``q`` are tried
+    in order (the first that matches is the one ``finditer`` returns: ``search`` tries the same starts
+    in the same order). A window without one of the required pieces holds no match at all."""
+    spellings, reach, required = anchor
+    lo = max(lo, 0)  # as finditer reads a negative start (str.find would count it from the end)
+    if not all(any(lowered.find(s, lo, hi) >= 0 for s in piece) for piece in required):
+        return
+    pos = lo
+    while pos < hi:
+        found = [i for i in (lowered.find(s, pos, hi) for s in spellings) if i >= 0]
+        if not found:
+            return
+        q = min(found)
+        for start in range(max(pos, q - reach), q + 1):
+            m = regex.match(text, start, hi)
+            if m is not None:
+                yield m
+                pos = m.end()  # > start: the match holds a spelling, so it is not empty
+                break
+        else:
+            pos = q + 1
 
 
 def _windows(hits: list[int], size: int) -> Iterator[tuple[int, int]]:
@@ -147,37 +185,55 @@ class Redactor:
                 by_keyword.setdefault(keyword, []).append(_GENERIC)
             self._keywords = list(by_keyword)
             self._keyword_rules = [tuple(by_keyword[k]) for k in self._keywords]
-            self._automaton = ahocorasick_rs.AhoCorasick(
-                self._keywords, implementation=ahocorasick_rs.Implementation.DFA
+            # over the UTF-8 bytes: the str automaton converts every match's offset back to characters,
+            # which cost as much as the search on non-ASCII files (bench/clean_equivalence.py)
+            self._automaton = ahocorasick_rs.BytesAhoCorasick(
+                [k.encode("utf-8") for k in self._keywords], implementation=ahocorasick_rs.Implementation.DFA
             )
+        self._anchors = [literal_anchor(rule.regex) for rule in self.rules]
 
-    def _keyword_pass(self, text: str) -> tuple[dict[int, list[int]], list[int]]:
-        """Where each rule's keywords occur in ``text`` (rule index -> positions), and where the
-        generic-secret keywords do. Case-insensitive: the text is lower-cased (positions must stay those of
-        ``text``)."""
+    def _keyword_pass(self, text: str) -> tuple[dict[int, list[int]], list[int], str]:
+        """Where each rule's keywords occur in ``text`` (rule index -> positions), where the
+        generic-secret keywords do, and the lower-cased text. Case-insensitive: the text is lower-cased
+        (positions must stay those of ``text``)."""
         lowered = text.lower()
         if len(lowered) != len(text):  # a few non-ASCII letters lower-case to two characters
             lowered = text.translate(_ASCII_LOWER)
+        data = lowered.encode("utf-8")  # a lone surrogate raises here as it did in the str automaton
+        matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
+        starts = [m[1] for m in matches]
+        if len(data) != len(lowered) and matches:  # byte offsets -> character offsets
+            to_char, chars, last = {}, 0, 0
+            for offset in sorted(set(starts)):  # each a match's first byte: a character boundary
+                chars += len(data[last:offset].decode("utf-8"))
+                to_char[offset], last = chars, offset
+            starts = [to_char[offset] for offset in starts]
         by_rule: dict[int, list[int]] = {}
         generic: list[int] = []
-        for keyword, start, _ in self._automaton.find_matches_as_indexes(lowered, overlapping=True):
+        for (keyword, _, _), start in zip(matches, starts, strict=True):
             for index in self._keyword_rules[keyword]:
                 if index == _GENERIC:
                     generic.append(start)
                 else:
                     by_rule.setdefault(index, []).append(start)
-        return by_rule, generic
+        return by_rule, generic, lowered
 
     def _allowed(self, secret: str) -> bool:
         low = secret.lower()
         return any(r.search(secret) for r in self._allow_regexes) or any(s in low for s in self._stopwords)
 
-    def _rule_spans(self, rule: SecretRule, text: str, hits: list[int]) -> Iterator[tuple[int, int]]:
-        """The secrets ``rule`` finds near its keyword ``hits``: the regex runs only in windows around
-        them (a rule's match contains its keyword; a token cut by a window's edge is widened again by
-        :func:`whole_token`), not over the whole document."""
+    def _rule_spans(self, index: int, text: str, lowered: str, hits: list[int]) -> Iterator[tuple[int, int]]:
+        """The secrets rule ``index`` finds near its keyword ``hits``: the regex runs only in windows
+        around them (a rule's match contains its keyword; a token cut by a window's edge is widened again
+        by :func:`whole_token`), not over the whole document, and within a window only near its anchor
+        (:func:`anchored_matches`) when it has one."""
+        rule, anchor = self.rules[index], self._anchors[index]
         for lo, hi in _windows(hits, len(text)):
-            for m in rule.regex.finditer(text, lo, hi):
+            if anchor is None:
+                matches = rule.regex.finditer(text, lo, hi)
+            else:
+                matches = anchored_matches(rule.regex, text, lowered, lo, hi, anchor)
+            for m in matches:
                 group = rule.secret_group
                 if group == 0 and rule.regex.groups:
                     group = next((g for g in range(1, rule.regex.groups + 1) if m.group(g)), 0)
@@ -196,10 +252,10 @@ class Redactor:
         if "PRIVATE KEY" in text:
             for m in _PRIVATE_KEY.finditer(text):
                 spans.append(_Span(m.start(), m.end(), 0, "private_key", PLACEHOLDERS["private_key"]))
-        by_rule, generic = self._keyword_pass(text)
+        by_rule, generic, lowered = self._keyword_pass(text)
         for index, hits in sorted(by_rule.items()):
             rule = self.rules[index]
-            for start, end in self._rule_spans(rule, text, hits):
+            for start, end in self._rule_spans(index, text, lowered, hits):
                 spans.append(_Span(start, end, 1, rule.kind, PLACEHOLDERS["key"]))
         at = text.find("://")
         while at >= 0:

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import math
 import re
+import re._constants as sre_constants
+import re._parser as sre_parse
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ __all__ = [
     "gitleaks_rules",
     "global_allowlist",
     "go_to_python",
+    "literal_anchor",
     "shannon_entropy",
 ]
 
@@ -171,6 +174,93 @@ _EXTRA = (
     ("mailgun-key", r"\bkey-[0-9a-f]{32}\b", ("key-",), 3.0),
 )  # fmt: skip
 EXTRA_RULES = tuple(SecretRule(i, re.compile(p, re.ASCII), k, e, 0) for i, p, k, e in _EXTRA)
+
+
+# literal_anchor: at most this many spellings per literal piece, and how far after a match's start its
+# piece may begin for the anchor to be worth using (the redactor tries every start up to that far back).
+_MAX_SPELLINGS, _MAX_REACH = 64, 400
+
+
+def _spellings(item: tuple) -> tuple[str, ...] | None:
+    """The lower-cased strings one parsed regex item always matches one of, or None if it is not that
+    simple (a class of single characters counts; zero-width assertions match the empty string)."""
+    op, av = item
+    # ASCII only: the redactor's lower-cased text lowers only ASCII letters in some files
+    if op is sre_constants.LITERAL and av < 128:
+        return (chr(av).lower(),)
+    if op is sre_constants.AT:
+        return ("",)
+    if op is sre_constants.IN and all(o is sre_constants.LITERAL and c < 128 for o, c in av):
+        return tuple(sorted({chr(c).lower() for _, c in av}))
+    if op is sre_constants.SUBPATTERN:
+        return _sequence_spellings(av[3].data)
+    if op is sre_constants.BRANCH:
+        found: set[str] = set()
+        for alternative in av[1]:
+            spelled = _sequence_spellings(alternative.data)
+            if spelled is None:
+                return None
+            found.update(spelled)
+        return tuple(sorted(found)) if len(found) <= _MAX_SPELLINGS else None
+    return None
+
+
+def _sequence_spellings(items: list) -> tuple[str, ...] | None:
+    result: tuple[str, ...] = ("",)
+    for item in items:
+        spelled = _spellings(item)
+        if spelled is None or len(result) * len(spelled) > _MAX_SPELLINGS:
+            return None
+        result = tuple(sorted({a + b for a in result for b in spelled}))
+    return result
+
+
+def _flat_items(items: list) -> list:
+    """The top-level sequence with groups spliced in (a group does not change what text it matches)."""
+    out = []
+    for item in items:
+        if item[0] is sre_constants.SUBPATTERN:
+            out += _flat_items(item[1][3].data)
+        else:
+            out.append(item)
+    return out
+
+
+def literal_anchor(regex: re.Pattern[str]) -> tuple[tuple[str, ...], int, tuple[tuple[str, ...], ...]] | None:
+    """``(spellings, reach, required)`` of ``regex``, or None when the analysis finds none.
+
+    Every match of ``regex`` contains, at most ``reach`` characters after the match's start, one of
+    ``spellings`` (lower-cased: look for them in lower-cased text), and contains one spelling of each
+    piece in ``required`` somewhere. The redactor uses this to try the regex only at the few starts
+    near a spelling instead of at every position of a window (gitleaks' ``[\\w.-]{0,50}?(?:name)...``
+    patterns cost ~50 steps per position), which finds the same matches (see ``anchored_matches`` in
+    :mod:`gitnetic.data.redact`). Only ``re.ASCII`` patterns qualify: their case-insensitive letters
+    are ASCII, which lower-cased text keeps in place.
+    """
+    if not regex.flags & re.ASCII:
+        return None
+    try:
+        parsed = sre_parse.parse(regex.pattern, regex.flags)
+    except (re.error, RecursionError):
+        return None
+    pieces: list[tuple[tuple[str, ...], int]] = []  # (spellings, the most characters before the piece)
+    before, current, current_before = 0, None, 0
+    for item in [*_flat_items(parsed.data), None]:
+        spelled = None if item is None else _spellings(item)
+        if spelled is not None and current is not None and len(current) * len(spelled) <= _MAX_SPELLINGS:
+            current = tuple(sorted({a + b for a in current for b in spelled}))
+        else:
+            if current is not None and min(map(len, current)) > 0:
+                pieces.append((current, current_before))
+            current, current_before = spelled, before
+        if item is not None:
+            width = sre_parse.SubPattern(parsed.state, [item]).getwidth()[1]
+            before = before + width if width < sre_constants.MAXREPEAT else sre_constants.MAXREPEAT
+    usable = [p for p in pieces if p[1] <= _MAX_REACH]
+    if not usable:
+        return None
+    spellings, reach = max(usable, key=lambda p: (min(map(len, p[0])), -p[1]))
+    return spellings, reach, tuple(p[0] for p in pieces)
 
 
 @cache
