@@ -14,8 +14,9 @@ RSS come from ``os.wait4`` on that process alone; its own cost line is printed t
 compression (bytes/token) on the corpus's valid split says what the sample costs in quality. Prints a
 Markdown table and the Nx/1x ratios (goal: about 1) and default-cap/all ratios, all measured in this run.
 
-Run: ``.venv/bin/python bench/tokenizer_scale.py`` (about 10 minutes on 2 cores, most of it the
-uncapped baseline; ``--train_file`` reuses a split built before, ``--skip_baseline`` drops the baseline).
+Run: ``.venv/bin/python bench/tokenizer_scale.py`` (10 minutes on a loaded 2-core machine with
+``--train_file``, plus about a minute to build the split; ``--train_file`` reuses a split built before,
+with its ``valid.jsonl`` beside it; ``--skip_baseline`` drops the uncapped run).
 """
 
 from __future__ import annotations
