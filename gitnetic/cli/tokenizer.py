@@ -9,12 +9,18 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.tokenizer import TokenizerParams, TokenizerStageParams, tokenizer_stage
+from gitnetic.data.tokenizer import (
+    TokenizerParams,
+    TokenizerStageParams,
+    TokenizerStageResult,
+    tokenizer_stage,
+)
 
 DESCRIPTION = (
-    "Train a lossless byte-level BPE tokenizer on the corpus train split (streamed, optionally capped by "
-    "--max_sample_bytes) and save a folder that transformers.AutoTokenizer.from_pretrained loads offline, "
-    "with <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4."
+    "Train a lossless byte-level BPE tokenizer on the corpus train split (streamed; a split larger than "
+    "--max_sample_bytes is sampled reproducibly from the whole file with --sample_seed) and save a folder "
+    "that transformers.AutoTokenizer.from_pretrained loads offline, with <s>=0, <pad>=1, </s>=2, <unk>=3, "
+    "<mask>=4. Ends with what training cost: the bytes read, wall time and peak RSS."
 )
 
 log = logging.getLogger(__name__)
@@ -61,4 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             sample.lossy,
             sample.documents,
         )
+    log.info("tokenizer: %s", cost_line(result))
     return 0
+
+
+def cost_line(result: TokenizerStageResult) -> str:
+    """What training read (all of the train split or a sample of it), in how long, at what peak memory."""
+    split = result.split
+    mb = result.bytes / 1e6
+    if split is not None and split.sampled:
+        read = (
+            f"a {mb:.1f} MB sample of {result.documents:,} documents ({split.rate:.1%} of the "
+            f"{split.split_bytes / 1e6:.1f} MB train split, sample_seed {split.seed})"
+        )
+    else:
+        read = f"all {result.documents:,} documents ({mb:.1f} MB) of the train split"
+    return f"trained on {read} in {result.seconds:.1f} s, peak RSS {result.peak_rss / 1e6:,.0f} MB"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +19,19 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import DataError
 from gitnetic.common.io import atomic_dir
+from gitnetic.common.memory import peak_rss_bytes
 from gitnetic.data.hf_folder import check_hf_model_folder
 from gitnetic.data.jsonl import iter_jsonl_texts
+from gitnetic.data.split_sample import SplitSample
 
 # RoBERTa's order, so <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=4 as existing checkpoints expect.
 DEFAULT_SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 TOKENIZER_FILE = "tokenizer.json"
+# Measured (bench/RESULTS.md, tokenizer_scale): BPE training time grows with the bytes it reads (about
+# 0.45 CPU s/MB at vocab 16384), peak RSS with the distinct words (0.4-0.7 GB up to 234 MB). A 100 MB
+# sample spread over a 234 MB split compressed held-out code as well as all of it (a 100 MB prefix did
+# 2.4% worse), in about a minute of CPU.
+DEFAULT_MAX_SAMPLE_BYTES = 100_000_000
 
 
 @dataclass
@@ -39,10 +47,17 @@ class TokenizerParams(DataclassBase):
         metadata={"help": "Special tokens, in id order: bos, pad, eos, unk, mask (roles are taken by name)."},
     )
     max_sample_bytes: int = field(
-        default=0,
+        default=DEFAULT_MAX_SAMPLE_BYTES,
         metadata={
-            "help": "Train on at most this many bytes of the train split (0 = all): bounds time/RAM on big corpora."
+            "help": "Bounds training time and memory on big corpora: a train split whose JSONL file is larger "
+            "than this many bytes is sampled (documents drawn from the whole file, in file order, by a hash "
+            "of --sample_seed and their line number; about this many bytes of text, reading stops at the "
+            "document that reaches it); a smaller one is read whole. 0 = always all."
         },
+    )
+    sample_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the --max_sample_bytes sample: same split and seed, same tokenizer."},
     )
     model_max_length: int = field(
         default=1024, metadata={"help": "model_max_length saved with the tokenizer."}
@@ -80,6 +95,8 @@ def _role_tokens(special_tokens: list[str]) -> dict[str, str]:
 def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: TokenizerParams | None = None):
     """Train a byte-level BPE on ``texts`` (streamed) and save it to ``out_dir`` atomically.
 
+    Reading stops at the document that reaches ``max_sample_bytes``: a prefix of ``texts``, which the
+    tokenizer stage makes a spread-out sample by passing a :class:`SplitSample`'s texts.
     Returns the loaded ``PreTrainedTokenizerFast``.
     """
     params = params or TokenizerParams()
@@ -110,7 +127,7 @@ def train_tokenizer(texts: Iterable[str], out_dir: str | Path, params: Tokenizer
 
 class CountedTexts:
     """Documents streamed once, counting how many were read and their UTF-8 bytes (training stops
-    reading at ``max_sample_bytes``, so only what was consumed is counted)."""
+    reading once ``max_sample_bytes`` were read, so only what was consumed is counted)."""
 
     def __init__(self, texts: Iterable[str]) -> None:
         self._texts = texts
@@ -271,7 +288,8 @@ class SampleCheck:
 
 @dataclass
 class TokenizerStageResult:
-    """What the stage did: trained on ``documents``/``bytes`` of the train split, or copied a folder's."""
+    """What the stage did: trained on ``documents``/``bytes`` of the train split, or copied a folder's,
+    and what training cost (``seconds`` of wall time, the process's ``peak_rss`` bytes)."""
 
     tokenizer: object
     out_dir: str
@@ -280,6 +298,9 @@ class TokenizerStageResult:
     documents: int = 0
     bytes: int = 0
     sample: SampleCheck | None = None
+    split: SplitSample | None = None  # what was read of the train split: all of it or a sample
+    seconds: float = 0.0
+    peak_rss: int = 0
 
 
 def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> TokenizerStageResult:
@@ -295,12 +316,15 @@ def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> Tok
         raise DataError(
             f"train split {train_file} does not exist; run 'python -m gitnetic corpus' first or pass --train_file"
         )
-    texts = CountedTexts(iter_jsonl_texts(train_file))
+    start = time.perf_counter()
+    split = SplitSample.of(train_file, params.max_sample_bytes, params.sample_seed)
+    texts = CountedTexts(split.texts())
     tokenizer = train_tokenizer(texts, stage.out_dir, params)
+    seconds = time.perf_counter() - start
     sample = sample_check(tokenizer, iter_jsonl_texts(train_file), SAMPLE_DOCS)
     return TokenizerStageResult(
         tokenizer, stage.out_dir, train_file=str(train_file), documents=texts.documents, bytes=texts.bytes,
-        sample=sample,
+        sample=sample, split=split, seconds=seconds, peak_rss=peak_rss_bytes(),
     )  # fmt: skip
 
 

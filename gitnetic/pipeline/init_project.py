@@ -21,12 +21,14 @@ from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
 from gitnetic.data.corpus import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
+from gitnetic.data.tokenizer import DEFAULT_MAX_SAMPLE_BYTES
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
 
 __all__ = ["InitParams", "InitResult", "init_project"]
 
-# Bound the tokenizer's training sample on big corpora: BPE statistics settle long before 200 MB.
-TOKENIZER_SAMPLE_CAP = 200_000_000
+# Bound the tokenizer's training sample on big corpora even where the template asks for all of it: the
+# tokenizer's own default cap (measured, bench/tokenizer_scale.py).
+TOKENIZER_SAMPLE_CAP = DEFAULT_MAX_SAMPLE_BYTES
 BYTES_PER_SHARD = 100_000_000
 
 
