@@ -41,6 +41,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,11 +263,16 @@ def shard(train: Path, folder: Path, parts: int) -> None:
 def best_matches(train: Path, wanted: set[str], ngram: int = 5) -> dict[str, tuple[float, str]]:
     """``path -> (largest exact Jaccard of its word shingles with any other input document, that path)``
     for the ``wanted`` paths: why a drop only one side made was (not) a near-duplicate at 0.85."""
-    with open(train, encoding="utf-8") as fh:
-        texts = {(row := json.loads(line))["path"]: row["text"] for line in fh}
-    mine = {p: shingles(texts[p], ngram) for p in wanted}
+
+    def rows() -> Iterator[tuple[str, str]]:  # streamed twice rather than held: the input is ~250 MB
+        with open(train, encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                yield row["path"], row["text"]
+
+    mine = {path: shingles(text, ngram) for path, text in rows() if path in wanted}
     best = dict.fromkeys(wanted, (0.0, "-"))
-    for other, text in texts.items():
+    for other, text in rows():
         theirs = shingles(text, ngram)
         for path, items in mine.items():
             if other != path and (sim := jaccard(items, theirs)) > best[path][0]:
@@ -313,7 +319,7 @@ def datatrove_rows(bench: Bench, python: Path, pre: Run, ours: Run, cores: int) 
     best = best_matches(pre.out_dir / "train.jsonl", disputed)
     examples = [
         f"- {title}, {name}: "
-        + (", ".join(f"{p} ({best[p][0]:.2f} ~ {best[p][1]})" if p in best else p for p in some) or "-")
+        + (", ".join(f"{p} ({best[p][0]:.3f} ~ {best[p][1]})" if p in best else p for p in some) or "-")
         for title, name, some in groups
     ]
     note = (
