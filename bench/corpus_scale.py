@@ -64,6 +64,10 @@ BASELINE_COMMIT = "ecc6839"
 DEFAULT_DATATROVE_PYTHON = Path("/work/dtvenv/bin/python")
 MAX_FILE_BYTES = 1_000_000  # the stage's default max_file_bytes: larger files are skipped unread
 MB = 1e6
+NO_DATATROVE = (
+    "datatrove comparison skipped: no datatrove venv. Enable it with `python -m venv --system-site-packages "
+    "/work/dtvenv && /work/dtvenv/bin/pip install datatrove spacy 'xxhash<4'` (or pass --datatrove-python)."
+)
 
 # The bare read path: read, decode, exact-dedup, write; no cleaning step.
 BARE = [
@@ -247,7 +251,7 @@ def output_digest(out: Path) -> str:
         if name == "stats.json":
             stats = json.loads(data)
             stats.pop("out_dir", None)
-            data = json.dumps(stats, sort_keys=True).encode()
+            data = json.dumps(stats).encode()  # key order kept: a different order is a difference
         h.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()
 
@@ -384,6 +388,8 @@ def parse_args() -> argparse.Namespace:
     unknown = args.skip - {"datatrove", "baseline", "scale", "steps"}
     if unknown:
         parser.error(f"--skip: unknown part(s) {sorted(unknown)}; use datatrove, baseline, scale, steps")
+    if args.datatrove_python is not None and not args.datatrove_python.is_file():
+        parser.error(f"--datatrove-python {args.datatrove_python} does not exist; pass a venv's bin/python")
     if not args.corpus.is_dir():
         parser.error(f"--corpus {args.corpus} is not a folder; pass --corpus to a folder of source files")
     return args
@@ -492,18 +498,16 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="corpus_scale-", dir=args.work_dir))
     started = time.strftime("%H:%M UTC", time.gmtime())
     print(f"corpus_scale: scratch {work}; load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    if "datatrove" not in args.skip and args.datatrove_python is None:
+        print(NO_DATATROVE, flush=True)
     try:
         bench = Bench(args, work)
         runs = measure(bench, args, cores)
         lines, goals = report(bench, args, runs, cores)
         if "datatrove" in args.skip:
-            pass
+            pass  # asked for
         elif args.datatrove_python is None:
-            lines.append(
-                "\ndatatrove comparison skipped: no datatrove venv. Enable it with `python -m venv "
-                "--system-site-packages /work/dtvenv && /work/dtvenv/bin/pip install datatrove spacy "
-                "'xxhash<4'` (or pass --datatrove-python)."
-            )
+            lines += ["", NO_DATATROVE]
         else:
             lines += ["", *datatrove_rows(bench, args.datatrove_python, runs["pre"], runs["ours"], cores)]
     finally:
