@@ -38,6 +38,31 @@ import pytest  # noqa: E402
 
 from tests import helpers  # noqa: E402
 
+# The costliest modules, costliest first (`pytest --durations`; most of their time is CLI subprocesses
+# importing torch and Lightning). scripts/test.sh runs `-n 2 --dist loadscope --no-loadscope-reorder`:
+# xdist hands whole modules to the workers in collection order, so these start at once and the many
+# short modules fill in around them. xdist's default reorder (modules with the most tests first) started
+# the 4-test experiments module last, and one worker ran it alone for minutes at the end.
+COSTLIEST_MODULES = (
+    "tests/e2e/test_experiments.py",
+    "tests/e2e/test_pipeline.py",
+    "tests/cli/test_interrupt.py",
+    "tests/cli/test_ddp_train.py",
+    "tests/e2e/test_init_pipeline.py",
+    "tests/cli/test_train_cli.py",
+    "tests/common/test_threads.py",
+    "tests/inference/test_generate.py",
+    "tests/cli/test_init_from.py",
+    "tests/evaluation/test_evaluate_export.py",
+    "tests/e2e/test_multi_source.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the modules of ``COSTLIEST_MODULES`` first, in that order; the rest keep theirs."""
+    rank = {path: i for i, path in enumerate(COSTLIEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 @pytest.fixture(scope="session")
 def tiny_corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -1,6 +1,8 @@
 """``dvc exp run`` as people run experiments: killed and run again, queued two at a time, pushed and pulled.
 
-One module-scoped repository (the tiny pipeline of ``test_pipeline.py``, reproduced once). The
+One module-scoped repository (the tiny pipeline of ``test_pipeline.py``, reproduced once), without
+the benchmark stage: test_pipeline.py runs and checks it, and here it would run in each of the five
+reproductions and experiments without being asked anything (export then quotes no pass@k). The
 experiments vary ``train.learning_rate``; an experiment is "the same run" as another when it differs
 only in ``train.progress_bar_refresh_rate``: a trajectory-free param (same fingerprint, so the same
 floats) that still changes DVC's params, so DVC really trains instead of restoring its run cache.
@@ -23,7 +25,7 @@ import pytest
 import yaml
 from dvc_render.html import PAGE_HTML
 
-from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, run
+from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, read_json, run, shard_digests
 from tests.helpers import REPO, assert_same_weights, exp_names, pipeline_env, queue_workers, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-exp")]
@@ -33,9 +35,20 @@ STORE = Path(".dvc") / "tmp" / "gitnetic-resume"
 LR_A, LR_B = "0.003", "0.004"
 
 
+def drop_benchmark_stage(root: Path) -> None:
+    """The repository's dvc.yaml without the benchmark stage (and export's input from it)."""
+    path = root / "dvc.yaml"
+    pipeline = yaml.safe_load(path.read_text(encoding="utf-8"))
+    del pipeline["stages"]["benchmark"]
+    export = pipeline["stages"]["export"]
+    export["deps"] = [dep for dep in export["deps"] if dep != "metrics/benchmark.json"]
+    path.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_repo(tmp_path_factory.mktemp("exp") / "repo")
+    drop_benchmark_stage(root)
     (root / TEMPLATE).parent.mkdir(parents=True)
     shutil.copy2(REPO / TEMPLATE, root / TEMPLATE)  # the project's offline plot page (.dvc/config)
     run("dvc", "config", "plots.html_template", str(TEMPLATE.relative_to(".dvc")), cwd=root)
@@ -111,7 +124,8 @@ def resumed_step(output: str) -> int:
 @pytest.fixture(scope="module")
 def interrupted(repo: Path) -> dict:
     """Experiment ``a`` killed in the workspace, ``b`` killed in ``--temp`` while ``a``'s checkpoints
-    wait in the store, then both run again."""
+    wait in the store, then both run again; also the baseline's metrics and shards (``"baseline"``)."""
+    baseline = {"eval": read_json(repo / "metrics" / "eval.json"), "shards": shard_digests(repo)}
     cmds = {
         name: ["dvc", "exp", "run", *temp, "-S", f"train.learning_rate={lr}", "-n", name]
         for name, lr, temp in (("a", LR_A, []), ("b", LR_B, ["--temp"]))
@@ -120,17 +134,25 @@ def interrupted(repo: Path) -> dict:
     # another experiment does not take a's checkpoints: b started fresh beside them
     assert "starting fresh" in killed["b"] and "interrupted at step" not in killed["b"], killed["b"][-4000:]
     assert len(list((repo / STORE).iterdir())) == 2, "each killed run leaves its own resume entry"
-    outputs = {name: run(*cmd, cwd=repo) for name, cmd in cmds.items()}
+    outputs: dict = {name: run(*cmd, cwd=repo) for name, cmd in cmds.items()}
     assert not (repo / STORE).exists(), "a completed run must remove its resume entry"
-    return outputs
+    return {**outputs, "baseline": baseline}
 
 
 def test_killed_experiment_resumes_from_the_step_reached(repo: Path, interrupted: dict) -> None:
+    """Also what test_pipeline.py once asked of its own `dvc exp run`: an experiment on a train param
+    re-runs training and the later stages only (the shards stay), changes the metrics, and `dvc exp
+    show` lists it with its param and perplexity (pass@1 in `dvc exp show`: test_pipeline.py)."""
     for name in ("a", "b"):
         assert resumed_step(interrupted[name]) >= 12
         assert "starting fresh" not in interrupted[name]
-        assert ran_stages(interrupted[name]) == {"train", "evaluate", "benchmark", "export"}
-    table = json.loads(run("dvc", "exp", "show", "--json", cwd=repo))
+        assert ran_stages(interrupted[name]) == {"train", "evaluate", "export"}  # no benchmark stage here
+    baseline = interrupted["baseline"]
+    assert shard_digests(repo) == baseline["shards"]
+    assert read_json(repo / "metrics" / "eval.json") != baseline["eval"]
+    text = run("dvc", "exp", "show", "--json", cwd=repo)
+    assert LR_A in text and "perplexity" in text
+    table = json.loads(text)
     shown = [
         (rev["name"], rev["data"]["metrics"]["metrics/eval.json"]["data"])
         for row in table
