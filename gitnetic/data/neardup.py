@@ -33,6 +33,7 @@ import math
 import re
 import tempfile
 from array import array
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from itertools import islice
 from typing import Literal, NamedTuple
@@ -57,6 +58,9 @@ _WORD = re.compile(r"\w+")
 # ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
 _BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
 _ASCII_BYTES = bytes(range(128))
+# Shingles of kept documents held for exact verification: at most ~80 MB (a shingle string is ~60-80
+# bytes), whatever the corpus size.
+VERIFY_CACHE_SHINGLES = 1_000_000
 _SIGN_CHUNK = 1 << 16  # shingles per rensa update in MinHasher.sign
 
 
@@ -206,6 +210,9 @@ class NearDuplicateIndex:
         self._spans = array("Q")  # (offset, length) of each kept document in the spill file
         self._spill_end = 0
         self.kept = 0
+        self._cache: OrderedDict[int, set[str]] = OrderedDict()  # kept key -> shingle set, LRU
+        self._cached = 0  # shingles held in the cache
+        self._verified: tuple[Signed, set[str]] | None = None
         if library == "rensa":
             self._lsh = rensa.RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=self.bands)
         else:
@@ -232,11 +239,30 @@ class NearDuplicateIndex:
                 break
             if items is None:
                 items = shingles(text if isinstance(text, str) else text(), self.ngram)
+                self._verified = (signed, items)  # add() caches them if this document is kept
             key = int(candidates[i])
-            items = shingles(text, self.ngram) if items is None else items
-            if jaccard(items, shingles(self._kept_text(key), self.ngram)) >= self.threshold:
+            if jaccard(items, self._kept_shingles(key)) >= self.threshold:
                 return key
         return None
+
+    def _kept_shingles(self, key: int) -> set[str]:
+        """A kept document's shingle set, from a small cache: families of similar files (generated
+        modules, vendored copies) make the same kept documents candidates again and again, and
+        re-shingling them was most of the verification time (bench/corpus_scale.py)."""
+        items = self._cache.get(key)
+        if items is None:
+            items = self._remember(key, shingles(self._kept_text(key), self.ngram))
+        else:
+            self._cache.move_to_end(key)
+        return items
+
+    def _remember(self, key: int, items: set[str]) -> set[str]:
+        self._cache[key] = items
+        self._cached += len(items)
+        while self._cached > VERIFY_CACHE_SHINGLES and len(self._cache) > 1:
+            _, old = self._cache.popitem(last=False)
+            self._cached -= len(old)
+        return items
 
     def add(self, signed: Signed, stored: bytes) -> int:
         """Index a kept document (``stored``: what ``decode`` turns back into its text); returns its key
@@ -250,6 +276,9 @@ class NearDuplicateIndex:
         self._spans.extend((self._spill_end, len(stored)))
         self._spill_end += len(stored)
         self._lsh.insert(key, signed.minhash)
+        if self._verified is not None and self._verified[0] is signed:  # its set was built in find()
+            self._remember(key, self._verified[1])
+        self._verified = None
         self.kept += 1
         return key
 
