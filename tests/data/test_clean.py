@@ -9,7 +9,7 @@ import pytest
 
 from gitnetic.data.corpus import SPLITS, CorpusParams, assign_split, collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
-from gitnetic.data.neardup import NearDuplicateIndex, lsh_bands
+from gitnetic.data.neardup import NearDuplicateIndex, lsh_bands, shingles
 from gitnetic.data.redact import Redactor
 from tests.helpers import corpora, git, preprocess_shards, write_tree
 
@@ -207,6 +207,26 @@ def test_near_duplicate_index_libraries_agree(library: str) -> None:
         assert index.add_or_match(copy) == 0
     assert index.add_or_match(module("other")) is None
     assert index.kept == 2
+
+
+def test_verification_cache_changes_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Families of similar documents, decided with the shingle cache and with a cache of one set
+    (every verification re-reads the kept text): the same matches, and the cache stays in budget."""
+    import gitnetic.data.neardup as neardup
+
+    bases = [module(f"family{i}") for i in range(4)]
+    docs = [text for base in bases for text in (base, *near_copies(base).values())]
+    docs += [base.replace("math.sqrt", "math.log") for base in bases]  # borderline: estimates near 0.85
+
+    def decide() -> tuple[list[int | None], int]:
+        index = NearDuplicateIndex()
+        return [index.add_or_match(text) for text in docs], index._cached
+
+    cached, _ = decide()
+    monkeypatch.setattr(neardup, "VERIFY_CACHE_SHINGLES", 1)
+    uncached, held = decide()
+    assert cached == uncached and any(m is not None for m in cached)
+    assert held <= max(len(shingles(d, 5)) for d in docs)  # one set at most
 
 
 def test_lsh_bands_reach_the_recall_target() -> None:
