@@ -58,9 +58,11 @@ _WORD = re.compile(r"\w+")
 # ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
 _BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
 _ASCII_BYTES = bytes(range(128))
-# Shingles of kept documents held for exact verification: at most ~80 MB (a shingle string is ~60-80
-# bytes), whatever the corpus size.
-VERIFY_CACHE_SHINGLES = 1_000_000
+# Shingles of kept documents held for exact verification: ~30 MB at most (a shingle string and its
+# set slot take ~150 bytes), whatever the corpus size; 1M held 150 MB and broke the memory goal at 4x
+# the site-packages corpus (bench/corpus_scale.py), 200k keeps most of the saving (families of similar
+# files sit next to each other in path order).
+VERIFY_CACHE_SHINGLES = 200_000
 _SIGN_CHUNK = 1 << 16  # shingles per rensa update in MinHasher.sign
 
 
