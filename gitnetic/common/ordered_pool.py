@@ -18,7 +18,12 @@ N-worker run execute identical code on identical batches. Workers start at the f
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +48,25 @@ def _context() -> multiprocessing.context.BaseContext:
     if "fork" in methods and threading.active_count() == 1:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _die_with_parent(parent: int | None) -> None:
+    """Have the kernel SIGKILL this worker when its parent ends (Linux ``PR_SET_PDEATHSIG``): a stage
+    stopped by SIGTERM or ``kill -9`` (DVC, Snakemake and SLURM stop jobs so) must not leave workers
+    running on as orphans, which ``concurrent.futures`` alone does."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:  # it ended before the line above: no signal comes
+        os._exit(1)
+
+
+def _start_worker(
+    parent: int | None, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]
+) -> None:
+    _die_with_parent(parent)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 class OrderedPool:
@@ -96,9 +120,13 @@ class OrderedPool:
         """Start the workers now (else at the first parallel :meth:`map`): call it before starting
         threads, e.g. a progress bar's, so that the workers can be forked (see the module doc)."""
         if self._executor is None and self.workers > 1:
-            initializer, initargs = self._init
+            context = _context()
+            forked = context.get_start_method() == "fork"  # else the parent is the forkserver / spawner
             self._executor = ProcessPoolExecutor(
-                self.workers, mp_context=_context(), initializer=initializer, initargs=initargs
+                self.workers,
+                mp_context=context,
+                initializer=_start_worker,
+                initargs=(os.getpid() if forked else None, *self._init),
             )
             try:
                 self._executor.submit(int).result()  # forks every worker (all at once with fork)

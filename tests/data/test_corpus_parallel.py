@@ -9,6 +9,7 @@ the middle of a part, and the small-corpus split floor.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -26,6 +27,15 @@ from tests.helpers import REPO, run_gitnetic, start_gitnetic, write_tree
 from tests.helpers.corpora import git_tree, mixed_tree, module
 
 OUTPUTS = [f"{split}.jsonl" for split in SPLITS] + ["stats.json"]
+
+
+def file_sizes(folder: Path) -> list[int]:
+    """Sizes of the files in ``folder`` now (a file removed meanwhile, e.g. a stale temporary, is skipped)."""
+    sizes = []
+    for path in folder.glob("*") if folder.exists() else ():
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(path.stat().st_size)
+    return sizes
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
@@ -129,13 +139,25 @@ def test_a_killed_worker_leaves_nothing_complete_and_the_rerun_gives_the_same_by
     before = snapshot(out)
     clear(out)
 
+    # SIGTERM to the stage itself (how DVC, Snakemake and SLURM stop a job): its workers end with it
+    stage = start_gitnetic(*args, "--num_workers", "2", cwd=tmp_path)
+    workers: list[psutil.Process] = []
+    while stage.poll() is None and len(workers) < 2:
+        workers = psutil.Process(stage.pid).children()
+    assert len(workers) == 2, "the stage ended before its workers were seen"
+    stage.terminate()
+    stage.communicate(timeout=60)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived the stage: {alive}"
+    assert not [p.name for p in out.glob("*") if p.name in OUTPUTS]
+
     proc = start_gitnetic(*args, "--num_workers", "2", cwd=tmp_path)
     killed = None
     try:
         me = psutil.Process(proc.pid)
         main_cmd = me.cmdline()
         while proc.poll() is None and killed is None:
-            writing = out.exists() and any(p.stat().st_size for p in out.iterdir() if p.is_file())
+            writing = any(size > 0 for size in file_sizes(out))
             if not writing:  # kill mid-run: once kept documents are being written
                 continue
             for child in me.children(recursive=True):
