@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.git_baseline import git_show  # noqa: E402
 from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
-from gitnetic.data.corpus import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.corpus_clean import BINARY_SNIFF_BYTES  # noqa: E402
 from gitnetic.data.problems import read_problems  # noqa: E402
 from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
 from tests.secret_samples import placeholders, planted  # noqa: E402
