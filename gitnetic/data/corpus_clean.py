@@ -144,31 +144,32 @@ class DocumentCleaner:
             else None
         )
 
-    def clean(self, task: CleanTask) -> Cleaned:
+    def clean(self, task: CleanTask) -> tuple[Cleaned, bytes | None]:
+        """The verdict on one document, unsigned, and the UTF-8 text to sign (None: nothing to sign)."""
         if task.max_file_bytes and task.size > task.max_file_bytes:
-            return Cleaned("too_large")
+            return Cleaned("too_large"), None
         try:
             if task.read is None:  # the parent could not read it
                 raise OSError
             data = task.read if isinstance(task.read, bytes) else task.read()
         except OSError:  # permissions, or the file vanished since the walk
-            return Cleaned("unreadable")
+            return Cleaned("unreadable"), None
         if b"\0" in data[:BINARY_SNIFF_BYTES]:
-            return Cleaned("binary")
+            return Cleaned("binary"), None
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return Cleaned("non_utf8")
+            return Cleaned("non_utf8"), None
         if not text.strip():
-            return Cleaned("empty")
+            return Cleaned("empty"), None
         if self.quality is not None and task.clean:
             reason = self.quality.reason(text, task.record.get("path"))
             if reason:
-                return Cleaned(f"filtered:{reason}")
+                return Cleaned(f"filtered:{reason}"), None
         if self.decontaminator is not None:
             bench = self.decontaminator.contaminated(text)  # every source: a benchmark's text
             if bench is not None:
-                return Cleaned(f"contaminated:{bench}")
+                return Cleaned(f"contaminated:{bench}"), None
         redacted: dict[str, int] = {}
         if self.redactor is not None and task.clean:
             text, redacted = self.redactor.redact(text)
@@ -176,14 +177,19 @@ class DocumentCleaner:
                 data = text.encode("utf-8")
         record = {"text": text, **task.record}
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-        return Cleaned(
-            KEPT,
-            line,
-            len(data),
-            hashlib.blake2b(data, digest_size=16).digest(),
-            self.hasher.sign(text) if self.hasher is not None and task.sign else None,
-            redacted or None,
-        )
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        return Cleaned(KEPT, line, len(data), digest, None, redacted or None), (data if task.sign else None)
+
+    def clean_many(self, tasks: list[CleanTask]) -> list[Cleaned]:
+        """:meth:`clean` each task, then sign the kept ones together (one NumPy pass for the batch)."""
+        done = [self.clean(task) for task in tasks]
+        results = [cleaned for cleaned, _ in done]
+        if self.hasher is not None:
+            wanted = [i for i, (_, data) in enumerate(done) if data is not None]
+            signed = self.hasher.sign_many([done[i][1] for i in wanted])  # type: ignore[misc]
+            for i, sig in zip(wanted, signed, strict=True):
+                results[i] = results[i]._replace(signed=sig)
+        return results
 
 
 # One cleaner per worker process, built by the pool's initializer: the only module state here, and it
@@ -198,7 +204,7 @@ def init_worker(settings: CleanSettings) -> None:
 
 def clean_batch(tasks: list[CleanTask]) -> list[Cleaned]:
     assert _cleaner is not None, "init_worker() runs first"
-    return [_cleaner.clean(task) for task in tasks]
+    return _cleaner.clean_many(tasks)
 
 
 # Below this many bytes to clean, worker processes cost more to start (~1 s each: imports, the

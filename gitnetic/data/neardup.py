@@ -7,41 +7,43 @@ every run. The corpus stage calls this before it assigns splits, so near-copies 
 train/test.
 
 Shingles follow BigCode: the text is split into words (``\\w+``), and each run of ``ngram`` consecutive
-words is one shingle (a shorter document is one shingle). LSH bands are chosen so that a pair at exactly
-``threshold`` becomes a candidate with probability >= 0.99 (for 128 permutations and 0.85: 16 bands x 8
-rows). MinHash only *proposes*: a candidate whose signature estimate is within ``verify_margin`` of the
-threshold (3 standard errors of the estimate, about 0.095 at 128 permutations and 0.85) is re-read and
-compared on its exact shingle set, best estimate first, and the first one at or above the threshold is
-the match. Why exact: a hard threshold on the estimate drops near-copies just *under* the threshold about
-as often as it keeps ones just over it (bench/corpus.py found stdlib code-page tables at 0.835 dropped),
-and verification costs one re-read per candidate, not per document.
+words is one shingle (a shorter document is one shingle). They are handled as 64-bit hashes
+(:mod:`gitnetic.data.shingle_hash`, computed in NumPy for a whole batch of documents), never as strings.
+LSH bands are chosen so that a pair at exactly ``threshold`` becomes a candidate with probability >= 0.99
+(for 128 permutations and 0.85: 16 bands x 8 rows). MinHash only *proposes*: a candidate whose signature
+estimate is within ``verify_margin`` of the threshold (3 standard errors of the estimate, about 0.095 at
+128 permutations and 0.85) is re-read and compared on its exact set of shingle hashes, best estimate
+first, and the first one at or above the threshold is the match. Why exact: a hard threshold on the
+estimate drops near-copies just *under* the threshold about as often as it keeps ones just over it
+(bench/corpus.py found stdlib code-page tables at 0.835 dropped), and verification costs one re-read per
+candidate, not per document.
 
 Memory: the state grows with the number of *kept* documents only, about ``num_perm * 4`` bytes of
-signature (512 B at 128) plus the library's band tables (``bands`` hash keys per document) plus 16 bytes
-to find the kept text again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept
-texts themselves go to an unlinked temporary file on disk (as large as the kept corpus, gone when the
-index is), never to memory. Dropped documents cost nothing.
+signature (512 B at 128) plus ``bands`` dict entries (~120 B each) plus 16 bytes to find the kept text
+again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept texts themselves go to an
+unlinked temporary file on disk (as large as the kept corpus, gone when the index is), never to memory.
+Dropped documents cost nothing.
 
-Two MinHash libraries can compute signatures and index bands: ``rensa`` (Rust; the default: in
-bench/corpus.py it added 0.3 s to a 4 MB corpus where datasketch added 1.1 s, with half the peak RSS and
-the same decisions; see bench/RESULTS.md) and ``datasketch`` (Python/NumPy).
+Two MinHash libraries can compute the signatures: ``rensa`` (Rust; the default: it takes a batch's shingle
+hashes as one array) and ``datasketch`` (Python/NumPy, one document at a time; for comparison).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from itertools import islice
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
 import rensa
 
 from gitnetic.common.errors import ConfigError
+from gitnetic.data.shingle_hash import ShingleHasher, blank_non_words
 
 __all__ = [
     "MinHasher",
@@ -55,36 +57,26 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\w+")
-# ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
-_BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
-_ASCII_BYTES = bytes(range(128))
-# Shingles of kept documents held for exact verification: ~30 MB at most (a shingle string and its
-# set slot take ~150 bytes), whatever the corpus size; 1M held 150 MB and broke the memory goal at 4x
-# the site-packages corpus (bench/corpus_scale.py), 200k keeps most of the saving (families of similar
-# files sit next to each other in path order).
-VERIFY_CACHE_SHINGLES = 200_000
-_SIGN_CHUNK = 1 << 16  # shingles per rensa update in MinHasher.sign
+# Hashes of kept documents' shingles held for exact verification, 8 bytes each: 16 MB at most, whatever the
+# corpus size (families of similar files sit next to each other in path order, so most verifications
+# find their kept side here; bench/corpus_scale.py counts them).
+VERIFY_CACHE_SHINGLES = 2_000_000
+_SPILL_BUFFER = 1 << 20  # kept documents' bytes gathered before one write to the spill file
 
 
 def split_words(text: str) -> list[str]:
     r"""``re.findall(r"\w+", text)``, computed without the regex engine.
 
     Why: the regex visits every character from Python code's regex engine and was half the cost of
-    :func:`shingles` (bench/clean_equivalence.py). Here every character that is not a word character
-    (``str.isalnum()`` or ``_``, which is exactly ``\w``) becomes a blank, and ``str.split()`` cuts at
-    the blanks (no word character is whitespace): ASCII ones by one ``bytes.translate``, the few
-    distinct non-ASCII ones by ``str.replace``. tests/data/test_clean.py checks both facts over every
-    code point."""
+    :func:`shingles` (bench/clean_equivalence.py). :func:`blank_non_words` turns every character that is
+    not a word character (``str.isalnum()`` or ``_``, which is exactly ``\w``) into a blank and
+    ``str.split()`` cuts at the blanks (no word character is whitespace). tests/data/test_clean.py checks
+    both facts over every code point."""
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (not from a decoded file): the regex copes
         return _WORD.findall(text)
-    blanked = data.translate(_BLANK_NON_WORD).decode("utf-8")
-    if len(data) != len(text):  # non-ASCII characters present: blank the ones that are not \w
-        for char in set(data.translate(None, _ASCII_BYTES).decode("utf-8")):
-            if not char.isalnum():
-                blanked = blanked.replace(char, " ")
-    return blanked.split()
+    return blank_non_words(data).decode("utf-8").split()
 
 
 def iter_shingles(text: str, ngram: int) -> Iterator[str]:
@@ -120,15 +112,18 @@ def lsh_bands(num_perm: int, threshold: float, min_recall: float = 0.99) -> tupl
 
 
 class Signed(NamedTuple):
-    """A document's MinHash: the library's object (what its LSH index takes) and the hash values."""
+    """A document's MinHash signature (small and picklable: what a corpus worker sends the parent)."""
 
-    minhash: object
     values: np.ndarray  # num_perm hash values (< 2**32 in both libraries, stored as uint32)
 
 
 class MinHasher:
     """Signs documents; stateless after construction, so corpus worker processes each hold one and the
-    parent's :class:`NearDuplicateIndex` receives only the (small, picklable) :class:`Signed` values."""
+    parent's :class:`NearDuplicateIndex` receives only the :class:`Signed` values.
+
+    Both libraries see the same input: the 64-bit shingle hashes of :class:`ShingleHasher`. rensa takes
+    a whole batch of them as one flat array (its Rust loop is a tenth of the cost of hashing); datasketch
+    gets them as 32-bit Python ints, one document at a time (slow, kept for comparison only)."""
 
     def __init__(
         self,
@@ -142,6 +137,7 @@ class MinHasher:
                 f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}"
             )
         self.ngram, self.num_perm, self.library, self.seed = ngram, num_perm, library, seed
+        self.shingler = ShingleHasher(ngram, seed)
         if library == "datasketch":
             # imported here, not at the top: it loads scipy (0.7 s and +70 MB RSS measured on the
             # project VM), a cost every corpus run would pay although rensa is the default
@@ -153,31 +149,41 @@ class MinHasher:
         elif library != "rensa":
             raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
 
-    def _minhash(self, text: str) -> tuple[object, np.ndarray, set[str]]:
-        items = shingles(text, self.ngram)
+    def sign_many(self, docs: Sequence[bytes]) -> list[Signed]:
+        """The signatures of ``docs`` (UTF-8 texts), computed together: one NumPy pass over the batch."""
+        if not docs:
+            return []
+        flat, offsets = self.shingler.hashes(docs)
         if self.library == "rensa":
-            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self.seed)
-            mh.update(list(items))  # rensa reads a list ~5x faster than a set
-            return mh, np.asarray(mh.digest(), dtype=np.uint32), items
-        mh = self._ds.MinHash(num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme)
-        mh.update_batch([s.encode("utf-8") for s in items])
-        # LeanMinHash: the hash values and seed only, ~10x smaller to send from a worker than a MinHash
-        return self._ds.LeanMinHash(mh), mh.hashvalues.astype(np.uint32), items
+            matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+                flat, offsets.astype(np.uint64), self.num_perm, self.seed
+            )
+            return [Signed(row) for row in np.array(matrix.to_rows(), dtype=np.uint32)]
+        signed = []
+        for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
+            mh = self._ds.MinHash(
+                num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme, hashfunc=int
+            )
+            mh.update_batch((flat[lo:hi] & np.uint64(0xFFFFFFFF)).tolist())
+            signed.append(Signed(mh.hashvalues.astype(np.uint32)))
+        return signed
 
     def sign(self, text: str) -> Signed:
-        """``text``'s MinHash as :meth:`_minhash` computes it, without building the shingle set: the
-        index needs that set only for a candidate worth verifying (a few hundred of 18k documents on
-        site-packages), and building it was a third of the cost of signing."""
-        if self.library == "rensa":
-            mh = rensa.RMinHash(num_perm=self.num_perm, seed=self.seed)
-            shingled = iter_shingles(text, self.ngram)
-            # in lists (rensa reads a list ~5x faster than a set) of bounded size: a list of a whole
-            # generated file's shingles would raise the stage's peak memory
-            while chunk := list(islice(shingled, _SIGN_CHUNK)):
-                mh.update(chunk)
-            return Signed(mh, np.asarray(mh.digest(), dtype=np.uint32))
-        mh, values, _ = self._minhash(text)
-        return Signed(mh, values)
+        """One document's signature (corpus runs sign a batch at a time with :meth:`sign_many`)."""
+        return self.sign_many([text.encode("utf-8", "surrogatepass")])[0]
+
+
+def _sorted_jaccard(a: np.ndarray, b: np.ndarray, at_least: float = 0.0) -> float:
+    """Exact Jaccard similarity of two sorted arrays of distinct values, or 0.0 when their sizes alone
+    show it is below ``at_least`` (|A & B| / |A | B| <= min / max size)."""
+    if a.size > b.size:
+        a, b = b, a
+    if a.size < (at_least - 1e-9) * b.size:  # the margin: no float rounding can change a decision
+        return 0.0
+    at = np.searchsorted(b, a)
+    at[at == b.size] = 0
+    inter = int(np.count_nonzero(b[at] == a))
+    return inter / (a.size + b.size - inter)
 
 
 class NearDuplicateIndex:
@@ -185,6 +191,10 @@ class NearDuplicateIndex:
 
     Documents are signed by a :class:`MinHasher` (possibly in another process) and offered here in corpus
     order; the decisions depend only on that order, never on who signed what when.
+
+    The LSH index is one dict per band, from the band's ``rows`` values (as bytes) to the kept documents
+    with that band: a few lines, and it needs no MinHash object from the library, only the values a
+    worker sent.
     """
 
     def __init__(
@@ -205,65 +215,78 @@ class NearDuplicateIndex:
         # a candidate's estimate below this cannot plausibly hide an exact Jaccard >= threshold
         self.verify_margin = 3.0 * math.sqrt(threshold * (1.0 - threshold) / num_perm)
         self._signatures = np.zeros((1024, num_perm), dtype=np.uint32)
+        # one dict per band: the band's values (their bytes) -> the kept key(s) with that band
+        self._buckets: list[dict[bytes, int | list[int]]] = [{} for _ in range(self.bands)]
         # What the kept documents were stored as (their text, or the caller's record line: ``decode``
         # gets the text back), for exact verification; on disk, never in memory.
         self._spill = tempfile.TemporaryFile(prefix="gitnetic-neardup-", dir=spill_dir)
         self._decode = decode
         self._spans = array("Q")  # (offset, length) of each kept document in the spill file
-        self._spill_end = 0
+        self._spill_end = 0  # bytes written to the file; later ones wait in _pending (one write per MB)
+        self._pending = bytearray()
         self.kept = 0
-        self._cache: OrderedDict[int, set[str]] = OrderedDict()  # kept key -> shingle set, LRU
-        self._cached = 0  # shingles held in the cache
-        self._verified: tuple[Signed, set[str]] | None = None
-        if library == "rensa":
-            self._lsh = rensa.RMinHashLSH(threshold=threshold, num_perm=num_perm, num_bands=self.bands)
-        else:
-            self._lsh = self.hasher._ds.MinHashLSH(
-                threshold=threshold, num_perm=num_perm, params=(self.bands, self.rows)
-            )
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()  # kept key -> shingle hash set, LRU
+        self._cached = 0  # hashes held in the cache
+        self._verified: tuple[Signed, np.ndarray] | None = None
+
+    def _band_keys(self, signed: Signed) -> list[bytes]:
+        raw, width = signed.values.tobytes(), 4 * self.rows
+        return [raw[i : i + width] for i in range(0, width * self.bands, width)]
 
     def _kept_text(self, key: int) -> str:
         offset, length = self._spans[2 * key], self._spans[2 * key + 1]
-        self._spill.seek(offset)
-        return self._decode(self._spill.read(length))
+        if offset >= self._spill_end:
+            start = offset - self._spill_end
+            return self._decode(bytes(self._pending[start : start + length]))
+        return self._decode(os.pread(self._spill.fileno(), length, offset))
+
+    def _hash_set(self, text: str) -> np.ndarray:
+        return self.hasher.shingler.hash_set(text.encode("utf-8", "surrogatepass"))
 
     def find(self, signed: Signed, text: str | Callable[[], str]) -> int | None:
         """The key of a kept near-duplicate of the document ``signed``, or None. ``text`` (or a function
         returning it, called only when a candidate needs exact verification) is the document's text."""
-        candidates = np.array(sorted(int(k) for k in self._lsh.query(signed.minhash)), dtype=np.int64)
-        if not candidates.size:
+        found: set[int] = set()
+        for buckets, band in zip(self._buckets, self._band_keys(signed), strict=True):
+            hit = buckets.get(band)
+            if isinstance(hit, list):
+                found.update(hit)
+            elif hit is not None:
+                found.add(hit)
+        if not found:
             return None
+        candidates = np.array(sorted(found), dtype=np.int64)
         estimates = (self._signatures[candidates] == signed.values).mean(axis=1)
         order = np.argsort(-estimates, kind="stable")  # best estimate first, ties by key
-        items: set[str] | None = None  # the text's shingle set, built for the first candidate worth verifying
+        items: np.ndarray | None = None  # the text's shingle hashes, built for the first candidate worth it
         for i in order:
             if estimates[i] < self.threshold - self.verify_margin:
                 break
             if items is None:
-                items = shingles(text if isinstance(text, str) else text(), self.ngram)
+                items = self._hash_set(text if isinstance(text, str) else text())
                 self._verified = (signed, items)  # add() caches them if this document is kept
             key = int(candidates[i])
-            if jaccard(items, self._kept_shingles(key)) >= self.threshold:
+            if _sorted_jaccard(items, self._kept_shingles(key), self.threshold) >= self.threshold:
                 return key
         return None
 
-    def _kept_shingles(self, key: int) -> set[str]:
-        """A kept document's shingle set, from a small cache: families of similar files (generated
+    def _kept_shingles(self, key: int) -> np.ndarray:
+        """A kept document's shingle hash set, from a small cache: families of similar files (generated
         modules, vendored copies) make the same kept documents candidates again and again, and
         re-shingling them was most of the verification time (bench/corpus_scale.py)."""
         items = self._cache.get(key)
         if items is None:
-            items = self._remember(key, shingles(self._kept_text(key), self.ngram))
+            items = self._remember(key, self._hash_set(self._kept_text(key)))
         else:
             self._cache.move_to_end(key)
         return items
 
-    def _remember(self, key: int, items: set[str]) -> set[str]:
+    def _remember(self, key: int, items: np.ndarray) -> np.ndarray:
         self._cache[key] = items
-        self._cached += len(items)
+        self._cached += items.size
         while self._cached > VERIFY_CACHE_SHINGLES and len(self._cache) > 1:
             _, old = self._cache.popitem(last=False)
-            self._cached -= len(old)
+            self._cached -= old.size
         return items
 
     def add(self, signed: Signed, stored: bytes) -> int:
@@ -273,11 +296,20 @@ class NearDuplicateIndex:
         if key == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
         self._signatures[key] = signed.values
-        self._spill.seek(self._spill_end)
-        self._spill.write(stored)
-        self._spans.extend((self._spill_end, len(stored)))
-        self._spill_end += len(stored)
-        self._lsh.insert(key, signed.minhash)
+        self._spans.extend((self._spill_end + len(self._pending), len(stored)))
+        self._pending += stored
+        if len(self._pending) >= _SPILL_BUFFER:
+            os.pwrite(self._spill.fileno(), self._pending, self._spill_end)
+            self._spill_end += len(self._pending)
+            self._pending.clear()
+        for buckets, band in zip(self._buckets, self._band_keys(signed), strict=True):
+            hit = buckets.get(band)
+            if hit is None:
+                buckets[band] = key
+            elif isinstance(hit, list):
+                hit.append(key)
+            else:
+                buckets[band] = [hit, key]
         if self._verified is not None and self._verified[0] is signed:  # its set was built in find()
             self._remember(key, self._verified[1])
         self._verified = None

@@ -49,19 +49,32 @@ def test_shingles_of_non_ascii_text_are_the_regex_words() -> None:
 
 
 @pytest.mark.parametrize("library", ["rensa", "datasketch"])
-def test_sign_equals_minhash_of_the_shingle_set(library: str) -> None:
-    """sign() hashes the shingle list (repeats included); the signature is the set's."""
-    index = MinHasher(library=library)
-    long = " ".join(f"w{i}" for i in range(70_000))  # more shingles than one rensa update takes
-    for text in (SAMPLES[0] * 4, "x = 1\n" * 50 + "y = 2", "short", long):
-        signature = index.sign(text).values
-        _, expected, items = index._minhash(text)
-        assert items == shingles(text, index.ngram)
-        assert np.array_equal(signature, expected)
-    if library == "rensa":  # and that is the MinHash of the set itself
-        mh = rensa.RMinHash(num_perm=index.num_perm, seed=1)
-        mh.update(shingles(SAMPLES[0] * 4, index.ngram))
-        assert np.array_equal(index.sign(SAMPLES[0] * 4).values, np.asarray(mh.digest(), dtype=np.uint64))
+def test_sign_is_the_minhash_of_the_shingle_hash_set(library: str) -> None:
+    """sign_many() hashes each document's shingle list (repeats included) for a whole batch; each
+    signature is the MinHash of that document's own set of shingle hashes, whatever its batch."""
+    hasher = MinHasher(library=library)
+    long = " ".join(f"w{i}" for i in range(70_000))
+    texts = [SAMPLES[0] * 4, "x = 1\n" * 50 + "y = 2", "short", long, ""]
+    batch = hasher.sign_many([t.encode("utf-8") for t in texts])
+    for text, signed in zip(texts, batch, strict=True):
+        distinct = hasher.shingler.hash_set(text.encode("utf-8"))
+        if library == "rensa":
+            matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
+                distinct, np.array([0, distinct.size], dtype=np.uint64), hasher.num_perm, hasher.seed
+            )
+            expected = np.array(matrix.to_rows()[0], dtype=np.uint32)
+        else:
+            mh = hasher._ds.MinHash(
+                num_perm=hasher.num_perm,
+                permutations=hasher._permutations,
+                scheme=hasher._scheme,
+                hashfunc=int,
+            )
+            mh.update_batch((distinct & np.uint64(0xFFFFFFFF)).tolist())
+            expected = mh.hashvalues.astype(np.uint32)
+        assert np.array_equal(signed.values, expected)
+        assert np.array_equal(hasher.sign(text).values, expected)
+    assert len({bytes(s.values) for s in batch}) == len(texts)
 
 
 @pytest.fixture(scope="module")
