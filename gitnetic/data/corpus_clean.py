@@ -37,7 +37,6 @@ __all__ = [
     "clean_batch",
     "cleaned_documents",
     "init_worker",
-    "record_text",
     "worth_workers",
 ]
 
@@ -110,11 +109,6 @@ class Cleaned(NamedTuple):
     digest: bytes = b""  # blake2b-128 of the (redacted) text: exact de-duplication
     signed: Signed | None = None
     redacted: dict[str, int] | None = None
-
-
-def record_text(line: bytes) -> str:
-    """The text of a record line (what near-dedup re-reads to verify a candidate exactly)."""
-    return json.loads(line)["text"]
 
 
 class DocumentCleaner:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus_clean import KEPT, Cleaned, record_text
+from gitnetic.data.corpus_clean import KEPT, Cleaned
 from gitnetic.data.corpus_stats import CorpusStats, SourceStats, skipped_line
 from gitnetic.data.filters import is_lock_file
 from gitnetic.data.neardup import NearDuplicateIndex
@@ -97,7 +97,7 @@ class Decider:
         self.seen: set[bytes] = set()
         self.near = None
         if params.near_dedup:
-            spill_dir = Path(params.out_dir)  # kept records for exact verification, beside the outputs
+            spill_dir = Path(params.out_dir)  # kept shingle sets for exact verification, beside the outputs
             spill_dir.mkdir(parents=True, exist_ok=True)
             self.near = NearDuplicateIndex(
                 params.near_dedup_threshold,
@@ -105,7 +105,6 @@ class Decider:
                 params.near_dedup_num_perm,
                 params.near_dedup_library,
                 spill_dir=str(spill_dir),
-                decode=record_text,
             )
         self.decontaminated = {problems_name(spec): 0 for spec in params.decontaminate}
         self.kept: list[Kept] = []
@@ -144,11 +143,7 @@ class Decider:
                 continue
             if self.near is not None and index_near:
                 assert done.signed is not None
-                line = done.line
-                if (
-                    self.near.find(done.signed, lambda line=line: record_text(line)) is not None
-                    and spec.clean
-                ):
+                if self.near.find(done.signed) is not None and spec.clean:
                     src.skipped["near_duplicate"] += 1
                     continue
             if spec.max_bytes and src.total_bytes + done.size > spec.max_bytes:
@@ -156,7 +151,7 @@ class Decider:
                 break
             self.seen.add(done.digest)
             if self.near is not None and done.signed is not None:
-                self.near.add(done.signed, done.line)
+                self.near.add(done.signed)
             for kind, n in (done.redacted or {}).items():
                 src.redacted[kind] = src.redacted.get(kind, 0) + n
             split = assign_split(cand.key, params.valid_ratio, params.test_ratio, params.seed)

@@ -15,14 +15,16 @@ estimate is within ``verify_margin`` of the threshold (3 standard errors of the 
 128 permutations and 0.85) is re-read and compared on its exact set of shingle hashes, best estimate
 first, and the first one at or above the threshold is the match. Why exact: a hard threshold on the
 estimate drops near-copies just *under* the threshold about as often as it keeps ones just over it
-(bench/corpus.py found stdlib code-page tables at 0.835 dropped), and verification costs one re-read per
-candidate, not per document.
+(bench/corpus.py found stdlib code-page tables at 0.835 dropped), and verification costs one read of a
+kept set per candidate, not per document. The worker that signs a document also sends its sorted shingle
+hashes, so the parent, which decides in corpus order and so cannot be parallel, never re-reads or
+re-hashes a text.
 
 Memory: the state grows with the number of *kept* documents only, about ``num_perm * 4`` bytes of
-signature (512 B at 128) plus ``bands`` dict entries (~120 B each) plus 16 bytes to find the kept text
-again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept texts themselves go to an
-unlinked temporary file on disk (as large as the kept corpus, gone when the index is), never to memory.
-Dropped documents cost nothing.
+signature (512 B at 128) plus ``bands`` dict entries (~120 B each) plus 16 bytes to find its shingle
+set again, i.e. roughly 2 KB per kept document: 1 GB for ~500k documents. The kept shingle sets
+themselves (8 bytes a distinct shingle: about the kept corpus's size) go to an unlinked temporary file on
+disk, gone when the index is, never to memory. Dropped documents cost nothing.
 
 Two MinHash libraries can compute the signatures: ``rensa`` (Rust; the default: it takes a batch's shingle
 hashes as one array) and ``datasketch`` (Python/NumPy, one document at a time; for comparison).
@@ -35,15 +37,14 @@ import os
 import re
 import tempfile
 from array import array
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
 import rensa
 
 from gitnetic.common.errors import ConfigError
-from gitnetic.data.shingle_hash import ShingleHasher, blank_non_words
+from gitnetic.data.shingle_hash import ShingleHasher, blank_non_words, distinct_sorted
 
 __all__ = [
     "MinHasher",
@@ -57,10 +58,6 @@ __all__ = [
 ]
 
 _WORD = re.compile(r"\w+")
-# Hashes of kept documents' shingles held for exact verification, 8 bytes each: 16 MB at most, whatever the
-# corpus size (families of similar files sit next to each other in path order, so most verifications
-# find their kept side here; bench/corpus_scale.py counts them).
-VERIFY_CACHE_SHINGLES = 2_000_000
 _SPILL_BUFFER = 1 << 20  # kept documents' bytes gathered before one write to the spill file
 
 
@@ -112,9 +109,12 @@ def lsh_bands(num_perm: int, threshold: float, min_recall: float = 0.99) -> tupl
 
 
 class Signed(NamedTuple):
-    """A document's MinHash signature (small and picklable: what a corpus worker sends the parent)."""
+    """What a corpus worker sends the parent about a document for near-dedup: its MinHash signature and
+    its distinct shingle hashes, so the parent verifies candidates without re-reading or re-hashing
+    any text (it was the stage's one serial step; the workers sort the hashes in parallel)."""
 
     values: np.ndarray  # num_perm hash values (< 2**32 in both libraries, stored as uint32)
+    shingles: np.ndarray  # the sorted distinct 64-bit shingle hashes (8 bytes each)
 
 
 class MinHasher:
@@ -154,18 +154,22 @@ class MinHasher:
         if not docs:
             return []
         flat, offsets = self.shingler.hashes(docs)
+        sets = [distinct_sorted(flat[lo:hi]) for lo, hi in zip(offsets[:-1], offsets[1:], strict=True)]
         if self.library == "rensa":
+            ends = np.zeros(len(sets) + 1, dtype=np.uint64)  # each set's end in the concatenation
+            np.cumsum(np.fromiter(map(len, sets), dtype=np.uint64, count=len(sets)), out=ends[1:])
             matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(
-                flat, offsets.astype(np.uint64), self.num_perm, self.seed
+                np.concatenate(sets), ends, self.num_perm, self.seed
             )
-            return [Signed(row) for row in np.array(matrix.to_rows(), dtype=np.uint32)]
+            rows = np.array(matrix.to_rows(), dtype=np.uint32)
+            return [Signed(row, items) for row, items in zip(rows, sets, strict=True)]
         signed = []
-        for lo, hi in zip(offsets[:-1], offsets[1:], strict=True):
+        for items in sets:
             mh = self._ds.MinHash(
                 num_perm=self.num_perm, permutations=self._permutations, scheme=self._scheme, hashfunc=int
             )
-            mh.update_batch((flat[lo:hi] & np.uint64(0xFFFFFFFF)).tolist())
-            signed.append(Signed(mh.hashvalues.astype(np.uint32)))
+            mh.update_batch((items & np.uint64(0xFFFFFFFF)).tolist())
+            signed.append(Signed(mh.hashvalues.astype(np.uint32), items))
         return signed
 
     def sign(self, text: str) -> Signed:
@@ -205,7 +209,6 @@ class NearDuplicateIndex:
         library: Literal["rensa", "datasketch"] = "rensa",
         seed: int = 1,
         spill_dir: str | None = None,
-        decode: Callable[[bytes], str] = bytes.decode,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
             raise ConfigError(f"near_dedup_threshold must be in (0, 1], got {threshold}")
@@ -217,35 +220,34 @@ class NearDuplicateIndex:
         self._signatures = np.zeros((1024, num_perm), dtype=np.uint32)
         # one dict per band: the band's values (their bytes) -> the kept key(s) with that band
         self._buckets: list[dict[bytes, int | list[int]]] = [{} for _ in range(self.bands)]
-        # What the kept documents were stored as (their text, or the caller's record line: ``decode``
-        # gets the text back), for exact verification; on disk, never in memory.
+        # The kept documents' shingle hash sets, for exact verification: on disk (read back from the
+        # page cache), never all in memory.
         self._spill = tempfile.TemporaryFile(prefix="gitnetic-neardup-", dir=spill_dir)
-        self._decode = decode
-        self._spans = array("Q")  # (offset, length) of each kept document in the spill file
+        self._spans = array("Q")  # (offset, length) of each kept document's set in the spill file
         self._spill_end = 0  # bytes written to the file; later ones wait in _pending (one write per MB)
         self._pending = bytearray()
+        self._last_keys: tuple[Signed | None, list[bytes]] = (None, [])
         self.kept = 0
-        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()  # kept key -> shingle hash set, LRU
-        self._cached = 0  # hashes held in the cache
-        self._verified: tuple[Signed, np.ndarray] | None = None
 
     def _band_keys(self, signed: Signed) -> list[bytes]:
+        if self._last_keys[0] is signed:  # find() then add() of the same document
+            return self._last_keys[1]
         raw, width = signed.values.tobytes(), 4 * self.rows
-        return [raw[i : i + width] for i in range(0, width * self.bands, width)]
+        keys = [raw[i : i + width] for i in range(0, width * self.bands, width)]
+        self._last_keys = (signed, keys)
+        return keys
 
-    def _kept_text(self, key: int) -> str:
+    def _kept_shingles(self, key: int) -> np.ndarray:
         offset, length = self._spans[2 * key], self._spans[2 * key + 1]
         if offset >= self._spill_end:
             start = offset - self._spill_end
-            return self._decode(bytes(self._pending[start : start + length]))
-        return self._decode(os.pread(self._spill.fileno(), length, offset))
+            raw = bytes(self._pending[start : start + length])
+        else:
+            raw = os.pread(self._spill.fileno(), length, offset)
+        return np.frombuffer(raw, dtype=np.uint64)
 
-    def _hash_set(self, text: str) -> np.ndarray:
-        return self.hasher.shingler.hash_set(text.encode("utf-8", "surrogatepass"))
-
-    def find(self, signed: Signed, text: str | Callable[[], str]) -> int | None:
-        """The key of a kept near-duplicate of the document ``signed``, or None. ``text`` (or a function
-        returning it, called only when a candidate needs exact verification) is the document's text."""
+    def find(self, signed: Signed) -> int | None:
+        """The key of a kept near-duplicate of the document ``signed``, or None."""
         found: set[int] = set()
         for buckets, band in zip(self._buckets, self._band_keys(signed), strict=True):
             hit = buckets.get(band)
@@ -258,44 +260,21 @@ class NearDuplicateIndex:
         candidates = np.array(sorted(found), dtype=np.int64)
         estimates = (self._signatures[candidates] == signed.values).mean(axis=1)
         order = np.argsort(-estimates, kind="stable")  # best estimate first, ties by key
-        items: np.ndarray | None = None  # the text's shingle hashes, built for the first candidate worth it
         for i in order:
             if estimates[i] < self.threshold - self.verify_margin:
                 break
-            if items is None:
-                items = self._hash_set(text if isinstance(text, str) else text())
-                self._verified = (signed, items)  # add() caches them if this document is kept
             key = int(candidates[i])
-            if _sorted_jaccard(items, self._kept_shingles(key), self.threshold) >= self.threshold:
+            if _sorted_jaccard(signed.shingles, self._kept_shingles(key), self.threshold) >= self.threshold:
                 return key
         return None
 
-    def _kept_shingles(self, key: int) -> np.ndarray:
-        """A kept document's shingle hash set, from a small cache: families of similar files (generated
-        modules, vendored copies) make the same kept documents candidates again and again, and
-        re-shingling them was most of the verification time (bench/corpus_scale.py)."""
-        items = self._cache.get(key)
-        if items is None:
-            items = self._remember(key, self._hash_set(self._kept_text(key)))
-        else:
-            self._cache.move_to_end(key)
-        return items
-
-    def _remember(self, key: int, items: np.ndarray) -> np.ndarray:
-        self._cache[key] = items
-        self._cached += items.size
-        while self._cached > VERIFY_CACHE_SHINGLES and len(self._cache) > 1:
-            _, old = self._cache.popitem(last=False)
-            self._cached -= old.size
-        return items
-
-    def add(self, signed: Signed, stored: bytes) -> int:
-        """Index a kept document (``stored``: what ``decode`` turns back into its text); returns its key
-        (0, 1, 2, ... in the order added)."""
+    def add(self, signed: Signed) -> int:
+        """Index a kept document; returns its key (0, 1, 2, ... in the order added)."""
         key = self.kept
         if key == len(self._signatures):
             self._signatures = np.concatenate([self._signatures, np.zeros_like(self._signatures)])
         self._signatures[key] = signed.values
+        stored = signed.shingles.tobytes()
         self._spans.extend((self._spill_end + len(self._pending), len(stored)))
         self._pending += stored
         if len(self._pending) >= _SPILL_BUFFER:
@@ -310,18 +289,15 @@ class NearDuplicateIndex:
                 hit.append(key)
             else:
                 buckets[band] = [hit, key]
-        if self._verified is not None and self._verified[0] is signed:  # its set was built in find()
-            self._remember(key, self._verified[1])
-        self._verified = None
         self.kept += 1
         return key
 
     def add_or_match(self, text: str) -> int | None:
         """The key of a kept near-duplicate of ``text``, or None after keeping ``text``."""
         signed = self.hasher.sign(text)
-        match = self.find(signed, text)
+        match = self.find(signed)
         if match is None:
-            self.add(signed, text.encode("utf-8"))
+            self.add(signed)
         return match
 
     def close(self) -> None:

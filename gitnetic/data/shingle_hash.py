@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["ShingleHasher", "blank_non_words", "mix64"]
+__all__ = ["ShingleHasher", "blank_non_words", "distinct_sorted", "mix64"]
 
 # ASCII bytes that are not word characters (\w: letters, digits, "_") become a blank; the rest stay.
 BLANK_NON_WORD = bytes(b if b >= 128 or chr(b).isalnum() or b == 95 else 32 for b in range(256))
@@ -172,4 +172,16 @@ class ShingleHasher:
 
     def hash_set(self, doc: bytes) -> np.ndarray:
         """The sorted distinct shingle hashes of one document: what exact verification compares."""
-        return np.unique(self.hashes([doc])[0])
+        return distinct_sorted(self.hashes([doc])[0])
+
+
+def distinct_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)``; a sort and a mask are ~10x faster on small arrays (NumPy 2.4's unique
+    goes through a hash table first: 3.4 s against 0.4 s for every document of site-packages)."""
+    ordered = np.sort(values)
+    if ordered.size < 2:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]

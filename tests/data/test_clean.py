@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gitnetic.data.corpus import SPLITS, CorpusParams, assign_split, collect_corpus
@@ -209,9 +210,11 @@ def test_near_duplicate_index_libraries_agree(library: str) -> None:
     assert index.kept == 2
 
 
-def test_verification_cache_changes_no_decision(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Families of similar documents, decided with the shingle cache and with a cache of one set
-    (every verification re-reads the kept text): the same matches, and the cache stays in budget."""
+def test_kept_shingle_sets_read_back_whole_from_memory_or_the_spill_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Families of similar documents decided with the kept sets still in the write buffer and with every
+    set written to the spill file at once: the same matches, and each kept set reads back as sent."""
     import gitnetic.data.neardup as neardup
 
     bases = [module(f"family{i}") for i in range(4)]
@@ -220,13 +223,21 @@ def test_verification_cache_changes_no_decision(monkeypatch: pytest.MonkeyPatch)
 
     def decide() -> tuple[list[int | None], int]:
         index = NearDuplicateIndex()
-        return [index.add_or_match(text) for text in docs], index._cached
+        matches, kept = [], []
+        for signed in map(index.hasher.sign, docs):
+            matches.append(index.find(signed))
+            if matches[-1] is None:
+                kept.append(signed)
+                index.add(signed)
+        for key, signed in enumerate(kept):
+            assert np.array_equal(index._kept_shingles(key), signed.shingles)
+        return matches, index._spill_end
 
-    cached, _ = decide()
-    monkeypatch.setattr(neardup, "VERIFY_CACHE_SHINGLES", 1)
-    uncached, held = decide()
-    assert cached == uncached and any(m is not None for m in cached)
-    assert held <= max(len(shingles(d, 5)) for d in docs)  # one set at most
+    buffered, written = decide()
+    monkeypatch.setattr(neardup, "_SPILL_BUFFER", 1)
+    flushed, written_now = decide()
+    assert written == 0 and written_now > 0
+    assert buffered == flushed and any(m is not None for m in buffered)
 
 
 def test_lsh_bands_reach_the_recall_target() -> None:
@@ -241,7 +252,7 @@ def test_near_dedup_decides_on_exact_jaccard_not_the_minhash_estimate() -> None:
     these 40 pairs wrong (the stdlib's cp857/cp850 tables at 0.835 were dropped that way)."""
     import random
 
-    from gitnetic.data.neardup import jaccard, shingles
+    from gitnetic.data.neardup import jaccard
 
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(5000)]
