@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.usefixtures("slurm_cluster")]
 
 PROFILE = "workflow/profiles/slurm-local"
 CKPT = "models/checkpoints/checkpoint_last.ckpt"
+CORPUS_PARTS = 2
 
 
 def slurm_job_ids(output: str) -> list[str]:
@@ -45,11 +46,15 @@ def job_states(job_ids: list[str]) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines())
 
 
-def set_train_params(root: Path, **values) -> None:
+def set_params(root: Path, section: str, **values) -> None:
     params_file = root / "params.yaml"
     params = yaml.safe_load(params_file.read_text(encoding="utf-8"))
-    params["train"].update(values)
+    params[section].update(values)
     params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def set_train_params(root: Path, **values) -> None:
+    set_params(root, "train", **values)
 
 
 def copy_repo(src: Path, dst: Path) -> Path:
@@ -63,6 +68,9 @@ def copy_repo(src: Path, dst: Path) -> Path:
 @pytest.fixture(scope="module")
 def slurm_pipeline(tmp_path_factory, pipeline: ModuleType, run_cmd) -> dict:
     root = pipeline.make_repo(tmp_path_factory.mktemp("slurm") / "repo")
+    # the corpus stage fanned out over the cluster (2 sign jobs, 1 decide job, 1 write job per split);
+    # the local run below builds it in one job, and every shard must still be the same
+    set_params(root, "corpus", num_parts=CORPUS_PARTS)
     output = run_cmd("snakemake", "--workflow-profile", PROFILE, cwd=root)
     return {"root": root, "output": output}
 
@@ -79,9 +87,10 @@ def test_pipeline_under_slurm_profile_equals_local_run(
 ) -> None:
     root, output = slurm_pipeline["root"], slurm_pipeline["output"]
     num_shards = yaml.safe_load((root / "params.yaml").read_text())["preprocess"]["num_shards"]
-    # corpus, tokenizer, 3 splits x shards, train, evaluate, benchmark, export: each one sbatch job
+    # corpus (sign parts, decide, write 3 splits), tokenizer, 3 splits x shards, train, evaluate,
+    # benchmark, export: each one sbatch job
     job_ids = slurm_job_ids(output)
-    assert len(job_ids) == 6 + 3 * num_shards, output[-4000:]
+    assert len(job_ids) == (CORPUS_PARTS + 1 + 3) + 5 + 3 * num_shards, output[-4000:]
     assert set(job_states(job_ids).values()) == {"COMPLETED"}
     assert pipeline.shard_digests(root) == pipeline.shard_digests(local_pipeline)
     assert len(pipeline.shard_digests(root)) == 3 * 2 * num_shards
