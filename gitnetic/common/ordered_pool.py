@@ -222,16 +222,16 @@ class OrderedPool:
             context = _context()
             forked = context.get_start_method() == "fork"  # else the parent is the forkserver / spawner
             for _ in range(self.workers):
-                job_out, job_in = context.Pipe(duplex=False)
-                result_out, result_in = context.Pipe(duplex=False)
-                args = (job_out, result_in, os.getpid() if forked else None, *self._init)
+                jobs_reader, jobs_writer = context.Pipe(duplex=False)
+                results_reader, results_writer = context.Pipe(duplex=False)
+                args = (jobs_reader, results_writer, os.getpid() if forked else None, *self._init)
                 process = context.Process(target=_serve, args=args, daemon=True, name=self.what)
                 process.start()
                 # Only the worker may hold its ends: its death must close them (and a later fork must
                 # not inherit them).
-                job_out.close()
-                result_in.close()
-                self._started.append(_Worker(process, job_in, result_out))
+                jobs_reader.close()
+                results_writer.close()
+                self._started.append(_Worker(process, jobs_writer, results_reader))
         return self._started
 
     def _died(self) -> WorkerDied:
