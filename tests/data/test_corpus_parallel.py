@@ -144,8 +144,8 @@ def pool_workers(stage: psutil.Process) -> list[psutil.Process]:
 
 
 def test_a_killed_worker_leaves_nothing_complete_and_the_rerun_gives_the_same_bytes(tmp_path: Path) -> None:
-    # ~9 MB of distinct modules: a couple of seconds with two workers
-    files = {f"p{i // 100}/m{i:04d}.py": module(f"m{i}", 60, extra=f"\n# {i}\n") for i in range(1000)}
+    # ~14 MB of distinct modules: seconds of work with two workers, time to see them writing
+    files = {f"p{i // 100}/m{i:04d}.py": module(f"m{i}", 60, extra=f"\n# {i}\n") for i in range(1500)}
     tree = write_tree(tmp_path / "tree", files)
     out = tmp_path / "out"
     args = ["corpus", "--source", "dir", "--path", tree, "--max_bytes", "0", "--out_dir", out]
