@@ -40,7 +40,9 @@ def dies_on_seven(batch: list[int]) -> list[int]:
 
 
 def _writing_to_a_pipe(thread_id: int) -> bool:
-    return "pipe_write" in Path(f"/proc/self/task/{thread_id}/wchan").read_text()
+    """Whether the thread waits in a pipe (``anon_pipe_write``, ``pipe_write``; ``pipe_wait`` before
+    Linux 5.5): the only wait of a thread whose next step is sending its reply."""
+    return Path(f"/proc/self/task/{thread_id}/wchan").read_text().endswith(("pipe_write", "pipe_wait"))
 
 
 def dies_sending(batch: list[int]) -> bytes:
