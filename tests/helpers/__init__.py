@@ -12,7 +12,8 @@ repository root on ``sys.path``), or from the module that holds them:
   when one of them is called, so data tests never load it);
 * :mod:`.cli`: subprocess environments and runners (``run_gitnetic``, ``run_ok``, ``copy_pipeline``, ...);
 * :mod:`.training`: the seed's example command and ``assert_trained``;
-* :mod:`.corpora`: ``module`` (a distinct Python module) and trees exercising every corpus decision.
+* :mod:`.corpora`: ``module`` (a distinct Python module) and trees exercising every corpus decision;
+* :mod:`.pool_scenarios` (not re-exported: run as a script): worker deaths for the ordered pool's tests.
 
 The session fixtures built from them (``tiny_tokenizer``, ``lm_shards``, ...) are in
 ``tests/conftest.py``. Why shared builders: each was copied into several test files and the copies
