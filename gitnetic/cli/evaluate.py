@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.io import atomic_open
-from gitnetic.evaluation.evaluate import EvaluateParams, evaluate
+from gitnetic.evaluation.evaluate_params import EvaluateParams
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix (or, per prefix and "
@@ -31,6 +31,9 @@ def build_parser() -> DataclassArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     params, _ = build_parser().parse_args_into_dataclasses(argv)
+    # here, after parsing: it loads torch and Lightning, which --help and flag errors need not wait for
+    from gitnetic.evaluation.evaluate import evaluate
+
     metrics = evaluate(params)
     with atomic_open(params.output) as fh:
         json.dump(metrics, fh, indent=2)

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.inference.export import ExportParams, export
+from gitnetic.inference.export_params import ExportParams
 
 DESCRIPTION = (
     "Convert a training checkpoint into a from_pretrained-ready Hugging Face folder (model + tokenizer)."
@@ -27,6 +27,9 @@ def build_parser() -> DataclassArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     params, _ = build_parser().parse_args_into_dataclasses(argv)
+    # here, after parsing: it loads torch and transformers, which --help and flag errors need not wait for
+    from gitnetic.inference.export import export
+
     info = export(params)
     logger.info("exported %s (step %s) to %s", info["model_class"], info["global_step"], params.output_dir)
     return 0

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.inference.decoding import DecodingParams
-from gitnetic.inference.generate import GenerateParams, generate
+from gitnetic.inference.generate_params import GenerateParams
 
 DESCRIPTION = (
     "Complete code with a trained causal LM (an exported folder or a training checkpoint), streaming the "
@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_arguments(GenerateParams)
     parser.add_arguments(DecodingParams)
     params, decoding, _ = parser.parse_args_into_dataclasses(argv)
+    # here, after parsing: it loads torch and transformers, which --help and flag errors need not wait for
+    from gitnetic.inference.generate import generate
+
     results = generate(params, decoding, out=sys.stdout)
     for r in results:
         rate = r.new_tokens / r.seconds if r.seconds > 0 else 0.0

@@ -27,6 +27,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from gitnetic.common.errors import ConfigError
+from gitnetic.data.fim_tokens import FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, FIM_TOKENS
 
 __all__ = [
     "FIM_PREFIX",
@@ -42,12 +43,6 @@ __all__ = [
     "fim_rng",
 ]
 
-FIM_PREFIX = "<fim_prefix>"
-FIM_MIDDLE = "<fim_middle>"
-FIM_SUFFIX = "<fim_suffix>"
-FIM_PAD = "<fim_pad>"
-# StarCoder's names, in the order its tokenizer lists them.
-FIM_TOKENS = [FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX, FIM_PAD]
 SENTINELS = 3  # tokens a FIM'd document gains: prefix, suffix and middle markers
 _FIM_KEY = 0xF1A  # separates the FIM stream from every other use of the seed
 

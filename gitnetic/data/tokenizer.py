@@ -20,6 +20,7 @@ from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import DataError
 from gitnetic.common.io import atomic_dir
 from gitnetic.common.memory import peak_rss_bytes
+from gitnetic.data.fim_tokens import FIM_TOKENS
 from gitnetic.data.hf_folder import check_hf_model_folder
 from gitnetic.data.jsonl import iter_jsonl_texts
 from gitnetic.data.split_sample import SplitSample
@@ -73,8 +74,6 @@ class TokenizerParams(DataclassBase):
 
     def all_special_tokens(self) -> list[str]:
         """``special_tokens``, plus the FIM tokens when ``fim_tokens`` (each once, in id order)."""
-        from gitnetic.data.fim import FIM_TOKENS  # here: gitnetic.data.fim loads torch, this stage must not
-
         tokens = list(self.special_tokens)
         if self.fim_tokens:
             tokens += [t for t in FIM_TOKENS if t not in tokens]

@@ -36,13 +36,15 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from gitnetic.common.errors import ConfigError
+from gitnetic.evaluation.completion_params import MIN_CONTEXT, MIN_LINE_TOKENS, check_params
 from gitnetic.inference.decoding import DecodingParams
 from gitnetic.inference.generate import Generator
 from gitnetic.models.positions import usable_positions
 
 __all__ = [
     "LINE_TOKENS",
+    "MIN_CONTEXT",
+    "MIN_LINE_TOKENS",
     "Line",
     "check_params",
     "completion_metrics",
@@ -56,10 +58,6 @@ logger = logging.getLogger(__name__)
 # Longest line (in tokens) that is sampled; generation stops one token later (room for the newline), so
 # a line is never cut short by the cap. 32 covers nearly all lines of Python with an 8k vocabulary.
 LINE_TOKENS = 32
-# Smallest prompt window: an infill prompt holds the generated line, three sentinels and some code.
-# Smaller windows sample shorter lines (``line_tokens``), down to MIN_LINE_TOKENS.
-MIN_LINE_TOKENS = 8
-MIN_CONTEXT = 2 * (MIN_LINE_TOKENS + 1) + 3
 
 
 @dataclass(frozen=True)
@@ -138,17 +136,6 @@ def sample_lines(
             if len(lines) == samples:
                 break
     return lines
-
-
-def check_params(samples: int, max_context: int) -> None:
-    """Reject bad completion params up front (evaluate calls it before scoring perplexity)."""
-    if samples < 0:
-        raise ConfigError(f"--completion_samples must be 0 (off) or more, got {samples}")
-    if max_context and max_context < MIN_CONTEXT:
-        raise ConfigError(
-            f"--completion_max_context must be 0 (the model's window) or at least {MIN_CONTEXT} "
-            f"(room for a context and a {MIN_LINE_TOKENS}-token line on each side), got {max_context}"
-        )
 
 
 def _window(model: Any, max_context: int) -> int:

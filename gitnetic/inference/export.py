@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from gitnetic.common.io import atomic_dir
+from gitnetic.inference.export_params import ExportParams
 from gitnetic.inference.model_card import model_card, read_json
 from gitnetic.models.checkpoint import load_trained_model
-from gitnetic.models.trained_params import TrainedModelParams
 from gitnetic.modules.objective import config_objective
 
 __all__ = ["EXPORT_INFO", "LICENSES_JSON", "ExportParams", "corpus_licenses", "export"]
@@ -31,31 +30,6 @@ log = logging.getLogger(__name__)
 EXPORT_INFO = "gitnetic_export.json"
 # Per-source licenses of the training corpus, written next to the model: {"<source>": "<SPDX>" | null}.
 LICENSES_JSON = "licenses.json"
-
-
-@dataclass
-class ExportParams(TrainedModelParams):
-    """Export: which checkpoint, how its model was built, where to write the folder."""
-
-    output_dir: str = field(default="models/hf", metadata={"help": "Folder to write (replaced atomically)."})
-    corpus_stats: str = field(
-        default="data/corpus/stats.json",
-        metadata={
-            "help": "The corpus stage's stats.json; its per-source licenses are written to licenses.json in "
-            "the folder (a missing file: an empty licenses.json, with one log line); the model card quotes "
-            "its sources, licenses and statistics."
-        },
-    )
-    eval_metrics: str = field(
-        default="metrics/eval.json",
-        metadata={"help": "evaluate's metrics JSON, quoted in the model card (left out when missing)."},
-    )
-    benchmark_metrics: str = field(
-        default="metrics/benchmark.json",
-        metadata={
-            "help": "benchmark's metrics JSON (pass@k), in the card's model-index (left out when missing)."
-        },
-    )
 
 
 def corpus_licenses(stats_path: str) -> dict[str, str | None]:

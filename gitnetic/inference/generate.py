@@ -13,19 +13,19 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import torch
 
-from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.encoder import HFEncoder
 from gitnetic.data.fim import fim_ids
 from gitnetic.data.hf_folder import is_hf_model_folder
 from gitnetic.data.tokenizer import load_model_folder_tokenizer
 from gitnetic.inference.decoding import DecodingParams
+from gitnetic.inference.generate_params import GenerateParams
 from gitnetic.models.checkpoint import load_trained_model
 from gitnetic.models.positions import usable_positions
 from gitnetic.models.pretrained import load_hf_model
@@ -43,53 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_CURSOR = "<CURSOR>"
-
-
-@dataclass
-class GenerateParams(DataclassBase):
-    """Which model, which prompts, on which device (how to decode: :class:`DecodingParams`)."""
-
-    model: str = field(
-        metadata={
-            "help": "An exported folder ('python -m gitnetic export', or any local HF causal-LM folder) "
-            "or a training checkpoint (.ckpt, or its folder: checkpoint_last.ckpt there)."
-        }
-    )
-    config_path: str | None = field(
-        default=None, metadata={"help": "Model-config YAML used for training (checkpoints only)."}
-    )
-    tokenizer_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer folder used for training (checkpoints only)."}
-    )
-    prompt: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Prompt(s) to complete, each generated separately. Without any prompt "
-            "option the prompt is read from stdin."
-        },
-    )
-    prompt_file: str | None = field(
-        default=None, metadata={"help": "A file whose whole content is one prompt ('-' = stdin)."}
-    )
-    prefix: str | None = field(
-        default=None,
-        metadata={"help": "Infill: the code before the cursor (with --suffix); prints the middle only."},
-    )
-    suffix: str | None = field(default=None, metadata={"help": "Infill: the code after the cursor."})
-    infill_file: str | None = field(
-        default=None,
-        metadata={"help": "Infill: a file with one --cursor marker where the middle goes ('-' = stdin)."},
-    )
-    cursor: str = field(default=DEFAULT_CURSOR, metadata={"help": "The cursor marker of --infill_file."})
-    device: Literal["auto", "cpu", "cuda", "mps"] = field(
-        default="auto", metadata={"help": "Where to run (auto: cuda when available, else cpu)."}
-    )
-
-    @property
-    def infill(self) -> bool:
-        return self.prefix is not None or self.suffix is not None or self.infill_file is not None
 
 
 @dataclass

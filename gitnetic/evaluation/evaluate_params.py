@@ -1,0 +1,96 @@
+"""The evaluate stage's params, checked when parsed, apart from scoring, which loads torch and Lightning.
+
+Why a module of their own: ``python -m gitnetic evaluate --help``, a mistyped flag and a bad number
+are answered from these alone, in a fraction of a second instead of the seconds torch and Lightning
+take to load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gitnetic.common.errors import ConfigError
+from gitnetic.evaluation.completion_params import check_params
+from gitnetic.models.trained_params import TrainedModelParams
+
+__all__ = ["EvaluateParams"]
+
+
+@dataclass
+class EvaluateParams(TrainedModelParams):
+    """Evaluation: which checkpoint, how it was built, which shards to score."""
+
+    data_prefix: str = field(
+        metadata={
+            "help": "MMIDIDX shard prefix to score, e.g. data/bin/test; or several in the training blend form "
+            "'0.8 data/bin/test-code 0.2 data/bin/test-commits': each is scored whole and reported under "
+            "per_source, next to the token-weighted overall metrics (the weights do not enter)."
+        }
+    )
+    output: str = field(
+        default="metrics/eval.json", metadata={"help": "Where to write the metrics JSON (atomic)."}
+    )
+    train_prefix: str | None = field(
+        default=None,
+        metadata={
+            "help": "Shard prefix for unigram counts (e.g. data/bin/train, or a blend whose prefixes' counts "
+            "are summed); default: the scored shards themselves."
+        },
+    )
+    max_length: int = field(
+        default=0,
+        metadata={
+            "help": "Tokens per scored window (documents are split); 0 = what the model fits, at most 1024."
+        },
+    )
+    batch_size: int = field(default=16, metadata={"help": "Windows per forward pass (upper bound)."})
+    max_tokens: int = field(
+        default=0, metadata={"help": "Padded tokens per batch (0 = only --batch_size limits)."}
+    )
+    objective: Literal["auto", "clm", "mlm"] = field(
+        default="auto", metadata={"help": "clm or mlm; auto reads the config/model class."}
+    )
+    mlm_probability: float = field(
+        default=0.15, metadata={"help": "Fraction of tokens masked for mlm scoring."}
+    )
+    seed: int = field(
+        default=0, metadata={"help": "Seed of the (fixed) mlm masking, so runs are comparable."}
+    )
+    max_documents: int = field(
+        default=0, metadata={"help": "Score only the first N documents of each prefix (0 = all)."}
+    )
+    num_threads: int = field(
+        default=0,
+        metadata={
+            "help": "CPU threads for torch (0 = as OMP_NUM_THREADS or the machine says); fix it for "
+            "bit-identical metrics whichever engine runs the stage."
+        },
+    )
+    completion_samples: int = field(
+        default=32,
+        metadata={
+            "help": "Held-out lines scored for next-line (and, with FIM tokens, infilling) exact match, "
+            "greedy (0 = off; causal LMs only). See gitnetic/evaluation/completion.py."
+        },
+    )
+    completion_seed: int = field(
+        default=0, metadata={"help": "Seed that picks the completion lines (same seed, same lines)."}
+    )
+    completion_max_context: int = field(
+        default=0,
+        metadata={
+            "help": "Most tokens a completion prompt holds, generated line included (0 = the model's "
+            "window; at most that)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        # checked here, before evaluate() spends seconds loading the model
+        if self.batch_size < 1 or self.max_tokens < 0:
+            raise ConfigError("--batch_size must be positive and --max_tokens 0 or more")
+        if self.num_threads < 0:
+            raise ConfigError(
+                f"--num_threads must be 0 (as the environment says) or more, got {self.num_threads}"
+            )
+        check_params(self.completion_samples, self.completion_max_context)
