@@ -26,8 +26,23 @@ def _zero(keys: tuple[str, ...]) -> dict[str, int]:
     return dict.fromkeys(keys, 0)
 
 
+class _SplitTotals:
+    """The totals over the splits of a stats class's ``documents`` and ``bytes`` (one split -> count)."""
+
+    documents: dict[str, int]
+    bytes: dict[str, int]
+
+    @property
+    def total_documents(self) -> int:
+        return sum(self.documents.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.bytes.values())
+
+
 @dataclass
-class SourceStats:
+class SourceStats(_SplitTotals):
     """Per-source counts (``stats.json`` -> ``sources.<name>``)."""
 
     type: str
@@ -43,14 +58,6 @@ class SourceStats:
     files_not_collected: int = 0
     stopped_by: str | None = None
 
-    @property
-    def total_documents(self) -> int:
-        return sum(self.documents.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
-
     def to_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
         out["documents"] = {**self.documents, "total": self.total_documents}
@@ -61,7 +68,7 @@ class SourceStats:
 
 
 @dataclass
-class CorpusStats:
+class CorpusStats(_SplitTotals):
     """What :func:`collect_corpus` kept and skipped, overall and per source; written to ``stats.json``."""
 
     source: str
@@ -75,14 +82,6 @@ class CorpusStats:
     sources: dict[str, SourceStats] = field(default_factory=dict)
     licenses: dict[str, str | None] = field(default_factory=dict)  # source name -> SPDX expression
     decontaminated: dict[str, int] = field(default_factory=dict)  # documents dropped per benchmark
-
-    @property
-    def total_documents(self) -> int:
-        return sum(self.documents.values())
-
-    @property
-    def total_bytes(self) -> int:
-        return sum(self.bytes.values())
 
     def _sum(self, attr: str) -> dict[str, int]:
         total: Counter[str] = Counter()

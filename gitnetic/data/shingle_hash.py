@@ -133,7 +133,7 @@ class ShingleHasher:
         """The shingle hashes of each of ``docs`` (UTF-8) in text order, repeats included, as one flat
         array and the offsets of each document's run in it (``len(docs) + 1`` of them)."""
         ngram, weights = self.ngram, self._weights
-        blanked = [doc.translate(BLANK_NON_WORD) if doc.isascii() else blank_non_words(doc) for doc in docs]
+        blanked = [blank_non_words(doc) for doc in docs]
         lengths = np.fromiter(map(len, blanked), dtype=np.int64, count=len(blanked))
         doc_starts = np.zeros(len(blanked), dtype=np.int64)
         np.cumsum(lengths[:-1] + 1, out=doc_starts[1:])
