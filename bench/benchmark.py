@@ -95,7 +95,7 @@ def model_and_tokenizer(args: argparse.Namespace, work: Path) -> Path:
 
     import torch
 
-    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
     from gitnetic.models.build import build_model, load_model_tokenizer
     from gitnetic.models.config import ModelConfig
 

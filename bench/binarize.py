@@ -37,9 +37,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gitnetic.data import binarize as pp  # noqa: E402
-from gitnetic.data.encoder import available_cpus, build_encoder  # noqa: E402
-from gitnetic.data.indexed import IndexedDataset  # noqa: E402
-from gitnetic.data.tokenizer import load_backend_tokenizer  # noqa: E402
+from gitnetic.data.shards.encoder import available_cpus, build_encoder  # noqa: E402
+from gitnetic.data.shards.indexed import IndexedDataset  # noqa: E402
+from gitnetic.data.tokenizer.load import load_backend_tokenizer  # noqa: E402
 
 
 def stdlib_texts() -> list[tuple[str, str]]:
@@ -68,7 +68,7 @@ def prepare(cache: Path, scales: list[int]) -> tuple[dict[int, Path], Path]:
             path.write_text(lines * k, encoding="utf-8")
     if not (tok_dir / "tokenizer.json").exists():
         from gitnetic.data.jsonl import iter_jsonl_texts
-        from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
+        from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
 
         t = time.perf_counter()
         train_tokenizer(iter_jsonl_texts(corpora[1]), tok_dir, TokenizerParams(vocab_size=16384))

@@ -5,7 +5,7 @@ corpus of issue 22) that the corpus stage would read (same binary/UTF-8/empty ch
 baseline's and the current ``QualityFilter.reason``, ``Decontaminator.contaminated``, ``Redactor.redact``
 and near-dedup's shingling and signing side by side and checks that they give **identical** results
 (filter reason, benchmark, redacted text and counts, shingle set). Signatures differ by design since the
-shingles are hashed in NumPy (gitnetic/data/shingle_hash.py): for them it checks that the shingle
+shingles are hashed in NumPy (gitnetic/data/corpus/neardup/shingle_hash.py): for them it checks that the shingle
 hashes have no collision (as many distinct hashes as distinct shingle strings). Redaction
 and decontamination run on every readable document (not only those the filters keep: a stronger check);
 MinHash runs on the redacted text, as in the stage.
@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO))
 
 from bench.git_baseline import git_show  # noqa: E402
 from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
-from gitnetic.data.corpus_clean import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.corpus.clean import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
 from gitnetic.data.problems import read_problems  # noqa: E402
-from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
 from tests.secret_samples import placeholders, planted  # noqa: E402
 
 MODULES = ("secret_rules", "generic_secrets", "redact", "filters", "neardup", "decontaminate")

@@ -57,7 +57,7 @@ def peak_rss_mb() -> float:
 
 
 def run_one(config: dict) -> dict:
-    from gitnetic.data.corpus import CorpusParams, collect_corpus
+    from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
 
     t0 = time.perf_counter()
     stats = collect_corpus(CorpusParams(**config))
@@ -86,7 +86,7 @@ def measure(config: dict) -> dict:
 
 
 def shingle_set(text: str) -> set[str]:
-    from gitnetic.data.neardup import shingles
+    from gitnetic.data.corpus.neardup.index import shingles
 
     return shingles(text, 5)
 
@@ -102,9 +102,9 @@ def ground_truth(src: Path, threshold: float) -> dict[str, float]:
 
     import rensa
 
-    from gitnetic.data.corpus import CorpusParams
-    from gitnetic.data.corpus_clean import CleanSettings, DocumentCleaner
-    from gitnetic.data.sources import open_source
+    from gitnetic.data.corpus.clean import CleanSettings, DocumentCleaner
+    from gitnetic.data.corpus.sources import open_source
+    from gitnetic.data.corpus.stage import CorpusParams
 
     params = CorpusParams(source="dir", path=str(src), max_bytes=0, max_file_bytes=0, near_dedup=False)
     cleaner = DocumentCleaner(CleanSettings.from_params(params))
@@ -184,7 +184,7 @@ def main() -> None:
         print(json.dumps(run_one(json.loads(args._run))))
         return
 
-    from gitnetic.data.sources.stdlib import stdlib_root
+    from gitnetic.data.corpus.sources.stdlib import stdlib_root
 
     root = stdlib_root()
     base: dict[str, str] = {}

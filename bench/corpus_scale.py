@@ -56,8 +56,8 @@ from pathlib import Path
 
 import psutil
 
-from gitnetic.data.neardup import jaccard, shingles
-from gitnetic.data.sources.dir import dir_candidates
+from gitnetic.data.corpus.neardup.index import jaccard, shingles
+from gitnetic.data.corpus.sources.dir import dir_candidates
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_COMMIT = "ecc6839"

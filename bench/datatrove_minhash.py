@@ -42,7 +42,7 @@ _WORD = re.compile(r"\w+")
 
 
 class RegexWords(WordTokenizer):
-    """The corpus stage's shingle words (``gitnetic.data.neardup.shingles``): ``\\w+`` runs."""
+    """The corpus stage's shingle words (``gitnetic.data.corpus.neardup.index.shingles``): ``\\w+`` runs."""
 
     def word_tokenize(self, text: str) -> list[str]:
         return _WORD.findall(text)

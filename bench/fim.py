@@ -111,7 +111,7 @@ def decode_speed(checkpoint: str, paths: dict[str, Path], args: Any) -> dict[str
     import yaml
 
     from gitnetic.common.threads import set_torch_threads
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.evaluation.completion import newline_token_mask, sample_lines
     from gitnetic.inference.decoding import DecodingParams
     from gitnetic.inference.generate import Generator, load_generation_model

@@ -93,7 +93,7 @@ def model_configs(tiny: bool) -> dict[str, Any]:
 
 def build_tokenizer(out: Path) -> Any:
     """A real (small) BPE tokenizer: the data module and module need its pad and special ids only."""
-    from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
 
     files = sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py"))
     return train_tokenizer(
@@ -103,7 +103,7 @@ def build_tokenizer(out: Path) -> Any:
 
 def write_shards(prefix: Path, vocab: int, tokens: int, seed: int = 0) -> str:
     """Synthetic documents of random ids, written as real MMIDIDX shards (what training reads)."""
-    from gitnetic.data.indexed import IndexedDatasetBuilder, best_dtype
+    from gitnetic.data.shards.indexed import IndexedDatasetBuilder, best_dtype
 
     rng = np.random.default_rng(seed)
     builder = IndexedDatasetBuilder(str(prefix), best_dtype(vocab))
@@ -142,8 +142,8 @@ def peak_memory_gib(device: str) -> float:
 
 
 def run_plain(args, model, shards: str, compile_model: bool) -> Clock:
-    from gitnetic.data.batching import PackedBlocks, packed_batches
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.loading.batching import PackedBlocks, packed_batches
+    from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.modules.schedule import polynomial_decay_scheduler
     from gitnetic.modules.transformer_module import split_weight_decay_params
 

@@ -36,18 +36,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.git_baseline import git_show  # noqa: E402
-from gitnetic.data.corpus import CorpusParams, collect_corpus  # noqa: E402
-from gitnetic.data.generic_secrets import ENTROPY_THRESHOLD  # noqa: E402
-from gitnetic.data.redact import Redactor  # noqa: E402
-from gitnetic.data.sources import SourceParams, open_source  # noqa: E402
+from gitnetic.data.corpus.redact.generic import ENTROPY_THRESHOLD  # noqa: E402
+from gitnetic.data.corpus.redact.redactor import Redactor  # noqa: E402
+from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
+from gitnetic.data.corpus.stage import CorpusParams, collect_corpus  # noqa: E402
 from tests.secret_samples import FORMATS, leaked, placeholders, planted  # noqa: E402
 
 GENERIC_FORMATS = {f.name for f in FORMATS if f.style in ("named", "dsn")}
 
 
 def load_baseline(rev: str) -> type:
-    """The ``Redactor`` class of ``gitnetic/data/redact.py`` at ``rev`` (self-contained module)."""
-    source = git_show(rev, "gitnetic/data/redact.py")
+    """The ``Redactor`` class of ``gitnetic/data/corpus/redact/redactor.py`` at ``rev`` (self-contained module)."""
+    source = git_show(rev, "gitnetic/data/corpus/redact/redactor.py")
     path = Path(tempfile.mkdtemp()) / "baseline_redact.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_redact", path)

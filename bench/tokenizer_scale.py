@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from gitnetic.data.jsonl import iter_jsonl_texts
-from gitnetic.data.tokenizer import TokenizerParams, load_backend_tokenizer
+from gitnetic.data.tokenizer.load import load_backend_tokenizer
+from gitnetic.data.tokenizer.train import TokenizerParams
 
 
 def gitnetic(args: list[str], cwd: Path, log: Path) -> tuple[float, float, float, str]:

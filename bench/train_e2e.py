@@ -115,8 +115,8 @@ def run_plain(train: dict[str, Any], config_path: str, warmup: int, steps: int) 
     import torch
     import torch.nn.functional as F
 
-    from gitnetic.data.batching import packed_batches
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.loading.batching import packed_batches
+    from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.models.build import build_model_and_tokenizer
     from gitnetic.modules.schedule import polynomial_decay_scheduler
     from gitnetic.modules.transformer_module import split_weight_decay_params

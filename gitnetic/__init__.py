@@ -17,7 +17,7 @@ _EXPORTS = {
     "TransformerModule": "gitnetic.modules.transformer_module",
     "TransformerDataModule": "gitnetic.modules.transformer_datamodule",
     "TransformerTrainer": "gitnetic.training.trainer",
-    "IndexedDataset": "gitnetic.data.indexed",
+    "IndexedDataset": "gitnetic.data.shards.indexed",
     "GitneticError": "gitnetic.common.errors",
 }
 
@@ -34,7 +34,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from gitnetic.common.errors import GitneticError
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.modules.transformer_datamodule import TransformerDataModule
     from gitnetic.modules.transformer_module import TransformerModule
     from gitnetic.tasks.task_module import TaskModule

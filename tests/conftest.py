@@ -8,7 +8,7 @@ before modifying). The builders behind them are plain functions in the ``tests/h
   the real corpus stage from ``tiny_corpus_dir`` + the stdlib ``json`` package; every split is non-empty.
 * ``tiny_tokenizer`` -> ``Path``: a folder saved by the real tokenizer stage (byte-level BPE, vocab 512,
   ``<s>``=0 ``<pad>``=1 ``</s>``=2 ``<unk>``=3 ``<mask>``=4) trained on the stdlib ``json`` package and
-  ``tiny_corpus_dir``; load it with ``gitnetic.data.tokenizer.load_tokenizer(path)`` or
+  ``tiny_corpus_dir``; load it with ``gitnetic.data.tokenizer.load.load_tokenizer(path)`` or
   ``AutoTokenizer.from_pretrained(path, local_files_only=True)``.
 * ``tokenizer``: ``tiny_tokenizer`` loaded (one per test module).
 * ``fim_tokenizer`` -> ``Path``: ``tiny_tokenizer`` with the FIM tokens too.
@@ -79,7 +79,7 @@ def tiny_corpus_files() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def tiny_corpus_jsonl(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
     """Real corpus-stage output (train/valid/test.jsonl, stats.json) with every split non-empty."""
-    from gitnetic.data.corpus import CorpusParams, collect_corpus
+    from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
 
     src = tmp_path_factory.mktemp("tiny_corpus_src")
     shutil.copytree(tiny_corpus_dir, src, dirs_exist_ok=True)
@@ -114,7 +114,7 @@ def fim_tokenizer(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Pat
 @pytest.fixture(scope="module")
 def tokenizer(tiny_tokenizer: Path):
     """``tiny_tokenizer`` loaded (a ``PreTrainedTokenizerFast``)."""
-    from gitnetic.data.tokenizer import load_tokenizer
+    from gitnetic.data.tokenizer.load import load_tokenizer
 
     return load_tokenizer(tiny_tokenizer)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.corpus import CorpusParams
-from gitnetic.data.corpus_parts import CorpusJobParams, run_corpus_job
+from gitnetic.data.corpus.parts import CorpusJobParams, run_corpus_job
+from gitnetic.data.corpus.stage import CorpusParams
 
 DESCRIPTION = (
     "Collect source files (this Python's standard library, a folder, or a git repository at a revision) "

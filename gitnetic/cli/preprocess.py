@@ -1,6 +1,6 @@
 """``python -m gitnetic preprocess``: stage 3, corpus JSONL splits -> MMIDIDX ``.bin``/``.idx`` shards.
 
-A thin shell over :mod:`gitnetic.data.binarize` (which says why the binarizer is built the way it is).
+A thin shell over :mod:`gitnetic.data.shards.binarize` (which says why the binarizer is built the way it is).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.binarize import PreprocessParams, preprocess
+from gitnetic.data.shards.binarize import PreprocessParams, preprocess
 
 DESCRIPTION = (
     'Tokenize corpus splits (INPUT_DIR/{split}.jsonl, one {"text": ...} per line) with the trained tokenizer, '

@@ -1,6 +1,6 @@
 """``python -m gitnetic tokenizer``: stage 2, train split -> byte-level BPE tokenizer folder.
 
-A thin shell over :func:`gitnetic.data.tokenizer.tokenizer_stage`: parse, train (or copy), print.
+A thin shell over :func:`gitnetic.data.tokenizer.train.tokenizer_stage`: parse, train (or copy), print.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.tokenizer import (
+from gitnetic.data.tokenizer.train import (
     TokenizerParams,
     TokenizerStageParams,
     TokenizerStageResult,

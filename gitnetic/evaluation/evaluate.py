@@ -5,14 +5,14 @@ batched. The unigram perplexity on the same predicted tokens is the "learned not
 bar: a model that does not beat it has not learned anything from context.
 
 A weighted blend (``0.8 data/bin/test-code 0.2 data/bin/test-commits``, the training syntax, parsed by
-the same :func:`gitnetic.data.blend.parse_blend`) scores every prefix whole: the overall metrics are
+the same :func:`gitnetic.data.loading.blend.parse_blend`) scores every prefix whole: the overall metrics are
 token-weighted over all of them (the weights do not enter: every held-out token counts once) and
 ``per_source`` holds each prefix's own, so a model that is good on code but poor on commit messages
 shows it. A single prefix gives exactly the metrics it always did, without ``per_source``.
 
 Why it is built on the training code: scoring runs the very ``TransformerModule`` that training ran
 (its objective resolver, MLM masking, label shifting and loss), over batches planned by
-:mod:`gitnetic.data.batching` and padded by its ``collate_padded``. Only what is evaluation's own lives
+:mod:`gitnetic.data.loading.batching` and padded by its ``collate_padded``. Only what is evaluation's own lives
 here: cutting documents into windows, and the unigram baseline.
 """
 
@@ -28,9 +28,9 @@ from tqdm import tqdm
 
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.common.threads import set_torch_threads
-from gitnetic.data.batching import collate_padded, max_tokens_batches, packed_batches
-from gitnetic.data.blend import ConcatTokens, parse_blend
-from gitnetic.data.indexed import IndexedDataset
+from gitnetic.data.loading.batching import collate_padded, max_tokens_batches, packed_batches
+from gitnetic.data.loading.blend import ConcatTokens, parse_blend
+from gitnetic.data.shards.indexed import IndexedDataset
 from gitnetic.evaluation.completion import completion_metrics
 from gitnetic.evaluation.evaluate_params import EvaluateParams
 from gitnetic.models.checkpoint import TrainedModel, load_trained_model

@@ -3,7 +3,7 @@
 The folder holds the HF model (safetensors + config), the tokenizer, a model card (``README.md``,
 :mod:`gitnetic.inference.model_card`), a generation config with the
 tokenizer's special ids, and ``licenses.json``: the license of each corpus source the model was trained
-on, as the corpus stage recorded it (``stats.json`` -> ``licenses``; see :mod:`gitnetic.data.licenses`),
+on, as the corpus stage recorded it (``stats.json`` -> ``licenses``; see :mod:`gitnetic.data.corpus.licenses`),
 so whoever gets the model gets the obligations with it. So ``AutoModelFor*.from_pretrained(dir)`` / ``AutoTokenizer.from_pretrained(dir)``
 work offline and ``generate`` stops at ``</s>``. It is written atomically: a failed export never
 replaces a good one. The model is rebuilt by :func:`gitnetic.models.checkpoint.load_trained_model`,

@@ -20,10 +20,10 @@ from typing import Any, NamedTuple, TextIO
 import torch
 
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.encoder import HFEncoder
-from gitnetic.data.fim import fim_ids
 from gitnetic.data.hf_folder import is_hf_model_folder
-from gitnetic.data.tokenizer import load_model_folder_tokenizer
+from gitnetic.data.loading.fim import fim_ids
+from gitnetic.data.shards.encoder import HFEncoder
+from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
 from gitnetic.inference.decoding import DecodingParams
 from gitnetic.inference.generate_params import GenerateParams
 from gitnetic.models.checkpoint import load_trained_model

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.tokenizer import load_model_folder_tokenizer, load_tokenizer
+from gitnetic.data.tokenizer.load import load_model_folder_tokenizer, load_tokenizer
 from gitnetic.models.config import ModelConfig
 from gitnetic.models.positions import check_positions
 from gitnetic.models.pretrained import load_hf_model, pretrained_config

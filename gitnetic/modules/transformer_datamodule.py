@@ -1,6 +1,6 @@
 """``TransformerDataModule``: MMIDIDX shards → padded ``{"input_ids", "attention_mask"}`` batches.
 
-Batches are planned at index level by :mod:`gitnetic.data.batching` (``max_tokens`` length buckets
+Batches are planned at index level by :mod:`gitnetic.data.loading.batching` (``max_tokens`` length buckets
 or packed blocks) and handed out per rank by :class:`DistributedBatchSampler`, so the trainer must
 be built with ``use_distributed_sampler=False`` (Lightning would otherwise try to swap in its own
 sampler). The train DataLoader is *stateful* (``state_dict``/``load_state_dict``): Lightning stores
@@ -23,16 +23,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.batching import (
+from gitnetic.data.loading.batching import (
     DistributedBatchSampler,
     PackedBlocks,
     collate_padded,
     max_tokens_batches,
     packed_batches,
 )
-from gitnetic.data.blend import ConcatTokens, blend_samples, parse_blend
-from gitnetic.data.fim import FimDataset, fim_ids
-from gitnetic.data.indexed import IndexedDataset
+from gitnetic.data.loading.blend import ConcatTokens, blend_samples, parse_blend
+from gitnetic.data.loading.fim import FimDataset, fim_ids
+from gitnetic.data.shards.indexed import IndexedDataset
 
 __all__ = ["TransformerDataModule"]
 
@@ -89,7 +89,7 @@ class TransformerDataModule(LightningDataModule):
             metadata={
                 "help": "Train shards written by 'gitnetic preprocess', without .bin/.idx (e.g. data/bin/train), "
                 "or a weighted blend in Megatron's form '0.7 data/bin/code/train 0.3 data/bin/commits/train' "
-                "(sampled by weight, deterministic from --seed; see gitnetic/data/blend.py)."
+                "(sampled by weight, deterministic from --seed; see gitnetic/data/loading/blend.py)."
             },
         )
         val_data_prefix: str | None = field(

@@ -20,8 +20,8 @@ import yaml
 from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
-from gitnetic.data.corpus import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
-from gitnetic.data.tokenizer import DEFAULT_MAX_SAMPLE_BYTES
+from gitnetic.data.corpus.stage import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
+from gitnetic.data.tokenizer.train import DEFAULT_MAX_SAMPLE_BYTES
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
 
 __all__ = ["InitParams", "InitResult", "init_project"]

@@ -43,7 +43,7 @@ def init_from_task(folder: Path, shards: Path, **task: str) -> TransformerTask:
 def test_init_from_a_saved_model_starts_from_its_weights_and_tokenizer(
     tmp_path, tiny_tokenizer, lm_shards, config
 ):
-    from gitnetic.data.tokenizer import load_tokenizer
+    from gitnetic.data.tokenizer.load import load_tokenizer
     from gitnetic.models.build import build_model
     from gitnetic.models.config import ModelConfig
 

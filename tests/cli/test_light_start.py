@@ -49,7 +49,7 @@ def test_data_stages_and_help_never_load_torch(tmp_path: Path, tiny_corpus_dir: 
         # before the tokenizer stage, which loads transformers (to save the HF files): preprocess must not
         ["preprocess", "--tokenizer_path", str(tiny_tokenizer), "--input_dir", "corpus", "--output_dir", "bin",
          "--workers", "1"],
-        # --fim_tokens: the tokens' names once came from gitnetic.data.fim, which loads torch
+        # --fim_tokens: the tokens' names once came from gitnetic.data.loading.fim, which loads torch
         ["tokenizer", "--train_file", "corpus/train.jsonl", "--vocab_size", "300", "--fim_tokens", "true",
          "--out_dir", "tokenizer"],
     ]  # fmt: skip

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from gitnetic.data.indexed import IndexedDataset
+from gitnetic.data.shards.indexed import IndexedDataset
 from tests.helpers import run_gitnetic, start_gitnetic, stdlib_json_dir, wait_until
 
 SPLITS = ("train", "valid", "test")

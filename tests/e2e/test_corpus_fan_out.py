@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitnetic.data.splits import SPLITS
+from gitnetic.data.corpus.splits import SPLITS
 from tests.helpers import REPO, copy_pipeline, run_ok
 from tests.helpers.corpora import git_tree, mixed_tree
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gitnetic.data.splits import SPLITS
+from gitnetic.data.corpus.splits import SPLITS
 from tests.helpers import REPO, TINY_MODEL_CONFIG, pipeline_env, run_ok
 
 pytestmark = [pytest.mark.e2e]
@@ -126,7 +126,7 @@ def test_multi_source_example_blend_and_per_source_metrics(tmp_path: Path) -> No
         for i in range(2)
         for e in ("bin", "idx")
     )
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.shards.indexed import IndexedDataset
 
     for split in SPLITS:
         docs = stats["sources"]

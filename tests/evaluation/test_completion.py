@@ -28,15 +28,15 @@ DOC_B = "x=1\ny=1\ny=1\nq=" + "b+" * LINE_TOKENS + "b\nx=1\n"
 
 
 def load(tokenizer_dir: Path):
-    from gitnetic.data.tokenizer import load_tokenizer
+    from gitnetic.data.tokenizer.load import load_tokenizer
 
     return load_tokenizer(tokenizer_dir)
 
 
 def write_shard(tmp_path: Path, tokenizer, docs: list[str]):
     """Documents encoded as preprocess does (special-token strings stay text, ``</s>`` appended)."""
-    from gitnetic.data.encoder import HFEncoder
-    from gitnetic.data.indexed import IndexedDataset, IndexedDatasetBuilder
+    from gitnetic.data.shards.encoder import HFEncoder
+    from gitnetic.data.shards.indexed import IndexedDataset, IndexedDatasetBuilder
 
     encoder = HFEncoder(tokenizer)
     with IndexedDatasetBuilder(tmp_path / "test", np.uint16) as builder:

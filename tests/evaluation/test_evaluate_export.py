@@ -30,7 +30,7 @@ def evaluate(args: list[str], out: Path, *extra: str) -> dict:
 def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokenizer, lm_shards):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gitnetic.data.indexed import IndexedDataset
+    from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.models.checkpoint import load_trained_model
 
     run = train_seed_command(tmp_path / "clm", GPT2_TINY, tiny_tokenizer, lm_shards)

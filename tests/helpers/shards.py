@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.cli.preprocess import main as preprocess_main
-from gitnetic.data.indexed import IndexedDatasetBuilder
+from gitnetic.data.shards.indexed import IndexedDatasetBuilder
 
 
 def write_shard(prefix: Path | str, docs: Iterable[Sequence[int]], dtype: Any = np.uint16) -> str:

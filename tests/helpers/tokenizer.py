@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gitnetic.data.tokenizer import TokenizerParams, train_tokenizer
+from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
 
 TINY_VOCAB_SIZE = 512
 

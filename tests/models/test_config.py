@@ -122,7 +122,7 @@ def test_tokenizer_class_from_config_loads_offline(tmp_path, task_tokenizer_dir)
 
 def test_tokenizer_name_may_be_a_gitnetic_loader(tmp_path, task_tokenizer_dir):
     path = tmp_path / "t.yaml"
-    path.write_text("model_type: gpt2\ntokenizer:\n  name: gitnetic.data.tokenizer.load_tokenizer\n")
+    path.write_text("model_type: gpt2\ntokenizer:\n  name: gitnetic.data.tokenizer.load.load_tokenizer\n")
     mc = ModelConfig.from_yaml(path)
     tokenizer = load_model_tokenizer(mc, task_tokenizer_dir)
     assert len(tokenizer) == 320 and tokenizer.pad_token_id == 1

@@ -11,7 +11,7 @@ import torch
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.batching import max_tokens_batches
+from gitnetic.data.loading.batching import max_tokens_batches
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from tests.helpers import marked_docs, write_shard
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gitnetic.data.batching import DistributedBatchSampler, max_tokens_batches
+from gitnetic.data.loading.batching import DistributedBatchSampler, max_tokens_batches
 from tests.helpers import marked_docs, write_shard
 
 SCRIPT = textwrap.dedent(
@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import lightning as L
     import torch
 
-    from gitnetic.data.tokenizer import load_tokenizer
+    from gitnetic.data.tokenizer.load import load_tokenizer
     from gitnetic.modules.transformer_datamodule import TransformerDataModule
 
     MARK = 10

@@ -1,0 +1,268 @@
+"""What the corpus stage does to one document on its own: read, check, filter, redact, digest, sign.
+
+Everything here depends on the document alone (and the corpus params), never on the documents before
+it, so it can run in any number of worker processes, in any order, on any machine: the decisions that
+*do* depend on the documents before (exact and near duplicates, the size caps, splits) are made
+afterwards, in corpus order, by :mod:`gitnetic.data.corpus.decide`. That split is what makes a corpus
+built by N workers, or by N Snakemake jobs, byte-identical to one built by one process.
+
+A :class:`CleanTask` carries either a reader the worker calls (a folder's file: the worker reads it
+itself) or the bytes the parent read (a git blob, a commit's diff: their readers share one ``git``
+process in the parent). The result, :class:`Cleaned`, holds the finished JSON record line, so the parent
+only writes bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from gitnetic.common.ordered_pool import OrderedPool
+from gitnetic.data.corpus.filters import QualityFilter
+from gitnetic.data.corpus.neardup.index import MinHasher, Signed
+from gitnetic.data.corpus.redact.redactor import Redactor
+from gitnetic.data.corpus.sources.base import Candidate
+from gitnetic.data.corpus.sources.dir import FileReader
+
+__all__ = [
+    "BINARY_SNIFF_BYTES",
+    "CleanSettings",
+    "CleanTask",
+    "Cleaned",
+    "DocumentCleaner",
+    "clean_batch",
+    "cleaned_documents",
+    "init_worker",
+    "worth_workers",
+]
+
+BINARY_SNIFF_BYTES = 8192
+KEPT = "kept"  # Cleaned.outcome of a document that passed every per-document check
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    """The corpus params that per-document cleaning reads (picklable: sent once to each worker)."""
+
+    quality_filters: bool
+    max_line_length: int
+    max_mean_line_length: float
+    min_alnum_fraction: float
+    drop_generated: bool
+    redact_secrets: bool
+    redact_emails: bool
+    decontaminate: tuple[str, ...]
+    decontaminate_min_chars: int
+    near_dedup: bool
+    near_dedup_ngram: int
+    near_dedup_num_perm: int
+    near_dedup_library: str
+
+    @classmethod
+    def from_params(cls, params: Any) -> CleanSettings:
+        """From :class:`gitnetic.data.corpus.stage.CorpusParams` (duck-typed: that module imports this one)."""
+        return cls(
+            params.quality_filters,
+            params.max_line_length,
+            params.max_mean_line_length,
+            params.min_alnum_fraction,
+            params.drop_generated,
+            params.redact_secrets,
+            params.redact_emails,
+            tuple(params.decontaminate),
+            params.decontaminate_min_chars,
+            params.near_dedup,
+            params.near_dedup_ngram,
+            params.near_dedup_num_perm,
+            params.near_dedup_library,
+        )
+
+
+class CleanTask(NamedTuple):
+    """One candidate document, as a worker needs it."""
+
+    size: int  # bytes, as listed (max_file_bytes is checked before reading)
+    read: (
+        Callable[[], bytes] | bytes | None
+    )  # a picklable reader, the bytes the parent read, None: unreadable
+    record: dict[str, str]  # the record's fields besides "text": path/commit, source, lang
+    clean: bool  # the source's ``clean``: quality filters and redaction apply
+    sign: bool  # compute the near-dedup signature (False when no later decision would use it)
+    max_file_bytes: int
+
+
+class Cleaned(NamedTuple):
+    """A worker's verdict on one document.
+
+    ``outcome`` is ``"kept"`` (passed every check: ``line``, ``digest`` and maybe ``signed`` are set), a
+    skip reason (``binary``, ``non_utf8``, ``too_large``, ``empty``, ``unreadable``), ``filtered:<reason>``
+    or ``contaminated:<benchmark>``.
+    """
+
+    outcome: str
+    line: bytes = b""  # the JSON record line, UTF-8, newline-terminated
+    size: int = 0  # UTF-8 bytes of the (redacted) text
+    digest: bytes = b""  # blake2b-128 of the (redacted) text: exact de-duplication
+    signed: Signed | None = None
+    redacted: dict[str, int] | None = None
+
+
+class DocumentCleaner:
+    """The per-document checks of one corpus run, in the order docs/corpus.md gives (built once per
+    process: the redactor's rules and the decontamination needles take a moment to compile)."""
+
+    def __init__(self, settings: CleanSettings) -> None:
+        s = settings
+        self.quality = (
+            QualityFilter(s.max_line_length, s.max_mean_line_length, s.min_alnum_fraction, s.drop_generated)
+            if s.quality_filters
+            else None
+        )
+        self.redactor = (
+            Redactor(secrets=s.redact_secrets, emails=s.redact_emails)
+            if s.redact_secrets or s.redact_emails
+            else None
+        )
+        self.decontaminator = None
+        if s.decontaminate:
+            from gitnetic.data.corpus.decontaminate import Decontaminator
+
+            self.decontaminator = Decontaminator(list(s.decontaminate), s.decontaminate_min_chars)
+        self.hasher = (
+            MinHasher(s.near_dedup_ngram, s.near_dedup_num_perm, s.near_dedup_library)  # type: ignore[arg-type]
+            if s.near_dedup
+            else None
+        )
+
+    def clean(self, task: CleanTask) -> tuple[Cleaned, bytes | None]:
+        """The verdict on one document, unsigned, and the UTF-8 text to sign (None: nothing to sign)."""
+        if task.max_file_bytes and task.size > task.max_file_bytes:
+            return Cleaned("too_large"), None
+        try:
+            if task.read is None:  # the parent could not read it
+                raise OSError
+            data = task.read if isinstance(task.read, bytes) else task.read()
+        except OSError:  # permissions, or the file vanished since the walk
+            return Cleaned("unreadable"), None
+        if b"\0" in data[:BINARY_SNIFF_BYTES]:
+            return Cleaned("binary"), None
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return Cleaned("non_utf8"), None
+        if not text.strip():
+            return Cleaned("empty"), None
+        if self.quality is not None and task.clean:
+            reason = self.quality.reason(text, task.record.get("path"))
+            if reason:
+                return Cleaned(f"filtered:{reason}"), None
+        if self.decontaminator is not None:
+            bench = self.decontaminator.contaminated(text)  # every source: a benchmark's text
+            if bench is not None:
+                return Cleaned(f"contaminated:{bench}"), None
+        redacted: dict[str, int] = {}
+        if self.redactor is not None and task.clean:
+            text, redacted = self.redactor.redact(text)
+            if redacted:
+                data = text.encode("utf-8")
+        record = {"text": text, **task.record}
+        line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        return Cleaned(KEPT, line, len(data), digest, None, redacted or None), (data if task.sign else None)
+
+    def clean_many(self, tasks: list[CleanTask]) -> list[Cleaned]:
+        """:meth:`clean` each task, then sign the kept ones together (one NumPy pass for the batch)."""
+        done = [self.clean(task) for task in tasks]
+        results = [cleaned for cleaned, _ in done]
+        if self.hasher is not None:
+            wanted = [i for i, (_, data) in enumerate(done) if data is not None]
+            signed = self.hasher.sign_many([done[i][1] for i in wanted])  # type: ignore[misc]
+            for i, sig in zip(wanted, signed, strict=True):
+                results[i] = results[i]._replace(signed=sig)
+        return results
+
+
+# One cleaner per worker process, built by the pool's initializer: the only module state here, and it
+# lives only inside a corpus worker (or, with one worker, for the length of one corpus run).
+_cleaner: DocumentCleaner | None = None
+
+
+def init_worker(settings: CleanSettings) -> None:
+    global _cleaner
+    _cleaner = DocumentCleaner(settings)
+
+
+def clean_batch(tasks: list[CleanTask]) -> list[Cleaned]:
+    assert _cleaner is not None, "init_worker() runs first"
+    return _cleaner.clean_many(tasks)
+
+
+# Below this many bytes to clean, worker processes cost more to start (~1 s each: imports, the
+# redactor's rules, the decontamination needles) than they save; an explicit num_workers > 1 still
+# uses them (the tests do, on small trees).
+PARALLEL_MIN_BYTES = 16_000_000
+BATCH_DOCS = 64  # documents per task sent to a worker: enough to amortise the round trip ...
+BATCH_BYTES = 4 << 20  # ... and few enough bytes that the batches in flight stay small
+
+
+def _task(cand: Candidate, spec: Any, label: str, sign: bool) -> CleanTask:
+    read: Callable[[], bytes] | bytes | None = cand.read
+    too_large = bool(spec.max_file_bytes and cand.size > spec.max_file_bytes)
+    if too_large:
+        read = b""  # never read
+    elif not isinstance(read, FileReader):  # a git blob or commit: read here, through the source's process
+        try:
+            read = cand.read()
+        except OSError:
+            read = None
+    record = {**cand.fields, "source": label, "lang": cand.lang}
+    return CleanTask(cand.size, read, record, bool(spec.clean), sign, spec.max_file_bytes)
+
+
+def _batches(candidates: Iterable[Candidate]) -> Iterator[list[Candidate]]:
+    batch: list[Candidate] = []
+    size = 0
+    for cand in candidates:
+        batch.append(cand)
+        size += cand.size
+        if len(batch) >= BATCH_DOCS or size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def worth_workers(candidates: Iterable[Candidate], spec: Any, forced: bool) -> bool:
+    """Whether to clean a source's candidates in worker processes: yes when ``forced`` (the user asked
+    for N > 1 workers), when their number is not known up front, or when there is enough to clean."""
+    if forced or not isinstance(candidates, list):
+        return True
+    listed = sum(c.size for c in candidates)
+    return min(listed, spec.max_bytes or listed) >= PARALLEL_MIN_BYTES
+
+
+def cleaned_documents(
+    pool: OrderedPool,
+    candidates: Iterable[Candidate],
+    spec: Any,
+    label: str,
+    sign: bool,
+    parallel: bool = True,
+) -> Iterator[tuple[Candidate, Cleaned]]:
+    """Each candidate with its verdict, in candidate order, cleaned by ``pool``'s workers in batches
+    (in this process when not ``parallel``). Closing the iterator early (a size cap was reached)
+    cancels the batches not yet started.
+    """
+    waiting: deque[list[Candidate]] = deque()
+
+    def tasks() -> Iterator[list[CleanTask]]:
+        for batch in _batches(candidates):
+            waiting.append(batch)
+            yield [_task(c, spec, label, sign) for c in batch]
+
+    for results in pool.map(clean_batch, tasks(), parallel):
+        yield from zip(waiting.popleft(), results, strict=True)
