@@ -42,4 +42,6 @@ def test_every_data_step_has_a_layer():
     present = {p.parent.name for p in data.glob("*/__init__.py")} | {
         p.stem for p in data.glob("*.py") if p.name != "__init__.py"
     }
-    assert present == named, f"gitnetic/data entries missing from the data-steps contract: {sorted(present - named)}"
+    assert present == named, (
+        f"gitnetic/data entries missing from the data-steps contract: {sorted(present - named)}"
+    )

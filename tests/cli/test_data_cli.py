@@ -50,7 +50,9 @@ def test_corpus_then_tokenizer_from_params_yaml(tiny_corpus_dir: Path, tmp_path:
     run = gitnetic("tokenizer", "--config", "params.yaml:tokenizer", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "vocab size 300" in run.stdout and "5 documents" in run.stdout
-    tok = load_tokenizer(tmp_path / "data/tokenizer")  # AutoTokenizer loading: tests/data/tokenizer/test_tokenizer.py
+    tok = load_tokenizer(
+        tmp_path / "data/tokenizer"
+    )  # AutoTokenizer loading: tests/data/tokenizer/test_tokenizer.py
     assert (tok.bos_token_id, tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.mask_token_id) == (
         0,
         1,

@@ -46,7 +46,10 @@ def test_closure_follows_lazy_imports_and_package_data():
     assert Path("gitnetic/data/corpus/redact/gitleaks/gitleaks.toml") in corpus
     assert Path("gitnetic/data/tokenizer/fim_tokens.py") in stage_code_files("tokenizer")
     preprocess = stage_code_files("preprocess")
-    assert Path("gitnetic/data/tokenizer/load.py") in preprocess and Path("gitnetic/data/hf_folder.py") in preprocess
+    assert (
+        Path("gitnetic/data/tokenizer/load.py") in preprocess
+        and Path("gitnetic/data/hf_folder.py") in preprocess
+    )
     assert Path("gitnetic/configs/gpt2-tiny.yaml") in stage_code_files("train")
     # a data stage reaches no training code, so a change to training does not re-run it
     assert not [p for p in corpus if p.parts[1] in ("training", "models", "modules")]
@@ -81,4 +84,6 @@ def test_snakefile_rules_take_their_code_as_input():
     for name, subcommand in runs.items():
         body = _snakefile_rules()[name]
         inputs = body.split("output:")[0]
-        assert f'code=code("{subcommand}")' in inputs, f"Snakefile rule {name} does not list its code as input"
+        assert f'code=code("{subcommand}")' in inputs, (
+            f"Snakefile rule {name} does not list its code as input"
+        )

@@ -13,7 +13,9 @@ from gitnetic.data.corpus.sources import SourceParams
 from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
 from tests.helpers import git, run_gitnetic, write_tree
 
-MIT = (Path(__file__).resolve().parents[3] / "gitnetic" / "data" / "corpus" / "redact" / "gitleaks" / "LICENSE").read_text()
+MIT = (
+    Path(__file__).resolve().parents[3] / "gitnetic" / "data" / "corpus" / "redact" / "gitleaks" / "LICENSE"
+).read_text()
 GPL3_NOTICE = """Copyright (C) 2024 Ada Lovelace
 
 This program is free software: you can redistribute it and/or modify
