@@ -14,8 +14,9 @@ It prints each step's CPU seconds (``time.process_time``) for the baseline and t
 ratio, plus the bare read path (read + UTF-8 decode) the issue's goal compares with. Old and new run
 alternately on the same document, so machine load hits both alike. Exits 1 on any difference.
 
-The baseline is ``gitnetic/data/{secret_rules,generic_secrets,redact,filters,neardup,decontaminate}.py`` at
-``--rev`` (default ``main``), loaded from git as a separate package.
+The baseline is the cleaning modules (secret rules, generic secrets, redactor, filters, near-dedup and its
+shingle hashes, decontamination) at ``--rev`` (default ``main``), loaded from git as a separate package,
+from either layout: ``gitnetic/data/corpus/...`` or the flat ``gitnetic/data/*.py`` of before the move.
 
 With ``--stage`` it instead runs the whole corpus stage (``gitnetic corpus --source dir --path DIR
 --max_bytes 0``, defaults otherwise) with the baseline's package and the current one, one after the
@@ -41,14 +42,25 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.git_baseline import git_show  # noqa: E402
-from gitnetic.data import decontaminate, filters, neardup, redact  # noqa: E402
+from bench.git_baseline import git_exists, git_show  # noqa: E402
+from gitnetic.data.corpus import decontaminate, filters  # noqa: E402
 from gitnetic.data.corpus.clean import BINARY_SNIFF_BYTES  # noqa: E402
+from gitnetic.data.corpus.neardup import index as neardup  # noqa: E402
+from gitnetic.data.corpus.redact import redactor as redact  # noqa: E402
 from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
 from gitnetic.data.problems import read_problems  # noqa: E402
 from tests.secret_samples import placeholders, planted  # noqa: E402
 
-MODULES = ("secret_rules", "generic_secrets", "redact", "filters", "neardup", "decontaminate")
+# Each baseline module's name here -> its module under gitnetic.data, in today's layout and before the move.
+MODULES = {
+    "secret_rules": ("corpus.redact.rules", "secret_rules"),
+    "generic_secrets": ("corpus.redact.generic", "generic_secrets"),
+    "redact": ("corpus.redact.redactor", "redact"),
+    "filters": ("corpus.filters", "filters"),
+    "shingle_hash": ("corpus.neardup.shingle_hash", "shingle_hash"),
+    "neardup": ("corpus.neardup.index", "neardup"),
+    "decontaminate": ("corpus.decontaminate", "decontaminate"),
+}
 BASE_PACKAGE = "_clean_baseline"
 STAGE_SPLITS = ("train.jsonl", "valid.jsonl", "test.jsonl")
 STEPS = ("read", "quality", "decontaminate", "redact", "neardup signing")
@@ -60,14 +72,24 @@ def load_baseline(rev: str) -> dict[str, object]:
     package = root / BASE_PACKAGE
     package.mkdir()
     (package / "__init__.py").write_text("")
-    (package / "gitleaks").symlink_to(REPO / "gitnetic" / "data" / "gitleaks")
-    names = "|".join(MODULES)
-    for name in MODULES:
-        source = git_show(rev, f"gitnetic/data/{name}.py")
-        source = re.sub(rf"\bgitnetic\.data\.({names})\b", rf"{BASE_PACKAGE}.\1", source)
+    (package / "gitleaks").symlink_to(REPO / "gitnetic" / "data" / "corpus" / "redact" / "gitleaks")
+    moved = git_exists(rev, "gitnetic/data/corpus/stage.py")
+    loaded = []
+    for name, (new, old) in MODULES.items():
+        dotted = new if moved else old
+        if not git_exists(rev, f"gitnetic/data/{dotted.replace('.', '/')}.py"):
+            continue  # shingle_hash.py is younger than the other modules
+        source = git_show(rev, f"gitnetic/data/{dotted.replace('.', '/')}.py")
+        for other, (other_new, other_old) in MODULES.items():
+            source = re.sub(
+                rf"\bgitnetic\.data\.{re.escape(other_new if moved else other_old)}\b",
+                f"{BASE_PACKAGE}.{other}",
+                source,
+            )
         (package / f"{name}.py").write_text(source)
+        loaded.append(name)
     sys.path.insert(0, str(root))
-    return {name: importlib.import_module(f"{BASE_PACKAGE}.{name}") for name in MODULES}
+    return {name: importlib.import_module(f"{BASE_PACKAGE}.{name}") for name in loaded}
 
 
 def documents(path: str, limit: int):

@@ -13,3 +13,13 @@ def git_show(rev: str, path: str) -> str:
     return subprocess.run(
         ["git", "-C", str(REPO), "show", f"{rev}:{path}"], check=True, capture_output=True, text=True
     ).stdout
+
+
+def git_exists(rev: str, path: str) -> bool:
+    """Whether ``path`` exists at ``rev`` (a baseline may predate a module or a move)."""
+    return (
+        subprocess.run(
+            ["git", "-C", str(REPO), "cat-file", "-e", f"{rev}:{path}"], capture_output=True
+        ).returncode
+        == 0
+    )

@@ -35,7 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.git_baseline import git_show  # noqa: E402
+from bench.git_baseline import git_exists, git_show  # noqa: E402
 from gitnetic.data.corpus.redact.generic import ENTROPY_THRESHOLD  # noqa: E402
 from gitnetic.data.corpus.redact.redactor import Redactor  # noqa: E402
 from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
@@ -47,7 +47,8 @@ GENERIC_FORMATS = {f.name for f in FORMATS if f.style in ("named", "dsn")}
 
 def load_baseline(rev: str) -> type:
     """The ``Redactor`` class of ``gitnetic/data/corpus/redact/redactor.py`` at ``rev`` (self-contained module)."""
-    source = git_show(rev, "gitnetic/data/corpus/redact/redactor.py")
+    path = "gitnetic/data/corpus/redact/redactor.py"
+    source = git_show(rev, path if git_exists(rev, path) else "gitnetic/data/redact.py")  # before the move
     path = Path(tempfile.mkdtemp()) / "baseline_redact.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("baseline_redact", path)
