@@ -8,6 +8,15 @@ instance per dataclass plus a ``Namespace`` with whatever else was registered on
 Field help lives in ``field(metadata={"help": ...})``. Supported field types: ``str``, ``int``,
 ``float``, ``bool`` (``--flag``, ``--flag true|false`` or ``--no_flag``), ``Optional[X]``,
 ``Literal[...]``, ``Enum`` subclasses, ``list[X]`` and ``Union`` of scalars (tried in order).
+
+One flag per name: a field name that a second dataclass on the same parser also declares is an error
+when the parser is built (:class:`ConfigError` naming both classes), because one flag would silently
+fill two params with two meanings (and the first declaration's default would win for both). Two params
+groups may share a name only when it is one field with one meaning: both declarations carry
+``metadata={"shared": True}`` and have the same type and default (best: both come from one function
+that returns the ``field(...)``, e.g. :func:`gitnetic.modules.params.run_seed_field`); then one flag
+fills both. A field whose name is a plain argument of the parser (``--config``, ``--task``, a
+pass-through flag) is an error too, whichever was added first.
 """
 
 from __future__ import annotations
@@ -211,7 +220,8 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     ``parse_args_into_dataclasses`` returns ``(*instances, namespace)``: one instance per dataclass
     added, in the order added, then a ``Namespace`` with the values of any plain argparse arguments.
-    A flag shared by two dataclasses (same field name) is registered once and fills both.
+    A field declared by two dataclasses with ``metadata={"shared": True}`` (same type and default) is
+    registered once and fills both; any other repeated name is a :class:`ConfigError` (module docstring).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -219,6 +229,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._dataclass_types: list[type] = []
         self._dest_owner: dict[str, type] = {}
+        self._dest_fields: dict[str, tuple[type, dataclasses.Field, Any]] = {}
         self._required_dests: dict[str, str] = {}
         self._tuple_dests: set[str] = set()
         self.add_argument(
@@ -245,10 +256,13 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         for f in dataclasses.fields(dtype):
             if not f.init:
                 continue
+            tp = hints.get(f.name, str)
+            _check_collision(dtype, f, tp, self._dest_fields.get(f.name), f.name in existing)
             if f.name in existing:
-                continue  # shared with an earlier dataclass: one flag fills both
+                continue  # one shared field (checked above): one flag fills both
             self._dest_owner[f.name] = dtype
-            self._add_field(group, f, hints.get(f.name, str))
+            self._dest_fields[f.name] = (dtype, f, tp)
+            self._add_field(group, f, tp)
             existing.add(f.name)
 
     def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, tp: Any) -> None:
@@ -375,6 +389,49 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump wall
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _check_collision(
+    dtype: type, f: dataclasses.Field, tp: Any, earlier: tuple[type, dataclasses.Field, Any] | None, taken: bool
+) -> None:
+    """Refuse a field whose name the parser already has, unless both are one shared field.
+
+    ``earlier``: the dataclass and field that registered the name (None if a plain argument did, or
+    nobody); ``taken``: whether the name is an argument of the parser already."""
+    if not taken:
+        return
+    where = f"{dtype.__module__}.{dtype.__qualname__}"
+    if earlier is None:
+        raise ConfigError(
+            f"params field {f.name!r} of {where} is also a plain argument of this command (--{f.name}); "
+            "rename the field"
+        )
+    owner, other, other_tp = earlier
+    if owner is dtype:
+        return
+    first = f"{owner.__module__}.{owner.__qualname__}"
+    both_shared = _is_shared(f) and _is_shared(other)
+    if both_shared and tp == other_tp and _default_of(f) == _default_of(other):
+        return
+    why = (
+        "its type or default differs"
+        if both_shared
+        else 'one flag would fill both; rename one, or declare one field with metadata={"shared": True} '
+        "(same type and default) in both"
+    )
+    raise ConfigError(f"params field {f.name!r} is declared by both {first} and {where}: {why}")
+
+
+def _is_shared(f: dataclasses.Field) -> bool:
+    return bool(f.metadata and f.metadata.get("shared"))
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
 
 
 def _first_line(doc: str | None) -> str | None:
