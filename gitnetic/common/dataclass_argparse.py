@@ -232,6 +232,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         self._dest_fields: dict[str, tuple[type, dataclasses.Field, Any]] = {}
         self._required_dests: dict[str, str] = {}
         self._tuple_dests: set[str] = set()
+        self._config_files_read: dict[str, dict[str, Any]] = {}  # --config value -> its mapping
         self.add_argument(
             "--config",
             action="append",
@@ -347,17 +348,33 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             rest._unknown = unknown
         return (*outputs, rest)
 
-    def _apply_config_files(self, argv: list[str]) -> None:
+    def config_values(self, argv: Sequence[str]) -> dict[str, Any]:
+        """The mapping the ``--config`` files of ``argv`` give, merged (a later file wins a key).
+
+        The one place ``--config`` is read: code that needs its values before the parser is complete
+        (``train`` takes ``task`` and ``include_package`` from it to know which params to add) asks the
+        parser, and parsing then reuses what was read (each file once per parser)."""
+        merged: dict[str, Any] = {}
+        for _, values in self._config_files(argv):
+            merged.update(values)
+        return merged
+
+    def _config_files(self, argv: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--config", action="append", default=[])
-        known, _ = pre.parse_known_args(argv)
-        if not known.config:
+        known, _ = pre.parse_known_args(list(argv))
+        for spec in known.config:
+            if spec not in self._config_files_read:
+                self._config_files_read[spec] = load_yaml_section(*split_config_arg(spec))
+        return [(spec, self._config_files_read[spec]) for spec in known.config]
+
+    def _apply_config_files(self, argv: list[str]) -> None:
+        files = self._config_files(argv)
+        if not files:
             return
         actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
         defaults: dict[str, Any] = {}
-        for spec in known.config:
-            path, section = split_config_arg(spec)
-            values = load_yaml_section(path, section)
+        for spec, values in files:
             for key, value in values.items():
                 if not isinstance(key, str):
                     raise ConfigError(
@@ -392,7 +409,11 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
 
 def _check_collision(
-    dtype: type, f: dataclasses.Field, tp: Any, earlier: tuple[type, dataclasses.Field, Any] | None, taken: bool
+    dtype: type,
+    f: dataclasses.Field,
+    tp: Any,
+    earlier: tuple[type, dataclasses.Field, Any] | None,
+    taken: bool,
 ) -> None:
     """Refuse a field whose name the parser already has, unless both are one shared field.
 

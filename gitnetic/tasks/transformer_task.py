@@ -41,14 +41,15 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         task_params = get_params_item(params=params, params_type=cls.params_type)
         module_params = get_params_item(params=params, params_type=TransformerModule.params_type)
         datamodule_params = get_params_item(params=params, params_type=TransformerDataModule.params_type)
-        for value, kind in (
-            (task_params, cls.params_type),
-            (module_params, TransformerModule.params_type),
-            (datamodule_params, TransformerDataModule.params_type),
+        for value, owner in (
+            (task_params, cls),
+            (module_params, TransformerModule),
+            (datamodule_params, TransformerDataModule),
         ):
-            if not isinstance(value, kind):
+            if not isinstance(value, owner.params_type):
                 raise TaskError(
-                    f"transformer-task needs {kind.__qualname__} in its params; add it with add_argparse_params"
+                    f"transformer-task needs {owner.__name__}.Params in its params; add them with "
+                    "add_argparse_params"
                 )
         return task_params, module_params, datamodule_params
 
