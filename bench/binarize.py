@@ -68,7 +68,8 @@ def prepare(cache: Path, scales: list[int]) -> tuple[dict[int, Path], Path]:
             path.write_text(lines * k, encoding="utf-8")
     if not (tok_dir / "tokenizer.json").exists():
         from gitnetic.data.jsonl import iter_jsonl_texts
-        from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+        from gitnetic.data.tokenizer.params import TokenizerParams
+        from gitnetic.data.tokenizer.train import train_tokenizer
 
         t = time.perf_counter()
         train_tokenizer(iter_jsonl_texts(corpora[1]), tok_dir, TokenizerParams(vocab_size=16384))
