@@ -15,8 +15,8 @@ fill two params with two meanings (and the first declaration's default would win
 groups may share a name only when it is one field with one meaning: both declarations carry
 ``metadata={"shared": True}`` and have the same type and default (best: both come from one function
 that returns the ``field(...)``, e.g. :func:`gitnetic.modules.params.run_seed_field`); then one flag
-fills both. A field whose name is a plain argument of the parser (``--config``, ``--task``, a
-pass-through flag) is an error too, whichever was added first.
+fills both. A field whose name is already a plain argument of the parser (``--config``, ``--task``)
+is an error too: the argument's value would fill the field.
 """
 
 from __future__ import annotations
@@ -435,7 +435,8 @@ def _check_collision(
     if both_shared and tp == other_tp and _default_of(f) == _default_of(other):
         return
     why = (
-        "its type or default differs"
+        "both are marked shared but their types or defaults differ; make them one field (e.g. from one "
+        "function returning the field)"
         if both_shared
         else 'one flag would fill both; rename one, or declare one field with metadata={"shared": True} '
         "(same type and default) in both"
