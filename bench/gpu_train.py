@@ -93,7 +93,8 @@ def model_configs(tiny: bool) -> dict[str, Any]:
 
 def build_tokenizer(out: Path) -> Any:
     """A real (small) BPE tokenizer: the data module and module need its pad and special ids only."""
-    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.params import TokenizerParams
+    from gitnetic.data.tokenizer.train import train_tokenizer
 
     files = sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py"))
     return train_tokenizer(

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from gitnetic.data.jsonl import iter_jsonl_texts
 from gitnetic.data.tokenizer.load import load_backend_tokenizer
-from gitnetic.data.tokenizer.train import TokenizerParams
+from gitnetic.data.tokenizer.params import TokenizerParams
 
 
 def gitnetic(args: list[str], cwd: Path, log: Path) -> tuple[float, float, float, str]:

@@ -39,7 +39,8 @@ LR, WARMUP_LR_STEPS = 5e-4, 10
 
 
 def build_tokenizer(out: Path):
-    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.params import TokenizerParams
+    from gitnetic.data.tokenizer.train import train_tokenizer
 
     files = sorted((Path(sysconfig.get_paths()["stdlib"]) / "json").glob("*.py"))
     return train_tokenizer(

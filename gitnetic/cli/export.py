@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.inference.export_params import ExportParams
+from gitnetic.inference.params import ExportParams
 
 DESCRIPTION = (
     "Convert a training checkpoint into a from_pretrained-ready Hugging Face folder (model + tokenizer)."

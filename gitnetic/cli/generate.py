@@ -7,8 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.inference.decoding import DecodingParams
-from gitnetic.inference.generate_params import GenerateParams
+from gitnetic.inference.params import DecodingParams, GenerateParams
 
 DESCRIPTION = (
     "Complete code with a trained causal LM (an exported folder or a training checkpoint), streaming the "

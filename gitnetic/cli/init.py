@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.pipeline.init_project import InitParams, init_project
+from gitnetic.pipeline.init_project import init_project
+from gitnetic.pipeline.params import InitParams
 from gitnetic.pipeline.plan import format_plan
 
 DESCRIPTION = (

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.shards.binarize import PreprocessParams, preprocess
+from gitnetic.data.shards.binarize import preprocess
+from gitnetic.data.shards.params import PreprocessParams
 
 DESCRIPTION = (
     'Tokenize corpus splits (INPUT_DIR/{split}.jsonl, one {"text": ...} per line) with the trained tokenizer, '

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.pipeline.summary import SummaryParams, pipeline_summary
+from gitnetic.pipeline.params import SummaryParams
+from gitnetic.pipeline.summary import pipeline_summary
 
 DESCRIPTION = (
     "Summarise a pipeline run: held-out perplexity vs the unigram baseline, training throughput, where "

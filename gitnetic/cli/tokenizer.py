@@ -9,12 +9,8 @@ import logging
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.tokenizer.train import (
-    TokenizerParams,
-    TokenizerStageParams,
-    TokenizerStageResult,
-    tokenizer_stage,
-)
+from gitnetic.data.tokenizer.params import TokenizerParams, TokenizerStageParams
+from gitnetic.data.tokenizer.train import TokenizerStageResult, tokenizer_stage
 
 DESCRIPTION = (
     "Train a lossless byte-level BPE tokenizer on the corpus train split (streamed; a split larger than "

@@ -3,8 +3,9 @@
 A shell over :func:`gitnetic.training.run.train_task`; what it owns is the parsing.
 
 Parsing is two-phase because the flags depend on the task: phase one reads only ``--task`` and
-``--include-package`` (also from ``--config`` YAML), imports the user's packages so their tasks
-register, then phase two builds one parser from every component's params dataclasses.
+``--include-package`` (also from the ``--config`` YAML, which the parser reads, once, for both phases),
+imports the user's packages so their tasks register, then phase two fills that parser with every
+component's params dataclasses.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import yaml
 
 import gitnetic.tasks.transformer_task  # noqa: F401 - registers the built-in task
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, load_yaml_section, split_config_arg
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.imports import include_packages
 from gitnetic.tasks.task_module import TaskModule
@@ -34,23 +35,22 @@ PROG = "python -m gitnetic train"
 DEFAULT_HELP_TASK = "transformer-task"
 
 
-def _phase_one(argv: Sequence[str]) -> Namespace:
+def _phase_one(argv: Sequence[str], parser: DataclassArgumentParser) -> Namespace:
+    """``--task``, ``--include-package`` and ``--help`` from the command line, else from ``parser``'s
+    ``--config`` values (params.yaml:train may choose the task and plugins too)."""
     pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--task")
     pre.add_argument(
         "--include-package", "--include_package", dest="include_package", action="append", default=[]
     )
-    pre.add_argument("--config", action="append", default=[])
     pre.add_argument("-h", "--help", action="store_true")
     known, _ = pre.parse_known_args(list(argv))
-    # params.yaml:train may choose the task and plugins too; the command line wins.
-    for spec in known.config:
-        values = load_yaml_section(*split_config_arg(spec))
-        if known.task is None and values.get("task"):
-            known.task = str(values["task"])
-        extra = values.get("include_package") or values.get("include-package") or []
-        extra = [extra] if isinstance(extra, str) else list(extra)
-        known.include_package = [*extra, *known.include_package]
+    config = parser.config_values(argv)
+    if known.task is None and config.get("task"):
+        known.task = str(config["task"])
+    extra = config.get("include_package") or config.get("include-package") or []
+    extra = [extra] if isinstance(extra, str) else list(extra)
+    known.include_package = [*extra, *known.include_package]
     return known
 
 
@@ -79,10 +79,13 @@ def _add_selection_args(parser: DataclassArgumentParser, registered: list[str]) 
     )
 
 
-def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
-    """The full parser for ``task_name`` (registered already) plus the task class."""
+def build_parser(
+    task_name: str, parser: DataclassArgumentParser | None = None
+) -> tuple[DataclassArgumentParser, type]:
+    """The full parser for ``task_name`` (registered already) plus the task class; ``parser``: an empty
+    one to fill (the one that has read the ``--config`` files already)."""
     task_cls = TaskModule.by_name(task_name)
-    parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
+    parser = parser if parser is not None else DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
     _add_selection_args(parser, TaskModule.list_tasks())
     task_cls.add_argparse_params(parser)
     TransformerTrainer.add_argparse_params(parser)
@@ -91,8 +94,10 @@ def build_parser(task_name: str) -> tuple[DataclassArgumentParser, type]:
 
 def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
     """Phase one + phase two: ``(task class, (*params dataclasses, namespace))``, what
-    ``TaskModule.setup`` takes; :meth:`TrainParams.from_parsed` types it for :func:`train_task`."""
-    known = _phase_one(argv)
+    ``TaskModule.setup`` takes; :meth:`TrainParams.from_parsed` types it for :func:`train_task`.
+    One parser reads the ``--config`` files, for both phases."""
+    parser = DataclassArgumentParser(prog=PROG, description=DESCRIPTION)
+    known = _phase_one(argv, parser)
     include_packages(known.include_package)
     task_name = known.task
     if task_name is None:
@@ -102,7 +107,7 @@ def parse(argv: Sequence[str]) -> tuple[type, tuple[Any, ...]]:
                 f"(see '{PROG} --help')"
             )
         task_name = DEFAULT_HELP_TASK
-    parser, task_cls = build_parser(task_name)
+    parser, task_cls = build_parser(task_name, parser)
     return task_cls, parser.parse_args_into_dataclasses(list(argv))
 
 

@@ -8,6 +8,15 @@ instance per dataclass plus a ``Namespace`` with whatever else was registered on
 Field help lives in ``field(metadata={"help": ...})``. Supported field types: ``str``, ``int``,
 ``float``, ``bool`` (``--flag``, ``--flag true|false`` or ``--no_flag``), ``Optional[X]``,
 ``Literal[...]``, ``Enum`` subclasses, ``list[X]`` and ``Union`` of scalars (tried in order).
+
+One flag per name: a field name that a second dataclass on the same parser also declares is an error
+when the parser is built (:class:`ConfigError` naming both classes), because one flag would silently
+fill two params with two meanings (and the first declaration's default would win for both). Two params
+groups may share a name only when it is one field with one meaning: both declarations carry
+``metadata={"shared": True}`` and have the same type and default (best: both come from one function
+that returns the ``field(...)``, e.g. :func:`gitnetic.modules.params.run_seed_field`); then one flag
+fills both. A field whose name is already a plain argument of the parser (``--config``, ``--task``)
+is an error too: the argument's value would fill the field.
 """
 
 from __future__ import annotations
@@ -211,7 +220,8 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     ``parse_args_into_dataclasses`` returns ``(*instances, namespace)``: one instance per dataclass
     added, in the order added, then a ``Namespace`` with the values of any plain argparse arguments.
-    A flag shared by two dataclasses (same field name) is registered once and fills both.
+    A field declared by two dataclasses with ``metadata={"shared": True}`` (same type and default) is
+    registered once and fills both; any other repeated name is a :class:`ConfigError` (module docstring).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -219,8 +229,10 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self._dataclass_types: list[type] = []
         self._dest_owner: dict[str, type] = {}
+        self._dest_fields: dict[str, tuple[type, dataclasses.Field, Any]] = {}
         self._required_dests: dict[str, str] = {}
         self._tuple_dests: set[str] = set()
+        self._config_files_read: dict[str, dict[str, Any]] = {}  # --config value -> its mapping
         self.add_argument(
             "--config",
             action="append",
@@ -245,10 +257,13 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         for f in dataclasses.fields(dtype):
             if not f.init:
                 continue
+            tp = hints.get(f.name, str)
+            _check_collision(dtype, f, tp, self._dest_fields.get(f.name), f.name in existing)
             if f.name in existing:
-                continue  # shared with an earlier dataclass: one flag fills both
+                continue  # one shared field (checked above): one flag fills both
             self._dest_owner[f.name] = dtype
-            self._add_field(group, f, hints.get(f.name, str))
+            self._dest_fields[f.name] = (dtype, f, tp)
+            self._add_field(group, f, tp)
             existing.add(f.name)
 
     def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, tp: Any) -> None:
@@ -333,17 +348,33 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             rest._unknown = unknown
         return (*outputs, rest)
 
-    def _apply_config_files(self, argv: list[str]) -> None:
+    def config_values(self, argv: Sequence[str]) -> dict[str, Any]:
+        """The mapping the ``--config`` files of ``argv`` give, merged (a later file wins a key).
+
+        The one place ``--config`` is read: code that needs its values before the parser is complete
+        (``train`` takes ``task`` and ``include_package`` from it to know which params to add) asks the
+        parser, and parsing then reuses what was read (each file once per parser)."""
+        merged: dict[str, Any] = {}
+        for _, values in self._config_files(argv):
+            merged.update(values)
+        return merged
+
+    def _config_files(self, argv: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--config", action="append", default=[])
-        known, _ = pre.parse_known_args(argv)
-        if not known.config:
+        known, _ = pre.parse_known_args(list(argv))
+        for spec in known.config:
+            if spec not in self._config_files_read:
+                self._config_files_read[spec] = load_yaml_section(*split_config_arg(spec))
+        return [(spec, self._config_files_read[spec]) for spec in known.config]
+
+    def _apply_config_files(self, argv: list[str]) -> None:
+        files = self._config_files(argv)
+        if not files:
             return
         actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
         defaults: dict[str, Any] = {}
-        for spec in known.config:
-            path, section = split_config_arg(spec)
-            values = load_yaml_section(path, section)
+        for spec, values in files:
             for key, value in values.items():
                 if not isinstance(key, str):
                     raise ConfigError(
@@ -375,6 +406,54 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump wall
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _check_collision(
+    dtype: type,
+    f: dataclasses.Field,
+    tp: Any,
+    earlier: tuple[type, dataclasses.Field, Any] | None,
+    taken: bool,
+) -> None:
+    """Refuse a field whose name the parser already has, unless both are one shared field.
+
+    ``earlier``: the dataclass and field that registered the name (None if a plain argument did, or
+    nobody); ``taken``: whether the name is an argument of the parser already."""
+    if not taken:
+        return
+    where = f"{dtype.__module__}.{dtype.__qualname__}"
+    if earlier is None:
+        raise ConfigError(
+            f"params field {f.name!r} of {where} is also a plain argument of this command (--{f.name}); "
+            "rename the field"
+        )
+    owner, other, other_tp = earlier
+    if owner is dtype:
+        return
+    first = f"{owner.__module__}.{owner.__qualname__}"
+    both_shared = _is_shared(f) and _is_shared(other)
+    if both_shared and tp == other_tp and _default_of(f) == _default_of(other):
+        return
+    why = (
+        "both are marked shared but their types or defaults differ; make them one field (e.g. from one "
+        "function returning the field)"
+        if both_shared
+        else 'one flag would fill both; rename one, or declare one field with metadata={"shared": True} '
+        "(same type and default) in both"
+    )
+    raise ConfigError(f"params field {f.name!r} is declared by both {first} and {where}: {why}")
+
+
+def _is_shared(f: dataclasses.Field) -> bool:
+    return bool(f.metadata and f.metadata.get("shared"))
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
 
 
 def _first_line(doc: str | None) -> str | None:

@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from gitnetic.evaluation.completion_params import MIN_CONTEXT, MIN_LINE_TOKENS, check_params
-from gitnetic.inference.decoding import DecodingParams
+from gitnetic.evaluation.params import MIN_CONTEXT, MIN_LINE_TOKENS, check_completion_params
 from gitnetic.inference.generate import Generator
+from gitnetic.inference.params import DecodingParams
 from gitnetic.models.positions import usable_positions
 
 __all__ = [
@@ -46,7 +46,6 @@ __all__ = [
     "MIN_CONTEXT",
     "MIN_LINE_TOKENS",
     "Line",
-    "check_params",
     "completion_metrics",
     "line_tokens",
     "newline_token_mask",
@@ -203,7 +202,7 @@ def completion_metrics(
 
     ``samples`` 0 returns ``{}``. Runs on the CPU, greedily, so the figures are reproducible.
     """
-    check_params(samples, max_context)
+    check_completion_params(samples, max_context)
     if samples == 0:
         return {}
     window = _window(model, max_context)

@@ -32,7 +32,7 @@ from gitnetic.data.loading.batching import collate_padded, max_tokens_batches, p
 from gitnetic.data.loading.blend import ConcatTokens, parse_blend
 from gitnetic.data.shards.indexed import IndexedDataset
 from gitnetic.evaluation.completion import completion_metrics
-from gitnetic.evaluation.evaluate_params import EvaluateParams
+from gitnetic.evaluation.params import EvaluateParams
 from gitnetic.models.checkpoint import TrainedModel, load_trained_model
 from gitnetic.models.positions import check_positions, position_limit
 from gitnetic.modules.objective import IGNORE_INDEX

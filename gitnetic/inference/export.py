@@ -17,8 +17,8 @@ import logging
 from pathlib import Path
 
 from gitnetic.common.io import atomic_dir
-from gitnetic.inference.export_params import ExportParams
 from gitnetic.inference.model_card import model_card, read_json
+from gitnetic.inference.params import ExportParams
 from gitnetic.models.checkpoint import load_trained_model
 from gitnetic.modules.objective import config_objective
 

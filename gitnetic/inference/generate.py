@@ -24,8 +24,7 @@ from gitnetic.data.hf_folder import is_hf_model_folder
 from gitnetic.data.loading.fim import fim_ids
 from gitnetic.data.shards.encoder import HFEncoder
 from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
-from gitnetic.inference.decoding import DecodingParams
-from gitnetic.inference.generate_params import GenerateParams
+from gitnetic.inference.params import DecodingParams, GenerateParams
 from gitnetic.models.checkpoint import load_trained_model
 from gitnetic.models.positions import usable_positions
 from gitnetic.models.pretrained import load_hf_model

@@ -13,7 +13,6 @@ calls ``set_epoch`` on the sampler each epoch, so no ``reload_dataloaders_every_
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.loading.batching import (
     DistributedBatchSampler,
@@ -33,6 +32,7 @@ from gitnetic.data.loading.batching import (
 from gitnetic.data.loading.blend import ConcatTokens, blend_samples, parse_blend
 from gitnetic.data.loading.fim import FimDataset, fim_ids
 from gitnetic.data.shards.indexed import IndexedDataset
+from gitnetic.modules.params import DataModuleParams
 
 __all__ = ["TransformerDataModule"]
 
@@ -80,78 +80,11 @@ class _ResumableDataLoader(DataLoader):
 class TransformerDataModule(LightningDataModule):
     """Training/validation batches from ``gitnetic preprocess`` shards, DDP-aware and resumable."""
 
-    @dataclass
-    class Params(DataclassBase):
-        """Data: which shards to read and how to batch them."""
-
-        train_data_prefix: str | None = field(
-            default=None,
-            metadata={
-                "help": "Train shards written by 'gitnetic preprocess', without .bin/.idx (e.g. data/bin/train), "
-                "or a weighted blend in Megatron's form '0.7 data/bin/code/train 0.3 data/bin/commits/train' "
-                "(sampled by weight, deterministic from --seed; see gitnetic/data/loading/blend.py)."
-            },
-        )
-        val_data_prefix: str | None = field(
-            default=None,
-            metadata={
-                "help": "Validation shards prefix (e.g. data/bin/valid), or a weighted blend like "
-                "--train_data_prefix; no validation if unset."
-            },
-        )
-        max_tokens: int | None = field(
-            default=None,
-            metadata={
-                "help": "Token budget per batch, padding included (batch size x longest sequence). "
-                "With --packing: batch_size = max_tokens // max_length."
-            },
-        )
-        batch_size: int | None = field(
-            default=None,
-            metadata={"help": "Most sequences (or packed blocks) per batch; a cap on top of --max_tokens."},
-        )
-        max_length: int = field(
-            default=512,
-            metadata={"help": "Sequences are truncated to (or packed into blocks of) this many tokens."},
-        )
-        packing: bool = field(
-            default=False,
-            metadata={
-                "help": "Pack the token stream into contiguous max_length blocks (no padding, nothing truncated) "
-                "instead of length-bucketed max_tokens batches of whole (truncated) sequences."
-            },
-        )
-        num_workers: int = field(
-            default=0, metadata={"help": "DataLoader worker processes (0 = load in the main process)."}
-        )
-        seed: int = field(
-            default=17,
-            metadata={
-                "help": "Random seed (model init, dropout, masking, data order): same seed → same batches."
-            },
-        )
-        shuffle: bool = field(default=True, metadata={"help": "Shuffle training batches each epoch."})
-        pin_memory: bool | None = field(
-            default=None,
-            metadata={"help": "Pin batch memory for faster GPU copies (default: when CUDA is available)."},
-        )
-        fim_rate: float = field(
-            default=0.0,
-            metadata={
-                "help": "Causal LM: share of documents in each training sample rearranged for "
-                "fill-in-the-middle (StarCoder format, docs/fim.md); needs a tokenizer trained with "
-                "--fim_tokens. 0 = plain left-to-right training."
-            },
-        )
-        fim_spm_rate: float = field(
-            default=0.5,
-            metadata={"help": "Share of the FIM documents in suffix-prefix-middle order (the rest: PSM)."},
-        )
-
+    Params = DataModuleParams
     params: Params
     params_type: type[Params] = Params
 
-    def __init__(self, tokenizer: Any, params: Params) -> None:
+    def __init__(self, tokenizer: Any, params: DataModuleParams) -> None:
         super().__init__()
         self.tokenizer = tokenizer
         self.params = params
@@ -161,7 +94,7 @@ class TransformerDataModule(LightningDataModule):
 
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
-        parser.add_arguments(cls.Params)
+        parser.add_arguments(cls.Params, title="TransformerDataModule parameters")
 
     # ------------------------------------------------------------------ setup
     def _check_params(self) -> None:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,10 +25,11 @@ import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.models.config import ModelConfig
 from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
+from gitnetic.modules.params import ModuleParams
 from gitnetic.modules.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
 
 __all__ = ["TransformerModule", "split_weight_decay_params", "token_cross_entropy"]
@@ -93,70 +93,7 @@ def token_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 class TransformerModule(LightningModule):
     """Trains ``model`` (any HF ``*ForMaskedLM`` / ``*ForCausalLM``) with AdamW and warmup + polynomial decay."""
 
-    @dataclass
-    class Params(DataclassBase):
-        """Optimization and objective."""
-
-        learning_rate: float = field(
-            default=5e-4, metadata={"help": "Peak learning rate (reached after warmup)."}
-        )
-        learning_rate_end: float = field(
-            default=0.0, metadata={"help": "Learning rate at max_steps (polynomial decay ends here)."}
-        )
-        weight_decay: float = field(
-            default=0.01,
-            metadata={"help": "AdamW weight decay (never applied to biases and normalization weights)."},
-        )
-        warmup_steps: int | None = field(
-            default=None,
-            metadata={
-                "help": "Optimizer steps of linear warmup from 0 to --learning_rate (unset: 10% of "
-                "--max_steps, at most 1000). A warning says when warmup takes most of the run."
-            },
-        )
-        power: float = field(
-            default=1.0, metadata={"help": "Power of the polynomial decay after warmup (1.0 = linear decay)."}
-        )
-        betas: list[float] = field(
-            default_factory=lambda: [0.9, 0.98],
-            metadata={"help": "AdamW betas (RoBERTa pretraining: 0.9 0.98)."},
-        )
-        eps: float = field(default=1e-6, metadata={"help": "AdamW epsilon."})
-        objective: Literal["auto", "mlm", "clm"] = field(
-            default="auto",
-            metadata={
-                "help": "Training objective: mlm (masked LM), clm (causal LM) or auto (the model config's "
-                "objective, else mlm for *MaskedLM classes, clm for causal ones and by default)."
-            },
-        )
-        mlm_probability: float = field(
-            default=0.15,
-            metadata={"help": "Share of (non-special, non-padding) tokens masked for the MLM objective."},
-        )
-
-        def __post_init__(self) -> None:
-            if not self.learning_rate > 0:
-                raise ConfigError(f"--learning_rate must be positive, got {self.learning_rate}")
-            if not 0 <= self.learning_rate_end <= self.learning_rate:
-                raise ConfigError(
-                    f"--learning_rate_end must be between 0 and --learning_rate ({self.learning_rate}), "
-                    f"got {self.learning_rate_end}"
-                )
-            if self.warmup_steps is not None and self.warmup_steps < 0:
-                raise ConfigError(f"--warmup_steps must be 0 or more, got {self.warmup_steps}")
-            if self.weight_decay < 0:
-                raise ConfigError(f"--weight_decay must be 0 or more, got {self.weight_decay}")
-            if self.power <= 0:
-                raise ConfigError(f"--power must be positive, got {self.power}")
-            if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-                raise ConfigError(
-                    f"--betas takes two numbers in [0, 1), e.g. --betas 0.9 0.98; got {self.betas}"
-                )
-            if not 0 < self.mlm_probability < 1:
-                raise ConfigError(f"--mlm_probability must be in (0, 1), got {self.mlm_probability}")
-            if self.objective not in ("auto", "mlm", "clm"):
-                raise ConfigError(f"--objective must be auto, mlm or clm, got {self.objective!r}")
-
+    Params = ModuleParams
     params: Params
     params_type: type[Params] = Params
 
@@ -164,14 +101,14 @@ class TransformerModule(LightningModule):
         self,
         model: nn.Module,
         tokenizer: Any,
-        params: TransformerModule.Params | None = None,
+        params: ModuleParams | None = None,
         model_config: ModelConfig | None = None,
     ) -> None:
         """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``."""
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
-        self.params = params if params is not None else self.Params()
+        self.params = params if params is not None else ModuleParams()
         self.objective = resolve_objective(self.params.objective, model, model_config)
         check_mask_token(self.objective, tokenizer)
         self.save_hyperparameters(
@@ -193,7 +130,7 @@ class TransformerModule(LightningModule):
 
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
-        parser.add_arguments(cls.Params)
+        parser.add_arguments(cls.Params, title="TransformerModule parameters")
 
     # ------------------------------------------------------------------ randomness
     @property

@@ -11,118 +11,26 @@ from __future__ import annotations
 
 import math
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
+from gitnetic.common.dataclass_argparse import load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
 from gitnetic.data.corpus.stage import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
-from gitnetic.data.tokenizer.train import DEFAULT_MAX_SAMPLE_BYTES
+from gitnetic.data.tokenizer.params import DEFAULT_MAX_SAMPLE_BYTES
+from gitnetic.pipeline.params import InitParams
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
 
-__all__ = ["InitParams", "InitResult", "init_project"]
+__all__ = ["InitResult", "init_project"]
 
 # Bound the tokenizer's training sample on big corpora even where the template asks for all of it: the
 # tokenizer's own default cap (measured, bench/tokenizer_scale.py).
 TOKENIZER_SAMPLE_CAP = DEFAULT_MAX_SAMPLE_BYTES
 BYTES_PER_SHARD = 100_000_000
-
-
-@dataclass
-class InitParams(DataclassBase):
-    """The corpus to size a run for, the compute budget, and where to write the result."""
-
-    path: str | None = field(
-        default=None,
-        metadata={
-            "help": "Your code: a folder, or a git repository (read at --rev). Unset: the Python standard "
-            "library (the template's corpus)."
-        },
-    )
-    source: str | None = field(
-        default=None,
-        metadata={
-            "help": "stdlib, dir or git; unset: git when --path is a git repository, dir for another "
-            "folder, stdlib without --path."
-        },
-    )
-    rev: str = field(default="HEAD", metadata={"help": "Git revision to read (branch, tag or commit)."})
-    include: list[str] | None = field(
-        default=None, metadata={"help": "Glob patterns of files to collect (unset: the template's, **/*.py)."}
-    )
-    exclude: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Glob patterns of files to leave out (unset: none for your code; the template's for stdlib)."
-        },
-    )
-    max_bytes: int | None = field(
-        default=None,
-        metadata={
-            "help": "Cap on corpus bytes (0 = none; unset: none for your code, the template's for stdlib)."
-        },
-    )
-    budget_minutes: float = field(
-        default=10.0,
-        metadata={
-            "help": "Training time budget on this machine's CPU, in minutes (ignored with --gpu_hours)."
-        },
-    )
-    gpu_hours: float | None = field(
-        default=None,
-        metadata={"help": "Train on one GPU for at most this many hours instead (sets gpus 1, bf16-mixed)."},
-    )
-    cpu_gflops: float | None = field(
-        default=None,
-        metadata={
-            "help": "Effective training GFLOP/s of this CPU (unset: 14 per core, measured on the project's "
-            "2-core VM)."
-        },
-    )
-    gpu_tflops: float = field(
-        default=100.0,
-        metadata={
-            "help": "Effective training TFLOP/s of the GPU for --gpu_hours (about 1/3 of its bf16 peak)."
-        },
-    )
-    epochs: float = field(
-        default=4.0,
-        metadata={"help": "At most this many passes over the train split (repeats beyond ~4 help little)."},
-    )
-    tokens_per_param: float = field(
-        default=20.0, metadata={"help": "Chinchilla ratio: training tokens per non-embedding parameter."}
-    )
-    output: str = field(default="params.yaml", metadata={"help": "The params file to write."})
-    template: str | None = field(
-        default=None,
-        metadata={
-            "help": "Params file whose other sections and keys are kept (unset: --output if it exists, "
-            "else params.yaml)."
-        },
-    )
-    model_config: str = field(
-        default="configs/gpt2-init.yaml", metadata={"help": "Where to write the generated model config."}
-    )
-    force: bool = field(
-        default=False, metadata={"help": "Overwrite --output and --model_config if they exist."}
-    )
-    dry_run: bool = field(default=False, metadata={"help": "Print the plan, write nothing."})
-
-    def __post_init__(self) -> None:
-        if self.source not in (None, "stdlib", "dir", "git"):
-            raise ConfigError(f"--source must be stdlib, dir or git, got {self.source!r}")
-        if self.budget_minutes <= 0:
-            raise ConfigError(f"--budget_minutes must be positive, got {self.budget_minutes}")
-        if self.gpu_hours is not None and self.gpu_hours <= 0:
-            raise ConfigError(f"--gpu_hours must be positive, got {self.gpu_hours}")
-        for name in ("cpu_gflops", "gpu_tflops", "epochs", "tokens_per_param"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"--{name} must be positive, got {value}")
 
 
 @dataclass

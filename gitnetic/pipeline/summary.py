@@ -9,15 +9,15 @@ simply left out.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gitnetic.common.dataclass_argparse import DataclassBase, load_yaml
+from gitnetic.common.dataclass_argparse import load_yaml
 from gitnetic.common.errors import DataError
 from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, find_checkpoint
+from gitnetic.pipeline.params import SummaryParams
 
-__all__ = ["SummaryParams", "pipeline_summary"]
+__all__ = ["pipeline_summary"]
 
 COMPARE = (
     "dvc exp run -S train.learning_rate=0.001 && dvc exp show --drop '.*' "
@@ -25,16 +25,6 @@ COMPARE = (
 )
 # The page needs no network (.dvc/config: plots.html_template, Vega inlined): open it anywhere.
 CURVES = "dvc plots show (or dvc plots diff EXP EXP)  -> dvc_plots/index.html: loss, val loss, tokens/s; works offline"
-
-
-@dataclass
-class SummaryParams(DataclassBase):
-    """Summary: which params file locates the pipeline's outputs."""
-
-    params_file: str = field(
-        default="params.yaml",
-        metadata={"help": "The pipeline's params file (its train/evaluate/export sections give the paths)."},
-    )
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

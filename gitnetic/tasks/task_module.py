@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from argparse import Namespace
-from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
 from gitnetic.common.errors import TaskError
+from gitnetic.tasks.params import TaskParams
 
 __all__ = ["TaskModule", "ENTRY_POINT_GROUP"]
 
@@ -37,10 +37,7 @@ class TaskModule(Generic[M, D]):
     :meth:`add_argparse_params` to add the params of the components they build.
     """
 
-    @dataclass
-    class Params(DataclassBase):
-        """Task parameters (none for the base task)."""
-
+    Params = TaskParams
     params_type: ClassVar[type[DataclassBase]] = Params
     registry: ClassVar[dict[str, type[TaskModule[Any, Any]]]] = {}
     task_name: ClassVar[str | None] = None
@@ -126,7 +123,7 @@ class TaskModule(Generic[M, D]):
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
         """Add the flags of every params dataclass :meth:`setup` needs."""
-        parser.add_arguments(cls.params_type)
+        parser.add_arguments(cls.params_type, title=f"{cls.__name__} parameters")
 
 
 def _qualname(obj: type) -> str:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 from argparse import Namespace
-from dataclasses import dataclass, field
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
 from gitnetic.common.errors import TaskError
 from gitnetic.models.build import build_model_and_tokenizer, load_pretrained_model_and_tokenizer
+from gitnetic.modules.params import DataModuleParams, ModuleParams
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
+from gitnetic.tasks.params import TransformerTaskParams
 from gitnetic.tasks.task_module import TaskModule
 
 __all__ = ["TransformerTask"]
@@ -29,34 +30,7 @@ ParamType = DataclassBase | Namespace
 class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     """Train a transformer LM (masked or causal) from a model-config YAML and a trained tokenizer."""
 
-    @dataclass
-    class Params(DataclassBase):
-        """transformer-task: which model to build and which tokenizer to build it for."""
-
-        config_path: str | None = field(
-            default=None,
-            metadata={
-                "help": "Model-config YAML (model.name/config/config_params, optional tokenizer), the name of "
-                "one shipped in gitnetic/configs (e.g. gpt2-tiny), or a local HF model folder (its "
-                "config.json, fresh weights). Not needed with --init_from."
-            },
-        )
-        tokenizer_path: str | None = field(
-            default=None,
-            metadata={
-                "help": "Tokenizer folder written by 'python -m gitnetic tokenizer' (e.g. data/tokenizer); "
-                "with --init_from it defaults to the model folder's own tokenizer."
-            },
-        )
-        init_from: str | None = field(
-            default=None,
-            metadata={
-                "help": "Continue pretraining a local Hugging Face model folder (save_pretrained layout, e.g. "
-                "models/hf from 'python -m gitnetic export'): its architecture, weights and tokenizer. "
-                "Nothing is downloaded."
-            },
-        )
-
+    Params = TransformerTaskParams
     params: Params
     params_type: type[Params] = Params
 
@@ -67,14 +41,15 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         task_params = get_params_item(params=params, params_type=cls.params_type)
         module_params = get_params_item(params=params, params_type=TransformerModule.params_type)
         datamodule_params = get_params_item(params=params, params_type=TransformerDataModule.params_type)
-        for value, kind in (
-            (task_params, cls.params_type),
-            (module_params, TransformerModule.params_type),
-            (datamodule_params, TransformerDataModule.params_type),
+        for value, owner in (
+            (task_params, cls),
+            (module_params, TransformerModule),
+            (datamodule_params, TransformerDataModule),
         ):
-            if not isinstance(value, kind):
+            if not isinstance(value, owner.params_type):
                 raise TaskError(
-                    f"transformer-task needs {kind.__qualname__} in its params; add it with add_argparse_params"
+                    f"transformer-task needs {owner.__name__}.Params in its params; add them with "
+                    "add_argparse_params"
                 )
         return task_params, module_params, datamodule_params
 
@@ -86,9 +61,9 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     @classmethod
     def build(
         cls,
-        task_params: Params,
-        module_params: TransformerModule.Params,
-        datamodule_params: TransformerDataModule.Params,
+        task_params: TransformerTaskParams,
+        module_params: ModuleParams,
+        datamodule_params: DataModuleParams,
     ) -> TransformerTask:
         """Tokenizer and model (fresh from ``config_path``, or ``init_from``'s), module and datamodule."""
         max_length = datamodule_params.max_length
@@ -117,6 +92,6 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
 
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
-        parser.add_arguments(cls.Params)
+        parser.add_arguments(cls.Params, title="TransformerTask parameters")
         TransformerModule.add_argparse_params(parser)
         TransformerDataModule.add_argparse_params(parser)

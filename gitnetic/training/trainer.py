@@ -35,6 +35,7 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser, Dataclas
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
 from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, last_checkpoint_path, resume_checkpoint
+from gitnetic.modules.params import run_seed_field
 from gitnetic.training.callbacks import StepCheckpoint
 from gitnetic.training.checkpoint_io import AtomicCheckpointIO
 from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
@@ -125,9 +126,7 @@ class TransformerTrainer:
         wandb_id: str | None = field(
             default=None, metadata={"help": "Weights & Biases run id, to continue that run."}
         )
-        seed: int = field(
-            default=17, metadata={"help": "Random seed (model init, dropout, masking, data order)."}
-        )
+        seed: int = run_seed_field()  # the datamodule's too: one --seed (gitnetic.modules.params)
         precision: str = field(
             default="32-true",
             metadata={"help": f"Numeric precision: one of {', '.join(PRECISIONS[:6])}, ..."},

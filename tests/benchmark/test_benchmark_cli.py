@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from gitnetic.benchmark.infill import infill_tasks
-from gitnetic.benchmark.run import GENERATIONS, INFILL, RESULTS, BenchmarkParams, benchmark
-from gitnetic.benchmark.sandbox import SandboxParams
+from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
+from gitnetic.benchmark.run import GENERATIONS, INFILL, RESULTS, benchmark
 from gitnetic.cli import main as cli_main
 from gitnetic.data.problems import read_problems
 from tests.helpers import cli_env, save_random_model

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gitnetic.benchmark.params import SandboxParams
 from gitnetic.benchmark.pass_at_k import pass_at_k, pass_at_k_table
-from gitnetic.benchmark.sandbox import GRACE_SECONDS, Sandbox, SandboxParams
+from gitnetic.benchmark.sandbox import GRACE_SECONDS, Sandbox
 from gitnetic.data.problems import read_problems
 
 PROBLEMS = read_problems("humaneval")

@@ -14,7 +14,7 @@ from gitnetic.cli import tokenizer as tokenizer_cli
 from gitnetic.data.corpus.parts import CorpusJobParams
 from gitnetic.data.corpus.stage import CorpusParams
 from gitnetic.data.tokenizer.load import load_tokenizer
-from gitnetic.data.tokenizer.train import TokenizerParams, TokenizerStageParams
+from gitnetic.data.tokenizer.params import TokenizerParams, TokenizerStageParams
 from tests.helpers import child_env, run_gitnetic
 
 

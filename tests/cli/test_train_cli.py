@@ -227,6 +227,7 @@ def test_custom_task_registers_in_process_and_builds(
 
 
 def test_params_yaml_section_selects_task_and_flags_win(tmp_path, tiny_tokenizer, lm_shards):
+    from gitnetic import TransformerDataModule
     from gitnetic.cli.train import parse
     from gitnetic.tasks.transformer_task import TransformerTask
     from gitnetic.training.trainer import TransformerTrainer
@@ -240,9 +241,57 @@ def test_params_yaml_section_selects_task_and_flags_win(tmp_path, tiny_tokenizer
     assert task_cls is TransformerTask
     trainer_params = next(p for p in params if isinstance(p, TransformerTrainer.Params))
     task_params = next(p for p in params if isinstance(p, TransformerTask.Params))
-    datamodule_params = next(p for p in params if type(p).__name__ == "Params" and hasattr(p, "packing"))
+    datamodule_params = next(p for p in params if isinstance(p, TransformerDataModule.Params))
     assert trainer_params.max_steps == 9 and trainer_params.seed == 5 and datamodule_params.seed == 5
     assert datamodule_params.packing is True and task_params.tokenizer_path == str(tiny_tokenizer)
+
+
+def test_the_config_file_is_read_once(tmp_path, monkeypatch):
+    """Phase one (task, plugins) and phase two (every flag) take --config from one parser, which reads
+    each file once."""
+    import gitnetic.common.dataclass_argparse as dataclass_argparse
+    from gitnetic.cli.train import parse
+
+    config = tmp_path / "params.yaml"
+    config.write_text("train:\n  task: transformer-task\n  max_steps: 5\n")
+    reads = []
+    real = dataclass_argparse.load_yaml
+    monkeypatch.setattr(
+        dataclass_argparse, "load_yaml", lambda path, *a: reads.append(path) or real(path, *a)
+    )
+    _, params = parse(["--config", f"{config}:train"])
+    assert [Path(p) for p in reads] == [config]
+    assert next(p for p in params if hasattr(p, "max_steps")).max_steps == 5
+
+
+@pytest.mark.parametrize("task", ["transformer-task", "unit-collide-task"])
+def test_the_train_parser_shares_only_marked_fields(task, tmp_path, monkeypatch):
+    """Building the parser refuses an unmarked name two params groups declare; the only shared name of the
+    built-in components is the run's seed, and no component field hides a lightning.Trainer argument
+    (the pass-through flag would silently not exist)."""
+    import dataclasses
+    import typing
+
+    import lightning
+
+    from gitnetic.cli.train import build_parser
+    from gitnetic.training.trainer import TransformerTrainer
+
+    (tmp_path / "unit_collide_tasks.py").write_text(
+        seed_example_filled("unit-collide-task"), encoding="utf-8"
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    __import__("unit_collide_tasks")
+    parser, _ = build_parser(task)
+    declared: dict[str, list[type]] = {}
+    for dtype in parser._dataclass_types:
+        for f in dataclasses.fields(dtype):
+            declared.setdefault(f.name, []).append(dtype)
+    assert {name for name, owners in declared.items() if len(owners) > 1} == {"seed"}
+    lightning_args = set(typing.get_type_hints(lightning.Trainer.__init__))
+    trainer_fields = {f.name for f in dataclasses.fields(TransformerTrainer.Params)}
+    assert not (set(declared) - trainer_fields) & lightning_args
 
 
 def test_help_lists_every_component(capsys):

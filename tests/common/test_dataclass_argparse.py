@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from argparse import Namespace
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from typing import Literal, Optional, Union
 
 import pytest
@@ -34,16 +34,35 @@ class Everything(DataclassBase):
     color: Color = field(default=Color.RED)
 
 
+def shared_seed():
+    return field(default=1, metadata={"shared": True})
+
+
 @dataclass
 class Needs(DataclassBase):
     path: str = field(metadata={"help": "required path"})
-    seed: int = field(default=1)
+    seed: int = shared_seed()
 
 
 @dataclass
 class Other(DataclassBase):
-    seed: int = field(default=1)
+    seed: int = shared_seed()
     extra: str = field(default="e")
+
+
+@dataclass
+class Unmarked(DataclassBase):
+    seed: int = field(default=1)
+
+
+@dataclass
+class SharedOtherDefault(DataclassBase):
+    seed: int = field(default=2, metadata={"shared": True})
+
+
+@dataclass
+class SharedOtherType(DataclassBase):
+    seed: float = field(default=1, metadata={"shared": True})
 
 
 def parse(argv, *types):
@@ -181,6 +200,30 @@ def test_shared_field_name_fills_both_dataclasses():
     (n, o, ns) = parse(["--path", "p", "--seed", "42"], Needs, Other)
     assert n.seed == 42 and o.seed == 42 and o.extra == "e"
     assert "seed" not in vars(ns)
+
+
+@pytest.mark.parametrize("second", [Unmarked, SharedOtherDefault, SharedOtherType])
+def test_a_name_two_dataclasses_declare_is_an_error_unless_one_shared_field(second):
+    """An accidental collision (unmarked, or marked but with another type or default) fails when the
+    parser is built, naming both classes, in either order."""
+    for first, then in ((Other, second), (second, Other)):
+        parser = DataclassArgumentParser(prog="t")
+        parser.add_arguments(first)
+        with pytest.raises(
+            ConfigError, match=f"'seed' is declared by both .*{first.__name__} and .*{then.__name__}"
+        ):
+            parser.add_arguments(then)
+
+
+@pytest.mark.parametrize("name", ["config", "accelerator"])
+def test_a_field_named_like_a_plain_argument_is_an_error(name):
+    """A field whose name the parser already has as a plain argument (--config, a pass-through flag)
+    would be filled from that argument: refused."""
+    clashing = make_dataclass("Clashing", [(name, str, field(default="x"))], bases=(DataclassBase,))
+    parser = DataclassArgumentParser(prog="t")
+    parser.add_argument("--accelerator", default="cpu")
+    with pytest.raises(ConfigError, match=f"params field '{name}' of .*Clashing is also a plain argument"):
+        parser.add_arguments(clashing)
 
 
 def test_plain_arguments_land_in_namespace():

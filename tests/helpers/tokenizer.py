@@ -6,7 +6,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+from gitnetic.data.tokenizer.params import TokenizerParams
+from gitnetic.data.tokenizer.train import train_tokenizer
 
 TINY_VOCAB_SIZE = 512
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from gitnetic.common.errors import ConfigError
-from gitnetic.pipeline.init_project import InitParams, init_project
+from gitnetic.pipeline.init_project import init_project
+from gitnetic.pipeline.params import InitParams
 from gitnetic.pipeline.plan import LADDER, Budget, bytes_per_token, plan_run, vocab_size_for
 
 REPO = Path(__file__).resolve().parents[2]

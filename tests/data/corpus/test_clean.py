@@ -142,7 +142,8 @@ def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None
     from gitnetic.data.jsonl import iter_jsonl_texts
     from gitnetic.data.shards.indexed import IndexedDataset
     from gitnetic.data.tokenizer.load import load_tokenizer
-    from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+    from gitnetic.data.tokenizer.params import TokenizerParams
+    from gitnetic.data.tokenizer.train import train_tokenizer
 
     tok_dir = tmp_path / "tok"
     train_tokenizer(

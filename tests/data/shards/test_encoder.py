@@ -17,7 +17,8 @@ from gitnetic.data.shards.encoder import (
     tiktoken_ranks,
 )
 from gitnetic.data.tokenizer.load import load_tokenizer
-from gitnetic.data.tokenizer.train import TokenizerParams, train_tokenizer
+from gitnetic.data.tokenizer.params import TokenizerParams
+from gitnetic.data.tokenizer.train import train_tokenizer
 
 # Source text that contains the tokenizer's own special-token strings, as real code does.
 SPECIAL_TEXT = 'SEP = "</s>"\nBOS = "<s>"  # also <pad>, <unk> and <mask>\nhtml = "<s>x</s>"\n'

@@ -13,10 +13,9 @@ import pytest
 from gitnetic.cli import tokenizer as tokenizer_cli
 from gitnetic.common.errors import DataError
 from gitnetic.data.tokenizer.load import load_tokenizer
+from gitnetic.data.tokenizer.params import TokenizerParams, TokenizerStageParams
 from gitnetic.data.tokenizer.sample import SplitSample
 from gitnetic.data.tokenizer.train import (
-    TokenizerParams,
-    TokenizerStageParams,
     TokenizerStageResult,
     tokenizer_stage,
     train_tokenizer,

@@ -1,4 +1,5 @@
-"""The evaluate stage's params, checked when parsed, apart from scoring, which loads torch and Lightning.
+"""The evaluate stage's params, checked when parsed, apart from scoring, which loads torch and Lightning;
+with the completion metrics' bounds (:mod:`gitnetic.evaluation.completion` reads them too).
 
 Why a module of their own: ``python -m gitnetic evaluate --help``, a mistyped flag and a bad number
 are answered from these alone, in a fraction of a second instead of the seconds torch and Lightning
@@ -11,10 +12,25 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from gitnetic.common.errors import ConfigError
-from gitnetic.evaluation.completion_params import check_params
-from gitnetic.models.trained_params import TrainedModelParams
+from gitnetic.models.params import TrainedModelParams
 
-__all__ = ["EvaluateParams"]
+__all__ = ["MIN_CONTEXT", "MIN_LINE_TOKENS", "EvaluateParams", "check_completion_params"]
+
+# Smallest prompt window: an infill prompt holds the generated line, three sentinels and some code.
+# Smaller windows sample shorter lines (``line_tokens``), down to MIN_LINE_TOKENS.
+MIN_LINE_TOKENS = 8
+MIN_CONTEXT = 2 * (MIN_LINE_TOKENS + 1) + 3
+
+
+def check_completion_params(samples: int, max_context: int) -> None:
+    """Reject bad completion params up front (evaluate calls it before scoring perplexity)."""
+    if samples < 0:
+        raise ConfigError(f"--completion_samples must be 0 (off) or more, got {samples}")
+    if max_context and max_context < MIN_CONTEXT:
+        raise ConfigError(
+            f"--completion_max_context must be 0 (the model's window) or at least {MIN_CONTEXT} "
+            f"(room for a context and a {MIN_LINE_TOKENS}-token line on each side), got {max_context}"
+        )
 
 
 @dataclass
@@ -93,4 +109,4 @@ class EvaluateParams(TrainedModelParams):
             raise ConfigError(
                 f"--num_threads must be 0 (as the environment says) or more, got {self.num_threads}"
             )
-        check_params(self.completion_samples, self.completion_max_context)
+        check_completion_params(self.completion_samples, self.completion_max_context)

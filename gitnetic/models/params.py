@@ -1,11 +1,14 @@
-"""Parameters shared by the subcommands that load a trained checkpoint (evaluate, export): which
-checkpoint, and the model config and tokenizer to rebuild its model with (:func:`gitnetic.models.checkpoint.load_trained_model`)."""
+"""Params of the models floor, torch-free: :class:`TrainedModelParams`, shared by the subcommands that
+load a trained checkpoint (evaluate, export): which checkpoint, and the model config and tokenizer to
+rebuild its model with (:func:`gitnetic.models.checkpoint.load_trained_model`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from gitnetic.common.dataclass_argparse import DataclassBase
+
+__all__ = ["TrainedModelParams"]
 
 
 @dataclass

