@@ -93,7 +93,9 @@ class SampleStore:
         if self.stale and self.path.exists():
             raise RuntimeError(f"{self.path} holds another config's samples; move it aside first")
         self.stale = False
-        if self.path.exists():
+        if self.path.exists() and not self._good:
+            self.path.unlink()  # nothing but a torn line: the first append makes the file again
+        elif self.path.exists():
             with self.path.open("r+b") as fh:
                 fh.truncate(self._good)
             if self.done:

@@ -2,7 +2,10 @@
 execution-checked infilling. Models are real (untrained) tiny GPT-2s with the test tokenizers; the
 problems are the first few of HumanEval.
 
-Cost (2 busy cores): ~25 s, mostly CLI start-ups (torch import) and the kill/rerun.
+Also: a failed start changes nothing, another config's generations are moved aside (never truncated),
+k above n_samples and damaged lines are one-line errors.
+
+Cost (2 busy cores): ~45 s, mostly CLI start-ups (torch import), the kill/rerun and small scored runs.
 """
 
 from __future__ import annotations
