@@ -98,6 +98,14 @@ class BenchmarkParams(DataclassBase):
                 raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
         if self.n_samples < 1 or self.max_new_tokens < 1:
             raise ConfigError("--n_samples and --max_new_tokens must be at least 1")
+        if not self.k or min(self.k) < 1:
+            raise ConfigError(f"--k must be one or more numbers of at least 1, got {self.k}")
+        if min(self.k) > self.n_samples:  # larger k are left out (no unbiased estimate); none left: say so
+            raise ConfigError(
+                f"pass@k needs at least k samples per problem: --k {' '.join(map(str, self.k))} with "
+                f"--n_samples {self.n_samples} reports nothing; pass --n_samples {min(self.k)} or more, or a "
+                f"smaller --k (e.g. --k 1)"
+            )
         if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
             raise ConfigError("--temperature must be >= 0, --top_p in (0, 1] and --top_k >= 0")
         if self.generate_only and self.execute_only:

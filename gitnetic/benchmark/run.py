@@ -4,7 +4,9 @@
 all under ``output_dir`` except the metrics: ``generations.jsonl`` (and ``infill.jsonl``) as written by
 :mod:`gitnetic.benchmark.samples`, ``results.jsonl`` (one line per sample: status passed / failed /
 timed out and the error's last line), and the metrics JSON (``pass@k`` for each asked ``k`` no larger
-than ``n_samples``, infilling pass@1 and exact match, counts and the decoding config).
+than ``n_samples``, infilling pass@1 and exact match, counts and the decoding config). Generations of
+another config are not overwritten: they move, with their results and metrics, to ``previous-N/``
+(:mod:`gitnetic.benchmark.previous`), and only once the new model has loaded.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from gitnetic.benchmark.infill import InfillTask, infill_tasks
 from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
 from gitnetic.benchmark.pass_at_k import pass_at_k_table
+from gitnetic.benchmark.previous import set_aside
 from gitnetic.benchmark.prompts import STOP_SEQUENCES, model_prompt
 from gitnetic.benchmark.samples import SampleStore, read_samples
 from gitnetic.benchmark.sandbox import Outcome, Sandbox
@@ -90,7 +93,12 @@ def _generate(params: BenchmarkParams, problems: list[Problem], tasks: list[Infi
     ]
     if not todo and not infill_todo:
         return
+    # the model loads before anything in the output folder changes: a wrong --model changes nothing
     generator = SampleGenerator(params.model, params.config_path, params.tokenizer_path, params.device)
+    stores = [s for s in (store, infill_store) if s is not None]
+    _set_aside(params, [s.path for s in stores if s.stale])
+    for s in stores:
+        s.open()
     decoding = Decoding(params.max_new_tokens, params.temperature, params.top_p, params.top_k)
     for t, problem, samples in tqdm(todo, desc="generate", unit="batch", disable=None):
         prompt = model_prompt(problem.prompt, params.prompt_mode)
@@ -106,6 +114,21 @@ def _generate(params: BenchmarkParams, problems: list[Problem], tasks: list[Infi
             "benchmark: %d prompts were longer than the model's context and lost their start",
             generator.truncated_prompts,
         )
+
+
+def _set_aside(params: BenchmarkParams, stale: list[Path]) -> None:
+    """Generations of another config move, with the results and metrics scored from them, to
+    ``previous-N/`` (see :mod:`gitnetic.benchmark.previous`); the generations files last."""
+    if not stale:
+        return
+    out = Path(params.output_dir)
+    folder = set_aside(out, [out / RESULTS, Path(params.metrics), *stale])
+    logger.warning(
+        "benchmark: %s held generations of another config (model, problems or decoding flags); moved "
+        "them, with the results and metrics scored from them, to %s",
+        " and ".join(map(str, stale)),
+        folder,
+    )
 
 
 def _records(path: Path, known: dict[str, Any], what: str) -> list[dict[str, Any]]:
@@ -175,11 +198,21 @@ def _score(
         counts[r["task_id"]][0] += 1
         counts[r["task_id"]][1] += int(o.passed)
         statuses[o.status] += 1
+    scores = pass_at_k_table([tuple(v) for v in counts.values()], params.k)
+    short = [k for k in sorted(set(params.k)) if k <= params.n_samples and f"pass@{k}" not in scores]
+    if short and counts:
+        logger.warning(
+            "benchmark: no pass@%s: some problems have only %d samples in %s; generate the rest (rerun "
+            "without --execute_only)",
+            ", pass@".join(map(str, short)),
+            min(n for n, _ in counts.values()),
+            out / GENERATIONS,
+        )
     metrics: dict[str, Any] = {
         "problems": params.problems,
         "scored_problems": len(counts),
         "samples": len(records),
-        **pass_at_k_table([tuple(v) for v in counts.values()], params.k),
+        **scores,
         "timed_out": statuses["timed out"],
         "sandbox": mode,
         "prompt_mode": params.prompt_mode,

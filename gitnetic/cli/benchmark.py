@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not metrics:
         logger.info("benchmark: generations in %s", params.output_dir)
         return 0
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pass@"))
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if k.startswith("pass@")) or "no pass@k"
     logger.info(
         "benchmark: %s over %d problems x %d samples (%d timed out, sandbox: %s) -> %s",
         scores,

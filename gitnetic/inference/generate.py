@@ -72,7 +72,14 @@ def load_generation_model(
             "checkpoint written by 'python -m gitnetic train'"
         )
     if is_hf_model_folder(path):
-        return GenerationModel(load_hf_model(path, "--model"), load_model_folder_tokenizer(path, "--model"))
+        net, tokenizer = load_hf_model(path, "--model"), load_model_folder_tokenizer(path, "--model")
+        rows = net.get_input_embeddings().num_embeddings
+        if len(tokenizer) > rows:  # its token ids past the embedding would fail mid-generation
+            raise DataError(
+                f"--model {path}: its tokenizer has {len(tokenizer)} tokens but the model only {rows}; put "
+                "the tokenizer the model was trained with in the folder (re-export it)"
+            )
+        return GenerationModel(net, tokenizer)
     if not config_path or not tokenizer_path:
         raise ConfigError(
             f"--model {path} is a training checkpoint: also pass the --config_path and --tokenizer_path it "
@@ -85,13 +92,32 @@ def load_generation_model(
     return GenerationModel(trained.model, trained.tokenizer)
 
 
-def _read(path: str) -> str:
+def _read(path: str, flag: str) -> str:
+    """The whole text of ``path`` (``-``: stdin), which must be UTF-8, as the corpus and training were.
+
+    Anything readable that is not a folder is read: a named pipe is what bash's ``--prompt_file <(...)``
+    passes. Bytes are decoded here rather than by a text-mode read so that a wrong encoding is a one-line
+    error with the offending byte's offset."""
     if path == "-":
-        return sys.stdin.read()
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"prompt file {p} does not exist; pass an existing file or '-' for stdin")
-    return p.read_text(encoding="utf-8")
+        stdin = getattr(sys.stdin, "buffer", None)
+        data, name = (stdin.read() if stdin is not None else sys.stdin.read()), "(stdin)"
+    else:
+        p = Path(path)
+        if p.is_dir():
+            raise DataError(f"{flag} {p} is a directory; pass a file (or '-' for stdin)")
+        if not p.exists():
+            raise DataError(f"{flag} {p} does not exist; pass an existing file or '-' for stdin")
+        data, name = p.read_bytes(), str(p)
+    if isinstance(data, str):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{flag} {name} is not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "convert it to UTF-8 (e.g. iconv -t utf-8)"
+        ) from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as text-mode reads gave
 
 
 def read_prompts(params: GenerateParams) -> list[str] | list[tuple[str, str]]:
@@ -104,7 +130,7 @@ def read_prompts(params: GenerateParams) -> list[str] | list[tuple[str, str]]:
         if params.infill_file is not None:
             if params.prefix is not None or params.suffix is not None:
                 raise ConfigError("give either --infill_file or --prefix/--suffix, not both")
-            text = _read(params.infill_file)
+            text = _read(params.infill_file, "--infill_file")
             count = text.count(params.cursor) if params.cursor else 0
             if count != 1:
                 raise ConfigError(
@@ -116,13 +142,13 @@ def read_prompts(params: GenerateParams) -> list[str] | list[tuple[str, str]]:
         return [(params.prefix or "", params.suffix or "")]
     prompts = list(params.prompt)
     if params.prompt_file is not None:
-        prompts.append(_read(params.prompt_file))
+        prompts.append(_read(params.prompt_file, "--prompt_file"))
     if not prompts:
         if sys.stdin is None or sys.stdin.isatty():
             raise ConfigError(
                 "no prompt: pass --prompt TEXT, --prompt_file FILE, or pipe the prompt to stdin"
             )
-        prompts.append(sys.stdin.read())
+        prompts.append(_read("-", "the prompt piped in"))
     return prompts
 
 

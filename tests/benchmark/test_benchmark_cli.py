@@ -2,13 +2,17 @@
 execution-checked infilling. Models are real (untrained) tiny GPT-2s with the test tokenizers; the
 problems are the first few of HumanEval.
 
-Cost (2 busy cores): ~25 s, mostly CLI start-ups (torch import) and the kill/rerun.
+Also: a failed start changes nothing, another config's generations are moved aside (never truncated),
+k above n_samples and damaged lines are one-line errors.
+
+Cost (2 busy cores): ~45 s, mostly CLI start-ups (torch import), the kill/rerun and small scored runs.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -131,3 +135,89 @@ def test_infill_tasks_rebuild_the_canonical_program() -> None:
     assert len(tasks) == 1033  # as many as OpenAI's HumanEval single-line infilling set
     for task in tasks[:50]:
         assert task.program(task.line) == task.problem.program(task.problem.canonical_solution)
+
+
+def small_run(model: Path, out: Path, *extra: object) -> list[str]:
+    """A quick scored run: 2 problems x 1 greedy sample of 8 tokens."""
+    return [
+        "benchmark", "--model", str(model), "--limit", "2", "--n_samples", "1", "--k", "1",
+        "--temperature", "0", "--max_new_tokens", "8", "--device", "cpu", "--allow_code_execution",
+        "--timeout", "5", "--workers", "1", "--output_dir", str(out), "--metrics", str(out.parent / "m.json"),
+        *map(str, extra),
+    ]  # fmt: skip
+
+
+def truncated_copy(model: Path, dest: Path) -> Path:
+    shutil.copytree(model, dest)
+    weights = dest / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    return dest
+
+
+def snapshot(*paths: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in paths}
+
+
+def test_a_failed_start_keeps_the_generations_it_cannot_replace(capsys, tmp_path, model) -> None:
+    """A typo'd or truncated --model fails before the output folder is touched: the generations, results
+    and metrics of the last run stay as they were, and a new folder gets no empty generations file."""
+    out = tmp_path / "run" / "bench"
+    assert cli_main.main(small_run(model, out)) == 0
+    before = snapshot(out / GENERATIONS, out / RESULTS, tmp_path / "run" / "m.json")
+    assert len((out / GENERATIONS).read_text().splitlines()) == 2
+    assert "does not exist" in error(capsys, *small_run(model, out, "--model", tmp_path / "typo")[1:])
+    assert snapshot(*before) == before
+    truncated = truncated_copy(model, tmp_path / "truncated")
+    assert "model.safetensors" in error(capsys, *small_run(truncated, out)[1:])
+    assert snapshot(*before) == before and {p.name for p in out.iterdir()} == {GENERATIONS, RESULTS}
+    fresh = tmp_path / "fresh" / "bench"
+    assert "model.safetensors" in error(capsys, *small_run(truncated, fresh)[1:])
+    assert not fresh.exists()
+
+
+def test_generations_of_another_config_are_moved_aside_with_their_scores(caplog, tmp_path, model) -> None:
+    """Another model or decoding config (a pipeline rerun with changed params) starts the generations
+    afresh without a flag, but the old file is never truncated: it moves, with the results and metrics
+    scored from it, into previous-N/ under the output folder, as the log line says."""
+    out = tmp_path / "run" / "bench"
+    metrics = tmp_path / "run" / "m.json"
+    assert cli_main.main(small_run(model, out)) == 0
+    first = snapshot(out / GENERATIONS, out / RESULTS, metrics)
+    other = shutil.copytree(model, tmp_path / "other")  # another model: another fingerprint
+    caplog.clear()
+    assert cli_main.main(small_run(other, out, "--generate_only")) == 0
+    moved = out / "previous-1"
+    assert str(moved) in caplog.text
+    assert {p.name: p.read_bytes() for p in moved.iterdir()} == {p.name: b for p, b in first.items()}
+    # the new generations have no scores yet: nothing stale is left looking current
+    assert not (out / RESULTS).exists() and not metrics.exists()
+    records = [json.loads(line) for line in (out / GENERATIONS).read_text().splitlines()]
+    assert len(records) == 2 and {r["config"]["model"] for r in records} == {str(other)}
+    second = (out / GENERATIONS).read_bytes()
+    assert cli_main.main(small_run(model, out, "--seed", "3")) == 0
+    assert (out / "previous-2" / GENERATIONS).read_bytes() == second
+    assert (out / "previous-1" / GENERATIONS).read_bytes() == first[out / GENERATIONS]
+    assert (out / RESULTS).exists() and json.loads(metrics.read_text())["samples"] == 2
+
+
+def test_k_above_n_samples_is_a_one_line_error(capsys, tmp_path, model) -> None:
+    out = tmp_path / "bench"
+    message = error(capsys, *small_run(model, out, "--k", "5")[1:])
+    assert "--k 5" in message and "--n_samples" in message
+    assert not out.exists()
+
+
+def test_a_damaged_generations_line_is_a_one_line_error(capsys, tmp_path, model) -> None:
+    """Invalid UTF-8 (or JSON) on a complete line is damage, not a torn tail: one line naming the file
+    and line, for a resumed run and for --execute_only, and the file is left as it was."""
+    out = tmp_path / "bench"
+    assert cli_main.main(small_run(model, out, "--generate_only")) == 0
+    lines = (out / GENERATIONS).read_bytes().splitlines(keepends=True)
+    damaged = lines[0].replace(b'"completion": "', b'"completion": "\xff', 1)
+    assert damaged != lines[0]
+    (out / GENERATIONS).write_bytes(damaged + b"".join(lines[1:]))
+    before = (out / GENERATIONS).read_bytes()
+    for flags in (["--seed", "0"], ["--execute_only"]):
+        message = error(capsys, *small_run(model, out, *flags)[1:])
+        assert f"{out / GENERATIONS} line 1" in message and "UTF-8" in message
+        assert (out / GENERATIONS).read_bytes() == before

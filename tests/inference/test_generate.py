@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -50,6 +53,66 @@ def test_bad_input_gets_one_line_errors(tmp_path, capsys, plain_folder, fim_fold
     marked.write_text("def f():\n    pass\n")
     assert "exactly once" in error("--model", fim_folder, "--infill_file", marked)
     assert "--temperature" in error("--model", plain_folder, "--prompt", "x", "--temperature", "-1")
+
+
+def generate_error(capsys, *args: object) -> str:
+    """The one error line of a failed run (exit 2, no traceback, nothing after it)."""
+    rc, _, err = run_cli(capsys, *args)
+    lines = [line for line in err.splitlines() if line.startswith("gitnetic generate: error:")]
+    assert rc == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert err.rstrip().endswith(lines[0]) and "LOAD REPORT" not in err, err
+    return lines[0]
+
+
+def test_a_prompt_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys, monkeypatch, plain_folder) -> None:
+    prompt = tmp_path / "latin1.py"
+    prompt.write_bytes('def grüße():\n    return "ß"\n'.encode("latin-1"))
+    message = generate_error(capsys, "--model", plain_folder, "--prompt_file", prompt)
+    assert str(prompt) in message and "UTF-8" in message
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"x = '\xff'\n"), encoding="utf-8"))
+    assert "UTF-8" in generate_error(capsys, "--model", plain_folder, "--prompt_file", "-")
+
+
+def test_a_prompt_file_that_is_a_folder_says_so_and_a_pipe_is_read(tmp_path, capsys, plain_folder) -> None:
+    message = generate_error(capsys, "--model", plain_folder, "--prompt_file", tmp_path)
+    assert "is a directory" in message and "does not exist" not in message
+    # a named pipe (as bash's --prompt_file <(...) passes) is read like a file
+    fifo = tmp_path / "prompt.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("def f(x):"), daemon=True)
+    writer.start()
+    rc, _, err = run_cli(capsys, "--model", plain_folder, "--prompt_file", fifo, "--max_new_tokens", "3")
+    if writer.is_alive():  # the pipe was not read: open it once so the writer does not block forever
+        os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+    writer.join(timeout=30)
+    assert rc == 0, err
+
+
+def test_weights_larger_than_the_config_are_a_one_line_error(tmp_path, capsys, plain_folder) -> None:
+    folder = shutil.copytree(plain_folder, tmp_path / "hf")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 100}))
+    message = generate_error(capsys, "--model", folder, "--prompt", "x")
+    assert str(folder) in message and "config.json" in message and "wte" in message
+
+
+def test_a_tokenizer_larger_than_the_model_is_a_one_line_error(
+    tmp_path, capsys, tiny_tokenizer, task_tokenizer_dir
+) -> None:
+    """A 320-token model whose folder holds a 512-token tokenizer (a 1k model with an 8k tokenizer)."""
+    folder = save_random_model(task_tokenizer_dir, tmp_path / "hf")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_tokenizer / name, folder / name)
+    message = generate_error(capsys, "--model", folder, "--prompt", "import json\n\ndef loads(s):")
+    assert "512" in message and "320" in message and "tokenizer" in message
+
+
+def test_truncated_weights_are_a_one_line_error(tmp_path, capsys, plain_folder) -> None:
+    folder = shutil.copytree(plain_folder, tmp_path / "hf")
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    message = generate_error(capsys, "--model", folder, "--prompt", "x")
+    assert str(folder) in message and "model.safetensors" in message
 
 
 def test_streams_what_it_returns_and_is_reproducible(plain_folder) -> None:
