@@ -1,11 +1,14 @@
-"""The wheel a ``pip install`` user gets: built from this checkout, unpacked, and run from elsewhere.
+"""The wheel a ``pip install`` user gets: built from this checkout, installed into a fresh venv, and run
+from elsewhere.
 
 Why a test: the suite imports the checkout (editable install, ``PYTHONPATH``), where every file is on
 disk whether or not the build ships it. A data file without a ``[tool.setuptools.package-data]``
 pattern, or one moved out of a pattern's reach, fails only for installed users (``--config_path
 gpt2-tiny`` not found, the redactor without its rule set). So the wheel is built here with the ordinary
 client (``pip wheel``, no build isolation: no download), checked by construction against what git
-tracks under ``gitnetic/``, and its unpacked copy runs the CLI and the loaders outside the checkout.
+tracks under ``gitnetic/``, and ``pip install``-ed (not editable, no dependencies) into a new venv whose
+dependencies come from the test's own environment through a ``.pth`` line; that venv runs the CLI and the
+loaders outside the checkout.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ def _git_files(*args: str) -> list[str]:
 class Built:
     wheel: Path
     log: str  # pip's and setuptools' output of the build (-v)
-    site: Path  # the wheel unpacked, as pip would into site-packages
+    site: Path  # the fresh venv's site-packages, where pip installed the wheel
+    python: Path  # the fresh venv's interpreter
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +73,34 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"pip wheel failed ({proc.returncode}):\n{log[-6000:]}"
     (wheel,) = (root / "dist").glob("gitnetic-*.whl")
-    site = root / "site"
-    with zipfile.ZipFile(wheel) as zf:
-        zf.extractall(site)
-    return Built(wheel=wheel, log=log, site=site)
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    install = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index"]
+    proc = subprocess.run(
+        [*install, "--disable-pip-version-check", str(wheel)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (
+        f"pip install of the wheel failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    )
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True, text=True, check=True, timeout=60,
+        ).stdout.strip()
+    )  # fmt: skip
+    # the dependencies (torch, transformers, ...) from this environment; its .pth files (the editable
+    # install of the checkout among them) are not run for a folder named in a .pth line
+    deps = subprocess.run(
+        [sys.executable, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    (site / "_gitnetic_test_deps.pth").write_text(deps + "\n")
+    return Built(wheel=wheel, log=log, site=site, python=python)
 
 
 def _wheel_names(built: Built) -> set[str]:
@@ -86,11 +114,12 @@ def _dist_info(built: Built) -> str:
 
 
 def _run_installed(built: Built, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``python ARGS`` in ``cwd`` (outside the checkout) with only the unpacked wheel on ``PYTHONPATH``."""
+    """``python ARGS`` of the fresh venv in ``cwd`` (outside the checkout), nothing on ``PYTHONPATH``."""
     cwd.mkdir(parents=True, exist_ok=True)
-    env = {**cli_env(), "PYTHONPATH": str(built.site)}
+    env = cli_env()
+    env.pop("PYTHONPATH", None)
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+        [str(built.python), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
     )
 
 
