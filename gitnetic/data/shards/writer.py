@@ -227,6 +227,7 @@ def _encode_batch(
     """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths, output of each doc)``;
     the outputs (indices by the record's ``source``) only with ``routes``, else None. Runs in a worker."""
     texts, outputs = _parse_lines(lines, offsets, routes)
+    lines.clear()  # the raw bytes are not needed any more: a 50 MB row is not held twice while it encodes
     ids = _encode_texts(encoding.encoder, texts, offsets)
     if encoding.verifier is not None and encoding.verify_every:
         picks = [i for i in range(len(texts)) if (first_doc + i) % encoding.verify_every == 0]
