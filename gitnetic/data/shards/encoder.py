@@ -113,18 +113,23 @@ def _backend(tokenizer: Any):
     return backend
 
 
-# Pieces of one long text encoded per call: lets HF's thread pool (or tiktoken's) share a long text
-# between cores while the transient memory stays a few pieces' worth.
+# Pieces of one long text encoded per call (at least; one per CPU on bigger machines): HF's thread pool
+# or tiktoken's shares a long text between cores while the transient memory stays a few pieces' worth.
 _PIECES_PER_CALL = 4
+
+Batch = Callable[[list[str]], list[np.ndarray]]
 
 
 def _encode_long(
-    encode_batch: Callable[[list[str]], list[np.ndarray]], texts: Sequence[str], piece_chars: int | None
+    encode_batch: Batch, texts: Sequence[str], piece_chars: int | None, encode_pieces: Batch | None = None
 ) -> list[np.ndarray]:
     """``encode_batch(texts)``, with every text longer than ``piece_chars`` encoded piece by piece
-    (:func:`gitnetic.data.shards.pieces.pieces`) and its ids concatenated; ``None``: never cut."""
+    (:func:`gitnetic.data.shards.pieces.pieces`, by ``encode_pieces``, default ``encode_batch``) and
+    its ids concatenated; ``piece_chars=None``: never cut."""
     if piece_chars is None or all(len(t) <= piece_chars for t in texts):
         return encode_batch(list(texts))
+    encode_pieces = encode_pieces or encode_batch
+    per_call = max(_PIECES_PER_CALL, available_cpus())
     out: list[np.ndarray | None] = [None] * len(texts)
     short = [i for i, t in enumerate(texts) if len(t) <= piece_chars]
     if short:
@@ -137,11 +142,11 @@ def _encode_long(
         group: list[str] = []
         for piece in pieces.pieces(text, piece_chars):
             group.append(piece)
-            if len(group) == _PIECES_PER_CALL:
-                parts += encode_batch(group)
+            if len(group) == per_call:
+                parts += encode_pieces(group)
                 group = []
         if group:
-            parts += encode_batch(group)
+            parts += encode_pieces(group)
         out[i] = np.concatenate(parts)
     return out  # type: ignore[return-value]
 
@@ -187,18 +192,27 @@ class TiktokenEncoder:
 
     ``encode_batch`` cuts texts longer than ``piece_chars`` (default
     :data:`~gitnetic.data.shards.pieces.PIECE_CHARS`) into exact pieces when the encoding splits with
-    :data:`GPT2_SPLIT_PATTERN`; ``encode`` is the primitive it applies to each piece.
+    :data:`GPT2_SPLIT_PATTERN`; ``encode`` is the primitive it applies to each piece. The pieces of one
+    text run on ``piece_threads`` threads (default: every CPU this process may use), also when
+    ``num_threads`` is 1 because the caller parallelizes over batches: a huge document is one batch.
     """
 
     name = "tiktoken"
 
     def __init__(
-        self, encoding: Any, vocab_size: int, num_threads: int = 1, piece_chars: int | None = None
+        self,
+        encoding: Any,
+        vocab_size: int,
+        num_threads: int = 1,
+        piece_chars: int | None = None,
+        piece_threads: int | None = None,
     ) -> None:
         self.encoding = encoding
         self.vocab_size = vocab_size
         self.num_threads = max(1, int(num_threads))
+        self.piece_threads = max(1, int(piece_threads or available_cpus()))
         self._pool: ThreadPoolExecutor | None = None
+        self._piece_pool: ThreadPoolExecutor | None = None
         self._numpy = hasattr(encoding, "encode_to_numpy")  # zero-copy ids (tiktoken >= 0.8)
         self._none: frozenset[str] = frozenset()
         self.reference: HFEncoder | None = None  # the HF encoder it was validated against
@@ -212,7 +226,7 @@ class TiktokenEncoder:
         return np.asarray(self.encoding.encode_ordinary(text), dtype=np.uint32)
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
-        return _encode_long(self._encode_whole, texts, self.piece_chars)
+        return _encode_long(self._encode_whole, texts, self.piece_chars, self._encode_pieces)
 
     def _encode_whole(self, texts: list[str]) -> list[np.ndarray]:
         if self.num_threads == 1 or len(texts) < 2:
@@ -221,8 +235,15 @@ class TiktokenEncoder:
             self._pool = ThreadPoolExecutor(self.num_threads, thread_name_prefix="tiktoken")
         return list(self._pool.map(self.encode, texts))
 
+    def _encode_pieces(self, texts: list[str]) -> list[np.ndarray]:
+        if self.piece_threads == 1 or len(texts) < 2:
+            return [self.encode(t) for t in texts]
+        if self._piece_pool is None:
+            self._piece_pool = ThreadPoolExecutor(self.piece_threads, thread_name_prefix="tiktoken-pieces")
+        return list(self._piece_pool.map(self.encode, texts))
+
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_pool": None}
+        return {**self.__dict__, "_pool": None, "_piece_pool": None}
 
 
 def tiktoken_ranks(tokenizer: Any) -> tuple[dict[bytes, int], str | None]:

@@ -192,3 +192,25 @@ def test_default_piece_size_is_read_when_the_encoder_is_built(
     monkeypatch.setattr(pieces_mod, "PIECE_CHARS", 123)
     assert HFEncoder(backend).piece_chars == 123
     assert build_encoder(backend, "tiktoken").piece_chars == 123
+
+
+def test_pieces_of_one_text_run_on_several_threads(backend: Tokenizer) -> None:
+    """A huge document is one batch of the writer: its pieces are spread over ``piece_threads`` threads
+    even when the encoder's batch parallelism is 1, and the ids are still the whole text's."""
+    import threading
+
+    fast = build_encoder(backend, "tiktoken", num_threads=1)
+    names: set[str] = set()
+
+    class Tracing(TiktokenEncoder):
+        def encode(self, text: str) -> np.ndarray:
+            names.add(threading.current_thread().name)
+            return super().encode(text)
+
+    text = "\n".join(_ordinary())
+    encoder = Tracing(fast.encoding, fast.vocab_size, num_threads=1, piece_chars=512, piece_threads=3)
+    assert encoder.encode_batch([text])[0].tolist() == _whole_hf(backend, [text])[0]
+    assert len({n for n in names if n.startswith("tiktoken-pieces")}) >= 2
+    names.clear()
+    assert len(Tracing(fast.encoding, fast.vocab_size, num_threads=1, piece_chars=512, piece_threads=1)
+               .encode_batch([text])[0]) > 0 and names == {threading.current_thread().name}  # fmt: skip
