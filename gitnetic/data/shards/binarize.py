@@ -7,7 +7,9 @@ split goes to which prefixes, commits them together and removes stale files. Wri
 
 * **Streaming, flat memory.** The main thread reads raw JSONL lines and hands batches to a thread pool;
   at most ``4 * workers`` batches are in flight and tokens go straight to the ``.bin`` temporary, so RAM
-  does not grow with the corpus (the index keeps 4 bytes per document until the end).
+  does not grow with the corpus (the index keeps 4 bytes per document until the end). Nor with the
+  longest document beyond its own text and ids: long documents are encoded in exact pieces
+  (:mod:`gitnetic.data.shards.pieces`).
 * **Threads, not processes.** JSON parsing is cheap and tiktoken's BPE releases the GIL, so a thread
   pool keeps every core on BPE without pickling texts or ids between processes.
 * **Deterministic sharding by byte range.** Shard ``i`` of ``N`` holds the documents whose line *starts*

@@ -18,6 +18,10 @@ the build-time sample check exists and preprocess spot-checks documents against 
 Literal special-token strings in source text (``"</s>"``, ``<pad>``) are always encoded as ordinary
 text: HF is told not to split them out (``encode_special_tokens = True``) and tiktoken never sees them
 as special. The only special id in a shard is the ``</s>`` preprocess appends.
+
+Texts longer than :data:`~gitnetic.data.shards.pieces.PIECE_CHARS` are encoded in pieces cut where the
+pre-tokenizer provably starts a new pre-token (:mod:`gitnetic.data.shards.pieces`), so the ids equal the
+whole text's while memory is bounded by a few pieces, not by the longest document.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, Protocol
 
@@ -34,6 +38,7 @@ import tiktoken
 from tokenizers import Tokenizer
 
 from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.data.shards import pieces
 
 __all__ = [
     "GPT2_SPLIT_PATTERN",
@@ -108,41 +113,112 @@ def _backend(tokenizer: Any):
     return backend
 
 
+# Pieces of one long text encoded per call (at least; one per CPU on bigger machines): HF's thread pool
+# or tiktoken's shares a long text between cores while the transient memory stays a few pieces' worth.
+_PIECES_PER_CALL = 4
+
+Batch = Callable[[list[str]], list[np.ndarray]]
+
+
+def _encode_long(
+    encode_batch: Batch, texts: Sequence[str], piece_chars: int | None, encode_pieces: Batch | None = None
+) -> list[np.ndarray]:
+    """``encode_batch(texts)``, with every text longer than ``piece_chars`` encoded piece by piece
+    (:func:`gitnetic.data.shards.pieces.pieces`, by ``encode_pieces``, default ``encode_batch``) and
+    its ids concatenated; ``piece_chars=None``: never cut."""
+    if piece_chars is None or all(len(t) <= piece_chars for t in texts):
+        return encode_batch(list(texts))
+    encode_pieces = encode_pieces or encode_batch
+    per_call = max(_PIECES_PER_CALL, available_cpus())
+    out: list[np.ndarray | None] = [None] * len(texts)
+    short = [i for i, t in enumerate(texts) if len(t) <= piece_chars]
+    if short:
+        for i, ids in zip(short, encode_batch([texts[i] for i in short]), strict=True):
+            out[i] = ids
+    for i, text in enumerate(texts):
+        if out[i] is not None:
+            continue
+        parts: list[np.ndarray] = []
+        group: list[str] = []
+        for piece in pieces.pieces(text, piece_chars):
+            group.append(piece)
+            if len(group) == per_call:
+                parts += encode_pieces(group)
+                group = []
+        if group:
+            parts += encode_pieces(group)
+        out[i] = np.concatenate(parts)
+    return out  # type: ignore[return-value]
+
+
 class HFEncoder:
-    """HF ``tokenizers`` ``encode_batch`` (Rust, multi-threaded), special-token strings kept as text."""
+    """HF ``tokenizers`` ``encode_batch`` (Rust, multi-threaded), special-token strings kept as text.
+
+    ``piece_chars``: texts longer than this are encoded in exact pieces when the tokenizer allows it
+    (:func:`gitnetic.data.shards.pieces.cut_reason`); default :data:`~gitnetic.data.shards.pieces.PIECE_CHARS`.
+    """
 
     name = "hf"
 
-    def __init__(self, tokenizer: Any, copy: bool = True) -> None:
+    def __init__(self, tokenizer: Any, copy: bool = True, piece_chars: int | None = None) -> None:
         # a private copy, so flipping encode_special_tokens does not change the caller's tokenizer
         # (``copy=False`` when the caller owns a throwaway instance: saves re-parsing the vocabulary)
         backend = _backend(tokenizer)
-        self._tok = Tokenizer.from_str(backend.to_str()) if copy else backend
+        state = backend.to_str()
+        self._tok = Tokenizer.from_str(state) if copy else backend
         self._tok.encode_special_tokens = True
         self.vocab_size = int(self._tok.get_vocab_size(with_added_tokens=True))
         self._fast = hasattr(self._tok, "encode_batch_fast")  # skips offsets (tokenizers >= 0.21)
+        why = pieces.cut_reason(json.loads(state))
+        if why is not None:
+            log.debug("encoder: HF encodes long texts whole (%s)", why)
+        self.piece_chars = None if why is not None else (piece_chars or pieces.PIECE_CHARS)
 
     def encode(self, text: str) -> np.ndarray:
+        if self.piece_chars is not None and len(text) > self.piece_chars:
+            return self.encode_batch([text])[0]
         return np.asarray(self._tok.encode(text, add_special_tokens=False).ids, dtype=np.uint32)
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return _encode_long(self._encode_whole, texts, self.piece_chars)
+
+    def _encode_whole(self, texts: list[str]) -> list[np.ndarray]:
         batch = self._tok.encode_batch_fast if self._fast else self._tok.encode_batch
-        return [np.asarray(e.ids, dtype=np.uint32) for e in batch(list(texts), add_special_tokens=False)]
+        return [np.asarray(e.ids, dtype=np.uint32) for e in batch(texts, add_special_tokens=False)]
 
 
 class TiktokenEncoder:
-    """tiktoken built from the trained BPE; ``encode_batch`` runs ``num_threads`` threads (GIL released)."""
+    """tiktoken built from the trained BPE; ``encode_batch`` runs ``num_threads`` threads (GIL released).
+
+    ``encode_batch`` cuts texts longer than ``piece_chars`` (default
+    :data:`~gitnetic.data.shards.pieces.PIECE_CHARS`) into exact pieces when the encoding splits with
+    :data:`GPT2_SPLIT_PATTERN`; ``encode`` is the primitive it applies to each piece. The pieces of one
+    text run on ``piece_threads`` threads (default: every CPU this process may use), also when
+    ``num_threads`` is 1 because the caller parallelizes over batches: a huge document is one batch.
+    """
 
     name = "tiktoken"
 
-    def __init__(self, encoding: Any, vocab_size: int, num_threads: int = 1) -> None:
+    def __init__(
+        self,
+        encoding: Any,
+        vocab_size: int,
+        num_threads: int = 1,
+        piece_chars: int | None = None,
+        piece_threads: int | None = None,
+    ) -> None:
         self.encoding = encoding
         self.vocab_size = vocab_size
         self.num_threads = max(1, int(num_threads))
+        self.piece_threads = max(1, int(piece_threads or available_cpus()))
         self._pool: ThreadPoolExecutor | None = None
+        self._piece_pool: ThreadPoolExecutor | None = None
         self._numpy = hasattr(encoding, "encode_to_numpy")  # zero-copy ids (tiktoken >= 0.8)
         self._none: frozenset[str] = frozenset()
         self.reference: HFEncoder | None = None  # the HF encoder it was validated against
+        # the cut rule is proved for this split pattern only (another one may join ";\n", say)
+        exact = getattr(encoding, "_pat_str", None) == GPT2_SPLIT_PATTERN
+        self.piece_chars = (piece_chars or pieces.PIECE_CHARS) if exact else None
 
     def encode(self, text: str) -> np.ndarray:
         if self._numpy:
@@ -150,14 +226,24 @@ class TiktokenEncoder:
         return np.asarray(self.encoding.encode_ordinary(text), dtype=np.uint32)
 
     def encode_batch(self, texts: Sequence[str]) -> list[np.ndarray]:
+        return _encode_long(self._encode_whole, texts, self.piece_chars, self._encode_pieces)
+
+    def _encode_whole(self, texts: list[str]) -> list[np.ndarray]:
         if self.num_threads == 1 or len(texts) < 2:
             return [self.encode(t) for t in texts]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.num_threads, thread_name_prefix="tiktoken")
         return list(self._pool.map(self.encode, texts))
 
+    def _encode_pieces(self, texts: list[str]) -> list[np.ndarray]:
+        if self.piece_threads == 1 or len(texts) < 2:
+            return [self.encode(t) for t in texts]
+        if self._piece_pool is None:
+            self._piece_pool = ThreadPoolExecutor(self.piece_threads, thread_name_prefix="tiktoken-pieces")
+        return list(self._piece_pool.map(self.encode, texts))
+
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_pool": None}
+        return {**self.__dict__, "_pool": None, "_piece_pool": None}
 
 
 def tiktoken_ranks(tokenizer: Any) -> tuple[dict[bytes, int], str | None]:

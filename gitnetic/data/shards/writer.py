@@ -7,9 +7,15 @@ binarizer is built this way). Here:
   ``[i*S/N, (i+1)*S/N)`` of the file (:func:`byte_range`); concatenating shards 0..N-1 reproduces a
   one-shard run token for token.
 * **Threads, flat memory.** The calling thread reads raw lines and hands batches to a thread pool; at
-  most ``4 * workers`` batches are in flight, and tokens go straight to the builders' temporaries.
+  most ``4 * workers`` batches, and beyond ``workers`` of them at most ``4 * workers`` batches' worth of
+  bytes (:data:`_BATCH_BYTES` each), are in flight, so a run of huge documents (one JSONL row can be a
+  50 MB file) does not queue up in RAM. Tokens go straight to the builders' temporaries. The encoders cut
+  long documents into exact pieces (:mod:`gitnetic.data.shards.pieces`), so encoding memory is bounded
+  by a piece, not by the longest document.
 * **Checked ids.** A fast (tiktoken) encoder is compared with its HF reference on every
-  ``verify_every``-th document; on a mismatch the shard is discarded and redone with HF.
+  ``verify_every``-th document (of a document longer than a piece, on its first piece: the check's cost
+  stays a fixed share of the work however long the document); on a mismatch the shard is discarded and
+  redone with HF.
 * **Routing.** With :attr:`ShardJob.routes`, each document goes to the prefix its record's ``source``
   maps to (:mod:`gitnetic.data.source_routing`), in file order, in the same single pass.
 """
@@ -34,6 +40,7 @@ from tqdm import tqdm
 from gitnetic.common.errors import DataError
 from gitnetic.data.shards.encoder import Encoder, EncoderMismatch
 from gitnetic.data.shards.indexed import IndexedDatasetBuilder
+from gitnetic.data.shards.pieces import first_piece
 
 try:  # 2x faster than the stdlib on long strings; installed with dvc (dvc-data depends on it)
     from orjson import loads as _loads
@@ -143,17 +150,25 @@ def _encode_into(builders: list[Any], job: ShardJob, encoding: Encoding, bar: An
     """Encode the job's byte range on a thread pool, adding each batch to its builders in file order."""
     start, end = byte_range(job.path.stat().st_size, job.index, job.num_shards)
     workers = max(1, encoding.workers)
-    pending: deque[Future] = deque()
+    max_batches = _INFLIGHT_PER_WORKER * workers
+    max_bytes = max_batches * _BATCH_BYTES  # what max_batches full batches hold; huge lines count as read
+    pending: deque[tuple[Future, int]] = deque()
+    inflight = 0  # raw bytes of the pending batches
     docs = 0
     with ThreadPoolExecutor(workers, thread_name_prefix="preprocess") as pool:
         try:
             for lines, offsets in _iter_batches(job.path, start, end, encoding.batch_size):
-                pending.append(pool.submit(_encode_batch, lines, offsets, docs, encoding, job.routes))
+                size = sum(map(len, lines))
+                pending.append((pool.submit(_encode_batch, lines, offsets, docs, encoding, job.routes), size))
+                inflight += size
                 docs += len(lines)
-                if len(pending) >= _INFLIGHT_PER_WORKER * workers:
-                    _add_batch(pending.popleft().result(), builders, bar)
+                # every worker keeps a batch however big; beyond that, bytes bound the queue too
+                while len(pending) >= max_batches or (inflight > max_bytes and len(pending) > workers):
+                    future, size = pending.popleft()
+                    _add_batch(future.result(), builders, bar)
+                    inflight -= size
             while pending:
-                _add_batch(pending.popleft().result(), builders, bar)
+                _add_batch(pending.popleft()[0].result(), builders, bar)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # the builders then drop their temporaries
             raise
@@ -212,13 +227,17 @@ def _encode_batch(
     """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths, output of each doc)``;
     the outputs (indices by the record's ``source``) only with ``routes``, else None. Runs in a worker."""
     texts, outputs = _parse_lines(lines, offsets, routes)
+    lines.clear()  # the raw bytes are not needed any more: a 50 MB row is not held twice while it encodes
     ids = _encode_texts(encoding.encoder, texts, offsets)
     if encoding.verifier is not None and encoding.verify_every:
         picks = [i for i in range(len(texts)) if (first_doc + i) % encoding.verify_every == 0]
         if picks:
-            for i, ref in zip(picks, encoding.verifier.encode_batch([texts[i] for i in picks]), strict=True):
-                if not np.array_equal(ids[i], ref):
-                    raise EncoderMismatch(f"tiktoken and HF ids differ on the document at byte {offsets[i]}")
+            _verify(
+                encoding.verifier,
+                [texts[i] for i in picks],
+                [ids[i] for i in picks],
+                [offsets[i] for i in picks],
+            )
     eos = np.array([encoding.eos_id], dtype=np.uint32)
     parts: list[np.ndarray] = []
     for arr in ids:
@@ -228,6 +247,18 @@ def _encode_batch(
     tokens = np.concatenate(parts, dtype=dtype, casting="unsafe") if parts else np.zeros(0, dtype)
     lengths = np.fromiter((len(a) + 1 for a in ids), dtype=np.int64, count=len(ids))
     return tokens, lengths, (np.asarray(outputs, dtype=np.int64) if routes is not None else None)
+
+
+def _verify(verifier: Encoder, texts: list[str], ids: list[np.ndarray], offsets: list[int]) -> None:
+    """Raise :class:`EncoderMismatch` unless ``verifier`` gives ``ids`` for ``texts``; a text longer than
+    the verifier's piece is checked on its first piece, whose ids are the first of the whole's."""
+    limit = getattr(verifier, "piece_chars", None)
+    refs = texts if limit is None else [first_piece(t, limit) for t in texts]
+    for text, ref_text, got, ref, offset in zip(
+        texts, refs, ids, verifier.encode_batch(refs), offsets, strict=True
+    ):
+        if not np.array_equal(got if len(ref_text) == len(text) else got[: len(ref)], ref):
+            raise EncoderMismatch(f"tiktoken and HF ids differ on the document at byte {offset}")
 
 
 def _parse_lines(

@@ -16,6 +16,8 @@ from gitnetic.cli import preprocess as pp
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data import source_routing
 from gitnetic.data.corpus.splits import SPLITS
+from gitnetic.data.shards import pieces as pieces_mod
+from gitnetic.data.shards import writer
 from gitnetic.data.shards.encoder import HFEncoder, TiktokenEncoder, build_encoder
 from gitnetic.data.shards.indexed import IndexedDataset
 from gitnetic.data.shards.writer import Encoding, ShardJob, write_shard
@@ -342,3 +344,103 @@ def test_by_source_single_source_labels_and_errors(
         "code": ["a", "c"],
         "log": ["b"],
     }
+
+
+# ------------------------------------------------------------------------------------ long documents
+def _files(folder: Path) -> dict[str, bytes]:
+    return {name: (folder / name).read_bytes() for name in sorted(os.listdir(folder))}
+
+
+@pytest.mark.parametrize("kind", ["auto", "hf"])
+def test_documents_cut_in_pieces_give_byte_identical_shards(
+    tmp_path: Path, tiny_tokenizer: Path, corpus, expected, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With pieces of 64 characters nearly every document is encoded in pieces: the shards are byte for
+    byte those of whole-document encoding (the default piece size leaves these documents whole)."""
+    _run(tiny_tokenizer, corpus[0], tmp_path / "whole", "--encoder", kind, "--verify_every", "1")
+    cut: list[int] = []
+    real_pieces = pieces_mod.pieces
+
+    def counting(text: str, piece_chars: int = pieces_mod.PIECE_CHARS):
+        parts = list(real_pieces(text, piece_chars))
+        cut.append(len(parts))
+        return iter(parts)
+
+    monkeypatch.setattr(pieces_mod, "PIECE_CHARS", 64)
+    monkeypatch.setattr(pieces_mod, "pieces", counting)
+    _run(tiny_tokenizer, corpus[0], tmp_path / "cut", "--encoder", kind, "--verify_every", "1")
+    assert sum(n > 1 for n in cut) >= 30  # the pieces path really ran, on most of the 52 documents
+    assert _files(tmp_path / "cut") == _files(tmp_path / "whole")
+    for split, ids in expected.items():
+        assert _read(tmp_path / "cut" / split) == ids
+
+
+def test_a_long_document_is_encoded_and_checked_in_bounded_calls(
+    tmp_path: Path, tiny_tokenizer: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One document of ~290k characters between short ones: the encoders only ever see pieces of it,
+    the spot check reads only its first piece, the ids are the whole document's, and a wrong id in the
+    first piece still sends the shard to HF."""
+    monkeypatch.setattr(pieces_mod, "PIECE_CHARS", 2048)
+    docs = _stdlib_docs(12)
+    texts = [docs[0], "\n".join(docs) * 3, docs[1]]
+    path = _write_jsonl(tmp_path / "long.jsonl", texts)
+    tokenizer = load_backend_tokenizer(tiny_tokenizer)
+    want = [ids.tolist() + [EOS] for ids in HFEncoder(tokenizer, piece_chars=10**9).encode_batch(texts)]
+    seen: dict[str, list[int]] = {"fast": [], "check": []}
+
+    class Recording(TiktokenEncoder):
+        def encode(self, text: str) -> np.ndarray:  # what tiktoken itself is given, text or piece
+            seen["fast"].append(len(text))
+            ids = super().encode(text)
+            return ids if ids.size < 5 or not self.drift else ids[::-1].copy()
+
+    class Checking(HFEncoder):
+        def _encode_whole(self, texts: list[str]) -> list[np.ndarray]:
+            seen["check"].append(sum(map(len, texts)))
+            return super()._encode_whole(texts)
+
+    fast = build_encoder(tokenizer, "tiktoken", num_threads=1)
+    for drift in (False, True):
+        seen["fast"].clear(), seen["check"].clear()
+        encoder = Recording(fast.encoding, fast.vocab_size)
+        encoder.drift = drift
+        encoding = Encoding(encoder, np.dtype(np.uint16), EOS, workers=2, batch_size=2,
+                            verifier=Checking(tokenizer), verify_every=1)  # fmt: skip
+        (stats,) = write_shard(ShardJob(path, [str(tmp_path / f"t{drift}")]), encoding)
+        assert _read(tmp_path / f"t{drift}") == want
+        assert stats.encoder == ("hf" if drift else "tiktoken")
+        if not drift:  # pieces only (of the 14k-character documents too); one holds a 5000-character "xx..."
+            assert 5000 < max(seen["fast"]) <= 2048 + 5000 + 100 < len(texts[1]) // 10
+            assert max(seen["check"]) <= 2 * 2048  # a batch of 2: each document's first piece
+            assert len(seen["fast"]) > 30 and len(seen["check"]) == 2  # 2 batches checked, pieces encoded
+
+
+def test_huge_batches_do_not_queue_up(
+    tmp_path: Path, tiny_tokenizer: Path, expected, corpus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Beyond one batch per worker, the queue of encoded-but-unwritten batches is bounded by bytes: with
+    1 KiB batch budget and documents of several KiB, never more than the workers' batches wait."""
+    monkeypatch.setattr(writer, "_BATCH_BYTES", 1024)
+    submitted: list[int] = []
+    written = [0]
+    real_iter, real_add = writer._iter_batches, writer._add_batch
+    waiting: list[int] = []
+
+    def iter_batches(*args):
+        for lines, offsets in real_iter(*args):
+            waiting.append(len(submitted) - written[0])  # pending when the next batch is read
+            submitted.append(sum(map(len, lines)))
+            yield lines, offsets
+
+    def add_batch(*args):
+        written[0] += 1
+        real_add(*args)
+
+    monkeypatch.setattr(writer, "_iter_batches", iter_batches)
+    monkeypatch.setattr(writer, "_add_batch", add_batch)
+    _run(tiny_tokenizer, corpus[0], tmp_path, "--splits", "train", "--workers", "2", "--batch_size", "64")
+    assert _read(tmp_path / "train") == expected["train"]
+    big = sum(n > 4 * 2 * 1024 for n in submitted)  # batches beyond the whole byte budget on their own
+    assert big >= 10 and len(submitted) > 10
+    assert max(waiting) <= 2  # at most one batch per worker in flight (the count limit alone allows 8)
