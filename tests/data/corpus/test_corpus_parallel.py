@@ -20,7 +20,7 @@ import psutil
 import pytest
 import yaml
 
-from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams, PartsParams, SplitParams
+from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams, PartsParams
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stage import collect_corpus, run_corpus
 from tests.helpers import REPO, run_gitnetic, start_gitnetic, write_tree
@@ -53,11 +53,11 @@ CASES = {
             {"name": "code", "type": "dir", "path": "{tree}", "max_files": 30},
             {"name": "lib", "type": "git", "path": "{repo}"},
         ],
-        splits=SplitParams(valid_ratio=0.1, test_ratio=0.1),
+        splits={"valid_ratio": 0.1, "test_ratio": 0.1},
     ),
     "one source, every document, split floor": dict(
         sources=[{"name": "code", "type": "dir", "path": "{tree}", "include": ["pkg/m0*.py", "keys.py"]}],
-        splits=SplitParams(valid_ratio=0.01, test_ratio=0.01),
+        splits={"valid_ratio": 0.01, "test_ratio": 0.01},
     ),
 }
 
