@@ -53,6 +53,8 @@ class DataclassBase:
 
     # Keys of earlier versions -> their new dotted place (``near_dedup_threshold`` -> ``neardup.threshold``).
     MOVED_KEYS: ClassVar[dict[str, str]] = {}
+    # What errors call these params (``corpus``: its params.yaml section); default the class name.
+    PARAMS_NAME: ClassVar[str | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {}
@@ -65,7 +67,7 @@ class DataclassBase:
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True) -> T:
-        return _from_mapping(cls, values, strict, cls.__qualname__)
+        return _from_mapping(cls, values, strict, cls.PARAMS_NAME or cls.__qualname__)
 
     @classmethod
     def from_yaml(cls: type[T], path: str | Path, section: str | None = None, strict: bool = True) -> T:
@@ -123,13 +125,14 @@ def group_value(tp: type[T], value: Any, where: str, strict: bool = True) -> T:
     return _from_mapping(tp, value, strict, where)
 
 
-def fill_groups(params: Any, where: str | None = None) -> None:
+def fill_groups(params: DataclassBase) -> None:
     """Replace each mapping given for a nested group of ``params`` by its dataclass (a ``__post_init__``
     calls it, so ``CorpusParams(neardup={"threshold": 0.9})`` works as the YAML does)."""
     for name, tp in _group_types(type(params)).items():
         value = getattr(params, name)
         if not isinstance(value, tp):
-            setattr(params, name, group_value(tp, value, f"{where or type(params).__qualname__}.{name}"))
+            where = type(params).PARAMS_NAME or type(params).__qualname__
+            setattr(params, name, group_value(tp, value, f"{where}.{name}"))
 
 
 def get_params_item(params: Iterable[Any], params_type: type[T]) -> T | None:

@@ -222,6 +222,7 @@ class CorpusParams(DataclassBase):
     """Where to read source files from, how to clean them, and how to split them."""
 
     MOVED_KEYS: ClassVar[dict[str, str]] = MOVED_KEYS
+    PARAMS_NAME: ClassVar[str | None] = "corpus"
 
     source: Literal["stdlib", "dir", "git"] | None = field(
         default=None,
@@ -310,7 +311,7 @@ class CorpusParams(DataclassBase):
     parts: PartsParams = field(default_factory=PartsParams)
 
     def __post_init__(self) -> None:
-        fill_groups(self, "corpus")
+        fill_groups(self)
         given = {key: getattr(self, key) for key in SINGLE_SOURCE_KEYS if getattr(self, key) is not None}
         entries = [self.sources] if isinstance(self.sources, dict | str) else list(self.sources or [])
         listed = [SourceParams.parse(value, i) for i, value in enumerate(entries)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 import yaml
 
@@ -136,7 +136,7 @@ class SourceParams(DataclassBase):
             self.clean = self.type != "stdlib"
 
     @classmethod
-    def parse(cls, value: Any, index: int) -> SourceParams:
+    def parse(cls, value: object, index: int) -> SourceParams:
         """One ``corpus.sources`` entry: a mapping (YAML) or a YAML/JSON string (``--sources`` flag)."""
         if isinstance(value, str):
             try:
