@@ -114,8 +114,8 @@ def _check_part(params: CorpusParams, index: int | None) -> int:
 def sign_part(params: CorpusParams, index: int | None) -> int:
     """Clean and sign part ``index``; returns how many candidates it holds."""
     index = _check_part(params, index)
-    plan = plan_parts(_source_sizes(params), params.parts.count)
     lines_path, meta_path = part_paths(params, index)
+    plan = plan_parts(_source_sizes(params), params.parts.count)
     count = 0
     with atomic_open_group([lines_path, meta_path], "wb") as (lines, meta), CleaningPool(params) as cleaning:
         for position in range(len(params.sources)):
@@ -264,9 +264,9 @@ def write_split(params: CorpusParams, split: str) -> int:
     arriving = [(int(p), int(n)) for p, n, t in moved if t == code]
     held: dict[tuple[int, int], bytes] = {}
     written = 0
+    parts = [part_paths(params, part)[0] for part in range(params.parts.count)]
     with atomic_open(Path(params.out_dir) / f"{split}.jsonl", "wb") as out:
-        for part in range(params.parts.count):
-            lines_path, _ = part_paths(params, part)
+        for part, lines_path in enumerate(parts):
             with open(lines_path, "rb") as fh:
                 for number, line in enumerate(fh):
                     if (part, number) in leaving:
