@@ -127,3 +127,21 @@ def test_no_function_of_the_corpus_package_takes_params_typed_any() -> None:
                     if arg.annotation is not None and ast.unparse(arg.annotation) in ("Any", "typing.Any"):
                         untyped.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({arg.arg})")
     assert not untyped, untyped
+
+
+def test_params_yaml_spells_out_every_group_so_dvc_set_param_reaches_each_key(tmp_path: Path) -> None:
+    """``dvc exp run -S corpus.neardup.threshold=0.9`` overrides only keys the file has (Hydra's struct
+    mode), so params.yaml lists every field of every group, at its default."""
+    from dvc.utils.hydra import apply_overrides
+
+    section = yaml.safe_load((REPO / "params.yaml").read_text())["corpus"]
+    defaults = CorpusParams().to_dict()
+    for group in ("filters", "redact", "decontaminate", "neardup"):
+        assert section[group] == defaults[group], group
+    for group in ("splits", "parts"):
+        assert set(section[group]) == set(defaults[group]), group
+    copy = tmp_path / "params.yaml"
+    copy.write_text((REPO / "params.yaml").read_text())
+    apply_overrides(copy, ["corpus.neardup.threshold=0.9", "corpus.redact.emails=false"])
+    params = CorpusParams.from_dict(yaml.safe_load(copy.read_text())["corpus"])
+    assert (params.neardup.threshold, params.redact.emails) == (0.9, False)
