@@ -366,6 +366,21 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             if f.name in self._groups
         }
 
+    def _check_moved_flags(self, argv: list[str]) -> None:
+        """A flag of an earlier version (a ``MOVED_KEYS`` entry, or its ``--no_`` form) is a one-line
+        error naming the new flag, not argparse's "unrecognized arguments"."""
+        moved = {old: new for d in self._dataclass_types for old, new in getattr(d, "MOVED_KEYS", {}).items()}
+        dests = {a.dest for a in self._actions}
+        for arg in argv:
+            if arg == "--":
+                return
+            name = arg[2:].partition("=")[0].replace("-", "_") if arg.startswith("--") else ""
+            negated = name.startswith("no_") and name[3:] in moved
+            old = name[3:] if negated else name
+            if old in moved and old not in dests:
+                new = f"--no_{moved[old]}" if negated else f"--{moved[old]}"
+                self.error(f"flag --{name} moved to {new}")
+
     def _flatten_config(self, values: dict[Any, Any], spec: str) -> dict[Any, Any]:
         """A config mapping with each nested group's mapping turned into dotted keys (``neardup:
         {threshold: 0.9}`` -> ``neardup.threshold``); unknown nested keys and keys that moved (the
@@ -451,6 +466,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, allow_unknown: bool = False
     ) -> tuple[Any, ...]:
         argv = list(sys.argv[1:] if args is None else args)
+        self._check_moved_flags(argv)
         self._apply_config_files(argv)
         if allow_unknown:
             namespace, unknown = self.parse_known_args(argv)

@@ -241,7 +241,12 @@ class Deep(DataclassBase):
 
 @dataclass
 class Outer(DataclassBase):
-    MOVED_KEYS = {"old_threshold": "inner.threshold", "inner_names": "inner.names", "deep": "deep.inner"}
+    MOVED_KEYS = {
+        "old_threshold": "inner.threshold",
+        "inner_names": "inner.names",
+        "old_enabled": "inner.enabled",
+        "deep": "deep.inner",
+    }
 
     top: int = 1
     inner: Inner = field(default_factory=Inner)
@@ -302,3 +307,19 @@ def test_nested_to_dict_from_dict_round_trip():
         Outer.from_dict({"inner": {"bogus": 1}})
     with pytest.raises(ConfigError, match=r"^Outer key inner_names moved to inner\.names; "):
         Outer.from_dict({"inner_names": ["z"]}, strict=False)  # a moved key is an error even when not strict
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--old_threshold", "0.7"], "flag --old_threshold moved to --inner.threshold"),
+        (["--old-threshold=0.7"], "flag --old_threshold moved to --inner.threshold"),
+        (["--no_old_enabled"], "flag --no_old_enabled moved to --no_inner.enabled"),
+    ],
+)
+def test_a_moved_flag_names_its_new_flag(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv, Outer)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1
