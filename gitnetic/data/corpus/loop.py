@@ -60,7 +60,7 @@ def run_stage(params: CorpusParams, open_feed: Callable[[], AbstractContextManag
     once the feed's outputs are committed (it marks a complete set), log the summary."""
     sources = params.sources
     licenses = dict(source_licenses(sources))  # first: a source its allow-list refuses stops the stage
-    stats = CorpusStats(source="", out_dir=str(params.out_dir), licenses=licenses)
+    stats = CorpusStats(source="", out_dir=str(Path(params.out_dir)), licenses=licenses)
     descriptions: list[str] = []
     with open_feed() as feed:
         decider = Decider(params, feed.emit)
