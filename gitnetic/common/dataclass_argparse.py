@@ -328,7 +328,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         """The fields of the nested group ``gtype`` as dotted flags ``--PREFIX.FIELD`` (dest the same),
         in an argument group of their own; a group inside it nests one more prefix."""
         self._groups[prefix] = gtype
-        group = self.add_argument_group(f"{prefix}.* ", description=_first_line(gtype.__doc__))
+        group = self.add_argument_group(f"{prefix}.*", description=_first_line(gtype.__doc__))
         hints = get_type_hints(gtype, include_extras=False, localns=_localns(gtype))
         for f in dataclasses.fields(gtype):
             if not f.init:
