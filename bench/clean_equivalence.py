@@ -47,7 +47,8 @@ from gitnetic.data.corpus import decontaminate, filters  # noqa: E402
 from gitnetic.data.corpus.clean import BINARY_SNIFF_BYTES  # noqa: E402
 from gitnetic.data.corpus.neardup import index as neardup  # noqa: E402
 from gitnetic.data.corpus.redact import redactor as redact  # noqa: E402
-from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
+from gitnetic.data.corpus.sources import open_source  # noqa: E402
+from gitnetic.data.corpus.sources.params import SourceParams  # noqa: E402
 from gitnetic.data.problems import read_problems  # noqa: E402
 from tests.secret_samples import placeholders, planted  # noqa: E402
 

@@ -57,7 +57,8 @@ def peak_rss_mb() -> float:
 
 
 def run_one(config: dict) -> dict:
-    from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+    from gitnetic.data.corpus.params import CorpusParams
+    from gitnetic.data.corpus.stage import collect_corpus
 
     t0 = time.perf_counter()
     stats = collect_corpus(CorpusParams(**config))
@@ -102,12 +103,14 @@ def ground_truth(src: Path, threshold: float) -> dict[str, float]:
 
     import rensa
 
-    from gitnetic.data.corpus.clean import CleanSettings, DocumentCleaner
+    from gitnetic.data.corpus.clean import DocumentCleaner
+    from gitnetic.data.corpus.params import CorpusParams
     from gitnetic.data.corpus.sources import open_source
-    from gitnetic.data.corpus.stage import CorpusParams
 
-    params = CorpusParams(source="dir", path=str(src), max_bytes=0, max_file_bytes=0, near_dedup=False)
-    cleaner = DocumentCleaner(CleanSettings.from_params(params))
+    params = CorpusParams(
+        source="dir", path=str(src), max_bytes=0, max_file_bytes=0, neardup={"enabled": False}
+    )
+    cleaner = DocumentCleaner(params.filters, params.redact, params.neardup, params.decontaminate)
     seen: set[bytes] = set()
     lsh = rensa.RMinHashLSH(threshold=0.5, num_perm=128, num_bands=32)  # candidates only, verified below
     arrays: list[np.ndarray] = []
@@ -222,9 +225,9 @@ def main() -> None:
                 f"{len(positives) - len(natural)} planted of {planted}), {len(borderline)} borderline",
                 file=sys.stderr,
             )
-            configs = [("no near-dedup", {"near_dedup": False})]
-            configs += [(f"near-dedup {lib}", {"near_dedup_library": lib}) for lib in ("rensa", "datasketch")]
-            configs += [("near-dedup rensa, 256 perm", {"near_dedup_num_perm": 256})]
+            configs = [("no near-dedup", {"enabled": False})]
+            configs += [(f"near-dedup {lib}", {"library": lib}) for lib in ("rensa", "datasketch")]
+            configs += [("near-dedup rensa, 256 perm", {"num_perm": 256})]
             for name, extra in configs:
                 if repeats == 4 and "datasketch" in name:
                     continue
@@ -233,9 +236,8 @@ def main() -> None:
                     "path": str(src),
                     "max_bytes": 0,
                     "max_file_bytes": 0,
-                    "near_dedup_threshold": args.threshold,
+                    "neardup": {"threshold": args.threshold, **extra},
                     "out_dir": str(Path(tmp) / "out"),
-                    **extra,
                 }
                 res = measure(config)
                 dropped = set(truth) - set(res["kept"])

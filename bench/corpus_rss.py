@@ -27,7 +27,8 @@ def main() -> None:
 
     import tqdm.auto  # noqa: F401 - imported lazily by the stage; count it as start-up, not as corpus memory
 
-    from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+    from gitnetic.data.corpus.params import CorpusParams
+    from gitnetic.data.corpus.stage import collect_corpus
 
     before = peak_rss_mb()
     with tempfile.TemporaryDirectory() as out:

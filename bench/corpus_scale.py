@@ -24,7 +24,7 @@ checkout's corpus stage has it (detected from its ``--help``): ``--num_workers N
 is given, else nothing (the stage's default: every core); the "processes" column says how many ran.
 
 datatrove (``bench/datatrove_minhash.py``, in its own venv, ``--datatrove-python``) gets exactly the
-documents our near-dedup sees: our stage with ``--near_dedup false --valid_ratio 0 --test_ratio 0``
+documents our near-dedup sees: our stage with ``--neardup.enabled false --splits.valid_ratio 0 --splits.test_ratio 0``
 writes every surviving document to train.jsonl in corpus order (split into one shard per core); the same
 with near-dedup on gives our drops (input paths missing from its output). Its 4-stage pipeline runs with
 its default config and with the one closest to ours; the sets of dropped paths are compared, and each
@@ -71,17 +71,17 @@ NO_DATATROVE = (
 
 # The bare read path: read, decode, exact-dedup, write; no cleaning step.
 BARE = [
-    "--quality_filters", "false", "--redact_secrets", "false", "--redact_emails", "false",
-    "--near_dedup", "false", "--decontaminate",
+    "--filters.enabled", "false", "--redact.secrets", "false", "--redact.emails", "false",
+    "--neardup.enabled", "false", "--decontaminate.benchmarks",
 ]  # fmt: skip
 # One cleaning step on top of the bare path (later flags win).
 STEPS = {
-    "redaction": ["--redact_secrets", "true", "--redact_emails", "true"],
-    "near-dedup": ["--near_dedup", "true"],
-    "quality filters": ["--quality_filters", "true"],
-    "decontamination": ["--decontaminate", "humaneval"],
+    "redaction": ["--redact.secrets", "true", "--redact.emails", "true"],
+    "near-dedup": ["--neardup.enabled", "true"],
+    "quality filters": ["--filters.enabled", "true"],
+    "decontamination": ["--decontaminate.benchmarks", "humaneval"],
 }
-SPLITS_OFF = ["--valid_ratio", "0", "--test_ratio", "0"]
+SPLITS_OFF = ["--splits.valid_ratio", "0", "--splits.test_ratio", "0"]
 OUTPUTS = ("train.jsonl", "valid.jsonl", "test.jsonl", "stats.json")
 IDENT = re.compile(r"\bdef ([A-Za-z_]\w*)|\bclass ([A-Za-z_]\w*)")
 
@@ -437,7 +437,7 @@ def measure(bench: Bench, args: argparse.Namespace, cores: int) -> dict[str, Run
         runs["pre"] = bench.corpus(
             "defaults without near-dedup, one split",
             args.corpus,
-            default + SPLITS_OFF + ["--near_dedup", "false"],
+            default + SPLITS_OFF + ["--neardup.enabled", "false"],
         )
         runs["ours"] = bench.corpus("defaults, one split", args.corpus, default + SPLITS_OFF)
     return runs

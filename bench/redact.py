@@ -36,10 +36,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.git_baseline import git_exists, git_show  # noqa: E402
+from gitnetic.data.corpus.params import CorpusParams, RedactParams  # noqa: E402
 from gitnetic.data.corpus.redact.generic import ENTROPY_THRESHOLD  # noqa: E402
 from gitnetic.data.corpus.redact.redactor import Redactor  # noqa: E402
-from gitnetic.data.corpus.sources import SourceParams, open_source  # noqa: E402
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus  # noqa: E402
+from gitnetic.data.corpus.sources import open_source  # noqa: E402
+from gitnetic.data.corpus.sources.params import SourceParams  # noqa: E402
+from gitnetic.data.corpus.stage import collect_corpus  # noqa: E402
 from tests.secret_samples import FORMATS, leaked, placeholders, planted  # noqa: E402
 
 GENERIC_FORMATS = {f.name for f in FORMATS if f.style in ("named", "dsn")}
@@ -107,8 +109,7 @@ def time_per_mb(redactor, texts, mb: float) -> float:
 def stage_seconds(redact: bool, out: Path) -> float:
     params = CorpusParams(
         sources=[{"name": "stdlib", "type": "stdlib", "clean": True, "max_bytes": 0}],
-        redact_secrets=redact,
-        redact_emails=redact,
+        redact=RedactParams(secrets=redact, emails=redact),
         out_dir=str(out),
     )
     start = time.perf_counter()

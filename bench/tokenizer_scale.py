@@ -1,8 +1,8 @@
 """Tokenizer stage on a big train split and on one 4x larger: the default ``max_sample_bytes`` keeps its cost flat.
 
 Workload: the train split of this Python's own ``site-packages`` (a real, messy corpus of about 250 MB:
-``python -m gitnetic corpus --source dir --path SITE_PACKAGES --max_bytes 0 --near_dedup false
---redact_secrets false``), and the same split with its lines repeated ``--scale`` times. Runs the real
+``python -m gitnetic corpus --source dir --path SITE_PACKAGES --max_bytes 0 --neardup.enabled false
+--redact.secrets false``), and the same split with its lines repeated ``--scale`` times. Runs the real
 ``python -m gitnetic tokenizer`` (CLI defaults: vocab 16384) as a subprocess, three times:
 
 * ``1x, all``: the 1x split with ``--max_sample_bytes 0`` (every document: the baseline);
@@ -58,7 +58,7 @@ def build_split(work: Path) -> Path:
     out = work / "corpus"
     print(f"building the train split of {site} ...", flush=True)
     args = ["corpus", "--source", "dir", "--path", site, "--max_bytes", "0", "--out_dir", str(out),
-            "--near_dedup", "false", "--redact_secrets", "false"]  # fmt: skip
+            "--neardup.enabled", "false", "--redact.secrets", "false"]  # fmt: skip
     gitnetic(args, work, work / "corpus.log")
     return out / "train.jsonl"
 

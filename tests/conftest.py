@@ -79,14 +79,20 @@ def tiny_corpus_files() -> dict[str, bytes]:
 @pytest.fixture(scope="session")
 def tiny_corpus_jsonl(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_dir: Path) -> Path:
     """Real corpus-stage output (train/valid/test.jsonl, stats.json) with every split non-empty."""
-    from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+    from gitnetic.data.corpus.params import CorpusParams, SplitParams
+    from gitnetic.data.corpus.stage import collect_corpus
 
     src = tmp_path_factory.mktemp("tiny_corpus_src")
     shutil.copytree(tiny_corpus_dir, src, dirs_exist_ok=True)
     shutil.copytree(helpers.stdlib_json_dir(), src / "json", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("tiny_corpus_jsonl")
     stats = collect_corpus(
-        CorpusParams(source="dir", path=str(src), valid_ratio=0.2, test_ratio=0.2, seed=1, out_dir=str(out))
+        CorpusParams(
+            source="dir",
+            path=str(src),
+            splits=SplitParams(valid_ratio=0.2, test_ratio=0.2, seed=1),
+            out_dir=str(out),
+        )
     )
     assert all(stats.documents.values()), f"a tiny corpus split is empty: {stats.documents}; change the seed"
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
-from gitnetic.data.corpus.parts import CorpusJobParams, run_corpus_job
-from gitnetic.data.corpus.stage import CorpusParams
+from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
+from gitnetic.data.corpus.stage import run_corpus
 
 DESCRIPTION = (
     "Collect source files (this Python's standard library, a folder, or a git repository at a revision) "
@@ -25,5 +25,5 @@ def build_parser() -> DataclassArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     params, job, _ = build_parser().parse_args_into_dataclasses(argv)
-    print(run_corpus_job(params, job))
+    print(run_corpus(params, job))
     return 0

@@ -17,6 +17,13 @@ groups may share a name only when it is one field with one meaning: both declara
 that returns the ``field(...)``, e.g. :func:`gitnetic.modules.params.run_seed_field`); then one flag
 fills both. A field whose name is already a plain argument of the parser (``--config``, ``--task``)
 is an error too: the argument's value would fill the field.
+
+A field whose type is another ``DataclassBase`` dataclass is a nested group: its fields become dotted
+flags (``--neardup.threshold 0.9``, as litgpt and jsonargparse spell them), a YAML mapping under the
+field's name fills it (``neardup: {threshold: 0.9}``, which is also what ``dvc exp run -S
+corpus.neardup.threshold=0.9`` edits), and ``to_dict``/``from_dict`` recurse. A params class whose keys
+moved lists them in ``MOVED_KEYS`` (old key -> new dotted place): an old key in a params file is then a
+one-line error naming its new place rather than a generic unknown key.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import typing
 from argparse import Namespace
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -53,26 +60,88 @@ T = TypeVar("T", bound="DataclassBase")
 class DataclassBase:
     """Mixin for params dataclasses: dict/YAML round trips and a readable repr of changed values."""
 
+    # Keys of earlier versions -> their new dotted place (``near_dedup_threshold`` -> ``neardup.threshold``).
+    MOVED_KEYS: ClassVar[dict[str, str]] = {}
+    # What errors call these params (``corpus``: its params.yaml section); default the class name.
+    PARAMS_NAME: ClassVar[str | None] = None
+
     def to_dict(self) -> dict[str, Any]:
         out = {}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
+            if isinstance(value, DataclassBase):  # a nested group: a nested mapping
+                value = value.to_dict()
             out[f.name] = value.value if isinstance(value, enum.Enum) else value
         return out
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True) -> T:
-        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - names)
-        if unknown and strict:
-            raise ConfigError(
-                f"unknown {cls.__qualname__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
-            )
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return _from_mapping(cls, values, strict, cls.PARAMS_NAME or cls.__qualname__)
 
     @classmethod
     def from_yaml(cls: type[T], path: str | Path, section: str | None = None, strict: bool = True) -> T:
         return cls.from_dict(load_yaml_section(path, section), strict=strict)
+
+
+def group_type(tp: Any) -> type | None:
+    """The params dataclass a field's type names when the field is a nested group, else None."""
+    base, _ = _unwrap_optional(tp)
+    if isinstance(base, type) and dataclasses.is_dataclass(base) and issubclass(base, DataclassBase):
+        return base
+    return None
+
+
+def _group_types(cls: type) -> dict[str, type]:
+    """``cls``' nested groups: field name -> its params dataclass."""
+    hints = get_type_hints(cls, include_extras=False, localns=_localns(cls))
+    found = {f.name: group_type(hints.get(f.name)) for f in dataclasses.fields(cls) if f.init}
+    return {name: tp for name, tp in found.items() if tp is not None}
+
+
+def moved_key_message(where: str, old: str, new: str) -> str:
+    """The one-line error for a key of an earlier version that now lives at ``new`` (dotted)."""
+    head, _, rest = new.partition(".")
+    nested = f"{head}: {{{rest}: ...}}" if rest else f"{head}: ..."
+    return f"{where} key {old} moved to {new}; write it as `{nested}` (flag --{new})"
+
+
+def _from_mapping(cls: type[T], values: dict[str, Any], strict: bool, where: str) -> T:
+    """``cls`` from a mapping, nested groups from nested mappings (``where`` names it in errors)."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    groups = _group_types(cls)
+    for key, value in values.items():
+        if key in cls.MOVED_KEYS and (key not in names or (key in groups and not isinstance(value, dict))):
+            raise ConfigError(moved_key_message(where, key, cls.MOVED_KEYS[key]))
+    unknown = sorted(set(values) - names)
+    if unknown and strict:
+        raise ConfigError(
+            f"unknown {where} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
+        )
+    kwargs = {k: v for k, v in values.items() if k in names}
+    for name, tp in groups.items():
+        if name in kwargs:
+            kwargs[name] = group_value(tp, kwargs[name], f"{where}.{name}", strict)
+    return cls(**kwargs)
+
+
+def group_value(tp: type[T], value: Any, where: str, strict: bool = True) -> T:
+    """A nested group's value: its dataclass as given, or built from a mapping (``where`` names it)."""
+    if isinstance(value, tp):
+        return value
+    if not isinstance(value, dict):
+        valid = ", ".join(f.name for f in dataclasses.fields(tp))  # type: ignore[arg-type]
+        raise ConfigError(f"{where} must be a mapping of {valid}; got {value!r}")
+    return _from_mapping(tp, value, strict, where)
+
+
+def fill_groups(params: DataclassBase) -> None:
+    """Replace each mapping given for a nested group of ``params`` by its dataclass (a ``__post_init__``
+    calls it, so ``CorpusParams(neardup={"threshold": 0.9})`` works as the YAML does)."""
+    for name, tp in _group_types(type(params)).items():
+        value = getattr(params, name)
+        if not isinstance(value, tp):
+            where = type(params).PARAMS_NAME or type(params).__qualname__
+            setattr(params, name, group_value(tp, value, f"{where}.{name}"))
 
 
 def get_params_item(params: Iterable[Any], params_type: type[T]) -> T | None:
@@ -233,6 +302,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         self._required_dests: dict[str, str] = {}
         self._tuple_dests: set[str] = set()
         self._config_files_read: dict[str, dict[str, Any]] = {}  # --config value -> its mapping
+        self._groups: dict[str, type] = {}  # dotted prefix of a nested group's flags -> its dataclass
         self.add_argument(
             "--config",
             action="append",
@@ -261,10 +331,101 @@ class DataclassArgumentParser(argparse.ArgumentParser):
             _check_collision(dtype, f, tp, self._dest_fields.get(f.name), f.name in existing)
             if f.name in existing:
                 continue  # one shared field (checked above): one flag fills both
-            self._dest_owner[f.name] = dtype
-            self._dest_fields[f.name] = (dtype, f, tp)
-            self._add_field(group, f, tp)
+            self._dest_fields[f.name] = (dtype, f, tp)  # a group's name too: a second one is a collision
             existing.add(f.name)
+            if group_type(hints.get(f.name)) is not None:
+                self._add_group(f.name, group_type(hints[f.name]))  # type: ignore[arg-type]
+                continue
+            self._dest_owner[f.name] = dtype
+            self._add_field(group, f, tp)
+
+    def _add_group(self, prefix: str, gtype: type) -> None:
+        """The fields of the nested group ``gtype`` as dotted flags ``--PREFIX.FIELD`` (dest the same),
+        in an argument group of their own; a group inside it nests one more prefix."""
+        self._groups[prefix] = gtype
+        group = self.add_argument_group(f"{prefix}.*", description=_first_line(gtype.__doc__))
+        hints = get_type_hints(gtype, include_extras=False, localns=_localns(gtype))
+        for f in dataclasses.fields(gtype):
+            if not f.init:
+                continue
+            name = f"{prefix}.{f.name}"
+            if group_type(hints.get(f.name)) is not None:
+                self._add_group(name, group_type(hints[f.name]))  # type: ignore[arg-type]
+                continue
+            dotted = dataclasses.field(
+                default=f.default, default_factory=f.default_factory, metadata=f.metadata
+            )
+            dotted.name = name
+            self._add_field(group, dotted, hints.get(f.name, str))
+
+    def _group_values(self, dtype: type, namespace: Namespace, used: set[str]) -> dict[str, Any]:
+        """``dtype``'s nested groups built from their dotted dests (which go into ``used``)."""
+
+        def build(prefix: str, gtype: type) -> Any:
+            values: dict[str, Any] = {}
+            for f in dataclasses.fields(gtype):
+                name = f"{prefix}.{f.name}"
+                if name in self._groups:
+                    values[f.name] = build(name, self._groups[name])
+                elif f.init and hasattr(namespace, name):
+                    value = getattr(namespace, name)
+                    values[f.name] = (
+                        tuple(value) if name in self._tuple_dests and isinstance(value, list) else value
+                    )
+                    used.add(name)
+            return gtype(**values)
+
+        return {
+            f.name: build(f.name, self._groups[f.name])
+            for f in dataclasses.fields(dtype)
+            if f.name in self._groups
+        }
+
+    def _check_moved_flags(self, argv: list[str]) -> None:
+        """A flag of an earlier version (a ``MOVED_KEYS`` entry, or its ``--no_`` form) is a one-line
+        error naming the new flag, not argparse's "unrecognized arguments"."""
+        moved = {old: new for d in self._dataclass_types for old, new in getattr(d, "MOVED_KEYS", {}).items()}
+        dests = {a.dest for a in self._actions}
+        for arg in argv:
+            if arg == "--":
+                return
+            name = arg[2:].partition("=")[0].replace("-", "_") if arg.startswith("--") else ""
+            negated = name.startswith("no_") and name[3:] in moved
+            old = name[3:] if negated else name
+            if old in moved and old not in dests:
+                new = f"--no_{moved[old]}" if negated else f"--{moved[old]}"
+                self.error(f"flag --{name} moved to {new}")
+
+    def _flatten_config(self, values: dict[Any, Any], spec: str) -> dict[Any, Any]:
+        """A config mapping with each nested group's mapping turned into dotted keys (``neardup:
+        {threshold: 0.9}`` -> ``neardup.threshold``); unknown nested keys and keys that moved (the
+        dataclasses' ``MOVED_KEYS``) are one-line errors."""
+        moved = {old: new for d in self._dataclass_types for old, new in getattr(d, "MOVED_KEYS", {}).items()}
+        dests = {a.dest for a in self._actions}
+        out: dict[Any, Any] = {}
+
+        def walk(mapping: dict[Any, Any], prefix: str) -> None:
+            for key, value in mapping.items():
+                if not isinstance(key, str):
+                    out[key] = value  # reported below, as for any key that is not a name
+                    continue
+                name = prefix + key.replace("-", "_")
+                if name in self._groups and isinstance(value, dict):
+                    walk(value, name + ".")
+                elif name in moved and (name not in dests or name in self._groups):
+                    raise ConfigError(moved_key_message(spec, name, moved[name]))
+                elif name in self._groups:
+                    valid = ", ".join(f.name for f in dataclasses.fields(self._groups[name]))
+                    raise ConfigError(f"{spec}: {name} must be a mapping of {valid}; got {value!r}")
+                elif prefix and name not in dests:
+                    group = self._groups[prefix[:-1]]
+                    valid = ", ".join(f.name for f in dataclasses.fields(group))
+                    raise ConfigError(f"{spec}: unknown key {name!r}; valid keys of {prefix[:-1]}: {valid}")
+                else:
+                    out[name] = value
+
+        walk(values, "")
+        return out
 
     def _add_field(self, group: argparse._ArgumentGroup, f: dataclasses.Field, tp: Any) -> None:
         kwargs: dict[str, Any] = {"dest": f.name}
@@ -320,6 +481,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, allow_unknown: bool = False
     ) -> tuple[Any, ...]:
         argv = list(sys.argv[1:] if args is None else args)
+        self._check_moved_flags(argv)
         self._apply_config_files(argv)
         if allow_unknown:
             namespace, unknown = self.parse_known_args(argv)
@@ -339,6 +501,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 if isinstance(values[n], list):
                     values[n] = tuple(values[n])
             used.update(values)
+            values.update(self._group_values(dtype, namespace, used))
             try:
                 outputs.append(dtype(**values))
             except (TypeError, ValueError) as exc:
@@ -375,7 +538,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
         actions = {a.dest: a for a in self._actions if a.dest not in ("help", "config")}
         defaults: dict[str, Any] = {}
         for spec, values in files:
-            for key, value in values.items():
+            for key, value in self._flatten_config(values, spec).items():
                 if not isinstance(key, str):
                     raise ConfigError(
                         f"{spec}: key {key!r} is not a name (YAML reads bare on/off/yes/no as booleans); "

@@ -20,7 +20,8 @@ import yaml
 from gitnetic.common.dataclass_argparse import load_yaml
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_open
-from gitnetic.data.corpus.stage import SINGLE_SOURCE_KEYS, CorpusParams, scan_source
+from gitnetic.data.corpus.params import SINGLE_SOURCE_KEYS, CorpusParams
+from gitnetic.data.corpus.stage import scan_source
 from gitnetic.data.tokenizer.params import DEFAULT_MAX_SAMPLE_BYTES
 from gitnetic.pipeline.params import InitParams
 from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
@@ -209,7 +210,7 @@ def init_project(params: InitParams) -> InitResult:
     if scan.files == 0:
         globs = "; ".join(f"include {s.include} and exclude {s.exclude}" for s in corpus_params.sources)
         raise ConfigError(f"no files in {scan.description} match {globs}; fix --path/--include/--exclude")
-    train_fraction = 1.0 - corpus_params.valid_ratio - corpus_params.test_ratio
+    train_fraction = 1.0 - corpus_params.splits.valid_ratio - corpus_params.splits.test_ratio
     plan = plan_run(
         scan.bytes,
         _budget(params),

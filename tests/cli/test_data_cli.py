@@ -11,8 +11,7 @@ import yaml
 
 from gitnetic.cli import corpus as corpus_cli
 from gitnetic.cli import tokenizer as tokenizer_cli
-from gitnetic.data.corpus.parts import CorpusJobParams
-from gitnetic.data.corpus.stage import CorpusParams
+from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
 from gitnetic.data.tokenizer.load import load_tokenizer
 from gitnetic.data.tokenizer.params import TokenizerParams, TokenizerStageParams
 from tests.helpers import child_env, run_gitnetic
@@ -29,8 +28,7 @@ def test_corpus_then_tokenizer_from_params_yaml(tiny_corpus_dir: Path, tmp_path:
             "source": "dir",
             "path": str(tiny_corpus_dir),
             "exclude": ["tests/**"],
-            "valid_ratio": 0.0,
-            "test_ratio": 0.0,
+            "splits": {"valid_ratio": 0.0, "test_ratio": 0.0},
             "out_dir": "data/corpus",
         },
         "tokenizer": {

@@ -45,7 +45,7 @@ def test_data_stages_and_help_never_load_torch(tmp_path: Path, tiny_corpus_dir: 
                "--data_prefix", "p", "--batch_size", "0"]  # fmt: skip
     runs = [
         ["corpus", "--source", "dir", "--path", str(tiny_corpus_dir), "--out_dir", "corpus",
-         "--valid_ratio", "0.2", "--test_ratio", "0.2", "--seed", "1"],
+         "--splits.valid_ratio", "0.2", "--splits.test_ratio", "0.2", "--splits.seed", "1"],
         # before the tokenizer stage, which loads transformers (to save the HF files): preprocess must not
         ["preprocess", "--tokenizer_path", str(tiny_tokenizer), "--input_dir", "corpus", "--output_dir", "bin",
          "--workers", "1"],

@@ -266,3 +266,103 @@ def test_to_dict_from_dict_and_yaml(tmp_path):
     path = tmp_path / "o.yaml"
     path.write_text("s:\n  seed: 3\n  extra: q\n")
     assert Other.from_yaml(path, "s") == Other(seed=3, extra="q")
+
+
+# ------------------------------------------------------------------------------ nested groups
+@dataclass
+class Inner(DataclassBase):
+    threshold: float = field(default=0.5, metadata={"help": "a threshold"})
+    enabled: bool = field(default=True)
+    names: list[str] = field(default_factory=lambda: ["a"])
+
+
+@dataclass
+class Deep(DataclassBase):
+    inner: Inner = field(default_factory=Inner)
+    depth: int = 1
+
+
+@dataclass
+class Outer(DataclassBase):
+    MOVED_KEYS = {
+        "old_threshold": "inner.threshold",
+        "inner_names": "inner.names",
+        "old_enabled": "inner.enabled",
+        "deep": "deep.inner",
+    }
+
+    top: int = 1
+    inner: Inner = field(default_factory=Inner)
+    deep: Deep = field(default_factory=Deep)
+
+
+def test_nested_groups_are_dotted_flags():
+    (o, ns) = parse(["--inner.threshold", "0.9", "--no_inner.enabled", "--deep.inner.names", "x", "y"], Outer)
+    assert o == Outer(inner=Inner(threshold=0.9, enabled=False), deep=Deep(inner=Inner(names=["x", "y"])))
+    assert vars(ns) == {"config": []}  # the dotted dests went into the groups, not the namespace
+    (default, _) = parse([], Outer)
+    assert default == Outer()
+
+
+def test_nested_yaml_mappings_fill_groups_and_flags_win(tmp_path):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        "outer:\n  top: 2\n  inner: {threshold: 0.7, names: [b]}\n  deep: {depth: 3, inner: {enabled: false}}\n"
+    )
+    (o, _) = parse(["--config", f"{cfg}:outer", "--inner.threshold", "0.8"], Outer)
+    assert o == Outer(
+        top=2, inner=Inner(threshold=0.8, names=["b"]), deep=Deep(Inner(enabled=False), depth=3)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "inner: {treshold: 0.7}",
+            "unknown key 'inner.treshold'; valid keys of inner: threshold, enabled, names",
+        ),
+        (
+            "old_threshold: 0.7",
+            "key old_threshold moved to inner.threshold; write it as `inner: {threshold: ...}`",
+        ),
+        ("deep: 3", "key deep moved to deep.inner"),  # a group given a scalar: the old key of that name
+        ("inner: 3", "inner must be a mapping of threshold, enabled, names; got 3"),
+    ],
+)
+def test_nested_yaml_errors_are_one_line(tmp_path, text, expected):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(text + "\n")
+    with pytest.raises(ConfigError) as err:
+        parse(["--config", str(cfg)], Outer)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_nested_to_dict_from_dict_round_trip():
+    o = Outer(top=3, inner=Inner(threshold=0.1), deep=Deep(depth=4))
+    d = o.to_dict()
+    assert d["inner"] == {"threshold": 0.1, "enabled": True, "names": ["a"]} and d["deep"]["inner"][
+        "names"
+    ] == ["a"]
+    assert Outer.from_dict(d) == o
+    assert Outer.from_dict({"inner": {"enabled": False}}) == Outer(inner=Inner(enabled=False))
+    with pytest.raises(ConfigError, match=r"unknown Outer\.inner key\(s\) bogus; valid keys: enabled, names"):
+        Outer.from_dict({"inner": {"bogus": 1}})
+    with pytest.raises(ConfigError, match=r"^Outer key inner_names moved to inner\.names; "):
+        Outer.from_dict({"inner_names": ["z"]}, strict=False)  # a moved key is an error even when not strict
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--old_threshold", "0.7"], "flag --old_threshold moved to --inner.threshold"),
+        (["--old-threshold=0.7"], "flag --old_threshold moved to --inner.threshold"),
+        (["--no_old_enabled"], "flag --no_old_enabled moved to --no_inner.enabled"),
+    ],
+)
+def test_a_moved_flag_names_its_new_flag(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv, Outer)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert expected in err and len(err.strip().splitlines()) == 1

@@ -116,7 +116,7 @@ def test_killed_preprocess_leaves_the_previous_shards_or_none(tmp_path: Path, ti
 def test_killed_corpus_leaves_the_previous_splits(tmp_path: Path) -> None:
     out = tmp_path / "corpus"
     small = ["corpus", "--source", "dir", "--path", str(stdlib_json_dir()),
-             "--valid_ratio", "0.2", "--test_ratio", "0.2", "--out_dir", str(out)]  # fmt: skip
+             "--splits.valid_ratio", "0.2", "--splits.test_ratio", "0.2", "--out_dir", str(out)]  # fmt: skip
     gitnetic(*small, cwd=tmp_path)
     previous = final_files(out)
     assert sorted(previous) == ["stats.json", "test.jsonl", "train.jsonl", "valid.jsonl"]

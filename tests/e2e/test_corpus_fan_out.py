@@ -1,4 +1,4 @@
-"""The corpus stage under Snakemake with ``corpus.num_parts > 1``: sign jobs, one decide job, one write
+"""The corpus stage under Snakemake with ``corpus.parts.count > 1``: sign jobs, one decide job, one write
 job per split, and outputs byte-identical to the one-job stage (what ``dvc repro`` runs)."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_snakemake_fan_out_equals_the_single_job(tmp_path: Path) -> None:
             {"name": "code", "type": "dir", "path": str(tree), "max_files": 30},
             {"name": "lib", "type": "git", "path": str(repo)},
         ],
-        "num_parts": 3,
+        "parts": {"count": 3},
     }
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 

@@ -51,9 +51,11 @@ def tiny_params() -> dict:
     params["corpus"].update(
         include=["email/**/*.py", "json/**/*.py"],
         max_bytes=300_000,
-        valid_ratio=0.15,
-        test_ratio=0.15,
-        seed=2,  # with these files: 10 train, 2 valid, 3 test documents
+        splits={
+            "valid_ratio": 0.15,
+            "test_ratio": 0.15,
+            "seed": 2,
+        },  # with these files: 10 train, 2 valid, 3 test
     )
     params["tokenizer"].update(vocab_size=400)
     params["train"].update(

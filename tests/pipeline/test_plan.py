@@ -121,7 +121,7 @@ def test_init_refuses_to_overwrite_without_force(checkout: Path) -> None:
 
 
 def test_init_writes_every_template_section_with_the_plan(checkout: Path) -> None:
-    from gitnetic.data.corpus.stage import CorpusParams
+    from gitnetic.data.corpus.params import CorpusParams
     from gitnetic.models.config import ModelConfig
 
     template = yaml.safe_load((checkout / "params.yaml").read_text(encoding="utf-8"))

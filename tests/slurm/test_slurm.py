@@ -70,7 +70,7 @@ def slurm_pipeline(tmp_path_factory, pipeline: ModuleType, run_cmd) -> dict:
     root = pipeline.make_repo(tmp_path_factory.mktemp("slurm") / "repo")
     # the corpus stage fanned out over the cluster (2 sign jobs, 1 decide job, 1 write job per split);
     # the local run below builds it in one job, and every shard must still be the same
-    set_params(root, "corpus", num_parts=CORPUS_PARTS)
+    set_params(root, "corpus", parts={"count": CORPUS_PARTS})
     output = run_cmd("snakemake", "--workflow-profile", PROFILE, cwd=root)
     return {"root": root, "output": output}
 

@@ -1,7 +1,9 @@
 """The corpus step: source trees, repositories and the standard library -> ``{train,valid,test}.jsonl``.
 
-One folder a kind of step, as the stage runs them: ``sources/`` (what documents exist, in a stable
-order), ``filters``, ``redact/`` and ``decontaminate`` (per document, in worker processes: ``clean``),
-``neardup/`` and exact dedup, caps and ``splits`` (in corpus order: ``decide``), ``licenses`` and
-``stats``; ``stage`` is the one-process stage and ``parts`` the same stage fanned out as cluster jobs.
+One folder a kind of step, as the stage runs them: ``params`` at the bottom (the typed groups every
+module reads), ``sources/`` (what documents exist, in a stable order), ``filters``, ``redact/`` and
+``decontaminate`` (per document, in worker processes: ``clean``), ``neardup/`` and exact dedup, caps and
+``splits`` (in corpus order: ``decide``), ``licenses`` and ``stats``; ``loop`` is the stage's one
+sequence, ``stage`` its entry and the one-process stage, ``parts`` the same stage fanned out as cluster
+jobs.
 """

@@ -6,6 +6,9 @@ it, so it can run in any number of worker processes, in any order, on any machin
 afterwards, in corpus order, by :mod:`gitnetic.data.corpus.decide`. That split is what makes a corpus
 built by N workers, or by N Snakemake jobs, byte-identical to one built by one process.
 
+The workers receive the params groups they read (filters, redaction, near-dedup, decontamination) as
+they are, once each; :class:`CleaningPool` is where ``num_workers`` becomes worker processes.
+
 A :class:`CleanTask` carries either a reader the worker calls (a folder's file: the worker reads it
 itself) or the bytes the parent read (a git blob, a commit's diff: their readers share one ``git``
 process in the parent). The result, :class:`Cleaned`, holds the finished JSON record line, so the parent
@@ -18,21 +21,30 @@ import hashlib
 import json
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from types import TracebackType
+from typing import NamedTuple
 
+from gitnetic.common.cores import usable_cores
 from gitnetic.common.ordered_pool import OrderedPool
 from gitnetic.data.corpus.filters import QualityFilter
 from gitnetic.data.corpus.neardup.index import MinHasher, Signed
+from gitnetic.data.corpus.params import (
+    CorpusParams,
+    DecontaminateParams,
+    FilterParams,
+    NearDupParams,
+    RedactParams,
+)
 from gitnetic.data.corpus.redact.redactor import Redactor
 from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.sources.dir import FileReader
+from gitnetic.data.corpus.sources.params import SourceParams
 
 __all__ = [
     "BINARY_SNIFF_BYTES",
-    "CleanSettings",
     "CleanTask",
     "Cleaned",
+    "CleaningPool",
     "DocumentCleaner",
     "clean_batch",
     "cleaned_documents",
@@ -42,44 +54,6 @@ __all__ = [
 
 BINARY_SNIFF_BYTES = 8192
 KEPT = "kept"  # Cleaned.outcome of a document that passed every per-document check
-
-
-@dataclass(frozen=True)
-class CleanSettings:
-    """The corpus params that per-document cleaning reads (picklable: sent once to each worker)."""
-
-    quality_filters: bool
-    max_line_length: int
-    max_mean_line_length: float
-    min_alnum_fraction: float
-    drop_generated: bool
-    redact_secrets: bool
-    redact_emails: bool
-    decontaminate: tuple[str, ...]
-    decontaminate_min_chars: int
-    near_dedup: bool
-    near_dedup_ngram: int
-    near_dedup_num_perm: int
-    near_dedup_library: str
-
-    @classmethod
-    def from_params(cls, params: Any) -> CleanSettings:
-        """From :class:`gitnetic.data.corpus.stage.CorpusParams` (duck-typed: that module imports this one)."""
-        return cls(
-            params.quality_filters,
-            params.max_line_length,
-            params.max_mean_line_length,
-            params.min_alnum_fraction,
-            params.drop_generated,
-            params.redact_secrets,
-            params.redact_emails,
-            tuple(params.decontaminate),
-            params.decontaminate_min_chars,
-            params.near_dedup,
-            params.near_dedup_ngram,
-            params.near_dedup_num_perm,
-            params.near_dedup_library,
-        )
 
 
 class CleanTask(NamedTuple):
@@ -115,28 +89,34 @@ class DocumentCleaner:
     """The per-document checks of one corpus run, in the order docs/corpus.md gives (built once per
     process: the redactor's rules and the decontamination needles take a moment to compile)."""
 
-    def __init__(self, settings: CleanSettings) -> None:
-        s = settings
+    def __init__(
+        self,
+        filters: FilterParams,
+        redact: RedactParams,
+        neardup: NearDupParams,
+        decontaminate: DecontaminateParams,
+    ) -> None:
         self.quality = (
-            QualityFilter(s.max_line_length, s.max_mean_line_length, s.min_alnum_fraction, s.drop_generated)
-            if s.quality_filters
+            QualityFilter(
+                filters.max_line_length,
+                filters.max_mean_line_length,
+                filters.min_alnum_fraction,
+                filters.drop_generated,
+            )
+            if filters.enabled
             else None
         )
         self.redactor = (
-            Redactor(secrets=s.redact_secrets, emails=s.redact_emails)
-            if s.redact_secrets or s.redact_emails
+            Redactor(secrets=redact.secrets, emails=redact.emails)
+            if redact.secrets or redact.emails
             else None
         )
         self.decontaminator = None
-        if s.decontaminate:
+        if decontaminate.benchmarks:
             from gitnetic.data.corpus.decontaminate import Decontaminator
 
-            self.decontaminator = Decontaminator(list(s.decontaminate), s.decontaminate_min_chars)
-        self.hasher = (
-            MinHasher(s.near_dedup_ngram, s.near_dedup_num_perm, s.near_dedup_library)  # type: ignore[arg-type]
-            if s.near_dedup
-            else None
-        )
+            self.decontaminator = Decontaminator(list(decontaminate.benchmarks), decontaminate.min_chars)
+        self.hasher = MinHasher(neardup.ngram, neardup.num_perm, neardup.library) if neardup.enabled else None
 
     def clean(self, task: CleanTask) -> tuple[Cleaned, bytes | None]:
         """The verdict on one document, unsigned, and the UTF-8 text to sign (None: nothing to sign)."""
@@ -191,9 +171,11 @@ class DocumentCleaner:
 _cleaner: DocumentCleaner | None = None
 
 
-def init_worker(settings: CleanSettings) -> None:
+def init_worker(
+    filters: FilterParams, redact: RedactParams, neardup: NearDupParams, decontaminate: DecontaminateParams
+) -> None:
     global _cleaner
-    _cleaner = DocumentCleaner(settings)
+    _cleaner = DocumentCleaner(filters, redact, neardup, decontaminate)
 
 
 def clean_batch(tasks: list[CleanTask]) -> list[Cleaned]:
@@ -209,7 +191,7 @@ BATCH_DOCS = 64  # documents per task sent to a worker: enough to amortise the r
 BATCH_BYTES = 4 << 20  # ... and few enough bytes that the batches in flight stay small
 
 
-def _task(cand: Candidate, spec: Any, label: str, sign: bool) -> CleanTask:
+def _task(cand: Candidate, spec: SourceParams, label: str, sign: bool) -> CleanTask:
     read: Callable[[], bytes] | bytes | None = cand.read
     too_large = bool(spec.max_file_bytes and cand.size > spec.max_file_bytes)
     if too_large:
@@ -236,7 +218,7 @@ def _batches(candidates: Iterable[Candidate]) -> Iterator[list[Candidate]]:
         yield batch
 
 
-def worth_workers(candidates: Iterable[Candidate], spec: Any, forced: bool) -> bool:
+def worth_workers(candidates: Iterable[Candidate], spec: SourceParams, forced: bool) -> bool:
     """Whether to clean a source's candidates in worker processes: yes when ``forced`` (the user asked
     for N > 1 workers), when their number is not known up front, or when there is enough to clean."""
     if forced or not isinstance(candidates, list):
@@ -248,7 +230,7 @@ def worth_workers(candidates: Iterable[Candidate], spec: Any, forced: bool) -> b
 def cleaned_documents(
     pool: OrderedPool,
     candidates: Iterable[Candidate],
-    spec: Any,
+    spec: SourceParams,
     label: str,
     sign: bool,
     parallel: bool = True,
@@ -266,3 +248,34 @@ def cleaned_documents(
 
     for results in pool.map(clean_batch, tasks(), parallel):
         yield from zip(waiting.popleft(), results, strict=True)
+
+
+class CleaningPool:
+    """The corpus run's cleaning workers: ``num_workers`` processes (every usable core when 0) that get
+    the params groups cleaning reads, started only for a source worth them (see :func:`worth_workers`).
+    A context manager: leaving it stops the workers."""
+
+    def __init__(self, params: CorpusParams) -> None:
+        self.asked = params.num_workers
+        self.workers = params.num_workers or usable_cores()
+        groups = (params.filters, params.redact, params.neardup, params.decontaminate)
+        self.pool = OrderedPool(self.workers, init_worker, groups, what="corpus worker")
+
+    def __enter__(self) -> CleaningPool:
+        self.pool.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.pool.__exit__(kind, exc, tb)
+
+    def documents(
+        self, candidates: Iterable[Candidate], spec: SourceParams, label: str, sign: bool
+    ) -> Iterator[tuple[Candidate, Cleaned]]:
+        """:func:`cleaned_documents` of one source, in the workers when worth it (an explicit
+        ``num_workers`` > 1 always is)."""
+        parallel = worth_workers(candidates, spec, forced=self.asked > 1)
+        if parallel:
+            self.pool.start()  # now, before a progress bar's thread: workers can be forked
+        return cleaned_documents(self.pool, candidates, spec, label, sign, parallel)

@@ -11,17 +11,20 @@ Per kept document the state is its 16-byte digest, its near-dedup signature (see
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.corpus.clean import KEPT, Cleaned
 from gitnetic.data.corpus.filters import is_lock_file
 from gitnetic.data.corpus.neardup.index import NearDuplicateIndex
-from gitnetic.data.corpus.sources import SourceParams, open_source
+from gitnetic.data.corpus.params import CorpusParams, FilterParams, SplitParams
+from gitnetic.data.corpus.sources import OpenedSource, open_source
 from gitnetic.data.corpus.sources.base import Candidate
+from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS, assign_split, assign_splits, required_splits
 from gitnetic.data.corpus.stats import CorpusStats, SourceStats, skipped_line
 from gitnetic.data.problems import problems_name
@@ -35,6 +38,7 @@ __all__ = [
     "merge_counts",
     "moved_documents",
     "open_for_corpus",
+    "opened_source",
     "source_turns",
 ]
 
@@ -46,31 +50,43 @@ class SourceTurn(NamedTuple):
 
     position: int
     spec: SourceParams
-    opened: Any  # gitnetic.data.corpus.sources.base.OpenedSource
+    opened: OpenedSource
     stats: SourceStats
     label: str  # its records' "source" field
     index_near: bool  # some source from this one on is cleaned: kept documents' signatures are indexed
 
 
-def open_for_corpus(spec: SourceParams, params: Any) -> Any:
+def open_for_corpus(
+    spec: SourceParams, filters: FilterParams
+) -> contextlib.AbstractContextManager[OpenedSource]:
     """``open_source`` as the corpus stage opens it (lock files left out of a cleaned source's walk)."""
-    return open_source(spec, is_lock_file if params.quality_filters and spec.clean else None)
+    return open_source(spec, is_lock_file if filters.enabled and spec.clean else None)
 
 
-def source_turns(params: Any, stats: CorpusStats, descriptions: list[str]) -> Iterator[SourceTurn]:
+@contextlib.contextmanager
+def opened_source(params: CorpusParams, position: int) -> Iterator[SourceTurn]:
+    """Source ``position`` of the corpus, open, with its records' label and whether to sign it (the
+    one place both are decided, for the stage and for the fan-out's sign jobs)."""
+    spec = params.sources[position]
+    with open_for_corpus(spec, params.filters) as opened:
+        label = opened.label if spec.record_source == "origin" else spec.name
+        src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+        index_near = any(s.clean for s in params.sources[position:])
+        yield SourceTurn(position, spec, opened, src, label, index_near)
+
+
+def source_turns(params: CorpusParams, stats: CorpusStats, descriptions: list[str]) -> Iterator[SourceTurn]:
     """The corpus' sources in order, each open while the caller decides it; fills ``stats``' per-source
     entries, the sources' own skip counts and ``stats.source``, and ``descriptions`` (for messages)."""
     labels: list[str] = []
-    for position, spec in enumerate(params.sources):
-        with open_for_corpus(spec, params) as opened:
-            src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
-            stats.sources[spec.name] = src
-            descriptions.append(opened.description)
-            labels.append(opened.label if spec.record_source == "origin" else spec.name)
-            index_near = any(s.clean for s in params.sources[position:])
-            yield SourceTurn(position, spec, opened, src, labels[-1], index_near)
-            for key, n in opened.skipped.items():
-                src.skipped[key] = n
+    for position in range(len(params.sources)):
+        with opened_source(params, position) as turn:
+            stats.sources[turn.spec.name] = turn.stats
+            descriptions.append(turn.opened.description)
+            labels.append(turn.label)
+            yield turn
+            for key, n in turn.opened.skipped.items():
+                turn.stats.skipped[key] = n
     stats.source = ",".join(labels)
 
 
@@ -91,22 +107,19 @@ class Decider:
     split's file, the Snakemake decide job only notes where it goes.
     """
 
-    def __init__(self, params: Any, emit: Callable[[str, bytes], None]) -> None:
-        self.params = params
+    def __init__(self, params: CorpusParams, emit: Callable[[str, bytes], None]) -> None:
+        self.splits = params.splits
         self.emit = emit
         self.seen: set[bytes] = set()
         self.near = None
-        if params.near_dedup:
+        neardup = params.neardup
+        if neardup.enabled:
             spill_dir = Path(params.out_dir)  # kept shingle sets for exact verification, beside the outputs
             spill_dir.mkdir(parents=True, exist_ok=True)
             self.near = NearDuplicateIndex(
-                params.near_dedup_threshold,
-                params.near_dedup_ngram,
-                params.near_dedup_num_perm,
-                params.near_dedup_library,
-                spill_dir=str(spill_dir),
+                neardup.threshold, neardup.ngram, neardup.num_perm, neardup.library, spill_dir=str(spill_dir)
             )
-        self.decontaminated = {problems_name(spec): 0 for spec in params.decontaminate}
+        self.decontaminated = {problems_name(spec): 0 for spec in params.decontaminate.benchmarks}
         self.kept: list[Kept] = []
         self.lines = dict.fromkeys(SPLITS, 0)  # records emitted per split so far
 
@@ -122,7 +135,7 @@ class Decider:
         cleaned, so kept documents' signatures will be queried (else they are not indexed)."""
         # Longer than 60 lines on purpose: the loop body is the corpus stage's decision list, one check
         # per drop reason in the order docs/corpus.md specifies, each counting its reason and moving on.
-        params = self.params
+        splits = self.splits
         src.files_matched = total or 0
         index = 0
         for index, (cand, done) in enumerate(documents):  # noqa: B007 (index is read after the loop)
@@ -154,7 +167,7 @@ class Decider:
                 self.near.add(done.signed)
             for kind, n in (done.redacted or {}).items():
                 src.redacted[kind] = src.redacted.get(kind, 0) + n
-            split = assign_split(cand.key, params.valid_ratio, params.test_ratio, params.seed)
+            split = assign_split(cand.key, splits.valid_ratio, splits.test_ratio, splits.seed)
             self.emit(split, done.line)
             self.kept.append(Kept(cand.key, split, self.lines[split], done.size, spec.name))
             self.lines[split] += 1
@@ -169,13 +182,13 @@ class Decider:
             self.near.close()
 
 
-def check_not_empty(stats: CorpusStats, params: Any, description: str) -> None:
+def check_not_empty(stats: CorpusStats, sources: list[SourceParams], description: str) -> None:
     """Raise before the outputs are committed, so a bad run never leaves empty splits behind."""
     if stats.total_documents == 0:
         why = skipped_line(stats) or f"{stats.files_matched} files matched"
         where = (
-            f"with include {params.sources[0].include} and exclude {params.sources[0].exclude}"
-            if len(params.sources) == 1
+            f"with include {sources[0].include} and exclude {sources[0].exclude}"
+            if len(sources) == 1
             else "with the include/exclude of each source"
         )
         raise CorpusError(
@@ -183,10 +196,10 @@ def check_not_empty(stats: CorpusStats, params: Any, description: str) -> None:
         )
 
 
-def floored_splits(kept: list[Kept], stats: CorpusStats, params: Any) -> list[str]:
+def floored_splits(kept: list[Kept], stats: CorpusStats, splits: SplitParams) -> list[str]:
     """Each kept document's split after the small-corpus floor (see ``gitnetic.data.corpus.splits``): per
     source first (several sources), then corpus-wide if a required split is still empty."""
-    needed = required_splits(params.valid_ratio, params.test_ratio)
+    needed = required_splits(splits.valid_ratio, splits.test_ratio)
     groups: list[list[int]] = []
     if len(stats.sources) > 1:
         by_source: dict[str, list[int]] = {}
@@ -201,21 +214,21 @@ def floored_splits(kept: list[Kept], stats: CorpusStats, params: Any) -> list[st
     for idx in groups:
         paths = [kept[i].path for i in idx]
         for i, new in zip(
-            idx, assign_splits(paths, params.valid_ratio, params.test_ratio, params.seed), strict=True
+            idx, assign_splits(paths, splits.valid_ratio, splits.test_ratio, splits.seed), strict=True
         ):
             final[i] = new
     if not all(any(f == s for f in final) for s in needed):  # no source could give one: the corpus-wide floor
         try:
-            final = assign_splits([k.path for k in kept], params.valid_ratio, params.test_ratio, params.seed)
+            final = assign_splits([k.path for k in kept], splits.valid_ratio, splits.test_ratio, splits.seed)
         except CorpusError as exc:
             raise CorpusError(f"{exc}, or set the ratio of a split you do not need to 0") from None
     return final
 
 
-def moved_documents(kept: list[Kept], stats: CorpusStats, params: Any) -> list[tuple[Kept, str]]:
+def moved_documents(kept: list[Kept], stats: CorpusStats, splits: SplitParams) -> list[tuple[Kept, str]]:
     """The documents the floor moves, with their new split, in the order they are appended to it; the
     counts in ``stats`` are updated (and each move is logged)."""
-    final = floored_splits(kept, stats, params)
+    final = floored_splits(kept, stats, splits)
     moves = sorted(
         (k.path, new, k.split, k.line, k) for k, new in zip(kept, final, strict=True) if new != k.split
     )
@@ -226,7 +239,7 @@ def moved_documents(kept: list[Kept], stats: CorpusStats, params: Any) -> list[t
             counts.bytes[item.split] -= item.size
             counts.documents[target] += 1
             counts.bytes[target] += item.size
-        ratio = getattr(params, f"{target}_ratio", None)
+        ratio = getattr(splits, f"{target}_ratio", None)
         log.info(
             "corpus: the path hash put no file into %s (%s of %d files); moved %s from %s so it has one",
             target,

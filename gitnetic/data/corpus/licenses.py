@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus.sources import SourceParams
+from gitnetic.data.corpus.sources.params import SourceParams
 
 __all__ = [
     "LICENSE_FILE",

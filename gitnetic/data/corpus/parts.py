@@ -3,19 +3,19 @@
 One process with N workers (:func:`gitnetic.data.corpus.stage.collect_corpus`) is enough up to the cores of
 one machine. Beyond that the stage fans out as jobs that can run on different nodes:
 
-1. ``--job sign --part_index i`` (``num_parts`` jobs): list every source (cheap: names and sizes), take
+1. ``--job sign --part_index i`` (``parts.count`` jobs): list every source (cheap: names and sizes), take
    part ``i`` of the candidates (contiguous byte ranges of the file list, see :func:`plan_parts`), read,
    filter, redact and sign them (with ``num_workers`` processes) and write ``parts/part-i-of-K.jsonl``
    (the record lines of documents that passed) and ``.meta`` (every candidate's verdict, signature included).
-2. ``--job decide`` (one job): replays the parts' verdicts in corpus order through the same
-   :class:`~gitnetic.data.corpus.decide.Decider` as the one-process stage (exact and near duplicates,
+2. ``--job decide`` (one job): replays the parts' verdicts in corpus order through the same stage
+   sequence (:func:`gitnetic.data.corpus.loop.run_stage`) as the one-process stage (exact and near duplicates,
    caps, splits, the small-corpus floor), writes ``stats.json`` and ``parts/decisions-of-K.npz`` (where
    each part line goes). It reads no source file and cleans nothing.
 3. ``--job write --split S`` (one job per split): copies the part lines the decisions route to ``S``, in
    order, into ``S.jsonl``.
 
 The workers' verdicts and the decisions are computed by the code the one-process stage runs, in the
-same order, so the outputs are byte-identical to it for every ``num_parts``. A git-history source is
+same order, so the outputs are byte-identical to it for every ``parts.count``. A git-history source is
 signed whole by one job (its commits are only known by walking it). Every file is written through a
 temporary and renamed, so a killed job leaves nothing that looks complete; rerunning it gives the same
 bytes.
@@ -26,56 +26,27 @@ this stage writes and reads itself, never input from elsewhere.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO
 
 import numpy as np
 
-from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open, atomic_open_group
-from gitnetic.common.ordered_pool import OrderedPool
-from gitnetic.data.corpus.clean import Cleaned, CleanSettings, cleaned_documents, init_worker, worth_workers
-from gitnetic.data.corpus.decide import (
-    Decider,
-    check_not_empty,
-    merge_counts,
-    moved_documents,
-    open_for_corpus,
-    source_turns,
-)
-from gitnetic.data.corpus.licenses import source_licenses
+from gitnetic.data.corpus.clean import Cleaned, CleaningPool
+from gitnetic.data.corpus.decide import Kept, SourceTurn, open_for_corpus, opened_source
+from gitnetic.data.corpus.loop import run_stage
+from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
+from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.splits import SPLITS
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus, corpus_workers
-from gitnetic.data.corpus.stats import CorpusStats, log_summary
+from gitnetic.data.corpus.stats import CorpusStats
 
-__all__ = ["CorpusJobParams", "decide_parts", "plan_parts", "run_corpus_job", "sign_part", "write_split"]
+__all__ = ["decide_parts", "plan_parts", "run_part_job", "sign_part", "write_split"]
 
 DROPPED = -1  # a part line's destination when the decisions drop it
-
-
-@dataclass
-class CorpusJobParams(DataclassBase):
-    """Which job of the corpus stage to run (the workflow engine sets these; see docs/corpus.md)."""
-
-    job: Literal["all", "sign", "decide", "write"] = field(
-        default="all",
-        metadata={
-            "help": "all: the whole stage in this process (the default; DVC, the CLI). Snakemake's fan-out "
-            "over --num_parts: sign (one part, --part_index), decide (after every part), write (one "
-            "split, --split, after decide)."
-        },
-    )
-    part_index: int | None = field(
-        default=None, metadata={"help": "--job sign: the part to sign, 0 .. num_parts-1."}
-    )
-    split: Literal["train", "valid", "test"] | None = field(
-        default=None, metadata={"help": "--job write: the split file to write."}
-    )
 
 
 def parts_dir(params: CorpusParams) -> Path:
@@ -84,12 +55,12 @@ def parts_dir(params: CorpusParams) -> Path:
 
 def part_paths(params: CorpusParams, index: int) -> tuple[Path, Path]:
     """``(record lines, verdicts)`` of one part."""
-    stem = parts_dir(params) / f"part-{index:05d}-of-{params.num_parts:05d}"
+    stem = parts_dir(params) / f"part-{index:05d}-of-{params.parts.count:05d}"
     return stem.with_suffix(".jsonl"), stem.with_suffix(".meta")
 
 
 def decisions_path(params: CorpusParams) -> Path:
-    return parts_dir(params) / f"decisions-of-{params.num_parts:05d}.npz"
+    return parts_dir(params) / f"decisions-of-{params.parts.count:05d}.npz"
 
 
 # ---------------------------------------------------------------------------------------------- plan
@@ -125,45 +96,39 @@ def _source_sizes(params: CorpusParams) -> list[list[int] | None]:
         if spec.type == "git-history":
             sizes.append(None)
             continue
-        with open_for_corpus(spec, params) as opened:
+        with open_for_corpus(spec, params.filters) as opened:
             sizes.append([c.size for c in opened.candidates])
     return sizes
 
 
 def _check_part(params: CorpusParams, index: int | None) -> int:
-    if index is None or not 0 <= index < params.num_parts:
+    count = params.parts.count
+    if index is None or not 0 <= index < count:
         raise ConfigError(
-            f"--job sign needs --part_index in 0..{params.num_parts - 1} (--num_parts {params.num_parts}), "
-            f"got {index}"
+            f"--job sign needs --part_index in 0..{count - 1} (--parts.count {count}), got {index}"
         )
     return index
 
 
 # ---------------------------------------------------------------------------------------------- sign
-def sign_part(params: CorpusParams, index: int) -> int:
+def sign_part(params: CorpusParams, index: int | None) -> int:
     """Clean and sign part ``index``; returns how many candidates it holds."""
     index = _check_part(params, index)
-    plan = plan_parts(_source_sizes(params), params.num_parts)
     lines_path, meta_path = part_paths(params, index)
-    settings = CleanSettings.from_params(params)
+    plan = plan_parts(_source_sizes(params), params.parts.count)
     count = 0
-    with (
-        atomic_open_group([lines_path, meta_path], "wb") as (lines, meta),
-        OrderedPool(corpus_workers(params), init_worker, (settings,), what="corpus worker") as pool,
-    ):
-        for position, spec in enumerate(params.sources):
+    with atomic_open_group([lines_path, meta_path], "wb") as (lines, meta), CleaningPool(params) as cleaning:
+        for position in range(len(params.sources)):
             mine = [(lo, hi) for part, lo, hi in plan[position] if part == index]
             if not mine:
                 continue
-            sign = any(s.clean for s in params.sources[position:])
-            with open_for_corpus(spec, params) as opened:
-                label = opened.label if spec.record_source == "origin" else spec.name
+            with opened_source(params, position) as turn:
+                opened = turn.opened
                 candidates = list(opened.candidates) if opened.count is not None else opened.candidates
                 for lo, hi in mine:
                     chosen = candidates if hi == -1 else candidates[lo:hi]  # type: ignore[index]
                     verdicts: list[tuple[Cleaned, int]] = []
-                    parallel = worth_workers(chosen, spec, forced=params.num_workers > 1)
-                    for _, done in cleaned_documents(pool, chosen, spec, label, sign, parallel):
+                    for _, done in cleaning.documents(chosen, turn.spec, turn.label, turn.index_near):
                         lines.write(done.line)
                         verdicts.append((done._replace(line=b""), len(done.line)))
                     pickle.dump((position, lo, hi, verdicts), meta, protocol=pickle.HIGHEST_PROTOCOL)
@@ -181,7 +146,7 @@ class _PartReader:
             if not path.is_file():
                 raise CorpusError(
                     f"corpus part {path} is missing; run the sign job for part {index} (--job sign "
-                    f"--part_index {index} --num_parts {params.num_parts}) first"
+                    f"--part_index {index} --parts.count {params.parts.count}) first"
                 )
         self.index = index
         self.lines: IO[bytes] = open(lines_path, "rb")  # noqa: SIM115 - closed by close()
@@ -225,7 +190,8 @@ class _Replay:
 
     def __init__(self, params: CorpusParams, plan: list[Ranges]) -> None:
         self.plan = plan
-        self.readers = [_PartReader(params, i) for i in range(params.num_parts)]
+        self.path = decisions_path(params)
+        self.readers = [_PartReader(params, i) for i in range(params.parts.count)]
         self.dest = [bytearray() for _ in self.readers]  # per part line: its split's index, or DROPPED
         self.where: dict[str, list[tuple[int, int]]] = {s: [] for s in SPLITS}  # split line -> part line
         self.current = (0, 0)  # the part line being decided
@@ -236,7 +202,8 @@ class _Replay:
         self.dest[part][part_line] = SPLITS.index(split)
         self.where[split].append(self.current)
 
-    def documents(self, position: int, candidates: list[Any]) -> Iterator[tuple[Any, Cleaned]]:
+    def documents(self, turn: SourceTurn) -> Iterator[tuple[Candidate, Cleaned]]:
+        position, candidates = turn.position, list(turn.opened.candidates)
         for part, lo, hi in self.plan[position]:
             self.loaded.add((position, part, lo, hi))
             segment = self.readers[part].load(position, lo, hi)
@@ -250,11 +217,19 @@ class _Replay:
                 self.current = (part, part_line)
                 yield cand, verdict
 
-    def skip_rest(self, position: int) -> None:
-        """A cap stopped source ``position`` early: step over its segments the decider never read."""
+    def source_done(self, turn: SourceTurn) -> None:
+        """A cap may have stopped the source early: step over its segments the decider never read."""
+        position = turn.position
         for part, lo, hi in self.plan[position]:
             if (position, part, lo, hi) not in self.loaded:
                 self.readers[part].load(position, lo, hi)
+
+    def finish(self, moves: list[tuple[Kept, str]]) -> None:
+        """Save where each part line goes, and the floor's moves as (part, part line, new split)."""
+        moved = [(*self.where[item.split][item.line], SPLITS.index(target)) for item, target in moves]
+        arrays = {f"part{i:05d}": np.frombuffer(bytes(d), dtype=np.int8) for i, d in enumerate(self.dest)}
+        with atomic_open(self.path, "wb") as fh:
+            np.savez(fh, moved=np.array(moved, dtype=np.int64).reshape(-1, 3), **arrays)
 
     def close(self) -> None:
         for reader in self.readers:
@@ -263,34 +238,16 @@ class _Replay:
 
 def decide_parts(params: CorpusParams) -> CorpusStats:
     """Decide every part's documents in corpus order; write ``stats.json`` and the decisions."""
-    sources = params.sources
-    licenses = dict(source_licenses(sources))
-    stats = CorpusStats(source="", out_dir=str(params.out_dir), licenses=licenses)
-    replay = _Replay(params, plan_parts(_source_sizes(params), params.num_parts))
-    decider = Decider(params, replay.emit)
-    descriptions: list[str] = []
-    try:
-        for turn in source_turns(params, stats, descriptions):
-            documents = replay.documents(turn.position, list(turn.opened.candidates))
-            decider.decide_source(turn.spec, turn.stats, documents, turn.opened.count, turn.index_near)
-            replay.skip_rest(turn.position)
-    finally:
-        decider.close()
-        replay.close()
-    merge_counts(stats, decider.decontaminated)
-    check_not_empty(stats, params, "; ".join(descriptions))
-    moves = [
-        (*replay.where[item.split][item.line], SPLITS.index(target))
-        for item, target in moved_documents(decider.kept, stats, params)
-    ]
-    arrays = {f"part{i:05d}": np.frombuffer(bytes(d), dtype=np.int8) for i, d in enumerate(replay.dest)}
-    with atomic_open(decisions_path(params), "wb") as fh:
-        np.savez(fh, moved=np.array(moves, dtype=np.int64).reshape(-1, 3), **arrays)
-    with atomic_open(Path(params.out_dir) / "stats.json", "w", encoding="utf-8") as fh:
-        json.dump(stats.to_dict(), fh, indent=2)
-        fh.write("\n")
-    log_summary(stats, params, "; ".join(descriptions))
-    return stats
+
+    @contextlib.contextmanager
+    def replay() -> Iterator[_Replay]:
+        feed = _Replay(params, plan_parts(_source_sizes(params), params.parts.count))
+        try:
+            yield feed
+        finally:
+            feed.close()
+
+    return run_stage(params, replay)
 
 
 # --------------------------------------------------------------------------------------------- write
@@ -301,15 +258,15 @@ def write_split(params: CorpusParams, split: str) -> int:
         raise CorpusError(f"corpus decisions {path} are missing; run --job decide first")
     code = SPLITS.index(split)
     with np.load(path) as saved:
-        dest = [saved[f"part{i:05d}"] for i in range(params.num_parts)]
+        dest = [saved[f"part{i:05d}"] for i in range(params.parts.count)]
         moved = saved["moved"]
     leaving = {(int(p), int(n)) for p, n, _ in moved}  # part lines the floor moves to another split
     arriving = [(int(p), int(n)) for p, n, t in moved if t == code]
     held: dict[tuple[int, int], bytes] = {}
     written = 0
+    parts = [part_paths(params, part)[0] for part in range(params.parts.count)]
     with atomic_open(Path(params.out_dir) / f"{split}.jsonl", "wb") as out:
-        for part in range(params.num_parts):
-            lines_path, _ = part_paths(params, part)
+        for part, lines_path in enumerate(parts):
             with open(lines_path, "rb") as fh:
                 for number, line in enumerate(fh):
                     if (part, number) in leaving:
@@ -323,22 +280,18 @@ def write_split(params: CorpusParams, split: str) -> int:
     return written
 
 
-def run_corpus_job(params: CorpusParams, job: CorpusJobParams) -> str:
-    """Run the job ``job`` names; returns a one-line summary for the console."""
-    if job.job == "all":
-        stats = collect_corpus(params)
-        docs = stats.documents
-        return (
-            f"wrote {stats.total_documents} documents to {stats.out_dir} "
-            f"(train {docs['train']}, valid {docs['valid']}, test {docs['test']})"
-        )
+def run_part_job(params: CorpusParams, job: CorpusJobParams) -> str:
+    """Run the fan-out job ``job`` names (sign, decide or write); returns a one-line console summary."""
+    count = params.parts.count
     if job.job == "sign":
-        n = sign_part(params, job.part_index)  # type: ignore[arg-type]
-        return f"signed {n} candidates of part {job.part_index} of {params.num_parts}"
+        n = sign_part(params, job.part_index)
+        return f"signed {n} candidates of part {job.part_index} of {count}"
     if job.job == "decide":
         stats = decide_parts(params)
-        return f"decided {stats.total_documents} documents over {params.num_parts} parts"
-    if job.split is None:
-        raise ConfigError("--job write needs --split train|valid|test")
-    n = write_split(params, job.split)
-    return f"wrote {n} documents to {Path(params.out_dir) / (job.split + '.jsonl')}"
+        return f"decided {stats.total_documents} documents over {count} parts"
+    if job.job == "write":
+        if job.split is None:
+            raise ConfigError("--job write needs --split train|valid|test")
+        n = write_split(params, job.split)
+        return f"wrote {n} documents to {Path(params.out_dir) / (job.split + '.jsonl')}"
+    raise ConfigError(f"--job {job.job} is not a fan-out job; use sign, decide or write")

@@ -13,6 +13,7 @@ from typing import Any
 
 from gitnetic.data.corpus.filters import FILTER_REASONS
 from gitnetic.data.corpus.sources.git_history import HISTORY_SKIPS
+from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
 
 __all__ = ["SKIP_REASONS", "CorpusStats", "SourceStats", "human_bytes", "log_summary", "skipped_line"]
@@ -125,7 +126,7 @@ def skipped_line(stats: CorpusStats) -> str:
     return ("skipped " + ", ".join(parts)) if parts else ""
 
 
-def log_summary(stats: CorpusStats, params: Any, description: str) -> None:
+def log_summary(stats: CorpusStats, sources: list[SourceParams], description: str) -> None:
     docs = stats.documents
     log.info(
         "corpus: %d documents, %s from %s -> %s (train %d / valid %d / test %d)",
@@ -161,7 +162,7 @@ def log_summary(stats: CorpusStats, params: Any, description: str) -> None:
                 "%sstopped at %s=%d; %d matching item(s) not collected (raise %s, 0 = no limit)",
                 prefix,
                 src.stopped_by,
-                getattr(params.sources[list(stats.sources).index(name)], src.stopped_by),
+                getattr(sources[list(stats.sources).index(name)], src.stopped_by),
                 src.files_not_collected,
                 src.stopped_by,
             )

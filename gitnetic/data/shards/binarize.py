@@ -88,8 +88,8 @@ def _empty_split_message(path: Path) -> str:
     split = path.stem
     if split in ("valid", "test"):
         return (
-            f"{path} has no documents: the corpus stage put no file into {split} (corpus.{split}_ratio is 0, "
-            f"or the files were collected by an older gitnetic); set corpus.{split}_ratio above 0 and re-run "
+            f"{path} has no documents: the corpus stage put no file into {split} (corpus.splits.{split}_ratio is 0, "
+            f"or the files were collected by an older gitnetic); set corpus.splits.{split}_ratio above 0 and re-run "
             f"'python -m gitnetic corpus', or leave {split} out with --splits"
         )
     return (

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from gitnetic.data.corpus.neardup.index import NearDuplicateIndex, lsh_bands, shingles
+from gitnetic.data.corpus.params import CorpusParams, FilterParams, NearDupParams, SplitParams
 from gitnetic.data.corpus.redact.redactor import Redactor
-from gitnetic.data.corpus.stage import SPLITS, CorpusParams, assign_split, collect_corpus
+from gitnetic.data.corpus.splits import SPLITS, assign_split
+from gitnetic.data.corpus.stage import collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
 from tests.helpers import corpora, git, preprocess_shards, write_tree
 
@@ -40,7 +42,10 @@ def test_quality_filters_drop_and_count(tmp_path: Path) -> None:
         "mention.py": module("mention") + "\n# later: this module is not auto-generated\n",
     }
     stats, recs = run(
-        write_tree(tmp_path / "src", files), tmp_path / "out", include=["**/*"], valid_ratio=0, test_ratio=0
+        write_tree(tmp_path / "src", files),
+        tmp_path / "out",
+        include=["**/*"],
+        splits=SplitParams(valid_ratio=0, test_ratio=0),
     )
     assert set(recs) == {"good.py", "mention.py"}
     assert stats["filtered"] == {
@@ -56,9 +61,8 @@ def test_quality_filters_drop_and_count(tmp_path: Path) -> None:
         tmp_path / "src",
         tmp_path / "off",
         include=["**/*"],
-        quality_filters=False,
-        valid_ratio=0,
-        test_ratio=0,
+        filters=FilterParams(enabled=False),
+        splits=SplitParams(valid_ratio=0, test_ratio=0),
     )
     assert len(recs) == len(files)
 
@@ -114,7 +118,9 @@ def test_secrets_and_emails_never_reach_corpus_or_shards(tmp_path: Path) -> None
         {"name": "code", "type": "dir", "path": str(src)},
         {"name": "hist", "type": "git-history", "path": str(repo)},
     ]
-    collect_corpus(CorpusParams(sources=sources, valid_ratio=0, test_ratio=0, out_dir=str(out)))
+    collect_corpus(
+        CorpusParams(sources=sources, splits=SplitParams(valid_ratio=0, test_ratio=0), out_dir=str(out))
+    )
     corpus = "".join((out / f"{s}.jsonl").read_text() for s in SPLITS)
     for name, secret in SECRETS.items():
         assert secret not in corpus, name
@@ -184,7 +190,11 @@ def test_near_duplicates_dropped_distinct_kept_survivor_deterministic(tmp_path: 
     base = module("base")
     files = {"a_base.py": base, **{f"z/{k}": v for k, v in near_copies(base).items()}}
     files.update({f"distinct_{i}.py": module(f"distinct{i}") for i in range(4)})
-    stats, recs = run(write_tree(tmp_path / "src", files), tmp_path / "out", valid_ratio=0.3, test_ratio=0.3)
+    stats, recs = run(
+        write_tree(tmp_path / "src", files),
+        tmp_path / "out",
+        splits=SplitParams(valid_ratio=0.3, test_ratio=0.3),
+    )
     assert set(recs) == {"a_base.py"} | {
         f"distinct_{i}.py" for i in range(4)
     }  # the first in path order survives
@@ -192,12 +202,17 @@ def test_near_duplicates_dropped_distinct_kept_survivor_deterministic(tmp_path: 
     # the dropped copies would have landed in other splits: near-dedup runs before the split
     assert {assign_split(f"z/{k}", 0.3, 0.3, 0) for k in near_copies(base)} - {recs["a_base.py"]["split"]}
     # the same corpus twice: same survivors, same bytes
-    run(tmp_path / "src", tmp_path / "again", valid_ratio=0.3, test_ratio=0.3)
+    run(tmp_path / "src", tmp_path / "again", splits=SplitParams(valid_ratio=0.3, test_ratio=0.3))
     for split in SPLITS:
         assert (tmp_path / "out" / f"{split}.jsonl").read_bytes() == (
             tmp_path / "again" / f"{split}.jsonl"
         ).read_bytes()
-    _, recs = run(tmp_path / "src", tmp_path / "nodedup", near_dedup=False, valid_ratio=0.3, test_ratio=0.3)
+    _, recs = run(
+        tmp_path / "src",
+        tmp_path / "nodedup",
+        neardup=NearDupParams(enabled=False),
+        splits=SplitParams(valid_ratio=0.3, test_ratio=0.3),
+    )
     assert len(recs) == len(files)
 
 

@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from gitnetic.common.errors import ConfigError, CorpusError
-from gitnetic.data.corpus.stage import SPLITS, CorpusParams, assign_split, collect_corpus, compile_globs
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
+from gitnetic.data.corpus.sources.globs import compile_globs
+from gitnetic.data.corpus.splits import SPLITS, assign_split
+from gitnetic.data.corpus.stage import collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
 from tests.helpers import git, write_tree
 
@@ -54,7 +57,10 @@ def test_dir_source_keeps_matching_files_verbatim(
     tiny_corpus_dir: Path, tiny_corpus_files: dict[str, bytes], tmp_path: Path
 ) -> None:
     stats, recs = run_dir(
-        tiny_corpus_dir, tmp_path / "out", exclude=["tests/**"], valid_ratio=0, test_ratio=0
+        tiny_corpus_dir,
+        tmp_path / "out",
+        exclude=["tests/**"],
+        splits=SplitParams(valid_ratio=0, test_ratio=0),
     )
     expected = {p for p in tiny_corpus_files if p.endswith(".py") and not p.startswith("tests/")}
     assert set(recs) == expected
@@ -68,7 +74,9 @@ def test_dir_source_keeps_matching_files_verbatim(
 
 
 def test_dir_source_include_patterns(tiny_corpus_dir: Path, tmp_path: Path) -> None:
-    _, recs = run_dir(tiny_corpus_dir, tmp_path / "md", include=["*.md"], valid_ratio=0, test_ratio=0)
+    _, recs = run_dir(
+        tiny_corpus_dir, tmp_path / "md", include=["*.md"], splits=SplitParams(valid_ratio=0, test_ratio=0)
+    )
     assert set(recs) == {"README.md"}
     _, recs = run_dir(tiny_corpus_dir, tmp_path / "geo", include=["geometry/*.py", "scripts/f*.py"])
     assert set(recs) == {"geometry/__init__.py", "geometry/point.py", "geometry/shapes.py", "scripts/fib.py"}
@@ -90,7 +98,7 @@ def test_skips_binary_non_utf8_too_large_empty_and_duplicates(tmp_path: Path) ->
         },
     )
     out = tmp_path / "out"
-    stats, recs = run_dir(src, out, max_file_bytes=200, valid_ratio=0, test_ratio=0)
+    stats, recs = run_dir(src, out, max_file_bytes=200, splits=SplitParams(valid_ratio=0, test_ratio=0))
     assert set(recs) == {"a_good.py", "utf8_bom.py"}
     assert recs["utf8_bom.py"]["text"] == "\ufeffprint('bom kept')\r\n"
     assert stats.skipped == {
@@ -124,7 +132,7 @@ def test_split_is_deterministic_and_independent_of_other_files(
 ) -> None:
     many = {f"pkg/mod_{i:03d}.py": f"VALUE = {i}\n".encode() for i in range(60)}
     src = write_tree(tmp_path / "src", {**tiny_corpus_files, **many})
-    kwargs = {"valid_ratio": 0.2, "test_ratio": 0.2, "seed": 7}
+    kwargs = {"splits": SplitParams(valid_ratio=0.2, test_ratio=0.2, seed=7)}
     run_dir(src, tmp_path / "a", **kwargs)
     _, first = run_dir(src, tmp_path / "b", **kwargs)
     for name in (f"{s}.jsonl" for s in SPLITS):
@@ -140,7 +148,7 @@ def test_split_is_deterministic_and_independent_of_other_files(
         if path in first:
             assert rec["split"] == first[path]["split"], path
 
-    _, reseeded = run_dir(src, tmp_path / "d", **{**kwargs, "seed": 8})
+    _, reseeded = run_dir(src, tmp_path / "d", splits=SplitParams(valid_ratio=0.2, test_ratio=0.2, seed=8))
     assert any(reseeded[p]["split"] != second[p]["split"] for p in second)
 
 
@@ -155,7 +163,7 @@ def test_train_split_must_not_be_empty(tmp_path: Path) -> None:
     path = next(f"only_{i}.py" for i in range(100) if assign_split(f"only_{i}.py", 0.5, 0.4) != "train")
     src = write_tree(tmp_path / "src", {path: b"x = 1\n"})
     with pytest.raises(CorpusError, match=r"only 1 document collected.*valid_ratio 0\.5, test_ratio 0\.4"):
-        run_dir(src, tmp_path / "out", valid_ratio=0.5, test_ratio=0.4)
+        run_dir(src, tmp_path / "out", splits=SplitParams(valid_ratio=0.5, test_ratio=0.4))
     assert not (tmp_path / "out" / "valid.jsonl").exists()
 
 
@@ -180,7 +188,7 @@ def test_git_source_reads_each_revision_without_checkout(tmp_path: Path) -> None
     def collect(rev: str, out: str) -> tuple:
         params = CorpusParams(
             source="git", path=str(repo), rev=rev, out_dir=str(tmp_path / out), max_file_bytes=100,
-            valid_ratio=0, test_ratio=0,
+            splits=SplitParams(valid_ratio=0, test_ratio=0),
         )  # fmt: skip
         return collect_corpus(params), records(tmp_path / out)
 
@@ -202,8 +210,7 @@ def test_git_source_reads_each_revision_without_checkout(tmp_path: Path) -> None
             path=str(repo / "lib"),
             rev="v1",
             out_dir=str(tmp_path / "sub"),
-            valid_ratio=0,
-            test_ratio=0,
+            splits=SplitParams(valid_ratio=0, test_ratio=0),
         )
     )
     assert sub.total_documents == 1 and set(records(tmp_path / "sub")) == {
@@ -250,8 +257,8 @@ def test_missing_folder_is_a_corpus_error(tmp_path: Path) -> None:
     "kwargs",
     [
         {"source": "dir"},
-        {"valid_ratio": 0.6, "test_ratio": 0.4},
-        {"test_ratio": -0.1},
+        {"splits": {"valid_ratio": 0.6, "test_ratio": 0.4}},
+        {"splits": {"test_ratio": -0.1}},
         {"max_bytes": -1},
         {"include": []},
     ],

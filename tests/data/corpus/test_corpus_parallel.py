@@ -20,9 +20,9 @@ import psutil
 import pytest
 import yaml
 
-from gitnetic.data.corpus.parts import CorpusJobParams, run_corpus_job
+from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams, PartsParams
 from gitnetic.data.corpus.splits import SPLITS
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+from gitnetic.data.corpus.stage import collect_corpus, run_corpus
 from tests.helpers import REPO, run_gitnetic, start_gitnetic, write_tree
 from tests.helpers.cli import wait_until
 from tests.helpers.corpora import git_tree, mixed_tree, module
@@ -40,11 +40,11 @@ def clear(out: Path) -> None:
 
 def fan_out(params: CorpusParams) -> None:
     """The Snakemake jobs in order, as the CLI runs them (``--job sign|decide|write``)."""
-    for i in range(params.num_parts):
-        run_corpus_job(params, CorpusJobParams(job="sign", part_index=i))
-    run_corpus_job(params, CorpusJobParams(job="decide"))
+    for i in range(params.parts.count):
+        run_corpus(params, CorpusJobParams(job="sign", part_index=i))
+    run_corpus(params, CorpusJobParams(job="decide"))
     for split in SPLITS:
-        run_corpus_job(params, CorpusJobParams(job="write", split=split))
+        run_corpus(params, CorpusJobParams(job="write", split=split))
 
 
 CASES = {
@@ -53,13 +53,11 @@ CASES = {
             {"name": "code", "type": "dir", "path": "{tree}", "max_files": 30},
             {"name": "lib", "type": "git", "path": "{repo}"},
         ],
-        valid_ratio=0.1,
-        test_ratio=0.1,
+        splits={"valid_ratio": 0.1, "test_ratio": 0.1},
     ),
     "one source, every document, split floor": dict(
         sources=[{"name": "code", "type": "dir", "path": "{tree}", "include": ["pkg/m0*.py", "keys.py"]}],
-        valid_ratio=0.01,
-        test_ratio=0.01,
+        splits={"valid_ratio": 0.01, "test_ratio": 0.01},
     ),
 }
 
@@ -86,10 +84,10 @@ def test_workers_and_fan_out_write_the_bytes_of_one_process(tmp_path: Path, case
         assert stats["documents"]["valid"] == stats["documents"]["test"] == 1
     runs = {
         "3 workers": lambda: collect_corpus(params(num_workers=3)),
-        "3 sign jobs": lambda: fan_out(params(num_workers=1, num_parts=3)),
-        "2 sign jobs x 2 workers": lambda: fan_out(params(num_workers=2, num_parts=2)),
+        "3 sign jobs": lambda: fan_out(params(num_workers=1, parts=PartsParams(count=3))),
+        "2 sign jobs x 2 workers": lambda: fan_out(params(num_workers=2, parts=PartsParams(count=2))),
         "7 sign jobs (more parts than some sources' files)": lambda: fan_out(
-            params(num_workers=1, num_parts=7)
+            params(num_workers=1, parts=PartsParams(count=7))
         ),
     }
     for name, run in runs.items():

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 
 from gitnetic.data.corpus.decontaminate import Decontaminator
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+from gitnetic.data.corpus.params import CorpusParams, DecontaminateParams, NearDupParams, SplitParams
+from gitnetic.data.corpus.stage import collect_corpus
 from gitnetic.data.problems import read_problems
 from tests.helpers import generated_modules, write_tree
 
@@ -49,10 +50,9 @@ def test_planted_solution_and_docstring_drop_their_files(tmp_path: Path) -> None
             source="dir",
             path=str(src),
             out_dir=str(out),
-            near_dedup=False,
-            valid_ratio=0.0,
-            test_ratio=0.0,
-            decontaminate=["humaneval", str(user)],
+            neardup=NearDupParams(enabled=False),
+            splits=SplitParams(valid_ratio=0.0, test_ratio=0.0),
+            decontaminate=DecontaminateParams(benchmarks=["humaneval", str(user)]),
         )  # fmt: skip
     )
     assert kept_paths(out) == {f"clean{i}.py" for i in range(6)} | {"short.py"}
@@ -64,10 +64,9 @@ def test_planted_solution_and_docstring_drop_their_files(tmp_path: Path) -> None
             source="dir",
             path=str(src),
             out_dir=str(tmp_path / "off"),
-            near_dedup=False,
-            valid_ratio=0.0,
-            test_ratio=0.0,
-            decontaminate=[],
+            neardup=NearDupParams(enabled=False),
+            splits=SplitParams(valid_ratio=0.0, test_ratio=0.0),
+            decontaminate=DecontaminateParams(benchmarks=[]),
         )  # fmt: skip
     )
     assert off.total_documents == len(files) and off.decontaminated == {}

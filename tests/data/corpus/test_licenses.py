@@ -9,8 +9,9 @@ import pytest
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.corpus.licenses import source_license
-from gitnetic.data.corpus.sources import SourceParams
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
+from gitnetic.data.corpus.sources.params import SourceParams
+from gitnetic.data.corpus.stage import collect_corpus
 from tests.helpers import git, run_gitnetic, write_tree
 
 MIT = (
@@ -63,7 +64,9 @@ def test_allow_list_accepts_mit_and_records_every_source(tmp_path: Path) -> None
         {"name": "gpl", "type": "git", "path": str(repo)},  # no allow-list: recorded, not checked
         {"name": "history", "type": "git-history", "path": str(repo)},
     ]
-    collect_corpus(CorpusParams(sources=sources, valid_ratio=0, test_ratio=0, out_dir=str(out)))
+    collect_corpus(
+        CorpusParams(sources=sources, splits=SplitParams(valid_ratio=0, test_ratio=0), out_dir=str(out))
+    )
     stats = json.loads((out / "stats.json").read_text())
     assert stats["licenses"] == {"mit": "MIT", "gpl": "GPL-3.0-or-later", "history": "GPL-3.0-or-later"}
 

@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
 from gitnetic.data.corpus.redact.redactor import Redactor
-from gitnetic.data.corpus.sources import SourceParams, open_source
-from gitnetic.data.corpus.stage import SPLITS, CorpusParams, collect_corpus
+from gitnetic.data.corpus.sources import open_source
+from gitnetic.data.corpus.sources.params import SourceParams
+from gitnetic.data.corpus.splits import SPLITS
+from gitnetic.data.corpus.stage import collect_corpus
 from tests.helpers import git
 from tests.secret_samples import CONTEXTS, FORMATS, leaked, placeholders, planted
 
@@ -173,8 +176,7 @@ def test_secret_committed_then_removed_is_redacted_in_history(tmp_path: Path) ->
     collect_corpus(
         CorpusParams(
             sources=[{"name": "hist", "type": "git-history", "path": str(repo)}],
-            valid_ratio=0,
-            test_ratio=0,
+            splits=SplitParams(valid_ratio=0, test_ratio=0),
             out_dir=str(out),
         )
     )

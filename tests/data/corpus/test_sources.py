@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from gitnetic.common.errors import ConfigError, CorpusError
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
 from gitnetic.data.corpus.sources.lang import lang_of
-from gitnetic.data.corpus.stage import SPLITS, CorpusParams, collect_corpus
+from gitnetic.data.corpus.splits import SPLITS
+from gitnetic.data.corpus.stage import collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
 from tests import helpers
 from tests.helpers import write_tree
@@ -81,7 +83,9 @@ def history_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 
 def history_docs(repo: Path, out: Path, **source) -> tuple[list[dict], dict]:
     src = {"name": "hist", "type": "git-history", "path": str(repo), **source}
-    collect_corpus(CorpusParams(sources=[src], valid_ratio=0, test_ratio=0, out_dir=str(out)))
+    collect_corpus(
+        CorpusParams(sources=[src], splits=SplitParams(valid_ratio=0, test_ratio=0), out_dir=str(out))
+    )
     return all_records(out), json.loads((out / "stats.json").read_text())["sources"]["hist"]
 
 
@@ -156,7 +160,9 @@ def test_several_sources_in_one_corpus(history_repo, tmp_path: Path) -> None:
     ]
     out = tmp_path / "out"
     stats = collect_corpus(
-        CorpusParams(sources=sources, valid_ratio=0.2, test_ratio=0.2, seed=3, out_dir=str(out))
+        CorpusParams(
+            sources=sources, splits=SplitParams(valid_ratio=0.2, test_ratio=0.2, seed=3), out_dir=str(out)
+        )
     )
     recs = all_records(out)
     by_source: dict[str, list[dict]] = {}
@@ -184,7 +190,12 @@ def test_single_source_params_still_work_and_sources_are_validated(tmp_path: Pat
     folder = tmp_path / "f"
     write_tree(folder, {"a.py": code("a")})
     collect_corpus(
-        CorpusParams(source="dir", path=str(folder), valid_ratio=0, test_ratio=0, out_dir=str(tmp_path / "o"))
+        CorpusParams(
+            source="dir",
+            path=str(folder),
+            splits=SplitParams(valid_ratio=0, test_ratio=0),
+            out_dir=str(tmp_path / "o"),
+        )
     )
     (rec,) = all_records(tmp_path / "o")
     assert rec["source"] == f"dir:{folder}" and rec["path"] == "a.py" and rec["lang"] == "python"
@@ -219,7 +230,9 @@ def test_every_source_gets_every_split_for_by_source_prefixes(tmp_path: Path) ->
     sources = [{"name": n, "type": "dir", "path": str(tmp_path / n)} for n in ("big", "small")]
     sources.append({"name": "tiny", "type": "dir", "path": str(tmp_path / "small"), "include": ["m0.py"]})
     out = tmp_path / "out"
-    stats = collect_corpus(CorpusParams(sources=sources, valid_ratio=0.03, test_ratio=0.05, out_dir=str(out)))
+    stats = collect_corpus(
+        CorpusParams(sources=sources, splits=SplitParams(valid_ratio=0.03, test_ratio=0.05), out_dir=str(out))
+    )
     on_disk = json.loads((out / "stats.json").read_text())["sources"]
     for name in ("big", "small"):
         assert all(on_disk[name]["documents"][s] for s in SPLITS), (name, on_disk[name]["documents"])
@@ -234,7 +247,7 @@ def test_every_source_gets_every_split_for_by_source_prefixes(tmp_path: Path) ->
     assert stats.total_documents == len(recs) == 46
     # the same sources one at a time: the floor is the corpus-wide one, as before
     single = collect_corpus(
-        CorpusParams(source="dir", path=str(tmp_path / "small"), valid_ratio=0.03, test_ratio=0.05,
+        CorpusParams(source="dir", path=str(tmp_path / "small"), splits=SplitParams(valid_ratio=0.03, test_ratio=0.05),
                      out_dir=str(tmp_path / "one"))
     )  # fmt: skip
     assert all(single.documents[s] for s in SPLITS)

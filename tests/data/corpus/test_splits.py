@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from gitnetic.common.errors import CorpusError
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
 from gitnetic.data.corpus.splits import assign_split, assign_splits
-from gitnetic.data.corpus.stage import CorpusParams, collect_corpus
+from gitnetic.data.corpus.stage import collect_corpus
 from gitnetic.data.jsonl import iter_jsonl
 
 RATIOS = [(0.03, 0.05), (0.1, 0.1), (0.0, 0.05), (0.05, 0.0), (0.5, 0.4), (0.0, 0.0)]
@@ -86,7 +87,10 @@ def write_files(root: Path, n: int) -> Path:
 def test_corpus_stage_fills_valid_and_test_of_a_small_repository(tmp_path: Path, n: int) -> None:
     src = write_files(tmp_path / "src", n)
     params = CorpusParams(
-        source="dir", path=str(src), out_dir=str(tmp_path / "out"), valid_ratio=0.03, test_ratio=0.05
+        source="dir",
+        path=str(src),
+        out_dir=str(tmp_path / "out"),
+        splits=SplitParams(valid_ratio=0.03, test_ratio=0.05),
     )
     stats = collect_corpus(params)
     found = {
@@ -110,7 +114,10 @@ def test_corpus_stage_fills_valid_and_test_of_a_small_repository(tmp_path: Path,
 def test_corpus_stage_with_too_few_files_says_so_in_one_line(tmp_path: Path) -> None:
     src = write_files(tmp_path / "src", 2)
     params = CorpusParams(
-        source="dir", path=str(src), out_dir=str(tmp_path / "out"), valid_ratio=0.03, test_ratio=0.05
+        source="dir",
+        path=str(src),
+        out_dir=str(tmp_path / "out"),
+        splits=SplitParams(valid_ratio=0.03, test_ratio=0.05),
     )
     with pytest.raises(CorpusError, match="only 2 documents collected") as info:
         collect_corpus(params)
@@ -124,7 +131,12 @@ def test_stdlib_excludes_apply_to_the_stdlib_source_only(tmp_path: Path) -> None
         (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text(f"X = {rel!r}\n", encoding="utf-8")
     stats = collect_corpus(
-        CorpusParams(source="dir", path=str(src), out_dir=str(tmp_path / "out"), valid_ratio=0, test_ratio=0)
+        CorpusParams(
+            source="dir",
+            path=str(src),
+            out_dir=str(tmp_path / "out"),
+            splits=SplitParams(valid_ratio=0, test_ratio=0),
+        )
     )
     assert stats.total_documents == 5
     std = collect_corpus(CorpusParams(out_dir=str(tmp_path / "std"), max_files=400, max_bytes=0))

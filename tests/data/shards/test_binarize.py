@@ -194,7 +194,7 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path: Path, tiny_t
     with pytest.raises(DataError, match="has no documents"):
         pp.main(args)
     (tmp_path / "in" / "valid.jsonl").write_text("")
-    with pytest.raises(DataError, match=r"valid\.jsonl has no documents: .*corpus\.valid_ratio is 0"):
+    with pytest.raises(DataError, match=r"valid\.jsonl has no documents: .*corpus\.splits\.valid_ratio is 0"):
         pp.main([*args[:-4], "--splits", "valid", *args[-2:]])
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
     with pytest.raises(ConfigError, match="--shard_index 3 is out of range"):

@@ -134,7 +134,7 @@ class MinHasher:
     ) -> None:
         if ngram < 1 or num_perm < 2:
             raise ConfigError(
-                f"near_dedup_ngram must be >= 1 and near_dedup_num_perm >= 2, got {ngram}, {num_perm}"
+                f"neardup.ngram must be >= 1 and neardup.num_perm >= 2, got {ngram}, {num_perm}"
             )
         self.ngram, self.num_perm, self.library, self.seed = ngram, num_perm, library, seed
         self.shingler = ShingleHasher(ngram, seed)
@@ -147,7 +147,7 @@ class MinHasher:
             first = datasketch.MinHash(num_perm=num_perm, seed=seed)
             self._permutations, self._scheme = first.permutations, first.scheme  # made once, not per document
         elif library != "rensa":
-            raise ConfigError(f"unknown near_dedup_library {library!r}; use rensa or datasketch")
+            raise ConfigError(f"unknown neardup.library {library!r}; use rensa or datasketch")
 
     def sign_many(self, docs: Sequence[bytes]) -> list[Signed]:
         """The signatures of ``docs`` (UTF-8 texts), computed together: one NumPy pass over the batch."""
@@ -212,7 +212,7 @@ class NearDuplicateIndex:
         spill_dir: str | None = None,
     ) -> None:
         if not 0.0 < threshold <= 1.0:
-            raise ConfigError(f"near_dedup_threshold must be in (0, 1], got {threshold}")
+            raise ConfigError(f"neardup.threshold must be in (0, 1], got {threshold}")
         self.hasher = MinHasher(ngram, num_perm, library, seed)
         self.threshold, self.ngram, self.num_perm, self.library = threshold, ngram, num_perm, library
         self.bands, self.rows = lsh_bands(num_perm, threshold)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from gitnetic.data.corpus.sources.base import SOURCE_TYPES, Candidate, OpenedSource, SourceParams
+from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.dir import open_dir
 from gitnetic.data.corpus.sources.git import open_git
 from gitnetic.data.corpus.sources.git_history import open_git_history
+from gitnetic.data.corpus.sources.params import SOURCE_TYPES, SourceParams
 from gitnetic.data.corpus.sources.stdlib import open_stdlib
 
 __all__ = ["SOURCE_TYPES", "Candidate", "OpenedSource", "SourceParams", "open_source"]

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus.sources.base import Candidate, OpenedSource, SourceParams
+from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.globs import compile_globs, dir_pruner
 from gitnetic.data.corpus.sources.lang import lang_of
+from gitnetic.data.corpus.sources.params import SourceParams
 
 __all__ = ["FileReader", "dir_candidates", "display_path", "open_dir"]
 

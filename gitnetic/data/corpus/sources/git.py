@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus.sources.base import Candidate, OpenedSource, SourceParams
+from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.dir import display_path
 from gitnetic.data.corpus.sources.globs import compile_globs
 from gitnetic.data.corpus.sources.lang import lang_of
+from gitnetic.data.corpus.sources.params import SourceParams
 
 __all__ = ["GIT_ENV", "check_repo", "git_error_line", "open_git", "resolve_commit", "run_git"]
 

@@ -26,10 +26,11 @@ import subprocess
 from collections.abc import Callable, Iterator
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus.sources.base import Candidate, OpenedSource, SourceParams
+from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.git import GIT_ENV, check_repo, git_error_line, resolve_commit, run_git
 from gitnetic.data.corpus.sources.globs import compile_globs
 from gitnetic.data.corpus.sources.lang import COMMIT_LANG
+from gitnetic.data.corpus.sources.params import SourceParams
 
 __all__ = ["HISTORY_SKIPS", "diff_section_paths", "open_git_history"]
 

@@ -8,24 +8,11 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
-from gitnetic.data.corpus.sources.base import OpenedSource, SourceParams
+from gitnetic.data.corpus.sources.base import OpenedSource
 from gitnetic.data.corpus.sources.dir import dir_candidates
+from gitnetic.data.corpus.sources.params import STDLIB_EXCLUDES, SourceParams
 
 __all__ = ["STDLIB_EXCLUDES", "open_stdlib", "stdlib_root"]
-
-# The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
-# IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
-# (a user's own repository keeps its tests/ unless --exclude says otherwise).
-STDLIB_EXCLUDES = (
-    "site-packages/**",
-    "dist-packages/**",
-    "**/__pycache__/**",
-    "test/**",
-    "**/tests/**",
-    "idlelib/**",
-    "turtledemo/**",
-    "lib2to3/**",
-)
 
 
 def stdlib_root() -> Path:

@@ -1,0 +1,172 @@
+"""The params of one corpus source (one ``corpus.sources`` entry), at the bottom of the sources package so
+the corpus params (:mod:`gitnetic.data.corpus.params`) and every source module import them typed, without
+importing the modules that read files or repositories."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+from gitnetic.common.dataclass_argparse import DataclassBase
+from gitnetic.common.errors import ConfigError
+from gitnetic.data.source_routing import SOURCE_NAME
+
+__all__ = ["SOURCE_TYPES", "STDLIB_EXCLUDES", "SourceParams"]
+
+# The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
+# IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
+# (a user's own repository keeps its tests/ unless --exclude says otherwise).
+STDLIB_EXCLUDES = (
+    "site-packages/**",
+    "dist-packages/**",
+    "**/__pycache__/**",
+    "test/**",
+    "**/tests/**",
+    "idlelib/**",
+    "turtledemo/**",
+    "lib2to3/**",
+)
+
+SOURCE_TYPES = ("stdlib", "dir", "git", "git-history")
+
+
+@dataclass
+class SourceParams(DataclassBase):
+    """One entry of ``corpus.sources``: a named source and its own options."""
+
+    name: str = field(
+        default="",
+        metadata={
+            "help": "Name of the source: each document's 'source' field, stats.json key, shard prefix."
+        },
+    )
+    type: Literal["stdlib", "dir", "git", "git-history"] = field(
+        default="stdlib", metadata={"help": "stdlib | dir | git | git-history."}
+    )
+    path: str | None = field(
+        default=None, metadata={"help": "Folder (dir) or repository (git, git-history; bare is fine)."}
+    )
+    rev: str = field(
+        default="HEAD",
+        metadata={"help": "git: the revision to read. git-history: the newest commit (with max_commits)."},
+    )
+    rev_range: str | None = field(
+        default=None,
+        metadata={"help": "git-history: a revision range such as 'v1.0..v2.0' (instead of rev)."},
+    )
+    max_commits: int = field(
+        default=0, metadata={"help": "git-history: at most the newest N commits of the range; 0 = all."}
+    )
+    no_merges: bool = field(
+        default=True, metadata={"help": "git-history: leave merge commits out (git log --no-merges)."}
+    )
+    max_diff_bytes: int = field(
+        default=200_000,
+        metadata={
+            "help": "git-history: file diffs that would take a commit's diff past this many bytes are left "
+            "out (whole files, never half a hunk); 0 = no cap."
+        },
+    )
+    include: list[str] = field(
+        default_factory=lambda: ["**/*.py"],
+        metadata={"help": "Globs a file (or a diffed file) must match."},
+    )
+    exclude: list[str] = field(default_factory=list, metadata={"help": "Globs of files to leave out."})
+    max_file_bytes: int = field(
+        default=1_000_000,
+        metadata={"help": "Skip files (or commit documents) larger than this; 0 = no limit."},
+    )
+    max_files: int = field(
+        default=0, metadata={"help": "Stop this source after keeping this many documents; 0 = no limit."}
+    )
+    max_bytes: int = field(
+        default=0, metadata={"help": "Stop this source before its kept bytes exceed this; 0 = no limit."}
+    )
+    licenses: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Allow-list of SPDX license ids, e.g. [MIT, Apache-2.0]: the corpus stage refuses this "
+            "source unless every license detected in its license files is listed (see "
+            "gitnetic.data.corpus.licenses). Default: no check; the detected license is recorded either way."
+        },
+    )
+    clean: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Apply the corpus' quality filters, redaction and near-dedup to this source's documents "
+            "(they are still indexed, so later sources' copies of them are dropped). Default: on for every "
+            "type except stdlib, whose demo corpus stays byte-identical to earlier gitnetic versions."
+        },
+    )
+    record_source: Literal["name", "origin"] = field(
+        default="name",
+        metadata={
+            "help": "What each document's 'source' field holds: 'name' (this source's name) or 'origin' "
+            "(where it was read: stdlib:python3.11.7, dir:PATH, git:PATH@COMMIT; what the single-source "
+            "keys always wrote, so the default pipeline's corpus stays byte-identical)."
+        },
+    )
+
+    def root(self) -> Path:
+        """``path`` as a folder (``~`` expanded): the folder or repository of a dir/git/git-history source."""
+        if not self.path:
+            raise ConfigError(
+                f"corpus source {self.name!r}: type {self.type} needs a path; add 'path: FOLDER'"
+            )
+        return Path(self.path).expanduser()
+
+    def __post_init__(self) -> None:
+        where = f"corpus source {self.name or '?'!r}"
+        if not self.name or not SOURCE_NAME.match(self.name):
+            raise ConfigError(
+                f"{where}: name must be letters, digits, '_', '.', '-' (it names shard files), got {self.name!r}"
+            )
+        if self.type not in SOURCE_TYPES:
+            raise ConfigError(f"{where}: unknown type {self.type!r}; use one of {', '.join(SOURCE_TYPES)}")
+        if self.type != "stdlib" and not self.path:
+            raise ConfigError(
+                f"{where}: type {self.type} needs a path; add 'path: FOLDER' to it (--path FOLDER with --source)"
+            )
+        if self.rev_range is not None and self.type != "git-history":
+            raise ConfigError(f"{where}: rev_range is for type git-history only; use rev for type git")
+        for name in ("max_commits", "max_diff_bytes", "max_file_bytes", "max_files", "max_bytes"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{where}: {name} must be >= 0 (0 = no limit), got {getattr(self, name)}")
+        self.include = [self.include] if isinstance(self.include, str) else list(self.include)
+        self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
+        if not self.include:
+            raise ConfigError(f"{where}: include needs at least one glob pattern, e.g. '**/*.py'")
+        if self.record_source not in ("name", "origin"):
+            raise ConfigError(f"{where}: record_source must be name or origin, got {self.record_source!r}")
+        if isinstance(self.licenses, str):  # a YAML scalar: one license
+            self.licenses = [self.licenses]
+        if self.clean is None:
+            self.clean = self.type != "stdlib"
+
+    @classmethod
+    def parse(cls, value: object, index: int) -> SourceParams:
+        """One ``corpus.sources`` entry: a mapping (YAML) or a YAML/JSON string (``--sources`` flag)."""
+        if isinstance(value, str):
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+        if isinstance(value, SourceParams):
+            return value
+        if not isinstance(value, Mapping):
+            raise ConfigError(
+                f"corpus.sources[{index}] must be a mapping like {{name: code, type: dir, path: src}}, "
+                f"got {value!r}"
+            )
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(
+                f"corpus.sources[{index}] ({value.get('name', '?')}): unknown key(s) {unknown}; "
+                f"valid keys: {', '.join(sorted(known))}"
+            )
+        return cls(**value)
