@@ -198,7 +198,15 @@ def test_the_installed_cli_redacts_with_the_shipped_gitleaks_rules(built, tmp_pa
         built,
         src.parent,
         *("-m", "gitnetic", "corpus", "--source", "dir", "--path", "src", "--out_dir", "out"),
-        *("--no_near_dedup", "--valid_ratio", "0", "--test_ratio", "0", "--num_workers", "1"),
+        *(
+            "--no_neardup.enabled",
+            "--splits.valid_ratio",
+            "0",
+            "--splits.test_ratio",
+            "0",
+            "--num_workers",
+            "1",
+        ),
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = src.parent / "out"
