@@ -28,3 +28,12 @@ class ShardError(DataError):
 
 class TaskError(ConfigError):
     """An unknown task name or a task that cannot be imported/set up."""
+
+
+class DiskFullError(GitneticError):
+    """An output could not be written for lack of space (or quota); the outputs of earlier runs are intact
+    because every writer goes through a temporary (``gitnetic.common.io``), removed on the way out."""
+
+    def __init__(self, path: object, reason: str = "no space left on device") -> None:
+        super().__init__(f"{reason} writing {path}; free space and rerun")
+        self.path = path

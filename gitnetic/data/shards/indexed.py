@@ -13,6 +13,7 @@ and presents one concatenated dataset (shard order = document order).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.common.errors import ShardError
-from gitnetic.common.io import output_file_mode, remove_stale_temporaries
+from gitnetic.common.io import output_file_mode, raise_if_disk_full, remove_stale_temporaries
 
 __all__ = [
     "DTYPE_CODES",
@@ -382,6 +383,7 @@ class IndexedDatasetBuilder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.abort()
+            raise_if_disk_full(exc, self.prefix + ".bin")
         elif not self._closed and not self._prepared:  # a prepared builder waits for its commit
             self.finalize()
 
@@ -460,8 +462,9 @@ class IndexedDatasetBuilder:
                 fh.write(doc_idx.astype("<i8").tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            raise_if_disk_full(exc, self.prefix + ".bin")
             raise
         self._prepared = True
 
@@ -473,7 +476,8 @@ class IndexedDatasetBuilder:
         """Drop the temporaries; nothing appears at the prefix."""
         self._closed = True
         if not self._bin.closed:
-            self._bin.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush again: the file goes anyway
+                self._bin.close()
         for tmp in (self._bin_tmp, self._idx_tmp):
             if tmp:
                 try:
