@@ -35,6 +35,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from gitnetic.common.errors import ConfigError
+from gitnetic.common.files import file_problem
 
 __all__ = [
     "DataclassBase",
@@ -61,18 +62,21 @@ class DataclassBase:
         return out
 
     @classmethod
-    def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True) -> T:
+    def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True, where: str | None = None) -> T:
+        """An instance from a mapping (a YAML section: ``where`` names it in errors, e.g. ``params.yaml:train``)."""
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = sorted(set(values) - names)
         if unknown and strict:
             raise ConfigError(
                 f"unknown {cls.__qualname__} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
             )
+        _check_value_types(cls, values, where or cls.__qualname__)
         return cls(**{k: v for k, v in values.items() if k in names})
 
     @classmethod
     def from_yaml(cls: type[T], path: str | Path, section: str | None = None, strict: bool = True) -> T:
-        return cls.from_dict(load_yaml_section(path, section), strict=strict)
+        where = f"{path}:{section}" if section else str(path)
+        return cls.from_dict(load_yaml_section(path, section), strict=strict, where=where)
 
 
 def get_params_item(params: Iterable[Any], params_type: type[T]) -> T | None:
@@ -101,8 +105,11 @@ def str2bool(value: str | bool) -> bool:
 def load_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parse a YAML file; a missing file, bad syntax or non-UTF-8 text is a one-line ``ConfigError``."""
     p = Path(path)
-    if not p.is_file():
+    problem = file_problem(p)
+    if problem == "does not exist":
         raise ConfigError(f"{what} {p} does not exist; pass an existing YAML file")
+    if problem:
+        raise ConfigError(f"{what} {p} {problem}; pass a YAML file")
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -385,6 +392,10 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 if dest not in actions:
                     valid = ", ".join(sorted(actions))
                     raise ConfigError(f"{spec}: unknown key {key!r} for this command; valid keys: {valid}")
+                if dest in self._dest_fields:
+                    _check_value_type(value, self._dest_fields[dest][2], spec, key)
+                elif actions[dest].nargs in (None, "?"):
+                    _check_value_type(value, None, spec, key)
                 defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
         self.set_defaults(**defaults)
 
@@ -406,6 +417,79 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump wall
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_SCALARS = (str, int, float, bool, Path)
+
+
+def _is_scalar_type(tp: Any) -> bool:
+    """Whether a YAML value for ``tp`` must be one value (not a list or mapping): the flag types
+    :func:`scalar_parser` converts, and unions of them."""
+    base, _ = _unwrap_optional(tp)
+    origin = get_origin(base)
+    if origin in (Union, types.UnionType):
+        return all(_is_scalar_type(a) for a in get_args(base))
+    if origin is typing.Literal or base in _SCALARS:
+        return True
+    return isinstance(base, type) and issubclass(base, enum.Enum)
+
+
+def _yaml_kind(value: Any) -> str | None:
+    """ "a list" / "a mapping" for a YAML container, else None."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else None
+
+
+def _check_value_type(value: Any, tp: Any, where: str, key: str) -> None:
+    """Refuse a YAML list or mapping where ``tp`` (a field's annotation; None: a plain one-value argument)
+    wants one value, a mapping where it wants a list, and a list of lists or mappings where it wants a
+    list of values. Why here: a container let through fails deep in a stage (``TypeError: '<' not
+    supported between 'list' and 'int'``), far from the line of YAML that caused it."""
+    kind = _yaml_kind(value)
+    if kind is None:
+        return
+    if tp is None or _is_scalar_type(tp):
+        expected = "one value" if tp is None else _expected_name(tp)
+        raise ConfigError(
+            f"{where}: key {key!r} must be {expected}, got {kind} ({_short(value)}); write a single value"
+        )
+    base, _ = _unwrap_optional(tp)
+    if get_origin(base) not in (list, tuple, Sequence) and base not in (list, tuple):
+        return  # mappings, nested params, Any: not a flag type this parser checks
+    if kind == "a mapping":
+        raise ConfigError(
+            f"{where}: key {key!r} must be list, got a mapping ({_short(value)}); write a YAML list [a, b]"
+        )
+    inner = [a for a in get_args(base) if a is not Ellipsis]
+    for item in value:
+        item_kind = _yaml_kind(item)
+        if item_kind is not None and (not inner or _is_scalar_type(inner[0])):
+            expected = _expected_name(inner[0]) if inner else "one value"
+            raise ConfigError(
+                f"{where}: key {key!r} must be a list of {expected}, got {item_kind} ({_short(item)}) "
+                "as an item; write a flat list [a, b]"
+            )
+
+
+def _expected_name(tp: Any) -> str:
+    base, _ = _unwrap_optional(tp)
+    if get_origin(base) in (Union, types.UnionType):
+        return "|".join(_type_name(a) for a in get_args(base))
+    return _type_name(base)
+
+
+def _check_value_types(dtype: type, values: dict[str, Any], where: str) -> None:
+    """:func:`_check_value_type` for each key of ``values`` that is a field of the dataclass ``dtype``."""
+    hints = get_type_hints(dtype, include_extras=False, localns=_localns(dtype))
+    for f in dataclasses.fields(dtype):
+        if f.name in values:
+            _check_value_type(values[f.name], hints.get(f.name, Any), where, f.name)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_collision(
