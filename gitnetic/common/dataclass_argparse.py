@@ -392,10 +392,9 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 if dest not in actions:
                     valid = ", ".join(sorted(actions))
                     raise ConfigError(f"{spec}: unknown key {key!r} for this command; valid keys: {valid}")
-                if dest in self._dest_fields:
+                if dest in self._dest_fields:  # plain arguments pass as before: lightning.Trainer's
+                    # pass-through flags take lists their flag type cannot say (devices: [0, 1])
                     _check_value_type(value, self._dest_fields[dest][2], spec, key)
-                elif actions[dest].nargs in (None, "?"):
-                    _check_value_type(value, None, spec, key)
                 defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
         self.set_defaults(**defaults)
 
@@ -442,15 +441,14 @@ def _yaml_kind(value: Any) -> str | None:
 
 
 def _check_value_type(value: Any, tp: Any, where: str, key: str) -> None:
-    """Refuse a YAML list or mapping where ``tp`` (a field's annotation; None: a plain one-value argument)
-    wants one value, a mapping where it wants a list, and a list of lists or mappings where it wants a
-    list of values. Why here: a container let through fails deep in a stage (``TypeError: '<' not
+    """Refuse a YAML list or mapping where ``tp`` (a field's annotation) wants one value, a mapping where
+    it wants a list, and a list of lists or mappings where it wants a list of values. Why here: a container let through fails deep in a stage (``TypeError: '<' not
     supported between 'list' and 'int'``), far from the line of YAML that caused it."""
     kind = _yaml_kind(value)
     if kind is None:
         return
-    if tp is None or _is_scalar_type(tp):
-        expected = "one value" if tp is None else _expected_name(tp)
+    if _is_scalar_type(tp):
+        expected = _expected_name(tp)
         raise ConfigError(
             f"{where}: key {key!r} must be {expected}, got {kind} ({_short(value)}); write a single value"
         )

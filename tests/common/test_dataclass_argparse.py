@@ -298,14 +298,15 @@ def test_a_yaml_value_of_the_wrong_type_is_one_line_naming_file_section_and_key(
     assert f"must be {expected}" in message and f"got {given}" in message
 
 
-def test_a_yaml_value_of_the_wrong_type_for_a_plain_argument_is_one_line(tmp_path):
-    """A plain argument (like the trainer's pass-through flags) takes one value: a list is refused too."""
+def test_a_yaml_list_for_a_plain_argument_passes_as_before(tmp_path):
+    """Plain arguments carry no annotation to check against, and lightning.Trainer's pass-through flags
+    take lists their flag type cannot say (``devices: [0, 1]``): they pass unchanged."""
     cfg = tmp_path / "p.yaml"
-    cfg.write_text("max_epochs: [1, 2]\n")
+    cfg.write_text("devices: [0, 1]\n")
     parser = DataclassArgumentParser(prog="t")
-    parser.add_argument("--max_epochs", type=int, default=None)
-    with pytest.raises(ConfigError, match=r"key 'max_epochs' must be one value, got a list"):
-        parser.parse_args_into_dataclasses(["--config", str(cfg)])
+    parser.add_argument("--devices", type=int, default=None)
+    (ns,) = parser.parse_args_into_dataclasses(["--config", str(cfg)])
+    assert ns.devices == [0, 1]
 
 
 def test_from_yaml_refuses_a_value_of_the_wrong_type(tmp_path):
