@@ -41,8 +41,8 @@ def output_file_mode() -> int:
 
 
 def disk_full_reason(exc: BaseException) -> str | None:
-    """ "no space left on device" (or the quota's words) when ``exc`` or an exception it was raised from
-    is an ``OSError`` of a full disk, or a library's own error that quotes the OS's words for one
+    """The words for a full disk ("no space left on device", or the quota's) when ``exc`` or an exception
+    it was raised from is an ``OSError`` of one, or a library's own error that quotes the OS's words for one
     (safetensors raises ``SafetensorError: ... No space left on device (os error 28)``); else None."""
     seen: set[int] = set()
     cause: BaseException | None = exc

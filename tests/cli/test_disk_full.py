@@ -106,3 +106,20 @@ def test_corpus_on_a_full_disk(tmp_path, tiny_corpus_dir, capsys):
         assert cli_main.main([*argv, "--out_dir", str(out)]) == 2
         assert_one_line_disk_full(capsys.readouterr().err, "corpus", out)
         assert files_of(out) == before
+
+
+def test_train_on_a_full_disk_still_says_which_checkpoint_and_how_to_resume(
+    tmp_path, tiny_tokenizer, lm_shards
+):
+    """Train had its own one line before (training/checkpoint_io.py catches an OSError): the writers'
+    DiskFullError is one, so that message, naming the checkpoint and the resume, is kept."""
+    from tests.helpers import run_gitnetic, tiny_train_args
+
+    with small_tmpfs(tmp_path / "disk", "256k") as disk:
+        save_dir = disk / "ckpt"
+        run = run_gitnetic(*tiny_train_args(tiny_tokenizer, lm_shards, save_dir, steps=2), cwd=tmp_path)
+        assert run.returncode == 2, run.stderr[-3000:]
+        line = run.stderr.strip().splitlines()[-1]
+        assert line.startswith(f"gitnetic train: error: could not write checkpoint {save_dir}"), line
+        assert "(No space left on device)" in line and "Traceback" not in run.stderr
+        assert not [p for p in save_dir.rglob("*") if p.is_file()]
