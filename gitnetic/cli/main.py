@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from gitnetic import __version__
 from gitnetic.common.console import setup_logging
 from gitnetic.common.cores import sleep_when_idle
-from gitnetic.common.errors import GitneticError
+from gitnetic.common.errors import DiskFullError, GitneticError
+from gitnetic.common.io import disk_full_reason
 
 # name -> (module, one-line summary). Order is pipeline order.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -77,6 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"gitnetic {name}: {'' if code != 2 else 'error: '}{exc}", file=sys.stderr)
         return code
     except OSError as exc:
+        reason = disk_full_reason(exc)
+        if reason is not None:  # a write outside the atomic writers (which name their output themselves)
+            print(
+                f"gitnetic {name}: error: {DiskFullError(exc.filename or 'the outputs', reason)}",
+                file=sys.stderr,
+            )
+            return 2
         if exc.filename is None:
             raise  # not about a path the user can fix: keep the traceback for the bug report
         # an output folder under a file, a read-only mount, a full disk: the path and the reason suffice

@@ -42,6 +42,7 @@ from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type
 import yaml
 
 from gitnetic.common.errors import ConfigError
+from gitnetic.common.files import file_problem
 
 __all__ = [
     "DataclassBase",
@@ -75,12 +76,15 @@ class DataclassBase:
         return out
 
     @classmethod
-    def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True) -> T:
-        return _from_mapping(cls, values, strict, cls.PARAMS_NAME or cls.__qualname__)
+    def from_dict(cls: type[T], values: dict[str, Any], strict: bool = True, where: str | None = None) -> T:
+        """An instance from a mapping (a YAML section: ``where`` names it in type errors, e.g.
+        ``params.yaml:train``)."""
+        return _from_mapping(cls, values, strict, cls.PARAMS_NAME or cls.__qualname__, where)
 
     @classmethod
     def from_yaml(cls: type[T], path: str | Path, section: str | None = None, strict: bool = True) -> T:
-        return cls.from_dict(load_yaml_section(path, section), strict=strict)
+        where = f"{path}:{section}" if section else str(path)
+        return cls.from_dict(load_yaml_section(path, section), strict=strict, where=where)
 
 
 def group_type(tp: Any) -> type | None:
@@ -105,8 +109,11 @@ def moved_key_message(where: str, old: str, new: str) -> str:
     return f"{where} key {old} moved to {new}; write it as `{nested}` (flag --{new})"
 
 
-def _from_mapping(cls: type[T], values: dict[str, Any], strict: bool, where: str) -> T:
-    """``cls`` from a mapping, nested groups from nested mappings (``where`` names it in errors)."""
+def _from_mapping(
+    cls: type[T], values: dict[str, Any], strict: bool, where: str, file_where: str | None = None
+) -> T:
+    """``cls`` from a mapping, nested groups from nested mappings (``where`` names it in errors; a value of
+    the wrong YAML kind is named by ``file_where``, the file and section, when it came from one)."""
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     groups = _group_types(cls)
     for key, value in values.items():
@@ -118,6 +125,7 @@ def _from_mapping(cls: type[T], values: dict[str, Any], strict: bool, where: str
             f"unknown {where} key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}"
         )
     kwargs = {k: v for k, v in values.items() if k in names}
+    _check_value_types(cls, kwargs, file_where or where)  # nested groups are checked at their own level
     for name, tp in groups.items():
         if name in kwargs:
             kwargs[name] = group_value(tp, kwargs[name], f"{where}.{name}", strict)
@@ -170,8 +178,11 @@ def str2bool(value: str | bool) -> bool:
 def load_yaml(path: str | Path, what: str = "config file") -> Any:
     """Parse a YAML file; a missing file, bad syntax or non-UTF-8 text is a one-line ``ConfigError``."""
     p = Path(path)
-    if not p.is_file():
+    problem = file_problem(p)
+    if problem == "does not exist":
         raise ConfigError(f"{what} {p} does not exist; pass an existing YAML file")
+    if problem:
+        raise ConfigError(f"{what} {p} {problem}; pass a YAML file")
     try:
         return yaml.safe_load(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -356,6 +367,7 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 default=f.default, default_factory=f.default_factory, metadata=f.metadata
             )
             dotted.name = name
+            self._dest_fields[name] = (gtype, dotted, hints.get(f.name, str))  # its YAML value is type-checked
             self._add_field(group, dotted, hints.get(f.name, str))
 
     def _group_values(self, dtype: type, namespace: Namespace, used: set[str]) -> dict[str, Any]:
@@ -548,6 +560,9 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 if dest not in actions:
                     valid = ", ".join(sorted(actions))
                     raise ConfigError(f"{spec}: unknown key {key!r} for this command; valid keys: {valid}")
+                if dest in self._dest_fields:  # plain arguments pass as before: lightning.Trainer's
+                    # pass-through flags take lists their flag type cannot say (devices: [0, 1])
+                    _check_value_type(value, self._dest_fields[dest][2], spec, key)
                 defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
         self.set_defaults(**defaults)
 
@@ -569,6 +584,78 @@ class DataclassArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:  # one line, no usage dump wall
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_SCALARS = (str, int, float, bool, Path)
+
+
+def _is_scalar_type(tp: Any) -> bool:
+    """Whether a YAML value for ``tp`` must be one value (not a list or mapping): the flag types
+    :func:`scalar_parser` converts, and unions of them."""
+    base, _ = _unwrap_optional(tp)
+    origin = get_origin(base)
+    if origin in (Union, types.UnionType):
+        return all(_is_scalar_type(a) for a in get_args(base))
+    if origin is typing.Literal or base in _SCALARS:
+        return True
+    return isinstance(base, type) and issubclass(base, enum.Enum)
+
+
+def _yaml_kind(value: Any) -> str | None:
+    """ "a list" / "a mapping" for a YAML container, else None."""
+    if isinstance(value, list | tuple):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else None
+
+
+def _check_value_type(value: Any, tp: Any, where: str, key: str) -> None:
+    """Refuse a YAML list or mapping where ``tp`` (a field's annotation) wants one value, a mapping where
+    it wants a list, and a list of lists or mappings where it wants a list of values. Why here: a container let through fails deep in a stage (``TypeError: '<' not
+    supported between 'list' and 'int'``), far from the line of YAML that caused it."""
+    kind = _yaml_kind(value)
+    if kind is None:
+        return
+    if _is_scalar_type(tp):
+        expected = _expected_name(tp)
+        raise ConfigError(
+            f"{where}: key {key!r} must be {expected}, got {kind} ({_short(value)}); write a single value"
+        )
+    base, _ = _unwrap_optional(tp)
+    if get_origin(base) not in (list, tuple, Sequence) and base not in (list, tuple):
+        return  # mappings, nested params, Any: not a flag type this parser checks
+    if kind == "a mapping":
+        raise ConfigError(
+            f"{where}: key {key!r} must be list, got a mapping ({_short(value)}); write a YAML list [a, b]"
+        )
+    inner = [a for a in get_args(base) if a is not Ellipsis]
+    for item in value:
+        item_kind = _yaml_kind(item)
+        if item_kind is not None and (not inner or _is_scalar_type(inner[0])):
+            expected = _expected_name(inner[0]) if inner else "one value"
+            raise ConfigError(
+                f"{where}: key {key!r} must be a list of {expected}, got {item_kind} ({_short(item)}) "
+                "as an item; write a flat list [a, b]"
+            )
+
+
+def _expected_name(tp: Any) -> str:
+    base, _ = _unwrap_optional(tp)
+    if get_origin(base) in (Union, types.UnionType):
+        return "|".join(_type_name(a) for a in get_args(base))
+    return _type_name(base)
+
+
+def _check_value_types(dtype: type, values: dict[str, Any], where: str) -> None:
+    """:func:`_check_value_type` for each key of ``values`` that is a field of the dataclass ``dtype``."""
+    hints = get_type_hints(dtype, include_extras=False, localns=_localns(dtype))
+    for f in dataclasses.fields(dtype):
+        if f.name in values:
+            _check_value_type(values[f.name], hints.get(f.name, Any), where, f.name)
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_collision(

@@ -5,11 +5,16 @@ one, so writers go to a temporary sibling (``.NAME.XXXX.tmp``) and ``os.replace`
 complete. Files that only make sense together (a corpus' splits) are committed as a group
 (:func:`atomic_open_group`), so a kill never pairs a new split with an old one. A kill leaves at most the
 temporaries, which the next write of the same output removes (:func:`remove_stale_temporaries`).
+
+A full disk inside any of these writers is a :class:`~gitnetic.common.errors.DiskFullError` naming the
+output (:func:`raise_if_disk_full`): the write that failed is a temporary's, whose name says nothing to
+the user, and the CLI prints the error in one line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -17,6 +22,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+from gitnetic.common.errors import DiskFullError
+
+# errno -> how the error message says it; both are fixed by freeing space
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
 
 
 def _umask() -> int:
@@ -28,6 +38,33 @@ def _umask() -> int:
 def output_file_mode() -> int:
     """Mode for a finished output file: mkstemp makes 0600 files, outputs should follow the umask."""
     return 0o666 & ~_umask()
+
+
+def disk_full_reason(exc: BaseException) -> str | None:
+    """The words for a full disk ("no space left on device", or the quota's) when ``exc`` or an exception
+    it was raised from is an ``OSError`` of one, or a library's own error that quotes the OS's words for one
+    (safetensors raises ``SafetensorError: ... No space left on device (os error 28)``); else None."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in _DISK_FULL:
+            return _DISK_FULL[cause.errno]
+        text = str(cause)
+        for code, reason in _DISK_FULL.items():
+            if os.strerror(code) in text:
+                return reason
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def raise_if_disk_full(exc: BaseException, path: str | os.PathLike[str]) -> None:
+    """Raise a :class:`DiskFullError` naming ``path`` (the output being written) if ``exc`` is a full disk."""
+    if isinstance(exc, DiskFullError):
+        return
+    reason = disk_full_reason(exc)
+    if reason is not None:
+        raise DiskFullError(os.fspath(path), reason) from exc
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
@@ -62,9 +99,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        raise_if_disk_full(exc, target)
         raise
 
 
@@ -112,13 +150,14 @@ def atomic_open_group(
                 os.unlink(marker)
         for tmp, target in zip(tmps, targets, strict=True):
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         for fh in handles:
             with contextlib.suppress(OSError):
                 fh.close()
         for tmp in tmps:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+        raise_if_disk_full(exc, targets[0].parent if len(targets) > 1 else targets[0])
         raise
 
 
@@ -140,6 +179,7 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise_if_disk_full(exc, target)
         raise

@@ -14,14 +14,24 @@ from gitnetic.common.errors import DataError
 
 
 def json_lines(
-    lines: Iterable[str], where: object, hint: str, keep: Callable[[int], bool] | None = None
+    lines: Iterable[str | bytes], where: object, hint: str, keep: Callable[[int], bool] | None = None
 ) -> Iterator[tuple[int, Any]]:
     """``(line number, parsed value)`` of each non-blank line; a bad one is a one-line ``DataError``
     naming ``where:line`` and ending with ``hint`` (how to fix it). With ``keep``, only the lines whose
-    (1-based) number it accepts are parsed: a sample of a big file skips the JSON work of the rest."""
+    (1-based) number it accepts are parsed: a sample of a big file skips the JSON work of the rest.
+    Lines may be bytes (a file opened ``"rb"``): each is decoded as UTF-8 here, so a wrong encoding is
+    reported with its line instead of as a ``UnicodeDecodeError`` from deep inside a text-mode read."""
     for lineno, line in enumerate(lines, 1):
         if (keep is not None and not keep(lineno)) or not line.strip():
             continue
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{where}:{lineno} is not UTF-8 text (byte {line[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); convert it to UTF-8 (e.g. iconv -t utf-8) or {hint}"
+                ) from None
         try:
             yield lineno, json.loads(line)
         except json.JSONDecodeError as exc:
@@ -34,7 +44,7 @@ def iter_jsonl(path: str | Path, keep: Callable[[int], bool] | None = None) -> I
     p = Path(path)
     if not p.is_file():
         raise DataError(f"corpus split {p} does not exist; run 'python -m gitnetic corpus' first")
-    with p.open("r", encoding="utf-8") as fh:
+    with p.open("rb") as fh:
         for lineno, record in json_lines(fh, p, "re-run the corpus stage", keep):
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise DataError(

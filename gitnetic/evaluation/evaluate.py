@@ -30,7 +30,7 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.common.threads import set_torch_threads
 from gitnetic.data.loading.batching import collate_padded, max_tokens_batches, packed_batches
 from gitnetic.data.loading.blend import ConcatTokens, parse_blend
-from gitnetic.data.shards.indexed import IndexedDataset
+from gitnetic.data.shards.indexed import IndexedDataset, check_token_ids
 from gitnetic.evaluation.completion import completion_metrics
 from gitnetic.evaluation.params import EvaluateParams
 from gitnetic.models.checkpoint import TrainedModel, load_trained_model
@@ -202,11 +202,9 @@ def _score_windows(
     with torch.inference_mode():
         for indices in tqdm(batches, desc="evaluate", disable=None):
             batch = collate_padded([windows[int(i)] for i in indices], pad_id)
-            if int(batch["input_ids"].max()) >= vocab:
-                raise DataError(
-                    f"{prefix} holds token id {int(batch['input_ids'].max())} but the model has "
-                    f"{vocab} tokens; score shards made with the training tokenizer"
-                )
+            check_token_ids(
+                prefix, int(batch["input_ids"].max()), vocab, "score shards made with the training tokenizer"
+            )
             logits, labels = module.logits_and_labels(batch, generator)
             keep = labels != IGNORE_INDEX
             gold = labels[keep]

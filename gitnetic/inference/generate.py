@@ -20,12 +20,12 @@ from typing import Any, NamedTuple, TextIO
 import torch
 
 from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.data.hf_folder import is_hf_model_folder
+from gitnetic.data.hf_folder import WEIGHT_FILES, is_hf_model_folder
 from gitnetic.data.loading.fim import fim_ids
 from gitnetic.data.shards.encoder import HFEncoder
 from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
 from gitnetic.inference.params import DecodingParams, GenerateParams
-from gitnetic.models.checkpoint import load_trained_model
+from gitnetic.models.checkpoint import checkpoints_newest_first, load_trained_model
 from gitnetic.models.positions import usable_positions
 from gitnetic.models.pretrained import load_hf_model
 from gitnetic.modules.objective import config_objective
@@ -80,6 +80,8 @@ def load_generation_model(
                 "the tokenizer the model was trained with in the folder (re-export it)"
             )
         return GenerationModel(net, tokenizer)
+    if path.is_dir() and not checkpoints_newest_first(path):
+        raise DataError(_not_a_model_folder(path))
     if not config_path or not tokenizer_path:
         raise ConfigError(
             f"--model {path} is a training checkpoint: also pass the --config_path and --tokenizer_path it "
@@ -90,6 +92,20 @@ def load_generation_model(
     if config_objective(trained.config) == "mlm" or "MaskedLM" in name:
         raise ConfigError(f"{name} is a masked LM; generate needs a causal LM")
     return GenerationModel(trained.model, trained.tokenizer)
+
+
+def _not_a_model_folder(path: Path) -> str:
+    """What a folder that is neither an exported model nor a checkpoint folder lacks, and the fix."""
+    exported = any((path / name).is_file() for name in (*WEIGHT_FILES, "tokenizer.json"))
+    if exported:  # weights or a tokenizer: an export (or save_pretrained) whose config.json is gone
+        return (
+            f"--model {path} is a folder without config.json; re-export it ('python -m gitnetic export') "
+            "or copy the model's config.json into it"
+        )
+    return (
+        f"--model {path} is a folder without config.json and without *.ckpt; pass a folder written by "
+        "'python -m gitnetic export' or a checkpoint (folder) written by 'python -m gitnetic train'"
+    )
 
 
 def _read(path: str, flag: str) -> str:

@@ -248,6 +248,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             # Lightning stores hyper-parameters as plain Python objects; the file is our own training output.
             ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - torch.load of a damaged file raises anything (KeyError, EOFError...)
+        with open(path, "rb") as fh:  # torch.save writes a zip (PK), its legacy format a pickle (0x80)
+            if fh.read(1) not in (b"", b"P", b"\x80"):  # else torch.load's message is noise like "(101)"
+                raise DataError(
+                    f"checkpoint {path} is not a torch checkpoint (neither a zip archive nor a pickle); "
+                    "pass a .ckpt written by 'python -m gitnetic train'"
+                ) from None
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(
             f"checkpoint {path} is corrupt or not a torch checkpoint ({msg}); re-run training"

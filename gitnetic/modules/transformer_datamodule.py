@@ -31,7 +31,7 @@ from gitnetic.data.loading.batching import (
 )
 from gitnetic.data.loading.blend import ConcatTokens, blend_samples, parse_blend
 from gitnetic.data.loading.fim import FimDataset, fim_ids
-from gitnetic.data.shards.indexed import IndexedDataset
+from gitnetic.data.shards.indexed import IndexedDataset, check_token_ids
 from gitnetic.modules.params import DataModuleParams
 
 __all__ = ["TransformerDataModule"]
@@ -84,10 +84,13 @@ class TransformerDataModule(LightningDataModule):
     params: Params
     params_type: type[Params] = Params
 
-    def __init__(self, tokenizer: Any, params: DataModuleParams) -> None:
+    def __init__(self, tokenizer: Any, params: DataModuleParams, vocab_size: int | None = None) -> None:
+        """``vocab_size``: the model's, which every token id of the shards must be below (checked at
+        setup); without it, the tokenizer's size (the model is built with one row per token)."""
         super().__init__()
         self.tokenizer = tokenizer
         self.params = params
+        self.vocab_size = vocab_size
         self.train_dataset: Any = None
         self.val_dataset: Any = None
         self._check_params()
@@ -144,8 +147,7 @@ class TransformerDataModule(LightningDataModule):
         if p.val_data_prefix and self.val_dataset is None and stage in (None, "fit", "validate"):
             self.val_dataset = self._open(p.val_data_prefix, "validation")
 
-    @staticmethod
-    def _open(spec: str, what: str) -> Any:
+    def _open(self, spec: str, what: str) -> Any:
         """One prefix -> its IndexedDataset; a weighted blend -> a :class:`_Blend` of them."""
         # a missing or corrupt prefix raises ShardError (a DataError) saying to run preprocess
 
@@ -157,10 +159,31 @@ class TransformerDataModule(LightningDataModule):
                 raise DataError(
                     f"{what} shards at {prefix} hold no tokens; re-run preprocess on a non-empty corpus"
                 )
+            self._check_vocabulary(prefix, dataset)
             datasets.append(dataset)
         if len(blend) == 1:
             return datasets[0]
         return _Blend(datasets, [w for w, _ in blend])
+
+    def _check_vocabulary(self, prefix: str, dataset: IndexedDataset) -> None:
+        """Refuse shards of another tokenizer before training starts, not at the first batch holding an id
+        past the embedding (a bare ``IndexError``, or a device-side assert on a GPU). The scan is bounded:
+        :meth:`IndexedDataset.max_token_id` reads a sample of a set larger than its budget."""
+        vocab = self.vocab_size
+        if vocab is None:
+            try:
+                vocab = len(self.tokenizer)
+            except TypeError:  # a tokenizer without a size: nothing to check against
+                return
+        peak, _ = dataset.max_token_id(below=vocab)
+        where = getattr(self.tokenizer, "name_or_path", "") or "the model's tokenizer"
+        check_token_ids(
+            prefix,
+            peak,
+            vocab,
+            f"the shards were made with another tokenizer: preprocess them with --tokenizer_path {where}, "
+            "or train with the tokenizer (and model config) that made them",
+        )
 
     # ------------------------------------------------------------------ planning
     def _plan(self, dataset: Any, shuffle: bool) -> tuple[Dataset, Any]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gitnetic.common.dataclass_argparse import load_yaml
-from gitnetic.common.errors import DataError
+from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, find_checkpoint
 from gitnetic.pipeline.params import SummaryParams
 
@@ -51,23 +51,52 @@ def _newest_checkpoint(root: Path, save_dir: str | None) -> Path | None:
         return None
 
 
+def _a(value: Any) -> str:
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+class _Paths:
+    """The output paths the params file's sections name, each checked to be one path."""
+
+    def __init__(self, params_path: Path, config: dict[str, Any]) -> None:
+        self.params_path, self.config = params_path, config
+
+    def get(self, section: str, key: str, default: str | None) -> Any:
+        value = _section(self.config, section).get(key)
+        if value is None or value == "":
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"params file {self.params_path}: {section}.{key} must be a path, got {_a(value)} "
+                f"({value!r}); write one path"
+            )
+        return value
+
+
 def pipeline_summary(params: SummaryParams) -> list[str]:
     """The summary lines (paths relative to the params file's folder, as the stages wrote them)."""
     params_path = Path(params.params_file)
     root = params_path.parent
-    config = load_yaml(params_path, "params file") or {}
-    train, evaluate, export = (_section(config, s) for s in ("train", "evaluate", "export"))
-    eval_path = evaluate.get("output") or "metrics/eval.json"
-    live_dir = train.get("dvclive_dir") or "dvclive"
+    config = load_yaml(params_path, "params file")
+    config = {} if config is None else config
+    if not isinstance(config, dict):
+        raise ConfigError(
+            f"params file {params_path} must be a mapping of sections (train:, evaluate:, ...), got "
+            f"{_a(config)}; fix its top level (python -m gitnetic init writes one)"
+        )
+    paths = _Paths(params_path, config)
+    eval_path = paths.get("evaluate", "output", "metrics/eval.json")
+    live_dir = paths.get("train", "dvclive_dir", "dvclive")
     live = _read_json(root / live_dir / "metrics.json")
     rows = _metric_rows(_read_json(root / eval_path), eval_path)
-    bench_path = _section(config, "benchmark").get("metrics") or "metrics/benchmark.json"
+    bench_path = paths.get("benchmark", "metrics", "metrics/benchmark.json")
     rows += _benchmark_row(_read_json(root / bench_path), bench_path)
     if live:
         rows.append(("training", _training_row(live) + f"  -> {live_dir}/"))
-    hf = export.get("output_dir") or "models/hf"
+    hf = paths.get("export", "output_dir", "models/hf")
     model = []
-    ckpt = _newest_checkpoint(root, train.get("save_dir"))
+    ckpt = _newest_checkpoint(root, paths.get("train", "save_dir", None))
     if ckpt is not None:
         model.append(f"checkpoint {ckpt}")
     if (root / hf / "config.json").is_file():

@@ -87,7 +87,9 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         module = TransformerModule(built.model, built.tokenizer, module_params, model_config=built.config)
         if datamodule_params.fim_rate and module.objective != "clm":
             raise TaskError("--fim_rate is for causal LMs; set --fim_rate 0 to train a masked LM")
-        datamodule = TransformerDataModule(tokenizer=built.tokenizer, params=datamodule_params)
+        datamodule = TransformerDataModule(
+            tokenizer=built.tokenizer, params=datamodule_params, vocab_size=int(built.model.config.vocab_size)
+        )
         return cls(built.tokenizer, module, datamodule)
 
     @classmethod

@@ -111,3 +111,55 @@ def test_cli_parses_flags_into_params() -> None:
     assert job.job == "all"
     assert (params.source, params.path, params.rev) == ("git", "/r", "v1")
     assert (params.include, params.exclude) == (["*.py", "*.pyi"], ["t/**"])
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["tokenizer", "--train_file", "latin1.jsonl", "--vocab_size", "300"],
+            "gitnetic tokenizer: error: latin1.jsonl:2 is not UTF-8 text (byte 0xe9",
+        ),
+        (
+            ["tokenizer", "--train_file", "folder"],
+            "gitnetic tokenizer: error: --train_file folder is a directory",
+        ),
+        (
+            ["tokenizer", "--train_file", "pipe"],
+            "gitnetic tokenizer: error: --train_file pipe is not a regular file (a named pipe)",
+        ),
+        (
+            ["tokenizer", "--config", "folder:tokenizer"],
+            "gitnetic tokenizer: error: config file folder is a dir",
+        ),
+        (
+            ["tokenizer", "--config", "params.yaml:tokenizer"],
+            "gitnetic tokenizer: error: params.yaml:tokenizer: key 'vocab_size' must be int, got a list",
+        ),
+        (
+            ["preprocess", "--config", "params.yaml:preprocess"],
+            "gitnetic preprocess: error: params.yaml:preprocess: key 'workers' must be int, got a mapping",
+        ),
+        (
+            ["corpus", "--config", "params.yaml:corpus"],
+            "gitnetic corpus: error: params.yaml:corpus: key 'valid_ratio' must be float, got a list",
+        ),
+    ],
+)
+def test_bad_files_and_wrong_type_values_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    """Issue 29 items 4 and 7: non-UTF-8 training text, a folder or named pipe as a file, and a YAML list or
+    mapping where a number goes were tracebacks or said "does not exist"."""
+    import os
+
+    (tmp_path / "params.yaml").write_text(
+        "tokenizer:\n  vocab_size: [300]\ntrain_file: x\npreprocess:\n  workers: {a: 1}\n"
+        "corpus:\n  valid_ratio: [0.1]\n"
+    )
+    (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "x = 1"}\n{"text": "caf\xe9"}\n')
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    run = gitnetic(*args, cwd=tmp_path)
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    lines = [ln for ln in run.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(expected), run.stderr

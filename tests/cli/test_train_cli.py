@@ -396,3 +396,35 @@ def test_print_config_prints_the_resolved_params_and_exits_without_training(tmp_
         printed["max_steps"] == 9 and printed["learning_rate"] == 0.01
     )  # flag beats file, file beats default
     assert not (tmp_path / "ck").exists()
+
+
+def test_shards_of_another_tokenizer_are_one_line_before_training(
+    tmp_path, tiny_tokenizer, task_tokenizer_dir, lm_shards
+):
+    """Issue 29 item 3: shards of a 512-token vocabulary with a 320-token tokenizer (hence model) were a
+    149-line ``IndexError`` from inside the first training step; no checkpoint may be written."""
+    from tests.helpers import tiny_train_args
+
+    save_dir = tmp_path / "ckpt"
+    args = tiny_train_args(task_tokenizer_dir, lm_shards, save_dir, steps=2)
+    run = run_gitnetic(*args, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    error = [line for line in run.stderr.splitlines() if "error" in line]
+    assert len(error) == 1 and error[0].startswith("gitnetic train: error: "), run.stderr[-3000:]
+    assert f"{lm_shards / 'train'} holds token id " in error[0] and "but the model has 320 tokens" in error[0]
+    assert f"--tokenizer_path {task_tokenizer_dir}" in error[0]
+    assert not list(save_dir.glob("*.ckpt")) if save_dir.exists() else True
+
+
+def test_a_yaml_list_where_train_wants_a_number_is_one_line(tmp_path, tiny_tokenizer, lm_shards, capsys):
+    """Issue 29 item 4: ``TypeError: '<' not supported`` from deep in the trainer's setup."""
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  warmup_steps: [2]\n")
+    argv = ["train", "--task", "transformer-task", "--config", f"{params}:train"]
+    assert cli_main.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"gitnetic train: error: {params}:train: key 'warmup_steps' must be int, got a list"
+    )
+    assert err.count("\n") == 1

@@ -366,3 +366,75 @@ def test_a_moved_flag_names_its_new_flag(argv, expected, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("yaml_value", "key", "expected", "given"),
+    [
+        ("steps: [1, 2]", "steps", "int", "a list"),
+        ("steps: {a: 1}", "steps", "int", "a mapping"),
+        ("name: [x, y]", "name", "str", "a list"),
+        ("lr: {a: 1}", "lr", "float", "a mapping"),
+        ("flag: [true]", "flag", "bool", "a list"),
+        ("maybe: [3]", "maybe", "int", "a list"),
+        ("mode: [clm]", "mode", "'auto'|'mlm'|'clm'", "a list"),
+        ("color: {blue: 1}", "color", "Color", "a mapping"),
+        ("limit: [all]", "limit", "int|str", "a list"),
+        ("sizes: {a: 1}", "sizes", "list", "a mapping"),
+        ("sizes: [[1, 2]]", "sizes", "a list of int", "a list"),
+    ],
+)
+def test_a_yaml_value_of_the_wrong_type_is_one_line_naming_file_section_and_key(
+    yaml_value, key, expected, given, tmp_path
+):
+    """Issue 29 item 4: a list or mapping where a scalar is expected used to pass through unconverted and
+    fail deep inside a stage (``TypeError: '<' not supported ...``)."""
+    cfg = tmp_path / "params.yaml"
+    cfg.write_text(f"train:\n  {yaml_value}\n")
+    with pytest.raises(ConfigError) as info:
+        parse(["--config", f"{cfg}:train"], Everything)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{cfg}:train: key {key!r} ")
+    assert f"must be {expected}" in message and f"got {given}" in message
+
+
+def test_a_yaml_list_for_a_plain_argument_passes_as_before(tmp_path):
+    """Plain arguments carry no annotation to check against, and lightning.Trainer's pass-through flags
+    take lists their flag type cannot say (``devices: [0, 1]``): they pass unchanged."""
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("devices: [0, 1]\n")
+    parser = DataclassArgumentParser(prog="t")
+    parser.add_argument("--devices", type=int, default=None)
+    (ns,) = parser.parse_args_into_dataclasses(["--config", str(cfg)])
+    assert ns.devices == [0, 1]
+
+
+def test_from_yaml_refuses_a_value_of_the_wrong_type(tmp_path):
+    path = tmp_path / "o.yaml"
+    path.write_text("s:\n  seed: [3]\n")
+    with pytest.raises(ConfigError, match=r"o\.yaml:s: key 'seed' must be int, got a list"):
+        Other.from_yaml(path, "s")
+    with pytest.raises(ConfigError, match=r"Other: key 'extra' must be str, got a mapping"):
+        Other.from_dict({"extra": {"a": 1}})
+
+
+def test_config_given_a_folder_or_a_fifo_says_what_it_is(tmp_path):
+    """Issue 29 item 7: a folder or a named pipe is not "does not exist"."""
+    import os
+
+    with pytest.raises(ConfigError, match=r"is a directory, not a file; pass a YAML file"):
+        parse(["--config", f"{tmp_path}:train"], Everything)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match=r"is not a regular file \(a named pipe\); pass a YAML file"):
+        parse(["--config", f"{fifo}:train"], Everything)
+
+
+def test_a_nested_group_value_of_the_wrong_yaml_kind_is_one_line(tmp_path):
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text("outer:\n  inner: {threshold: [1, 2]}\n")
+    with pytest.raises(ConfigError) as err:
+        parse(["--config", f"{cfg}:outer"], Outer)
+    assert "inner.threshold" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="threshold"):
+        Outer.from_dict({"inner": {"threshold": {"a": 1}}})

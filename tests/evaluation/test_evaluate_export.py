@@ -243,3 +243,16 @@ def test_evaluate_blend_with_a_missing_prefix_is_one_line(
     assert cli_main.main([*argv, "--data_prefix", f"0.5 {lm_shards / 'valid'} {lm_shards / 'test'}"]) == 2
     assert "must be pairs 'WEIGHT PREFIX" in capsys.readouterr().err
     assert not (tmp_path / "e.json").exists()
+
+
+def test_evaluate_shards_of_another_tokenizer_is_one_line(fresh_checkpoint, tiny_tokenizer, tmp_path, capsys):
+    """The message train gives too (data/shards/indexed.check_token_ids), here per scored batch."""
+    from tests.helpers import write_shard
+
+    prefix = write_shard(tmp_path / "foreign", [[5, 6, 7, 8], [5, 7354, 6, 9]])
+    argv = ["evaluate", *model_args(fresh_checkpoint, GPT2_TINY, tiny_tokenizer), "--data_prefix", prefix]
+    assert cli_main.main([*argv, "--output", str(tmp_path / "e.json"), "--completion_samples", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gitnetic evaluate: error: {prefix} holds token id 7354 but the model has ")
+    assert "score shards made with the training tokenizer" in err and err.count("\n") == 1
+    assert not (tmp_path / "e.json").exists()

@@ -10,6 +10,7 @@ repository root on ``sys.path``), or from the module that holds them:
 * :mod:`.shards`: ``write_shard``, ``marked_docs``, ``encode_files``, ``preprocess_shards``;
 * :mod:`.models`: tiny GPT-2/RoBERTa, ``module_and_data``, checkpoint weights (torch is imported only
   when one of them is called, so data tests never load it);
+* :mod:`.disk`: ``small_tmpfs`` and ``fill`` (a nearly full file system, for disk-full tests);
 * :mod:`.cli`: subprocess environments and runners (``run_gitnetic``, ``run_ok``, ``copy_pipeline``, ...);
 * :mod:`.training`: the seed's example command and ``assert_trained``;
 * :mod:`.corpora`: ``module`` (a distinct Python module) and trees exercising every corpus decision;
@@ -33,6 +34,7 @@ from tests.helpers.cli import (
     wait_until,
 )
 from tests.helpers.corpora import git_tree, mixed_tree, module
+from tests.helpers.disk import fill, small_tmpfs
 from tests.helpers.experiments import exp_names, queue_workers
 from tests.helpers.models import (
     TINY_MODEL_CONFIG,
@@ -76,6 +78,8 @@ from tests.helpers.trees import (
 )
 
 __all__ = [
+    "fill",
+    "small_tmpfs",
     "git_tree",
     "mixed_tree",
     "module",

@@ -107,6 +107,39 @@ def test_a_tokenizer_larger_than_the_model_is_a_one_line_error(
     assert "512" in message and "320" in message and "tokenizer" in message
 
 
+def test_a_model_folder_without_config_json_says_so(tmp_path, capsys, plain_folder, tiny_tokenizer) -> None:
+    """Issue 29 item 7: it was called "a training checkpoint" (then asked for --config_path); with them
+    given, "no *.ckpt in ..."."""
+    folder = shutil.copytree(plain_folder, tmp_path / "hf")
+    (folder / "config.json").unlink()
+    for extra in ([], ["--config_path", str(GPT2_TINY), "--tokenizer_path", str(tiny_tokenizer)]):
+        message = generate_error(capsys, "--model", folder, "--prompt", "x", *extra)
+        assert f"--model {folder} is a folder without config.json" in message, message
+        assert "training checkpoint" not in message and "re-export" in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    message = generate_error(capsys, "--model", empty, "--prompt", "x")
+    assert f"--model {empty} is a folder without config.json and without *.ckpt" in message, message
+
+
+def test_a_text_file_as_the_checkpoint_says_it_is_not_one(tmp_path, capsys, tiny_tokenizer) -> None:
+    """Issue 29 item 7: "(101)" was all the message said of why."""
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello, not a checkpoint\n" * 10)
+    message = generate_error(
+        capsys,
+        "--model",
+        text,
+        "--prompt",
+        "x",
+        "--config_path",
+        GPT2_TINY,
+        "--tokenizer_path",
+        tiny_tokenizer,
+    )
+    assert f"checkpoint {text} is not a torch checkpoint" in message and "(101)" not in message, message
+
+
 def test_truncated_weights_are_a_one_line_error(tmp_path, capsys, plain_folder) -> None:
     folder = shutil.copytree(plain_folder, tmp_path / "hf")
     weights = folder / "model.safetensors"

@@ -85,3 +85,22 @@ def test_auto_resume_clears_only_the_checkpoints_training_named(tmp_path: Path) 
     _save(tmp_path / "mine.ckpt", 7)
     assert resume_checkpoint("auto", str(tmp_path), {"digest": "new", "items": {}}) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]
+
+
+def test_a_text_file_is_not_a_checkpoint_in_plain_words(tmp_path: Path) -> None:
+    """Issue 29 item 7: torch.load's own words for a text file were "(101)"."""
+    from gitnetic.models.checkpoint import load_checkpoint
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("hello, not a checkpoint\n" * 10)
+    with pytest.raises(DataError) as info:
+        load_checkpoint(text)
+    assert str(info.value) == (
+        f"checkpoint {text} is not a torch checkpoint (neither a zip archive nor a pickle); "
+        "pass a .ckpt written by 'python -m gitnetic train'"
+    )
+    cut = tmp_path / "cut.ckpt"
+    torch.save({"state_dict": {"w": torch.zeros(1000)}}, cut)
+    cut.write_bytes(cut.read_bytes()[:300])  # a real checkpoint cut short is still "corrupt"
+    with pytest.raises(DataError, match="is corrupt or not a torch checkpoint"):
+        load_checkpoint(cut)

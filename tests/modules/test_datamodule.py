@@ -210,3 +210,37 @@ def test_lightning_resume_with_accumulation_and_step_validation(tokenizer, shard
     assert len(full) == 28
     for step in (3, 9):  # step 9 = batch 18: past the first epoch and after a validation run
         assert fit(str(ckpts / f"step={step}.ckpt")) == full[2 * step :], f"resume from step {step}"
+
+
+@pytest.mark.parametrize("which", ["train", "val"])
+def test_shards_of_a_larger_vocabulary_are_refused_at_setup(which, tokenizer, shards, tmp_path: Path) -> None:
+    """Issue 29 item 3: shards of another tokenizer used to fail mid-training with ``IndexError: index out of
+    range in self`` (149 lines); now setup says which prefix, which id, the model's size and the fix."""
+    prefix, docs = shards
+    foreign = tmp_path / "foreign"
+    write_shard(foreign, [*docs[:3], np.array([5, 7354, 6], dtype=np.uint16)])
+    train, val = (str(foreign), prefix) if which == "train" else (prefix, str(foreign))
+    params = Params(train_data_prefix=train, val_data_prefix=val, max_tokens=64)
+    dm = TransformerDataModule(tokenizer=tokenizer, params=params, vocab_size=1000)
+    with pytest.raises(DataError) as info:
+        dm.setup("fit")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"{foreign} holds token id 7354 but the model has 1000")
+    assert "preprocess" in message and "--tokenizer_path" in message
+
+
+def test_without_a_vocab_size_the_tokenizer_bounds_the_token_ids(tokenizer, shards, tmp_path: Path) -> None:
+    """A user task that builds the datamodule as the seed contract does (tokenizer, params) is checked too."""
+    prefix, docs = shards
+    foreign = tmp_path / "foreign"
+    write_shard(foreign, [*docs[:3], np.array([5, len(tokenizer), 6], dtype=np.uint16)])
+    dm = TransformerDataModule(
+        tokenizer=tokenizer, params=Params(train_data_prefix=str(foreign), max_tokens=64)
+    )
+    with pytest.raises(
+        DataError, match=f"holds token id {len(tokenizer)} but the model has {len(tokenizer)}"
+    ):
+        dm.setup("fit")
+    ok = TransformerDataModule(tokenizer=tokenizer, params=Params(train_data_prefix=prefix, max_tokens=64))
+    ok.setup("fit")
+    assert ok.train_dataset is not None

@@ -13,6 +13,7 @@ and presents one concatenated dataset (shard order = document order).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from gitnetic.common.errors import ShardError
-from gitnetic.common.io import output_file_mode, remove_stale_temporaries
+from gitnetic.common.io import output_file_mode, raise_if_disk_full, remove_stale_temporaries
 
 __all__ = [
     "DTYPE_CODES",
@@ -37,6 +38,7 @@ __all__ = [
     "IndexedDatasetBuilder",
     "ShardError",
     "best_dtype",
+    "check_token_ids",
     "commit_builders",
     "shard_glob",
     "shard_prefix",
@@ -73,6 +75,9 @@ SOURCE_NAME = "{prefix}-{source}"
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.idx$")
 # Validation walks the index in chunks so opening a huge shard needs O(chunk) scratch memory, not O(n).
 _CHUNK = 1 << 20
+# How many tokens :meth:`IndexedDataset.max_token_id` reads at most: 512 MB of uint16, about a second from
+# the page cache; a set up to this size is read whole, a larger one (a 100 GB set: 50G tokens) in a sample.
+_SCAN_BUDGET = 1 << 28
 
 
 def best_dtype(vocab_size: int) -> np.dtype:
@@ -80,6 +85,15 @@ def best_dtype(vocab_size: int) -> np.dtype:
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be positive, got {vocab_size}")
     return np.dtype(np.uint16) if vocab_size <= 65_535 else np.dtype(np.int32)
+
+
+def check_token_ids(prefix: str, max_id: int, vocab_size: int, fix: str) -> None:
+    """Refuse token ids the model has no embedding for: the one message for ``train`` (before it starts,
+    from :meth:`IndexedDataset.max_token_id`) and ``evaluate`` (per batch). Such ids mean the shards were
+    made with another tokenizer; the model would fail on them with a bare ``IndexError`` (or, on a GPU, a
+    device-side assert that ends the process)."""
+    if max_id >= vocab_size:
+        raise ShardError(f"{prefix} holds token id {max_id} but the model has {vocab_size} tokens; {fix}")
 
 
 def shard_prefix(prefix: str | os.PathLike[str], index: int | str, num_shards: int) -> str:
@@ -333,6 +347,36 @@ class IndexedDataset:
     def shard_prefixes(self) -> list[str]:
         return [s.prefix for s in self._shards]
 
+    def max_token_id(
+        self, budget: int = _SCAN_BUDGET, chunk: int = _CHUNK, below: int | None = None
+    ) -> tuple[int, bool]:
+        """``(largest token id read, whether every token was read)``, reading at most about ``budget``
+        tokens.
+
+        A set of up to ``budget`` tokens is read whole. A larger one is read in chunks of ``chunk`` tokens
+        spread evenly over each shard (its first and last chunk always among them, shards weighted by
+        size): a foreign tokenizer's ids are everywhere in its shards, so a sample finds them, at a cost
+        that does not grow with the set. With ``below`` (the bound the caller checks) and a dtype that
+        cannot hold an id that large, nothing is read: the dtype's largest value is returned.
+        """
+        if self.dtype.kind in "iu" and below is not None and int(np.iinfo(self.dtype).max) < below:
+            return int(np.iinfo(self.dtype).max), True
+        whole = self.num_tokens <= budget
+        peak = -1
+        for shard in self._shards:
+            data, n = shard.data, len(shard.data)
+            if n == 0:
+                continue
+            starts: Iterable[int] = range(0, n, chunk)
+            if not whole:
+                chunks = -(-n // chunk)
+                share = max(2, budget * n // max(self.num_tokens, 1) // chunk)
+                step = max(1, (chunks - 1) // (share - 1))
+                starts = [*range(0, chunks * chunk, step * chunk)][: share - 1] + [(chunks - 1) * chunk]
+            for lo in starts:
+                peak = max(peak, int(data[lo : lo + chunk].max()))
+        return peak, whole
+
     def __repr__(self) -> str:
         return (
             f"IndexedDataset({self.prefix!r}, sequences={self._len}, tokens={self.num_tokens}, "
@@ -382,6 +426,7 @@ class IndexedDatasetBuilder:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is not None:
             self.abort()
+            raise_if_disk_full(exc, self.prefix + ".bin")
         elif not self._closed and not self._prepared:  # a prepared builder waits for its commit
             self.finalize()
 
@@ -460,8 +505,9 @@ class IndexedDatasetBuilder:
                 fh.write(doc_idx.astype("<i8").tobytes())
                 fh.flush()
                 os.fsync(fh.fileno())
-        except BaseException:
+        except BaseException as exc:
             self.abort()
+            raise_if_disk_full(exc, self.prefix + ".bin")
             raise
         self._prepared = True
 
@@ -473,7 +519,8 @@ class IndexedDatasetBuilder:
         """Drop the temporaries; nothing appears at the prefix."""
         self._closed = True
         if not self._bin.closed:
-            self._bin.close()
+            with contextlib.suppress(OSError):  # a full disk fails the flush again: the file goes anyway
+                self._bin.close()
         for tmp in (self._bin_tmp, self._idx_tmp):
             if tmp:
                 try:

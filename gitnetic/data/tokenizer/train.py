@@ -17,6 +17,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from gitnetic.common.errors import DataError
+from gitnetic.common.files import file_problem
 from gitnetic.common.io import atomic_dir
 from gitnetic.common.memory import peak_rss_bytes
 from gitnetic.data.jsonl import iter_jsonl_texts
@@ -159,10 +160,13 @@ def tokenizer_stage(stage: TokenizerStageParams, params: TokenizerParams) -> Tok
             copied_from=stage.init_from,
         )
     train_file = Path(stage.train_file)
-    if not train_file.is_file():
+    problem = file_problem(train_file)
+    if problem == "does not exist":
         raise DataError(
             f"train split {train_file} does not exist; run 'python -m gitnetic corpus' first or pass --train_file"
         )
+    if problem:  # a folder or a pipe: the sample seeks in it, so a regular file it must be
+        raise DataError(f"--train_file {train_file} {problem}; pass the corpus' train.jsonl")
     start = time.perf_counter()
     split = SplitSample.of(train_file, params.max_sample_bytes, params.sample_seed)
     texts = CountedTexts(split.texts())

@@ -224,3 +224,35 @@ def test_one_shard_name_for_writer_reader_and_snakemake(tmp_path) -> None:
     write_shard(shard_prefix(tmp_path / "s", 0, 1), _docs(n=2))
     found = sorted(Path(p).name for p in glob.glob(shard_glob(tmp_path / "s") + ".*"))
     assert found == ["s-00000-of-00001.bin", "s-00000-of-00001.idx"]
+
+
+def test_max_token_id_reads_a_small_set_whole_and_a_large_one_in_a_bounded_sample(tmp_path: Path) -> None:
+    """What ``train`` checks the model's vocabulary against (issue 29 item 3): exact when the set is within
+    the budget; beyond it, evenly spread chunks of at most ``budget`` tokens in all, each shard's first
+    and last among them."""
+    docs = [np.full(100, 7, dtype=np.uint16) for _ in range(50)]
+    docs[0][3], docs[-1][-1] = 900, 901
+    write_shard(tmp_path / "a", docs)
+    ds = IndexedDataset(tmp_path / "a")
+    assert ds.max_token_id() == (901, True)
+    peak, whole = ds.max_token_id(budget=1000, chunk=100)
+    assert (peak, whole) == (901, False)  # the first and the last chunk are always read
+    docs[25][50] = 950  # in the middle: a 10-chunk sample of 50 chunks reads chunks 0, 5, ..., 45, 49
+    write_shard(tmp_path / "b", docs)
+    assert IndexedDataset(tmp_path / "b").max_token_id(budget=1000, chunk=100) == (950, False)
+    assert IndexedDataset(tmp_path / "b").max_token_id(budget=300, chunk=100) == (901, False)
+
+
+def test_max_token_id_of_a_set_whose_dtype_cannot_exceed_the_bound_reads_nothing(tmp_path: Path) -> None:
+    write_shard(tmp_path / "u8", [[1, 2, 250]], dtype=np.uint8)
+    ds = IndexedDataset(tmp_path / "u8")
+    assert ds.max_token_id(below=256) == (255, True)  # the dtype's own limit, nothing read
+    assert ds.max_token_id(below=1000) == (255, True)
+    assert ds.max_token_id() == (250, True)
+
+
+def test_check_token_ids_is_one_line_naming_prefix_id_vocabulary_and_fix() -> None:
+    indexed.check_token_ids("data/bin/train", 999, 1000, "fix it")
+    with pytest.raises(ShardError) as info:
+        indexed.check_token_ids("data/bin/train", 7354, 1000, "fix it")
+    assert str(info.value) == "data/bin/train holds token id 7354 but the model has 1000 tokens; fix it"
