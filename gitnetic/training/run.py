@@ -61,8 +61,7 @@ def train_task(task_cls: Any, params: TrainParams, **trainer_kwargs: Any) -> Any
     """
     trainer = TransformerTrainer(params.trainer, **{**params.lightning_flags, **trainer_kwargs})
     task = task_cls.setup(params.task_params)  # after the trainer: it seeded the RNGs the model draws
-    trainer.fingerprint = run_fingerprint(params.task_params)
-    return trainer.fit(task)
+    return trainer.fit(task, fingerprint=run_fingerprint(params.task_params))
 
 
 def resolved_config(task_name: str, params: TrainParams) -> dict[str, Any]:
