@@ -1,5 +1,5 @@
-"""The checkpoint folder, in one place: its file names, which checkpoint is the newest, which one a
-``PATH|last|auto`` spec means, and reading a trained model back.
+"""The checkpoint folder as its readers see it: its file names, which checkpoint is the newest, finding
+one, and reading a trained model back.
 
 Why one module: training writes checkpoints and picks one to resume from (:mod:`gitnetic.training.resume`,
 their one writer), and evaluate, export, generate and the pipeline summary find and load one
