@@ -367,7 +367,11 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                 default=f.default, default_factory=f.default_factory, metadata=f.metadata
             )
             dotted.name = name
-            self._dest_fields[name] = (gtype, dotted, hints.get(f.name, str))  # its YAML value is type-checked
+            self._dest_fields[name] = (
+                gtype,
+                dotted,
+                hints.get(f.name, str),
+            )  # its YAML value is type-checked
             self._add_field(group, dotted, hints.get(f.name, str))
 
     def _group_values(self, dtype: type, namespace: Namespace, used: set[str]) -> dict[str, Any]:

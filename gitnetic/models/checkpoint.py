@@ -1,12 +1,12 @@
-"""The checkpoint folder, in one place: its file names, which checkpoint is the newest, which one a
-``PATH|last|auto`` spec means, and reading a trained model back.
+"""The checkpoint folder as its readers see it: its file names, which checkpoint is the newest, finding
+one, and reading a trained model back.
 
-Why one module: training writes checkpoints (:class:`~gitnetic.training.callbacks.StepCheckpoint`), resume
-picks one (:func:`resume_checkpoint`), and evaluate, export, generate and the pipeline summary find and
-load one (:func:`find_checkpoint`, :func:`load_trained_model`). They must agree on file names, on what
-counts as a usable file and on which file is the newest, so those rules live here and nowhere else. It
-sits in the ``models`` layer (below training and inference) so that every reader can use it; importing it
-loads neither torch nor Lightning (the Snakefile reads the names).
+Why one module: training writes checkpoints and picks one to resume from (:mod:`gitnetic.training.resume`,
+their one writer), and evaluate, export, generate and the pipeline summary find and load one
+(:func:`find_checkpoint`, :func:`load_trained_model`). They must agree on file names, on what counts as a
+usable file and on which file is the newest, so those rules live here and nowhere else. It sits in the
+``models`` layer (below training and inference) so that every reader can use it; importing it loads
+neither torch nor Lightning (the Snakefile reads the names).
 
 Files in a checkpoint folder (``train --save_dir``):
 
@@ -16,7 +16,6 @@ Files in a checkpoint folder (``train --save_dir``):
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import re
@@ -25,21 +24,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitnetic.common.errors import ConfigError, DataError
+from gitnetic.common.errors import DataError
 from gitnetic.models.build import build_model_and_tokenizer
 from gitnetic.models.config import ModelConfig
 
 __all__ = [
-    "AUTO",
     "CHECKPOINT_EXTENSION",
     "CHECKPOINT_LAST",
     "DEFAULT_SAVE_DIR",
-    "FINGERPRINT_KEY",
-    "LAST",
     "LAST_CHECKPOINT_NAME",
     "STEP_CHECKPOINT_TEMPLATE",
     "TrainedModel",
-    "auto_resume_checkpoint",
     "checkpoint_step",
     "checkpoints_newest_first",
     "find_checkpoint",
@@ -48,7 +43,7 @@ __all__ = [
     "load_checkpoint",
     "load_trained_model",
     "load_weights",
-    "resume_checkpoint",
+    "same_file",
     "step_checkpoint_name",
 ]
 
@@ -58,11 +53,6 @@ CHECKPOINT_LAST = LAST_CHECKPOINT_NAME + CHECKPOINT_EXTENSION
 STEP_CHECKPOINT_TEMPLATE = "checkpoint_step{step}"  # stem, a ModelCheckpoint ``filename`` template
 _STEP = re.compile(r"^checkpoint_step(\d+)\.ckpt$")
 DEFAULT_SAVE_DIR = "checkpoints"  # train --save_dir when none is given
-LAST = "last"  # --resume_from_checkpoint last: SAVE_DIR/checkpoint_last.ckpt when it exists
-AUTO = "auto"  # --resume_from_checkpoint auto: the newest checkpoint of this very run (its fingerprint)
-FINGERPRINT_KEY = "gitnetic_fingerprint"  # where a checkpoint stores its run's fingerprint
-
-logger = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------- naming
@@ -110,14 +100,15 @@ def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Pa
     ordered = [f for _, f in sorted(steps, key=lambda item: item[0], reverse=True)]
     last = p / CHECKPOINT_LAST
     if last.is_file():
-        linked = next((i for i, f in enumerate(ordered) if _same_file(f, last)), 0)
+        linked = next((i for i, f in enumerate(ordered) if same_file(f, last)), 0)
         ordered.insert(linked, last)
     if not others:
         return ordered
     return ordered + sorted(foreign, key=lambda f: f.stat().st_mtime, reverse=True)
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (hard links included); False when either is missing."""
     try:
         return os.path.samefile(a, b)
     except OSError:
@@ -139,97 +130,6 @@ def find_checkpoint(path: str | Path) -> str:
     if not p.is_file():
         raise DataError(f"checkpoint {p} does not exist; pass a .ckpt written by 'python -m gitnetic train'")
     return str(p)
-
-
-def resume_checkpoint(
-    spec: str | None, save_dir: str | None, fingerprint: dict[str, Any] | None = None, remove: bool = True
-) -> str | None:
-    """The checkpoint ``train --resume_from_checkpoint SPEC`` resumes from, or ``None`` for a fresh start.
-
-    ``SPEC`` is a file; ``last`` (``SAVE_DIR/checkpoint_last.ckpt`` when it exists: a first run and its
-    restarts can share one command line); or ``auto`` (:func:`auto_resume_checkpoint` with
-    ``fingerprint``; ``remove`` lets it clear stale checkpoints: rank 0 only). A missing explicit file is
-    a ``ConfigError``; a truncated one a ``DataError``.
-    """
-    if not spec:
-        return None
-    if spec == AUTO:
-        return auto_resume_checkpoint(save_dir, fingerprint or {}, remove=remove)
-    if spec == LAST:
-        if not save_dir:
-            raise ConfigError(
-                f"--resume_from_checkpoint last needs --save_dir (where {CHECKPOINT_LAST} lives)"
-            )
-        path = last_checkpoint_path(save_dir)
-        if not path.is_file():
-            logger.info("no %s yet: starting a fresh run", path)
-            return None
-    else:
-        path = Path(spec)
-        if not path.is_file():
-            raise ConfigError(f"checkpoint {path} does not exist; pass an existing .ckpt file or 'last'")
-    if not is_valid_checkpoint(path):
-        raise DataError(f"checkpoint {path} is truncated or not a PyTorch checkpoint; pick an older one")
-    return str(path)
-
-
-def _fingerprint_and_step(path: Path) -> dict[str, Any] | None:
-    """The checkpoint's fingerprint and step without reading its tensors (mmap); None if unreadable."""
-    import torch  # here: the Snakefile imports this module for the names alone
-
-    if not is_valid_checkpoint(path):
-        return None
-    try:
-        ckpt = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except Exception:  # noqa: BLE001 - a damaged file raises anything
-        return None
-    if not isinstance(ckpt, dict):
-        return None
-    return {"fingerprint": ckpt.get(FINGERPRINT_KEY), "step": int(ckpt.get("global_step", 0) or 0)}
-
-
-def auto_resume_checkpoint(
-    save_dir: str | None, fingerprint: dict[str, Any], remove: bool = True
-) -> str | None:
-    """The newest valid checkpoint in ``save_dir`` of this very run, or None (then the folder is cleared).
-
-    A truncated or unreadable newest checkpoint is skipped with a warning (the one before it is used);
-    checkpoints of another run (different fingerprint, see :mod:`gitnetic.training.fingerprint`) are
-    removed with one line saying what changed. Only with ``remove`` (rank 0) are files removed.
-    """
-    if not save_dir or not Path(save_dir).is_dir():
-        return None
-    folder = Path(save_dir)
-    if remove:
-        for tmp in folder.glob(".*.tmp"):  # a write cut short by a kill
-            tmp.unlink(missing_ok=True)
-    found = checkpoints_newest_first(folder, others=False)
-    for path in found:
-        info = _fingerprint_and_step(path)
-        if info is None:
-            logger.warning("%s is truncated or unreadable: skipping it, trying an older checkpoint", path)
-            continue
-        stored = info["fingerprint"] or {}
-        if stored.get("digest") == fingerprint.get("digest"):
-            logger.info("resuming this run from %s (step %d)", path, info["step"])
-            return str(path)
-        old, new = stored.get("items", {}), fingerprint.get("items", {})
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        what = ", ".join(changed[:6]) + (", ..." if len(changed) > 6 else "") if old else "no fingerprint"
-        logger.warning(
-            "checkpoints in %s are from another run (%s): removing them and starting fresh "
-            "(pass --resume_from_checkpoint last to continue them on purpose)",
-            folder,
-            f"changed: {what}" if old else what,
-        )
-        break
-    else:
-        if found:
-            logger.warning("no readable checkpoint in %s: starting fresh", folder)
-    if remove:
-        for path in found:
-            path.unlink(missing_ok=True)
-    return None
 
 
 # ---------------------------------------------------------------------------------------------- loading

@@ -7,7 +7,7 @@ everything that determines the training trajectory: every parsed param except th
 logging or where files go (:data:`TRAJECTORY_FREE`), the content of every file or folder a param names
 (model config, tokenizer), the index files of every shard prefix a param names (train/valid data), and
 the devices/precision params. ``--resume_from_checkpoint auto`` (the pipeline's setting) resumes only a
-checkpoint with an identical fingerprint (:func:`gitnetic.models.checkpoint.auto_resume_checkpoint`);
+checkpoint with an identical fingerprint (:func:`gitnetic.training.resume.auto_resume_checkpoint`);
 otherwise the stale checkpoints are removed and the run starts fresh, with one line naming what changed.
 """
 
@@ -21,11 +21,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import Callback
-
-from gitnetic.models.checkpoint import FINGERPRINT_KEY
-
-__all__ = ["TRAJECTORY_FREE", "RecordFingerprint", "run_fingerprint"]
+__all__ = ["TRAJECTORY_FREE", "run_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,13 +113,3 @@ def run_fingerprint(params: Iterable[Any]) -> dict[str, str]:
                 items[f"{name} (content)"] = content
     digest = hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
     return {"digest": digest, "items": items}
-
-
-class RecordFingerprint(Callback):
-    """Stores the run's fingerprint in every checkpoint it writes."""
-
-    def __init__(self, fingerprint: dict[str, Any]) -> None:
-        self.fingerprint = fingerprint
-
-    def on_save_checkpoint(self, trainer: Any, pl_module: Any, checkpoint: dict[str, Any]) -> None:
-        checkpoint[FINGERPRINT_KEY] = self.fingerprint

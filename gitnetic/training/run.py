@@ -3,7 +3,8 @@
 Why this order lives in one place (``python -m gitnetic train``, the benches and anyone scripting a
 run call it): the trainer seeds every RNG when it is constructed, so it must exist before the task
 initialises the model, or two runs with the same ``--seed`` start from different weights; and the
-run's fingerprint (what ``--resume_from_checkpoint auto`` compares) is taken from every parsed param.
+run's fingerprint (what ``--resume_from_checkpoint auto`` compares) is computed here, once, from every
+parsed param, and handed to ``fit``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ def train_task(task_cls: Any, params: TrainParams, **trainer_kwargs: Any) -> Any
     """
     trainer = TransformerTrainer(params.trainer, **{**params.lightning_flags, **trainer_kwargs})
     task = task_cls.setup(params.task_params)  # after the trainer: it seeded the RNGs the model draws
-    trainer.fingerprint = run_fingerprint(params.task_params)
-    return trainer.fit(task)
+    return trainer.fit(task, fingerprint=run_fingerprint(params.task_params))
 
 
 def resolved_config(task_name: str, params: TrainParams) -> dict[str, Any]:

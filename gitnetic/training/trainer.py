@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import subprocess
 import types
 import typing
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 import lightning
@@ -34,14 +31,12 @@ from gitnetic.common.cores import busy_cores_note
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
-from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR, last_checkpoint_path, resume_checkpoint
+from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR
 from gitnetic.modules.params import run_seed_field
-from gitnetic.training.callbacks import StepCheckpoint
-from gitnetic.training.checkpoint_io import AtomicCheckpointIO
-from gitnetic.training.fingerprint import RecordFingerprint, run_fingerprint
+from gitnetic.training.fingerprint import run_fingerprint
 from gitnetic.training.loggers import build_loggers
 from gitnetic.training.progress import ProgressBar
-from gitnetic.training.resume_store import KeepCheckpoints, ResumeStore
+from gitnetic.training.resume import AtomicCheckpointIO, Resume, StepCheckpoint, resume_for
 from gitnetic.training.signals import GracefulInterrupt, TrainingInterrupted
 from gitnetic.training.throughput import ThroughputLogger, describe_model
 
@@ -220,15 +215,11 @@ class TransformerTrainer:
         self.params = params if params is not None else self.Params()
         self.trainer_kwargs = trainer_kwargs
         self.trainer: Any = None
-        # What determines the trajectory (gitnetic.training.fingerprint.run_fingerprint); the CLI sets it
-        # from every parsed param, else fit() uses the trainer params and the module's hparams.
-        self.fingerprint: dict[str, Any] | None = None
-        # Under DVC, where an interrupted run's checkpoints outlive `dvc exp run`'s checkout (set by
-        # resolve_checkpoint for --resume_from_checkpoint auto; gitnetic.training.resume_store).
-        self.resume_store: Any = None
         # Before any torch work (the task builds the model next): the thread count shapes float results.
         set_torch_threads(self.params.num_threads)
-        # Seed now, not only in fit(): tasks build (randomly initialise) their model after this.
+        # The run's one seeding, here and not in fit(): the task builds (randomly initialises) its model
+        # after this; training steps re-derive their randomness from the seed and the step
+        # (gitnetic.modules.transformer_module), so nothing between here and fit() can change them.
         _seed_everything(self.params.seed)
 
     # ------------------------------------------------------------------ argparse
@@ -257,20 +248,28 @@ class TransformerTrainer:
                 continue
 
     # ------------------------------------------------------------------ mapping
-    def resolve_checkpoint(self, ckpt_path: str | None = None) -> str | None:
-        """The checkpoint to resume from: an explicit path, 'last' if one exists, 'auto' (this very run's
-        newest, by fingerprint), or None (fresh start)."""
+    def resolve_resume(
+        self, ckpt_path: str | None = None, fingerprint: dict[str, Any] | None = None
+    ) -> Resume:
+        """What this run continues from (:func:`gitnetic.training.resume.resume_for`): ``ckpt_path`` or
+        ``--resume_from_checkpoint`` (a path, 'last' if one exists, 'auto': the newest checkpoint of the
+        run with ``fingerprint``, or nothing: a fresh start)."""
         spec = ckpt_path if ckpt_path is not None else self.params.resume_from_checkpoint
-        fingerprint = self.fingerprint or run_fingerprint([self.params])
-        if spec == "auto" and self.params.save_dir:
-            # dvc exp run checks the baseline's outputs out over a killed experiment's checkpoints:
-            # the resume store (outside DVC's outputs, keyed by this fingerprint) puts them back.
-            self.resume_store = ResumeStore.for_run(fingerprint["digest"])
-            if self.resume_store is not None:
-                self.resume_store.restore(self.params.save_dir, self.params.dvclive_dir)
-        return resume_checkpoint(spec, self.params.save_dir, fingerprint, remove=rank_zero_only.rank == 0)
+        return resume_for(
+            spec,
+            self.params.save_dir,
+            fingerprint,
+            dvclive_dir=self.params.dvclive_dir,
+            rank_zero=rank_zero_only.rank == 0,
+        )
 
-    def lightning_kwargs(self, resuming: bool = False) -> dict[str, Any]:
+    def resolve_checkpoint(
+        self, ckpt_path: str | None = None, fingerprint: dict[str, Any] | None = None
+    ) -> str | None:
+        """The checkpoint file :meth:`resolve_resume` chooses (None: a fresh start)."""
+        return self.resolve_resume(ckpt_path, fingerprint).checkpoint
+
+    def lightning_kwargs(self, resume: Resume | None = None) -> dict[str, Any]:
         """Keyword arguments for ``lightning.Trainer`` (loggers and callbacks included)."""
         p = self.params
         accelerator, devices = self._devices()
@@ -290,8 +289,8 @@ class TransformerTrainer:
             "use_distributed_sampler": False,
             "enable_progress_bar": p.progress_bar_refresh_rate > 0,
             "enable_checkpointing": bool(p.save_dir),
-            "logger": self._loggers(resuming) or False,
-            "callbacks": self._callbacks(),
+            "logger": self._loggers(resuming=resume is not None and resume.checkpoint is not None) or False,
+            "callbacks": self._callbacks(resume),
             # Lightning's table (with an always-0 FLOPs column) is replaced by one line from fit();
             # --enable_model_summary true brings it back.
             "enable_model_summary": False,
@@ -327,8 +326,7 @@ class TransformerTrainer:
             devices = "auto"
         return accelerator, devices
 
-    def _callbacks(self) -> list[Any]:
-
+    def _callbacks(self, resume: Resume | None) -> list[Any]:
         p = self.params
         callbacks: list[Any] = []
         if p.save_dir:
@@ -339,12 +337,11 @@ class TransformerTrainer:
             peak = p.peak_tflops * 1e12 if p.peak_tflops else None
             callbacks.append(ThroughputLogger(peak_flops=peak))
         callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
-        if self.resume_store is not None:
-            callbacks.append(KeepCheckpoints(self.resume_store, p.save_dir, p.dvclive_dir))
+        if resume is not None:  # the fingerprint in every checkpoint; under DVC, the resume store
+            callbacks += resume.callbacks(p.save_dir, p.dvclive_dir)
         return callbacks
 
     def _loggers(self, resuming: bool) -> list[Any]:
-
         p = self.params
         return build_loggers(
             dvclive_dir=p.dvclive_dir,
@@ -355,12 +352,12 @@ class TransformerTrainer:
         )
 
     # ------------------------------------------------------------------ running
-    def build(self, resuming: bool = False) -> Any:
-        """Create the ``lightning.Trainer`` (also available as ``self.trainer``)."""
-
+    def build(self, resume: Resume | None = None) -> Any:
+        """Create the ``lightning.Trainer`` (also available as ``self.trainer``) for a run that continues
+        as ``resume`` says."""
         adopt_library_loggers()  # Lightning's messages once, in gitnetic's format
 
-        kwargs = self.lightning_kwargs(resuming=resuming)
+        kwargs = self.lightning_kwargs(resume)
         _no_slurm_requeue(kwargs)
         _check_gpus(kwargs["accelerator"], self.params.gpus)
         _enable_tf32(kwargs["accelerator"])
@@ -374,11 +371,22 @@ class TransformerTrainer:
         self.trainer = trainer
         return trainer
 
-    def fit(self, task: Any, datamodule: Any = None, *, ckpt_path: str | None = None) -> Any:
+    def fit(
+        self,
+        task: Any,
+        datamodule: Any = None,
+        *,
+        ckpt_path: str | None = None,
+        fingerprint: dict[str, Any] | None = None,
+    ) -> Any:
         """Train ``task.module`` on ``task.datamodule`` (or ``fit(module, datamodule)``); return the Trainer.
 
         Resumes from ``ckpt_path`` or ``Params.resume_from_checkpoint`` (weights, optimizer, LR schedule,
         step count, tokens seen and the data position all continue where the checkpoint left them).
+        ``fingerprint``: the run's :func:`~gitnetic.training.fingerprint.run_fingerprint`, which every
+        checkpoint stores and ``auto`` compares; :func:`gitnetic.training.run.train_task` passes the one of
+        every parsed param. Without it, the run is what this trainer and the module know: the trainer's
+        params and the module's hyper-parameters.
         """
         if datamodule is None and hasattr(task, "module"):
             module, datamodule = task.module, getattr(task, "datamodule", None)
@@ -386,20 +394,18 @@ class TransformerTrainer:
             module = task
 
         hparams = getattr(module, "hparams", None)
-        if self.fingerprint is None:
+        if fingerprint is None:
             own = {k: v for k, v in dict(hparams or {}).items() if k != "trainer"}
-            self.fingerprint = run_fingerprint([self.params, own])
-        resume = self.resolve_checkpoint(ckpt_path)
-        _seed_everything(self.params.seed)
-        trainer = self.build(resuming=resume is not None)
-        trainer.callbacks.append(RecordFingerprint(self.fingerprint))
+            fingerprint = run_fingerprint([self.params, own])
+        resume = self.resolve_resume(ckpt_path, fingerprint)
+        trainer = self.build(resume)
         if hparams is not None:
             hparams["trainer"] = self.params.to_dict()
         if self.params.compile:
             target = getattr(module, "model", module)
             target.compile()
-        if resume:
-            logger.info("resuming from %s", resume)
+        if resume.checkpoint:
+            logger.info("resuming from %s", resume.checkpoint)
         if trainer.is_global_zero:
             cpu = trainer.strategy.root_device.type == "cpu"
             if cpu and (note := busy_cores_note(torch.get_num_threads())):
@@ -411,29 +417,13 @@ class TransformerTrainer:
                 trainer.precision,
             )
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=resume)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=resume.checkpoint)
         except TrainingInterrupted:
             _wait_for_ranks(trainer)
             raise
-        if not trainer.interrupted and trainer.is_global_zero and resume and self.params.save_dir:
-            _restore_last_link(self.params.save_dir, resume)
-        if self.resume_store is not None and not trainer.interrupted:
-            self.resume_store.finish(self.params.save_dir, self.params.num_last_checkpoints)
+        if not trainer.interrupted:
+            resume.finish(self.params.save_dir, self.params.num_last_checkpoints)
         return trainer
-
-
-def _restore_last_link(save_dir: str, resumed: str) -> None:
-    """A run resumed at its final step trains nothing and so saves nothing: when a workflow engine
-    deleted ``checkpoint_last.ckpt`` after a failed attempt (Snakemake removes a failed job's outputs),
-    link it to the checkpoint the run resumed from, which is then the run's final one."""
-    last = last_checkpoint_path(save_dir)
-    if last.exists() or not Path(resumed).is_file():
-        return
-    try:
-        os.link(resumed, last)
-    except OSError:
-        shutil.copyfile(resumed, last)
-    logger.info("%s re-linked to %s (the run had already reached its last step)", last, resumed)
 
 
 def _wait_for_ranks(trainer: Any, timeout_s: float = 120.0) -> None:

@@ -113,7 +113,7 @@ def test_corpus_on_a_full_disk(workers, tmp_path, tiny_corpus_dir, capsys):
 def test_train_on_a_full_disk_still_says_which_checkpoint_and_how_to_resume(
     tmp_path, tiny_tokenizer, lm_shards
 ):
-    """Train had its own one line before (training/checkpoint_io.py catches an OSError): the writers'
+    """Train had its own one line before (training/resume.py catches an OSError): the writers'
     DiskFullError is one, so that message, naming the checkpoint and the resume, is kept."""
     from tests.helpers import run_gitnetic, tiny_train_args
 

@@ -29,6 +29,10 @@ from tests.helpers import (
 )
 
 STEPS, EVERY = 30, 10
+# How long after the first periodic checkpoint the signal goes: a few steps, never the whole run. On a
+# quiet 2-core machine the tiny model takes ~16 ms a step, so 0.3 s reached step 29 of 30, and a little
+# faster the signal came after the end (exit 0, or a checkpoint at the final step).
+PAST_PERIODIC_S = 0.1
 LINE = re.compile(
     r"^gitnetic train: interrupted by (SIG\w+) at step (\d+); checkpoint saved to (\S+); "
     r"run the same command again to resume$"
@@ -51,7 +55,7 @@ def interrupt(
     """Start training, send ``signum`` once the first periodic checkpoint is on disk, wait for the end."""
     proc = start_gitnetic(*args, cwd=cwd, env=env)
     wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
-    time.sleep(0.3)  # a few steps past the periodic checkpoint
+    time.sleep(PAST_PERIODIC_S)  # a few steps past the periodic checkpoint
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
@@ -101,7 +105,7 @@ def test_a_second_signal_exits_at_once_and_leaves_only_whole_checkpoints(
     args = train_args(tiny_tokenizer, lm_shards, save_dir)
     proc = start_gitnetic(*args, cwd=tmp_path)
     wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "periodic checkpoint")
-    time.sleep(0.3)
+    time.sleep(PAST_PERIODIC_S)
     before = set(save_dir.iterdir())
     proc.send_signal(signal.SIGTERM)
     while proc.poll() is None and set(save_dir.iterdir()) <= before:

@@ -1,5 +1,5 @@
-"""gitnetic/models/checkpoint.py and training/checkpoint_io.py: atomic checkpoint writes, and one-line errors for missing or broken
-checkpoints to resume from. (Checkpoints written during real runs are tested in test_trainer.py.)"""
+"""gitnetic/models/checkpoint.py: the one rule for the newest checkpoint, and loading weights. (What training
+writes into the folder and resumes from: tests/training/test_resume.py and test_trainer.py.)"""
 
 from __future__ import annotations
 
@@ -8,34 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gitnetic.common.errors import ConfigError, DataError
-from gitnetic.training.trainer import TransformerTrainer
+from gitnetic.common.errors import DataError
 from tests.helpers import GPT2_TINY
-
-Params = TransformerTrainer.Params
-
-
-def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
-    from gitnetic.training.checkpoint_io import AtomicCheckpointIO
-
-    io = AtomicCheckpointIO()
-    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
-    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
-    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
-        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
-    # ... leaves the previous checkpoint whole and no temp file behind
-    assert torch.load(path, weights_only=False)["global_step"] == 1
-    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
-
-
-def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
-    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
-    with pytest.raises(ConfigError, match="does not exist"):
-        trainer.resolve_checkpoint()
-    broken = tmp_path / "broken.ckpt"
-    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
-    with pytest.raises(DataError, match="truncated"):
-        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
 
 
 def test_load_weights_rejects_a_mismatched_state_dict(tiny_tokenizer):
@@ -76,15 +50,6 @@ def test_one_rule_for_the_newest_checkpoint(tmp_path: Path) -> None:
     assert Path(find_checkpoint(tmp_path)).name == "checkpoint_step10.ckpt"
     (tmp_path / "checkpoint_step10.ckpt").write_bytes(b"PK cut short")  # truncated: the next one is used
     assert Path(find_checkpoint(tmp_path)).name == "checkpoint_last.ckpt"
-
-
-def test_auto_resume_clears_only_the_checkpoints_training_named(tmp_path: Path) -> None:
-    from gitnetic.models.checkpoint import FINGERPRINT_KEY, resume_checkpoint
-
-    _save(tmp_path / "checkpoint_step3.ckpt", 3, **{FINGERPRINT_KEY: {"digest": "old", "items": {}}})
-    _save(tmp_path / "mine.ckpt", 7)
-    assert resume_checkpoint("auto", str(tmp_path), {"digest": "new", "items": {}}) is None
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]
 
 
 def test_a_text_file_is_not_a_checkpoint_in_plain_words(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from gitnetic.models.checkpoint import FINGERPRINT_KEY, auto_resume_checkpoint
+from gitnetic.training.resume import FINGERPRINT_KEY, auto_resume_checkpoint
 
 RUN = {"digest": "abc", "items": {"train.learning_rate": "0.001"}}
 

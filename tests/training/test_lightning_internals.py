@@ -1,7 +1,7 @@
 """Lightning internals gitnetic relies on, each checked here so that a Lightning upgrade that moves or
 changes one fails with its name, instead of silently changing what training does.
 
-* ``StepCheckpoint`` (gitnetic/training/callbacks.py) overrides ``ModelCheckpoint._link_checkpoint`` (a hard
+* ``StepCheckpoint`` (gitnetic/training/resume.py) overrides ``ModelCheckpoint._link_checkpoint`` (a hard
   link for ``checkpoint_last.ckpt``) and calls ``_should_skip_saving_checkpoint``, ``_monitor_candidates``,
   ``_save_topk_checkpoint``, ``_save_last_checkpoint`` and reads ``_last_global_step_saved``;
 * ``TransformerDataModule`` reads ``trainer._accelerator_connector.use_distributed_sampler``;
@@ -20,7 +20,7 @@ import lightning
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.demos.boring_classes import BoringModel
 
-from gitnetic.training.callbacks import StepCheckpoint
+from gitnetic.training.resume import StepCheckpoint
 
 
 def test_model_checkpoint_members_step_checkpoint_uses_exist():

@@ -1,4 +1,6 @@
-"""Exact resume: a run killed at step k and resumed ends bit-identical to an uninterrupted run.
+"""gitnetic/training/resume.py. Exact resume: a run killed at step k and resumed ends bit-identical to an
+uninterrupted run, also when the kill fell between writing a checkpoint and moving ``checkpoint_last.ckpt``;
+and the checkpoint folder's writer (atomic writes and links, which checkpoint a run resumes from).
 
 Real pieces only: the real tokenizer, real MMIDIDX shards read by ``TransformerDataModule``, a tiny
 GPT-2 / RoBERTa with dropout on (so the per-step RNG matters), validation in between, and an epoch
@@ -8,6 +10,7 @@ masks all have to continue exactly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,8 +19,19 @@ import numpy as np
 import pytest
 import torch
 
+from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.training.trainer import TransformerTrainer
-from tests.helpers import encode_files, module_and_data, stdlib_json_dir, tiny_gpt2, tiny_roberta, write_shard
+from tests.helpers import (
+    assert_same_weights,
+    encode_files,
+    module_and_data,
+    stdlib_json_dir,
+    tiny_gpt2,
+    tiny_roberta,
+    write_shard,
+)
+
+Params = TransformerTrainer.Params
 
 MAX_STEPS, KILL_AT = 12, 5
 
@@ -125,3 +139,126 @@ def test_fingerprint_covers_every_prefix_of_a_blend(tmp_path):
     write_shard(tmp_path / "train-commits", [[8, 9, 10]])
     after = run_fingerprint([{"train_data_prefix": spec}])
     assert after["digest"] != before["digest"]
+
+
+def test_a_run_killed_between_its_final_checkpoint_and_the_link_resumes_to_its_final_weights(
+    tokenizer, shards, tmp_path: Path
+) -> None:
+    """The flaky resume of issue 28: killed after ``checkpoint_step12.ckpt`` (the final step) was renamed
+    into place but before ``checkpoint_last.ckpt`` moved to it. ``auto`` resumes from the step file, the
+    resumed run trains and saves nothing, and the link must still end on the final weights."""
+    from gitnetic.training.resume import link_or_copy
+
+    save_dir = tmp_path / "ckpt"
+    full_trainer, full, _ = run(tokenizer, shards, "clm", save_dir)
+    final = save_dir / f"checkpoint_step{MAX_STEPS}.ckpt"
+    older = sorted(save_dir.glob("checkpoint_step*.ckpt"), key=os.path.getmtime)[0]
+    link_or_copy(older, save_dir / "checkpoint_last.ckpt")  # the link as the kill left it
+
+    resumed_trainer, _, _ = run(tokenizer, shards, "clm", save_dir, resume="auto")
+    assert resumed_trainer.ckpt_path == str(final)
+    assert resumed_trainer.global_step == full_trainer.global_step == MAX_STEPS
+    assert os.path.samefile(save_dir / "checkpoint_last.ckpt", final)
+    assert_same_weights(
+        save_dir / "checkpoint_last.ckpt", {f"model.{k}": v for k, v in full.model.state_dict().items()}
+    )
+
+
+# ---------------------------------------------------------------------------- the checkpoint folder's writer
+def _save(path: Path, step: int, **extra) -> Path:
+    torch.save({"state_dict": {}, "global_step": step, **extra}, path)
+    return path
+
+
+def test_checkpoint_writes_are_atomic(tmp_path: Path) -> None:
+    from gitnetic.training.resume import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "ckpt" / "checkpoint_last.ckpt"
+    io.save_checkpoint({"global_step": 1, "w": torch.ones(3)}, path)
+    with pytest.raises(Exception, match="pickle"):  # a save that dies half-way ...
+        io.save_checkpoint({"global_step": 2, "bad": lambda: None}, path)
+    # ... leaves the previous checkpoint whole and no temp file behind
+    assert torch.load(path, weights_only=False)["global_step"] == 1
+    assert [p.name for p in path.parent.iterdir()] == ["checkpoint_last.ckpt"]
+
+
+def test_a_link_that_falls_back_to_a_copy_never_shows_a_partial_file(tmp_path: Path, monkeypatch) -> None:
+    """Where hard links are impossible, ``checkpoint_last.ckpt`` is a copy, made under a temporary name and
+    renamed: a copy cut short leaves the previous file whole (or none) under the final name."""
+    import shutil
+
+    from gitnetic.training import resume
+
+    step4 = _save(tmp_path / "checkpoint_step4.ckpt", 4)
+    step8 = _save(tmp_path / "checkpoint_step8.ckpt", 8)
+    last = tmp_path / "checkpoint_last.ckpt"
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(1, "Operation not permitted")
+
+    copies: list[tuple[str, bool]] = []  # (where the copy went, whether checkpoint_last existed then)
+    real_copy = shutil.copyfile
+
+    def watched_copy(src, dst, *args, **kwargs):
+        copies.append((Path(dst).name, last.exists()))
+        return real_copy(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(resume.os, "link", no_links)
+    monkeypatch.setattr(resume.shutil, "copyfile", watched_copy)
+    resume.link_or_copy(step4, last)
+    assert copies == [(copies[0][0], False)] and copies[0][0].startswith(".checkpoint_last.ckpt.")
+    assert copies[0][0].endswith(".tmp") and last.read_bytes() == step4.read_bytes()
+    assert not os.path.samefile(last, step4)  # a copy
+
+    def killed_copy(src, dst, *args, **kwargs):
+        Path(dst).write_bytes(Path(src).read_bytes()[:100])  # half a file, then the "kill"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(resume.shutil, "copyfile", killed_copy)
+    with pytest.raises(KeyboardInterrupt):
+        resume.link_or_copy(step8, last)
+    assert last.read_bytes() == step4.read_bytes()  # the previous link, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "checkpoint_last.ckpt", "checkpoint_step4.ckpt", "checkpoint_step8.ckpt",
+    ]  # fmt: skip
+
+
+def test_complete_last_link_moves_the_link_only_to_a_newer_checkpoint(tmp_path: Path) -> None:
+    from gitnetic.training.resume import complete_last_link, link_or_copy
+
+    step4 = _save(tmp_path / "checkpoint_step4.ckpt", 4)
+    step8 = _save(tmp_path / "checkpoint_step8.ckpt", 8)
+    last = tmp_path / "checkpoint_last.ckpt"
+    assert complete_last_link(tmp_path, step8) and os.path.samefile(last, step8)  # missing: made
+    assert not complete_last_link(tmp_path, last) and not complete_last_link(tmp_path, step8)
+    assert not complete_last_link(tmp_path, step4)  # resuming an older one on purpose: the link stays
+    assert os.path.samefile(last, step8)
+    outside = _save(tmp_path.parent / f"{tmp_path.name}-other.ckpt", 2)
+    assert not complete_last_link(tmp_path, outside) and os.path.samefile(last, step8)
+
+    link_or_copy(step4, last)  # the link left on step 4 by a kill, after step 12 was written
+    step12 = _save(tmp_path / "checkpoint_step12.ckpt", 12)
+    assert complete_last_link(tmp_path, step12) and os.path.samefile(last, step12)
+    last.write_bytes(b"PK cut short")  # unreadable: replaced even by an older checkpoint
+    assert complete_last_link(tmp_path, step8) and os.path.samefile(last, step8)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_missing_or_corrupt_checkpoints_are_user_errors(tmp_path: Path) -> None:
+    trainer = TransformerTrainer(Params(resume_from_checkpoint=str(tmp_path / "nope.ckpt"), dvclive_dir=""))
+    with pytest.raises(ConfigError, match="does not exist"):
+        trainer.resolve_checkpoint()
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes(b"PK\x03\x04 not really a checkpoint")
+    with pytest.raises(DataError, match="truncated"):
+        TransformerTrainer(Params(dvclive_dir="")).resolve_checkpoint(str(broken))
+
+
+def test_auto_resume_clears_only_the_checkpoints_training_named(tmp_path: Path) -> None:
+    from gitnetic.training.resume import FINGERPRINT_KEY, resume_checkpoint
+
+    _save(tmp_path / "checkpoint_step3.ckpt", 3, **{FINGERPRINT_KEY: {"digest": "old", "items": {}}})
+    _save(tmp_path / "mine.ckpt", 7)
+    assert resume_checkpoint("auto", str(tmp_path), {"digest": "new", "items": {}}) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.ckpt"]

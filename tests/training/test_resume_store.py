@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gitnetic.training.resume_store import ResumeStore
+from gitnetic.training.resume import ResumeStore
 
 
 def test_the_store_lives_in_the_dvc_repository_of_the_run(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_a_newer_checkpoint_of_the_same_run_in_save_dir_wins_over_the_store(tmp_
     the newest checkpoint is only in save_dir, and the rerun must resume from it, not the store's."""
     import torch
 
-    from gitnetic.training.fingerprint import FINGERPRINT_KEY
+    from gitnetic.training.resume import FINGERPRINT_KEY
 
     os.chdir(tmp_path)
     store = ResumeStore(tmp_path / "gitnetic-resume", "run")
