@@ -9,6 +9,10 @@ temporaries, which the next write of the same output removes (:func:`remove_stal
 A full disk inside any of these writers is a :class:`~gitnetic.common.errors.DiskFullError` naming the
 output (:func:`raise_if_disk_full`): the write that failed is a temporary's, whose name says nothing to
 the user, and the CLI prints the error in one line.
+
+The writers create the folders an output needs; a write that fails removes those it created, if still
+empty (:func:`_new_folders`): a failed start (a bad source, an empty corpus, Ctrl-C) must not leave an empty
+output folder that looks like a run happened there.
 """
 
 from __future__ import annotations
@@ -84,6 +88,13 @@ def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
 
 
 def _temp_sibling(target: Path) -> Path:
+    for _ in range(2):  # a failing writer beside this one may remove the new folder it had created
+        with contextlib.suppress(FileNotFoundError):
+            return _make_temp(target)
+    return _make_temp(target)
+
+
+def _make_temp(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -92,18 +103,39 @@ def _temp_sibling(target: Path) -> Path:
 
 
 @contextlib.contextmanager
+def _new_folders(*folders: Path) -> Iterator[None]:
+    """Remove the folders among ``folders`` and those above them that did not exist before the block, if
+    the block fails and they are empty (deepest first; one holding anything, e.g. another writer's file,
+    stays, and so do those above it)."""
+    missing: set[Path] = set()
+    for folder in folders:
+        for path in (folder, *folder.parents):
+            if path.exists() or path.is_symlink():
+                break
+            missing.add(path)
+    try:
+        yield
+    except BaseException:
+        for path in sorted(missing, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):  # not empty, or gone already
+                path.rmdir()
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
     target = Path(path)
-    tmp = _temp_sibling(target)
-    try:
-        yield tmp
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise_if_disk_full(exc, target)
-        raise
+    with _new_folders(target.parent):
+        tmp = _temp_sibling(target)
+        try:
+            yield tmp
+            os.replace(tmp, target)
+        except BaseException as exc:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise_if_disk_full(exc, target)
+            raise
 
 
 @contextlib.contextmanager
@@ -132,54 +164,56 @@ def atomic_open_group(
     the block fails, the temporaries are removed and the old files are untouched.
     """
     targets = [Path(p) for p in paths]
-    for target in targets:
-        remove_stale_temporaries(target)
-    tmps: list[Path] = []
-    handles: list[IO[Any]] = []
-    try:
+    with _new_folders(*{target.parent for target in targets}):
         for target in targets:
-            tmps.append(_temp_sibling(target))
-            handles.append(open(tmps[-1], mode, **kwargs))  # noqa: SIM115 - closed below
-        yield handles
-        for fh in handles:
-            fh.flush()
-            os.fsync(fh.fileno())
-            fh.close()
-        for marker in invalidate:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(marker)
-        for tmp, target in zip(tmps, targets, strict=True):
-            os.replace(tmp, target)
-    except BaseException as exc:
-        for fh in handles:
-            with contextlib.suppress(OSError):
+            remove_stale_temporaries(target)
+        tmps: list[Path] = []
+        handles: list[IO[Any]] = []
+        try:
+            for target in targets:
+                tmps.append(_temp_sibling(target))
+                handles.append(open(tmps[-1], mode, **kwargs))  # noqa: SIM115 - closed below
+            yield handles
+            for fh in handles:
+                fh.flush()
+                os.fsync(fh.fileno())
                 fh.close()
-        for tmp in tmps:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        raise_if_disk_full(exc, targets[0].parent if len(targets) > 1 else targets[0])
-        raise
+            for marker in invalidate:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(marker)
+            for tmp, target in zip(tmps, targets, strict=True):
+                os.replace(tmp, target)
+        except BaseException as exc:
+            for fh in handles:
+                with contextlib.suppress(OSError):
+                    fh.close()
+            for tmp in tmps:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+            raise_if_disk_full(exc, targets[0].parent if len(targets) > 1 else targets[0])
+            raise
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` (a directory) once the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(target)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # likewise for mkdtemp's 0700
-    try:
-        yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise_if_disk_full(exc, target)
-        raise
+    with _new_folders(target.parent):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        os.chmod(tmp, 0o777 & ~_umask())  # likewise for mkdtemp's 0700
+        try:
+            yield tmp
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise_if_disk_full(exc, target)
+            raise

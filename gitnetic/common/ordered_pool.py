@@ -23,6 +23,9 @@ caller's ``__main__`` (a user's script calling the library without an ``if __nam
 guard would otherwise start itself again in every worker). With other threads alive (tqdm's monitor on
 a terminal, a Lightning run in the same process), whose locks a fork could copy mid-use, they start
 from a ``forkserver`` (``spawn`` where that is missing) instead.
+Workers ignore SIGINT: Ctrl-C in a terminal signals the whole process group, and a worker that took it
+would print its own "Process ...:" traceback beside the caller's one-line message. The caller gets the
+``KeyboardInterrupt`` and leaving the pool stops the workers (a killed caller's die with it).
 With ``workers <= 1``, or for a ``map(..., parallel=False)`` (input too small to repay starting
 workers), batches run inline in this process through the same function, so a one-worker run and an
 N-worker run execute identical code on identical batches. Workers start at the first parallel map.
@@ -83,6 +86,28 @@ def _die_with_parent(parent: int | None) -> None:
         os._exit(1)
 
 
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Hold SIGINT back in this thread while a worker starts: a forked worker inherits the mask, so a
+    Ctrl-C at that moment reaches it only once it ignores the signal (see :func:`_ignore_sigint`), and
+    reaches this process when the mask is restored."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _ignore_sigint() -> None:
+    """A worker's first act: SIGINT is the caller's to handle (see the module doc)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # held back by _sigint_held while this worker was forked
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _take_jobs(jobs: Connection, into: queue.SimpleQueue[Any]) -> None:
     """The worker's job reader: empties the pipe as jobs come (``None``, or the pipe's end, stops)."""
     while True:
@@ -104,6 +129,7 @@ def _serve(
 ) -> None:
     """A worker: ``fn(batch)`` for each job, in the order received, each reply ``(ok, value, traceback)``.
     An exception (the initializer's, then for every job) goes back to be raised by the caller."""
+    _ignore_sigint()
     _die_with_parent(parent)
     failed: tuple[bool, Any, str] | None = None
     try:
@@ -226,7 +252,8 @@ class OrderedPool:
                 results_reader, results_writer = context.Pipe(duplex=False)
                 args = (jobs_reader, results_writer, os.getpid() if forked else None, *self._init)
                 process = context.Process(target=_serve, args=args, daemon=True, name=self.what)
-                process.start()
+                with _sigint_held():
+                    process.start()
                 # Only the worker may hold its ends: its death must close them (and a later fork must
                 # not inherit them).
                 jobs_reader.close()

@@ -75,6 +75,10 @@ def test_corpus_then_tokenizer_from_params_yaml(tiny_corpus_dir: Path, tmp_path:
             ["tokenizer", "--train_file", "bad.jsonl", "--vocab_size", "300"],
             "gitnetic tokenizer: error: bad.jsonl:2",
         ),
+        (
+            ["corpus", "--sources", "name: x, type: dir"],
+            "gitnetic corpus: error: corpus.sources[0]: --sources 'name: x, type: dir' is not valid YAML",
+        ),
     ],
 )
 def test_bad_input_prints_one_line_and_exits_2(args: list[str], expected: str, tmp_path: Path) -> None:

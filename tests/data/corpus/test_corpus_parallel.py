@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -191,3 +193,58 @@ def test_a_killed_worker_leaves_nothing_complete_and_the_rerun_gives_the_same_by
     rerun = run_gitnetic(*args, "--num_workers", "2", cwd=tmp_path, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert snapshot(out) == before
+
+
+@pytest.mark.parametrize("stage_reacts", ["at once", "late"])
+def test_ctrl_c_ends_a_two_worker_stage_with_one_line(tmp_path: Path, stage_reacts: str) -> None:
+    """Issue 29 item 7: Ctrl-C (SIGINT to the whole foreground process group, as a terminal sends it) to a
+    stage with two workers printed each worker's "Process corpus worker:" and traceback besides the stage's
+    line. Now the workers leave the signal to the stage, which stops them: one line, exit 130 (the CLI's
+    code for an interrupt), no output under a final name and no out_dir left (it was new).
+
+    "late": the stage is stopped while the signal arrives and resumed after (as when it is busy in a long
+    C call): the workers' reaction is then seen whatever the timing; "at once" is the plain Ctrl-C."""
+    files = {f"p{i // 100}/m{i:04d}.py": module(f"m{i}", 60, extra=f"\n# {i}\n") for i in range(1500)}
+    tree = write_tree(tmp_path / "tree", files)
+    out = tmp_path / "out"
+    args = [
+        "corpus",
+        "--source",
+        "dir",
+        "--path",
+        tree,
+        "--max_bytes",
+        "0",
+        "--out_dir",
+        out,
+        "--num_workers",
+        "2",
+    ]
+    proc = start_gitnetic(*args, cwd=tmp_path, start_new_session=True)  # its own group, as in a terminal
+    try:
+        stage = psutil.Process(proc.pid)
+        wait_until(
+            lambda: any(file_sizes(out)) and len(pool_workers(stage)) == 2,
+            proc,
+            "records written by two workers",
+        )
+        workers = pool_workers(stage)
+        if stage_reacts == "late":
+            stage.suspend()
+            wait_until(lambda: stage.status() == psutil.STATUS_STOPPED, proc, "a stopped stage", timeout=10)
+        os.killpg(proc.pid, signal.SIGINT)
+        if stage_reacts == "late":
+            psutil.wait_procs(workers, timeout=3)  # time for workers that would end on SIGINT to end
+            stage.resume()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"workers outlived the stage: {alive}"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines == ["gitnetic corpus: interrupted"], err[-3000:]
+    assert "Process" not in err and "Traceback" not in err
+    assert proc.returncode == 130
+    assert not out.exists(), sorted(p.name for p in out.iterdir())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,45 @@ def test_params_yaml_spells_out_every_group_so_dvc_set_param_reaches_each_key(tm
     apply_overrides(copy, ["corpus.neardup.threshold=0.9", "corpus.redact.emails=false"])
     params = CorpusParams.from_dict(yaml.safe_load(copy.read_text())["corpus"])
     assert (params.neardup.threshold, params.redact.emails) == (0.9, False)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "name: x, type: dir",
+            r"--sources 'name: x, type: dir' is not valid YAML \(mapping values are not allowed here, "
+            r"line 1, column 14\)",
+        ),
+        (
+            "[{name: a",
+            r"--sources '\[\{name: a' is not valid YAML \(expected ',' or '\}'.*line 1, column 10\)",
+        ),
+        ("", r"--sources '' is empty"),
+        ("code", r"--sources 'code' must be a mapping, got the string 'code'"),
+        (
+            "[{name: a}, {name: b}]",
+            r"--sources '\[\{name: a\}, \{name: b\}\]' must be one mapping, got a list",
+        ),
+    ],
+)
+def test_a_malformed_sources_flag_says_what_is_wrong(value: str, message: str) -> None:
+    """Issue 29 item 7: each of these said "must be a mapping ..., got None" (or showed the parsed value),
+    not what was wrong with what was typed."""
+    with pytest.raises(ConfigError) as err:
+        parse("--sources", value)
+    text = str(err.value)
+    assert "\n" not in text and "got None" not in text
+    assert re.search(message, text), text
+    assert (
+        text.startswith("corpus.sources[0]: ")
+        and "e.g. --sources '{name: code, type: dir, path: src}'" in text
+    )
+
+
+def test_a_wrong_sources_entry_in_params_yaml_names_its_kind(tmp_path: Path) -> None:
+    """A params.yaml entry is parsed YAML already: a scalar or a list in place of the mapping is named so."""
+    with pytest.raises(
+        ConfigError, match=r"corpus.sources\[1\] must be a mapping, got a list \[1, 2\]; e\.g\. "
+    ):
+        CorpusParams(sources=[{"name": "a", "type": "stdlib"}, [1, 2]])

@@ -150,17 +150,13 @@ class SourceParams(DataclassBase):
     @classmethod
     def parse(cls, value: object, index: int) -> SourceParams:
         """One ``corpus.sources`` entry: a mapping (YAML) or a YAML/JSON string (``--sources`` flag)."""
-        if isinstance(value, str):
-            try:
-                value = yaml.safe_load(value)
-            except yaml.YAMLError:
-                value = None
         if isinstance(value, SourceParams):
             return value
+        if isinstance(value, str):
+            value = _flag_mapping(value, f"corpus.sources[{index}]")
         if not isinstance(value, Mapping):
             raise ConfigError(
-                f"corpus.sources[{index}] must be a mapping like {{name: code, type: dir, path: src}}, "
-                f"got {value!r}"
+                f"corpus.sources[{index}] must be a mapping, got {_kind(value)}; e.g. {EXAMPLE}"
             )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(value) - known)
@@ -170,3 +166,51 @@ class SourceParams(DataclassBase):
                 f"valid keys: {', '.join(sorted(known))}"
             )
         return cls(**value)
+
+
+EXAMPLE = "{name: code, type: dir, path: src}"  # one source, as a --sources value or a params.yaml entry
+
+
+def _flag_mapping(text: str, where: str) -> object:
+    """The mapping a ``--sources`` value spells. Why not just ``yaml.safe_load``: what it makes of a
+    mistyped value (None, a string, a list) says nothing about the mistake; the message here quotes the
+    value, says what is wrong with it (YAML's own words and position for a syntax error) and shows the
+    right form."""
+    flag = f"{where}: --sources {text!r}"
+    example = f"e.g. --sources '{EXAMPLE}'"
+    if not text.strip():
+        raise ConfigError(f"{flag} is empty; give each source as one YAML mapping, {example}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        problem = (getattr(exc, "problem", None) or str(exc).splitlines()[0]).replace(
+            "'<stream end>'", "the end"
+        )
+        mark = getattr(exc, "problem_mark", None)
+        at = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(
+            f"{flag} is not valid YAML ({problem}{at}); write each source as one mapping in braces, {example}"
+        ) from None
+    if isinstance(value, list | tuple):
+        raise ConfigError(
+            f"{flag} must be one mapping, got a list; give each source its own value, "
+            f"{example} '{{name: lib, type: git, path: ../lib}}'"
+        )
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{flag} must be a mapping, got {_kind(value)}; {example}")
+    return value
+
+
+def _kind(value: object) -> str:
+    """A wrong ``sources`` entry in words: ``nothing``, ``the string 'x'``, ``a list [1, 2]``, ``the number 5``."""
+    if value is None:
+        return "nothing (an empty entry)"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list | tuple):
+        return f"a list {list(value)!r}"
+    if isinstance(value, bool):
+        return f"the value {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value!r}"
+    return f"{type(value).__name__} {value!r}"
