@@ -146,7 +146,7 @@ def test_cli_parses_flags_into_params() -> None:
         ),
         (
             ["corpus", "--config", "params.yaml:corpus"],
-            "gitnetic corpus: error: params.yaml:corpus: key 'valid_ratio' must be float, got a list",
+            "gitnetic corpus: error: params.yaml:corpus: key 'splits.valid_ratio' must be float, got a list",
         ),
     ],
 )
@@ -157,7 +157,7 @@ def test_bad_files_and_wrong_type_values_are_one_line(args: list[str], expected:
 
     (tmp_path / "params.yaml").write_text(
         "tokenizer:\n  vocab_size: [300]\ntrain_file: x\npreprocess:\n  workers: {a: 1}\n"
-        "corpus:\n  valid_ratio: [0.1]\n"
+        "corpus:\n  splits: {valid_ratio: [0.1]}\n"
     )
     (tmp_path / "latin1.jsonl").write_bytes(b'{"text": "x = 1"}\n{"text": "caf\xe9"}\n')
     (tmp_path / "folder").mkdir()

@@ -97,7 +97,17 @@ def test_export_on_a_full_disk(leave, tmp_path, fresh_checkpoint, tiny_tokenizer
 def test_corpus_on_a_full_disk(workers, tmp_path, tiny_corpus_dir, capsys):
     src = tmp_path / "src"
     shutil.copytree(tiny_corpus_dir, src)
-    argv = ["corpus", "--source", "dir", "--path", str(src), "--splits.valid_ratio", "0.2", "--splits.test_ratio", "0.2"]
+    argv = [
+        "corpus",
+        "--source",
+        "dir",
+        "--path",
+        str(src),
+        "--splits.valid_ratio",
+        "0.2",
+        "--splits.test_ratio",
+        "0.2",
+    ]
     argv += ["--num_workers", workers]
     with small_tmpfs(tmp_path / "disk", "1m") as disk:
         out = disk / "corpus"
