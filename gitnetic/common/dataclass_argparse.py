@@ -24,6 +24,11 @@ field's name fills it (``neardup: {threshold: 0.9}``, which is also what ``dvc e
 corpus.neardup.threshold=0.9`` edits), and ``to_dict``/``from_dict`` recurse. A params class whose keys
 moved lists them in ``MOVED_KEYS`` (old key -> new dotted place): an old key in a params file is then a
 one-line error naming its new place rather than a generic unknown key.
+
+A YAML value of the wrong kind (a list or mapping where a field takes one value, a mapping where it takes a
+list) is a one-line error naming the file, section and key, when the params are read, not a ``TypeError``
+deep in a stage; a list field that also accepts a mapping and converts it itself says so with
+``metadata={"mapping_ok": True}``.
 """
 
 from __future__ import annotations
@@ -566,7 +571,8 @@ class DataclassArgumentParser(argparse.ArgumentParser):
                     raise ConfigError(f"{spec}: unknown key {key!r} for this command; valid keys: {valid}")
                 if dest in self._dest_fields:  # plain arguments pass as before: lightning.Trainer's
                     # pass-through flags take lists their flag type cannot say (devices: [0, 1])
-                    _check_value_type(value, self._dest_fields[dest][2], spec, key)
+                    _, f, tp = self._dest_fields[dest]
+                    _check_value_type(value, tp, spec, key, f.metadata.get("mapping_ok", False))
                 defaults[dest] = self._convert_config_value(actions[dest], value, spec, key)
         self.set_defaults(**defaults)
 
@@ -612,7 +618,7 @@ def _yaml_kind(value: Any) -> str | None:
     return "a mapping" if isinstance(value, dict) else None
 
 
-def _check_value_type(value: Any, tp: Any, where: str, key: str) -> None:
+def _check_value_type(value: Any, tp: Any, where: str, key: str, mapping_ok: bool = False) -> None:
     """Refuse a YAML list or mapping where ``tp`` (a field's annotation) wants one value, a mapping where
     it wants a list, and a list of lists or mappings where it wants a list of values. Why here: a container let through fails deep in a stage (``TypeError: '<' not
     supported between 'list' and 'int'``), far from the line of YAML that caused it."""
@@ -627,6 +633,8 @@ def _check_value_type(value: Any, tp: Any, where: str, key: str) -> None:
     base, _ = _unwrap_optional(tp)
     if get_origin(base) not in (list, tuple, Sequence) and base not in (list, tuple):
         return  # mappings, nested params, Any: not a flag type this parser checks
+    if kind == "a mapping" and mapping_ok:
+        return  # the field converts a mapping itself (metadata {"mapping_ok": True})
     if kind == "a mapping":
         raise ConfigError(
             f"{where}: key {key!r} must be list, got a mapping ({_short(value)}); write a YAML list [a, b]"
@@ -654,7 +662,9 @@ def _check_value_types(dtype: type, values: dict[str, Any], where: str) -> None:
     hints = get_type_hints(dtype, include_extras=False, localns=_localns(dtype))
     for f in dataclasses.fields(dtype):
         if f.name in values:
-            _check_value_type(values[f.name], hints.get(f.name, Any), where, f.name)
+            _check_value_type(
+                values[f.name], hints.get(f.name, Any), where, f.name, f.metadata.get("mapping_ok", False)
+            )
 
 
 def _short(value: Any, limit: int = 40) -> str:

@@ -78,6 +78,7 @@ class PreprocessParams(DataclassBase):
         metadata={
             "help": "With --by_source: write several sources under one prefix, one 'GROUP=SOURCE,SOURCE' "
             "per group (params.yaml: also a mapping GROUP: [SOURCE, ...]); a source in no group keeps a "
-            "prefix of its own."
+            "prefix of its own.",
+            "mapping_ok": True,  # GROUP: [SOURCE, ...] in params.yaml (by_source_names reads both forms)
         },
     )
