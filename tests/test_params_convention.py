@@ -19,11 +19,6 @@ from tests.helpers import REPO, child_env
 
 PACKAGE = REPO / "gitnetic"
 
-# Packages whose params still live elsewhere: their helpers are moving them; the lead shrinks this list
-# as they come in (data/corpus -> data/corpus/params.py; training's TrainParams and
-# TransformerTrainer.Params -> training/params.py).
-NOT_YET_CONVERTED = ("training",)
-
 # Modules a params.py may import besides gitnetic.common and other params.py modules: torch-free
 # names the params' defaults and types are spelled with once.
 PARAMS_MAY_IMPORT = {
@@ -50,11 +45,7 @@ def _is_params_class(node: ast.ClassDef) -> bool:
 
 
 def _modules() -> list[Path]:
-    return sorted(
-        p
-        for p in PACKAGE.rglob("*.py")
-        if not any(p.relative_to(PACKAGE).as_posix().startswith(f"{d}/") for d in NOT_YET_CONVERTED)
-    )
+    return sorted(PACKAGE.rglob("*.py"))
 
 
 def test_every_params_dataclass_is_module_level_in_a_params_py():

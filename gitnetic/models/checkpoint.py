@@ -27,6 +27,7 @@ from typing import Any
 from gitnetic.common.errors import DataError
 from gitnetic.models.build import build_model_and_tokenizer
 from gitnetic.models.config import ModelConfig
+from gitnetic.models.params import DEFAULT_SAVE_DIR
 
 __all__ = [
     "CHECKPOINT_EXTENSION",
@@ -52,7 +53,6 @@ LAST_CHECKPOINT_NAME = "checkpoint_last"  # stem (Lightning's ModelCheckpoint.CH
 CHECKPOINT_LAST = LAST_CHECKPOINT_NAME + CHECKPOINT_EXTENSION
 STEP_CHECKPOINT_TEMPLATE = "checkpoint_step{step}"  # stem, a ModelCheckpoint ``filename`` template
 _STEP = re.compile(r"^checkpoint_step(\d+)\.ckpt$")
-DEFAULT_SAVE_DIR = "checkpoints"  # train --save_dir when none is given
 
 
 # ---------------------------------------------------------------------------------------------- naming

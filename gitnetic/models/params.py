@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 
-__all__ = ["TrainedModelParams"]
+__all__ = ["DEFAULT_SAVE_DIR", "TrainedModelParams"]
+
+DEFAULT_SAVE_DIR = "checkpoints"  # train --save_dir when none is given
 
 
 @dataclass

@@ -14,7 +14,7 @@ import logging
 import subprocess
 import types
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from typing import Any, Literal, get_args, get_origin
 
 import lightning
@@ -28,13 +28,12 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from gitnetic.common.console import adopt_library_loggers
 from gitnetic.common.cores import busy_cores_note
-from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, scalar_parser
+from gitnetic.common.dataclass_argparse import DataclassArgumentParser, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
-from gitnetic.models.checkpoint import DEFAULT_SAVE_DIR
-from gitnetic.modules.params import run_seed_field
 from gitnetic.training.fingerprint import run_fingerprint
 from gitnetic.training.loggers import build_loggers
+from gitnetic.training.params import TrainerParams
 from gitnetic.training.progress import ProgressBar
 from gitnetic.training.resume import AtomicCheckpointIO, Resume, StepCheckpoint, resume_for
 from gitnetic.training.signals import GracefulInterrupt, TrainingInterrupted
@@ -44,172 +43,21 @@ __all__ = ["TransformerTrainer", "trainer_kwargs_from_namespace", "lightning_pas
 
 logger = logging.getLogger(__name__)
 
-PRECISIONS = (
-    "32-true", "32", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64-true", "64", "16", "bf16",
-    "transformer-engine", "transformer-engine-float16",
-)  # fmt: skip
-
 # lightning.Trainer arguments we never expose as flags: objects, or set by us on purpose.
 _NOT_PASSTHROUGH = {"logger", "callbacks", "plugins", "use_distributed_sampler"}
 
 
 class TransformerTrainer:
-    """Builds and runs a ``lightning.Trainer`` from :class:`TransformerTrainer.Params`.
+    """Builds and runs a ``lightning.Trainer`` from :class:`~gitnetic.training.params.TrainerParams`
+    (``TransformerTrainer.Params``).
 
     Extra keyword arguments go to ``lightning.Trainer`` unchanged and win over the mapped ones
     (``callbacks`` are appended to ours).
     """
 
-    @dataclass
-    class Params(DataclassBase):
-        """Trainer: devices, steps, checkpoints, logging and resume."""
-
-        gpus: int = field(
-            default=0, metadata={"help": "GPUs per node (0 = train on CPU, -1 = all visible GPUs)."}
-        )
-        max_steps: int = field(
-            default=10000,
-            metadata={
-                "help": "Optimizer steps to train for; the LR schedule decays over them (-1 = use max_epochs)."
-            },
-        )
-        max_epochs: int = field(
-            default=-1, metadata={"help": "Stop after this many epochs (-1 = no epoch limit)."}
-        )
-        val_check_interval: int | float = field(
-            default=1.0,
-            metadata={
-                "help": "Validate every N optimizer steps (an integer) or after this fraction of each epoch (a float; 1.0 = at epoch ends)."
-            },
-        )
-        save_step_frequency: int = field(
-            default=1000,
-            metadata={"help": "Save a checkpoint every N optimizer steps (0 = only at the end)."},
-        )
-        save_dir: str = field(
-            default=DEFAULT_SAVE_DIR,
-            metadata={
-                "help": "Checkpoint folder: checkpoint_step{N}.ckpt and checkpoint_last.ckpt ('' = no checkpoints)."
-            },
-        )
-        num_last_checkpoints: int = field(
-            default=2, metadata={"help": "Step checkpoints to keep, newest first (-1 = keep all)."}
-        )
-        resume_from_checkpoint: str | None = field(
-            default=None,
-            metadata={
-                "help": "Checkpoint to resume from; 'last' for SAVE_DIR/checkpoint_last.ckpt when it exists "
-                "(whatever run wrote it: continue a run on purpose, e.g. with more steps); 'auto' for the newest "
-                "valid checkpoint in SAVE_DIR only if it comes from this very run (same params, model config, "
-                "tokenizer, data, devices, precision), else stale checkpoints are removed and training starts fresh."
-            },
-        )
-        progress_bar_refresh_rate: int = field(
-            default=1, metadata={"help": "Refresh the progress bar every N steps (0 = no progress bar)."}
-        )
-        log_every_n_steps: int = field(
-            default=50, metadata={"help": "Send training metrics to the loggers every N steps."}
-        )
-        dvclive_dir: str = field(
-            default="dvclive",
-            metadata={"help": "DVCLive output folder (metrics.json, plots/); '' disables DVCLive."},
-        )
-        wandb_project: str | None = field(
-            default=None, metadata={"help": "Log to this Weights & Biases project."}
-        )
-        wandb_name: str | None = field(default=None, metadata={"help": "Weights & Biases run name."})
-        wandb_id: str | None = field(
-            default=None, metadata={"help": "Weights & Biases run id, to continue that run."}
-        )
-        seed: int = run_seed_field()  # the datamodule's too: one --seed (gitnetic.modules.params)
-        precision: str = field(
-            default="32-true",
-            metadata={"help": f"Numeric precision: one of {', '.join(PRECISIONS[:6])}, ..."},
-        )
-        accumulate_grad_batches: int = field(
-            default=1, metadata={"help": "Batches per optimizer step (gradient accumulation)."}
-        )
-        gradient_clip_val: float | None = field(
-            default=None, metadata={"help": "Clip the gradient norm to this value (unset = no clipping)."}
-        )
-        strategy: str = field(
-            default="auto",
-            metadata={
-                "help": "Lightning strategy: auto, ddp, fsdp, deepspeed, ... (for several GPUs/nodes)."
-            },
-        )
-        num_nodes: int = field(default=1, metadata={"help": "Number of machines (each with --gpus GPUs)."})
-        accelerator: str | None = field(
-            default=None,
-            metadata={
-                "help": "Override the accelerator (cpu, gpu, cuda, mps, tpu, auto) chosen from --gpus."
-            },
-        )
-        devices: str | None = field(
-            default=None,
-            metadata={"help": "Override the devices chosen from --gpus (e.g. 2, -1, '0,1', auto)."},
-        )
-        compile: bool = field(default=False, metadata={"help": "torch.compile the model before training."})
-        num_threads: int = field(
-            default=0,
-            metadata={
-                "help": "CPU threads per process for torch (0 = as OMP_NUM_THREADS or the machine says). "
-                "Float results on CPU depend on it: fix it to get the same model from DVC, Snakemake and by hand."
-            },
-        )
-        log_throughput: bool = field(
-            default=True,
-            metadata={
-                "help": "Log tokens/s, step time, peak memory and (on GPUs) MFU every --log_every_n_steps "
-                "(perf/* in DVCLive, tok/s and MFU in the progress bar); never adds a per-step device sync."
-            },
-        )
-        peak_tflops: float | None = field(
-            default=None,
-            metadata={
-                "help": "Peak TFLOP/s of one device for MFU (default: looked up from the GPU name and "
-                "--precision, see gitnetic.training.throughput.PEAK_TFLOPS; no MFU on CPUs)."
-            },
-        )
-
-        def __post_init__(self) -> None:
-            if self.max_steps < 1 and self.max_steps != -1:
-                raise ConfigError(
-                    f"--max_steps must be positive (or -1 to use --max_epochs), got {self.max_steps}"
-                )
-            if self.max_steps == -1 and self.max_epochs < 1:
-                raise ConfigError("training would never stop: set --max_steps N or --max_epochs N")
-            if self.gpus < -1:
-                raise ConfigError(f"--gpus must be 0 (CPU), a positive count or -1 (all), got {self.gpus}")
-            checks = {
-                "save_step_frequency": self.save_step_frequency >= 0,
-                "progress_bar_refresh_rate": self.progress_bar_refresh_rate >= 0,
-                "log_every_n_steps": self.log_every_n_steps >= 1,
-                "accumulate_grad_batches": self.accumulate_grad_batches >= 1,
-                "num_nodes": self.num_nodes >= 1,
-                "num_last_checkpoints": self.num_last_checkpoints >= -1,
-                "num_threads": self.num_threads >= 0,
-            }
-            for name, ok in checks.items():
-                if not ok:
-                    raise ConfigError(f"--{name} has an invalid value {getattr(self, name)!r}; see --help")
-            if isinstance(self.val_check_interval, float) and not 0 < self.val_check_interval <= 1:
-                raise ConfigError(
-                    f"--val_check_interval {self.val_check_interval}: use an integer step count or a fraction in (0, 1]"
-                )
-            if isinstance(self.val_check_interval, int) and self.val_check_interval < 1:
-                raise ConfigError(
-                    f"--val_check_interval must be a positive step count, got {self.val_check_interval}"
-                )
-            if str(self.precision) not in PRECISIONS:
-                raise ConfigError(f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-            if self.peak_tflops is not None and not self.peak_tflops > 0:
-                raise ConfigError(f"--peak_tflops must be positive, got {self.peak_tflops}")
-            if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
-                raise ConfigError(f"--gradient_clip_val must be positive, got {self.gradient_clip_val}")
-
-    params: Params
-    params_type: type[Params] = Params
+    Params = TrainerParams  # the name the task contract uses (shared/seed-train.rst)
+    params: TrainerParams
+    params_type: type[TrainerParams] = TrainerParams
 
     def __init__(self, params: TransformerTrainer.Params | None = None, **trainer_kwargs: Any) -> None:
         self.params = params if params is not None else self.Params()
