@@ -179,3 +179,17 @@ def task_tokenizer_dir(tmp_path_factory) -> Path:
     texts = helpers.read_texts(helpers.stdlib_json_files())
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
     return helpers.train_tiny_tokenizer(out, texts, vocab_size=320, model_max_length=256)
+
+
+@pytest.fixture(scope="module")
+def fresh_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: Path) -> Path:
+    """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
+    import torch
+
+    from gitnetic.models.build import build_model_and_tokenizer
+
+    model = build_model_and_tokenizer(str(helpers.GPT2_TINY), str(tiny_tokenizer)).model
+    path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": {"objective": "clm"}}, path)
+    return path

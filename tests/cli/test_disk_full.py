@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from gitnetic.cli import main as cli_main
 from tests.helpers import GPT2_TINY, fill, small_tmpfs
@@ -33,18 +32,6 @@ def assert_one_line_disk_full(err: str, command: str, written: Path) -> None:
     assert "Traceback" not in err and sum("error" in line for line in lines) == 1, err
     assert lines[-1].startswith(f"gitnetic {command}: error: no space left on device writing "), err
     assert str(written) in lines[-1] and lines[-1].endswith("; free space and rerun"), err
-
-
-@pytest.fixture(scope="module")
-def fresh_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
-    """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
-    from gitnetic.models.build import build_model_and_tokenizer
-
-    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
-    path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": {"objective": "clm"}}, path)
-    return path
 
 
 @pytest.mark.parametrize("leave", [0, 16 * 1024], ids=["full", "shards-do-not-fit"])

@@ -116,18 +116,6 @@ def test_seed_command_then_evaluate_and_export_a_causal_lm(tmp_path, tiny_tokeni
     assert sorted(p.name for p in hf.parent.iterdir()) == ["hf"]
 
 
-@pytest.fixture(scope="module")
-def fresh_checkpoint(tmp_path_factory, tiny_tokenizer) -> Path:
-    """A Lightning-shaped checkpoint of an untrained gpt2-tiny (``state_dict`` keys under ``model.``)."""
-    from gitnetic.models.build import build_model_and_tokenizer
-
-    model = build_model_and_tokenizer(str(GPT2_TINY), str(tiny_tokenizer)).model
-    path = tmp_path_factory.mktemp("ckpt") / "fresh.ckpt"
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    torch.save({"state_dict": state, "global_step": 3, "hyper_parameters": {"objective": "clm"}}, path)
-    return path
-
-
 @pytest.mark.parametrize("problem", ["missing", "corrupt", "not-a-checkpoint", "wrong-config", "empty-dir"])
 @pytest.mark.parametrize("command", ["export", "evaluate"])
 def test_bad_checkpoints_are_one_line_errors(
