@@ -56,10 +56,10 @@ class TrainingDiverged(GitneticError):
         self.step, self.last_good, self.report = step, last_good, report  # report: rank 0 says it
         kept = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was saved"
         super().__init__(
-            f"{what} at step {step}{detail}; {kept}, nothing after it was saved; lower --learning_rate (or raise "
-            "--warmup_steps, set --gradient_clip_val, use bf16 instead of fp16) and rerun: with changed "
-            "settings --resume_from_checkpoint auto starts afresh, while the same command resumes from the "
-            "last good checkpoint and diverges again"
+            f"{what} at step {step}{detail}; {kept}, nothing after it was saved; lower --learning_rate (or "
+            "raise --warmup_steps, set --gradient_clip_val) and rerun: a run with changed settings starts "
+            "afresh under --resume_from_checkpoint auto, the same command would resume from that checkpoint "
+            "and diverge again"
         )
 
 
@@ -86,14 +86,19 @@ class StopOnDivergence(Callback):
         self._step = 0  # the optimizer step the current batch contributes to (1-based)
 
     # -- recording (device only) ------------------------------------------------------------------
-    def _note(self, bad: torch.Tensor, code: torch.Tensor | int) -> None:
+    def _note(self, bad: torch.Tensor, nan: torch.Tensor | None = None) -> None:
+        """Record this step as the first bad one if ``bad`` and none was before: device kernels only (a
+        host-to-device copy of a Python number would wait for the device)."""
         if self._record is None or self._record.device != bad.device:
             self._record = torch.zeros(2, dtype=torch.long, device=bad.device)
-        new = bad & (self._record[0] == 0)
-        update = torch.stack(
-            [torch.full_like(self._record[0], self._step), torch.as_tensor(code, device=bad.device)]
+        step = torch.full_like(self._record[0], self._step)
+        code = (
+            torch.full_like(self._record[1], _GRADS)
+            if nan is None
+            else torch.where(nan, _LOSS_NAN, _LOSS_INF)
         )
-        self._record = torch.where(new, update, self._record)
+        new = bad & (self._record[0] == 0)
+        self._record = torch.where(new, torch.stack([step, code]), self._record)
 
     def on_train_batch_start(self, trainer: Any, pl_module: Any, batch: Any, batch_idx: int) -> None:
         self._step = trainer.global_step + 1
@@ -104,8 +109,9 @@ class StopOnDivergence(Callback):
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if not grads:
             return
-        norms = torch._foreach_norm(grads, float("inf"))  # one fused pass; a NaN anywhere makes its norm NaN
-        self._note(~torch.stack(norms).isfinite().all(), _GRADS)
+        # one fused pass over the gradients (foreach); a NaN or inf anywhere makes the max-norm non-finite
+        norm = torch.nn.utils.get_total_norm(grads, norm_type=float("inf"), foreach=True)
+        self._note(~norm.isfinite())
 
     def on_before_backward(self, trainer: Any, pl_module: Any, loss: Any) -> None:
         # Before the gradients: a NaN loss is named as such, not as the NaN gradients it makes.
@@ -114,7 +120,7 @@ class StopOnDivergence(Callback):
             loss = loss.detach()
             nan = loss.isnan().any()
             bad = nan if _loss_scaled(trainer) else ~loss.isfinite().all()
-            self._note(bad, torch.where(nan, _LOSS_NAN, _LOSS_INF))
+            self._note(bad, nan)
 
     def on_train_batch_end(
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
@@ -122,6 +128,10 @@ class StopOnDivergence(Callback):
         every = max(1, int(getattr(trainer, "log_every_n_steps", 1) or 1))
         if trainer.global_step == self._step and trainer.global_step % every == 0:
             self.check(trainer)  # a logging step: the logged loss makes the host wait here anyway
+
+    def on_validation_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.state.fn == "fit":
+            self.check(trainer)  # do not validate (and log NaN metrics) after a divergence
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.check(trainer)  # before the end-of-training checkpoint (checkpoint callbacks run last)
@@ -136,7 +146,7 @@ class StopOnDivergence(Callback):
         if trainer.world_size > 1:  # the earliest bad step of any rank: min over ranks, 0 meaning none
             big = torch.iinfo(torch.long).max
             key = torch.where(record[0] == 0, big, record[0] * 4 + record[1])
-            key = trainer.strategy.reduce(key, reduce_op=torch.distributed.ReduceOp.MIN)
+            key = trainer.strategy.reduce(key, reduce_op="min")
             record = torch.zeros_like(record) if int(key) == big else torch.stack([key // 4, key % 4])
         step, code = (int(v) for v in record.tolist())
         if step:

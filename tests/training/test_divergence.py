@@ -5,6 +5,7 @@ written, by the step checkpoints, the end-of-training save or the signal save (i
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
@@ -117,3 +118,32 @@ def test_first_non_finite_names_the_first_bad_floating_tensor():
     state["a"][1] = float("nan")
     assert first_non_finite(state) == ("a", "nan")
     assert first_non_finite({"a": torch.ones(2)}) is None
+
+
+def test_with_a_grad_scaler_an_inf_loss_is_the_scalers_business_and_a_nan_loss_is_fatal():
+    """``16-mixed``: the GradScaler skips steps with non-finite gradients (and its scaled loss may be inf)."""
+    trainer = SimpleNamespace(
+        precision_plugin=SimpleNamespace(scaler=object()),
+        global_step=4,
+        world_size=1,
+        is_global_zero=True,
+        checkpoint_callback=None,
+        strategy=SimpleNamespace(root_device=torch.device("cpu")),
+    )
+    weight = torch.nn.Parameter(torch.ones(2))
+    weight.grad = torch.tensor([1.0, float("inf")])
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    monitor = StopOnDivergence()
+    monitor.on_train_batch_start(trainer, None, None, 0)
+    monitor.on_before_backward(trainer, None, torch.tensor(float("inf")))
+    monitor.on_before_optimizer_step(trainer, None, optimizer)
+    monitor.check(trainer)  # nothing to say
+    trainer.precision_plugin.scaler = None  # the same gradients without a scaler: a divergence
+    monitor.on_before_optimizer_step(trainer, None, optimizer)
+    with pytest.raises(TrainingDiverged, match="the gradients became non-finite at step 5"):
+        monitor.check(trainer)
+    trainer.precision_plugin.scaler, fresh = object(), StopOnDivergence()
+    fresh.on_train_batch_start(trainer, None, None, 0)
+    fresh.on_before_backward(trainer, None, torch.tensor(float("nan")))
+    with pytest.raises(TrainingDiverged, match="the loss became nan at step 5; no checkpoint was saved"):
+        fresh.check(trainer)
