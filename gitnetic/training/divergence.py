@@ -27,7 +27,7 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from gitnetic.common.errors import GitneticError
-from gitnetic.models.checkpoint import last_checkpoint_path
+from gitnetic.models.checkpoint import checkpoints_newest_first, last_checkpoint_path, same_file
 from gitnetic.models.finite import first_non_finite
 
 __all__ = ["EXIT_DIVERGED", "StopOnDivergence", "TrainingDiverged", "divergence_monitor", "refuse_non_finite"]
@@ -64,18 +64,20 @@ class TrainingDiverged(GitneticError):
 
 
 def last_good_checkpoint(trainer: Any) -> str | None:
-    """The checkpoint a diverged run leaves behind: its checkpoint callback's newest file, else
-    ``checkpoint_last.ckpt`` of an earlier run, else None."""
+    """The checkpoint a diverged run leaves behind: the step file its checkpoint callback saved last, else
+    (nothing saved yet, e.g. a resumed run) the step file ``checkpoint_last.ckpt`` links to, else None."""
     saver = getattr(trainer, "checkpoint_callback", None)
-    newest = getattr(saver, "last_model_path", "") or ""
-    best = getattr(saver, "_last_checkpoint_saved", "") or ""
-    for candidate in (best, newest):
-        if candidate and Path(candidate).is_file():
-            return candidate
+    saved = getattr(saver, "_last_checkpoint_saved", "") or ""
+    if saved and Path(saved).is_file():
+        return str(saved)
     dirpath = getattr(saver, "dirpath", None)
-    if dirpath and (last := last_checkpoint_path(dirpath)).is_file():
-        return str(last)
-    return None
+    last = last_checkpoint_path(dirpath) if dirpath else None
+    if last is None or not last.is_file():
+        return None
+    linked = (
+        p for p in checkpoints_newest_first(last.parent, others=False) if p != last and same_file(p, last)
+    )
+    return str(next(linked, last))
 
 
 class StopOnDivergence(Callback):
