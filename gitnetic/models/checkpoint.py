@@ -27,6 +27,7 @@ from typing import Any
 from gitnetic.common.errors import DataError
 from gitnetic.models.build import build_model_and_tokenizer
 from gitnetic.models.config import ModelConfig
+from gitnetic.models.finite import check_finite_weights
 from gitnetic.models.params import DEFAULT_SAVE_DIR
 
 __all__ = [
@@ -218,9 +219,11 @@ class TrainedModel:
 
 def load_trained_model(checkpoint: str | Path, config_path: str, tokenizer_path: str) -> TrainedModel:
     """The model of ``checkpoint`` (a file or a checkpoint folder), built from the config exactly as
-    training built it, with the checkpoint's weights, in eval mode."""
+    training built it, with the checkpoint's weights, in eval mode. Weights of a diverged run (NaN, inf)
+    are a one-line :class:`~gitnetic.models.finite.NonFiniteWeightsError`."""
     built = build_model_and_tokenizer(config_path, tokenizer_path)
     ckpt = load_checkpoint(checkpoint)
     load_weights(built.model, ckpt, source=f"checkpoint {ckpt['_path']}")
+    check_finite_weights(built.model.state_dict(), f"checkpoint {ckpt['_path']}")
     built.model.eval()
     return TrainedModel(built.model, built.tokenizer, built.config, ckpt)

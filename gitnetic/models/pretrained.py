@@ -16,6 +16,7 @@ from typing import Any
 
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import WEIGHT_FILES, check_hf_model_folder
+from gitnetic.models.finite import check_finite_weights
 
 __all__ = ["load_hf_model", "pretrained_config"]
 
@@ -60,6 +61,7 @@ def load_hf_model(path: str | Path, flag: str, causal: bool = True) -> Any:
     except (OSError, KeyError, RuntimeError, EOFError, SafetensorError) as exc:
         raise _damaged(p, flag, exc) from None
     _check_loaded(p, flag, info)
+    check_finite_weights(model.state_dict(), f"{flag} {p}")
     model.eval()
     return model
 

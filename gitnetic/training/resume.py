@@ -61,6 +61,7 @@ from gitnetic.models.checkpoint import (
     last_checkpoint_path,
     same_file,
 )
+from gitnetic.training.divergence import refuse_non_finite
 
 __all__ = [
     "AUTO",
@@ -199,6 +200,13 @@ class StepCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, candidates)
             self._save_last_checkpoint(trainer, candidates)
         return str(last_checkpoint_path(self.dirpath or ""))
+
+    def _save_checkpoint(self, trainer: Any, filepath: str) -> None:
+        """Every save of this callback (each step, the end of training, a signal) goes through here: a
+        diverged run's weights are refused (:mod:`gitnetic.training.divergence`), so the folder and its
+        ``checkpoint_last.ckpt`` keep the last good step."""
+        refuse_non_finite(trainer)
+        super()._save_checkpoint(trainer, filepath)
 
     @staticmethod
     def _link_checkpoint(trainer: Any, filepath: str, linkpath: str) -> None:

@@ -31,6 +31,7 @@ from gitnetic.common.cores import busy_cores_note
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, scalar_parser
 from gitnetic.common.errors import ConfigError
 from gitnetic.common.threads import set_torch_threads
+from gitnetic.training.divergence import StopOnDivergence, TrainingDiverged
 from gitnetic.training.fingerprint import run_fingerprint
 from gitnetic.training.loggers import build_loggers
 from gitnetic.training.params import TrainerParams
@@ -185,6 +186,7 @@ class TransformerTrainer:
             peak = p.peak_tflops * 1e12 if p.peak_tflops else None
             callbacks.append(ThroughputLogger(peak_flops=peak))
         callbacks.append(GracefulInterrupt())  # signals -> checkpoint at the current step, exit 75
+        callbacks.append(StopOnDivergence())  # a NaN/inf loss or gradient -> one line, exit 2, nothing saved
         if resume is not None:  # the fingerprint in every checkpoint; under DVC, the resume store
             callbacks += resume.callbacks(p.save_dir, p.dvclive_dir)
         return callbacks
@@ -266,7 +268,7 @@ class TransformerTrainer:
             )
         try:
             trainer.fit(module, datamodule=datamodule, ckpt_path=resume.checkpoint)
-        except TrainingInterrupted:
+        except (TrainingInterrupted, TrainingDiverged):
             _wait_for_ranks(trainer)
             raise
         if not trainer.interrupted:

@@ -428,3 +428,41 @@ def test_a_yaml_list_where_train_wants_a_number_is_one_line(tmp_path, tiny_token
         f"gitnetic train: error: {params}:train: key 'warmup_steps' must be int, got a list"
     )
     assert err.count("\n") == 1
+
+
+def test_a_diverged_run_stops_with_one_line_and_saves_no_non_finite_checkpoint(
+    tmp_path, tiny_tokenizer, lm_shards
+):
+    """Issue 29 item 2: ``--learning_rate 1e30`` exited 0 with every weight NaN, so ``dvc repro`` recorded the
+    stage as done. Now: a non-zero exit, one line naming the step, and only finite checkpoints on disk; the
+    same command again (``auto`` resumes the last good checkpoint) fails the same way, not silently."""
+    from tests.helpers import checkpoint_weights, tiny_train_args
+
+    save_dir = tmp_path / "ckpt"
+    extra = ("--learning_rate", "1e30", "--save_step_frequency", "1", "--num_last_checkpoints", "-1")
+    argv = tiny_train_args(
+        tiny_tokenizer, lm_shards, save_dir, *extra, "--resume_from_checkpoint", "auto", steps=6
+    )
+    lines = []
+    for _ in range(2):
+        run = run_gitnetic(*argv, cwd=tmp_path)
+        assert run.returncode == 2, run.stderr[-3000:]
+        assert "Traceback" not in run.stderr
+        error = [line for line in run.stderr.splitlines() if "error" in line]
+        assert len(error) == 1 and error[0].startswith("gitnetic train: error: "), run.stderr[-3000:]
+        lines.append(error[0])
+    assert lines[0] == lines[1]
+    match = re.search(r"the (loss|gradients) became (nan|inf|non-finite) at step (\d+)", lines[0])
+    assert match, lines[0]
+    step = int(match.group(3))
+    assert 1 <= step < 6 and "--learning_rate" in lines[0]
+    saved = sorted(save_dir.glob("*.ckpt"))
+    for path in saved:
+        weights = checkpoint_weights(path)
+        assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()), path
+    steps = sorted(int(p.stem.removeprefix("checkpoint_step")) for p in saved if "step" in p.stem)
+    assert all(s < step for s in steps), (steps, step)
+    if steps:
+        good = save_dir / f"checkpoint_step{steps[-1]}.ckpt"
+        assert (save_dir / "checkpoint_last.ckpt").samefile(good)
+        assert f"the last good checkpoint is {good}" in lines[0]

@@ -244,3 +244,29 @@ def test_evaluate_shards_of_another_tokenizer_is_one_line(fresh_checkpoint, tiny
     assert err.startswith(f"gitnetic evaluate: error: {prefix} holds token id 7354 but the model has ")
     assert "score shards made with the training tokenizer" in err and err.count("\n") == 1
     assert not (tmp_path / "e.json").exists()
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "generate"])
+def test_a_checkpoint_with_non_finite_weights_is_refused_in_one_line(
+    command, fresh_checkpoint, tiny_tokenizer, lm_shards, tmp_path, capsys
+):
+    """Issue 29 item 2: the weights of a diverged run (NaN) were evaluated to ``"loss": NaN``, exported with
+    "held-out perplexity inf" and crashed ``generate`` with a traceback."""
+    ckpt = torch.load(fresh_checkpoint, map_location="cpu", weights_only=False)
+    name = sorted(k for k in ckpt["state_dict"] if k.endswith("weight"))[1]
+    ckpt["state_dict"][name][0] = float("nan")
+    bad = tmp_path / "diverged.ckpt"
+    torch.save(ckpt, bad)
+    args = model_args(bad, GPT2_TINY, tiny_tokenizer)
+    out = tmp_path / "out"
+    if command == "export":
+        args += ["--output_dir", str(out)]
+    elif command == "evaluate":
+        args += ["--data_prefix", str(lm_shards / "valid"), "--output", str(out)]
+    else:
+        args = ["--model", str(bad), *args[2:], "--prompt", "def f(", "--max_new_tokens", "2"]
+    assert cli_main.main([command, *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gitnetic {command}: error: checkpoint {bad} ") and err.count("\n") == 1, err
+    assert f"non-finite weights ({name.removeprefix('model.')} holds nan)" in err, err
+    assert not out.exists()

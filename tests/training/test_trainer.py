@@ -80,7 +80,12 @@ def test_intervals_progress_and_loggers(tmp_path: Path, monkeypatch: pytest.Monk
     # optimizer steps → batches, counted across epochs
     assert (kw["val_check_interval"], kw["check_val_every_n_epoch"]) == (400, None)
     assert kw["enable_progress_bar"] is False and "TQDMProgressBar" not in kinds(kw["callbacks"])
-    assert kinds(kw["callbacks"]) == ["StepCheckpoint", "ThroughputLogger", "GracefulInterrupt"]
+    assert kinds(kw["callbacks"]) == [
+        "StepCheckpoint",
+        "ThroughputLogger",
+        "GracefulInterrupt",
+        "StopOnDivergence",
+    ]
     assert kinds(kw["logger"]) == ["StepDVCLiveLogger", "WandbLogger"]
     wandb = kw["logger"][1]
     assert wandb._offline is True and wandb._wandb_init["id"] == "abc123"
