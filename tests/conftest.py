@@ -43,11 +43,16 @@ from tests import helpers  # noqa: E402
 # xdist hands whole modules to the workers in collection order, so these start at once and the many
 # short modules fill in around them. xdist's default reorder (modules with the most tests first) started
 # the 4-test experiments module last, and one worker ran it alone for minutes at the end.
+#
+# test_pipeline.py first: its first test builds the reproduced repository that test_experiments.py
+# copies (tests/e2e/test_pipeline.py: reproduced_repo). test_experiments.py comes third: the 2-test
+# ddp module is short of pending tests at once, so xdist queues the experiments behind it on the
+# other worker, and they start when the repository is long built instead of waiting for it idle.
 COSTLIEST_MODULES = (
-    "tests/e2e/test_experiments.py",
     "tests/e2e/test_pipeline.py",
-    "tests/cli/test_interrupt.py",
     "tests/cli/test_ddp_train.py",
+    "tests/e2e/test_experiments.py",
+    "tests/cli/test_interrupt.py",
     "tests/e2e/test_init_pipeline.py",
     "tests/cli/test_train_cli.py",
     "tests/common/test_threads.py",

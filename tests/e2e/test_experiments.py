@@ -1,7 +1,7 @@
 """``dvc exp run`` as people run experiments: killed and run again, queued two at a time, pushed and pulled.
 
-One module-scoped repository (the tiny pipeline of ``test_pipeline.py``, reproduced once), without
-the benchmark stage: test_pipeline.py runs and checks it, and here it would run in each of the five
+One module-scoped repository (a copy of the tiny pipeline that ``test_pipeline.py`` reproduces once
+per session), without the benchmark stage: test_pipeline.py runs and checks it, and here it would run in each of the five
 reproductions and experiments without being asked anything (export then quotes no pass@k). The
 experiments vary ``train.learning_rate``; an experiment is "the same run" as another when it differs
 only in ``train.progress_bar_refresh_rate``: a trajectory-free param (same fingerprint, so the same
@@ -25,7 +25,15 @@ import pytest
 import yaml
 from dvc_render.html import PAGE_HTML
 
-from tests.e2e.test_pipeline import TIMEOUT_S, commit, make_repo, ran_stages, read_json, run, shard_digests
+from tests.e2e.test_pipeline import (
+    TIMEOUT_S,
+    commit,
+    ran_stages,
+    read_json,
+    reproduced_repo,
+    run,
+    shard_digests,
+)
 from tests.helpers import REPO, assert_same_weights, exp_names, pipeline_env, queue_workers, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e-exp")]
@@ -36,23 +44,38 @@ LR_A, LR_B = "0.003", "0.004"
 
 
 def drop_benchmark_stage(root: Path) -> None:
-    """The repository's dvc.yaml without the benchmark stage (and export's input from it)."""
+    """The repository's dvc.yaml without the benchmark stage (and export's input from it); its outputs
+    and its dvc.lock entry gone too, as if it had never run. Export's lock entry goes as well: export
+    ran with the benchmark's result, and DVC does not rerun a stage for a dependency it no longer has."""
     path = root / "dvc.yaml"
     pipeline = yaml.safe_load(path.read_text(encoding="utf-8"))
-    del pipeline["stages"]["benchmark"]
+    benchmark = pipeline["stages"].pop("benchmark")
     export = pipeline["stages"]["export"]
     export["deps"] = [dep for dep in export["deps"] if dep != "metrics/benchmark.json"]
     path.write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
+    lock_path = root / "dvc.lock"
+    lock = yaml.safe_load(lock_path.read_text(encoding="utf-8"))
+    del lock["stages"]["benchmark"], lock["stages"]["export"]
+    lock_path.write_text(yaml.safe_dump(lock, sort_keys=False), encoding="utf-8")
+    for out in benchmark.get("outs", []) + benchmark.get("metrics", []):
+        out_path = root / (out if isinstance(out, str) else next(iter(out)))
+        if out_path.is_dir():
+            shutil.rmtree(out_path)
+        else:
+            out_path.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_repo(tmp_path_factory.mktemp("exp") / "repo")
+    """test_pipeline.py's reproduced repository (a copy: the full repro runs once per session), the
+    benchmark stage dropped; the `dvc repro` below then runs only export, whose input that was."""
+    root = tmp_path_factory.mktemp("exp") / "repo"
+    reproduced_repo(tmp_path_factory, root)
     drop_benchmark_stage(root)
     (root / TEMPLATE).parent.mkdir(parents=True)
     shutil.copy2(REPO / TEMPLATE, root / TEMPLATE)  # the project's offline plot page (.dvc/config)
     run("dvc", "config", "plots.html_template", str(TEMPLATE.relative_to(".dvc")), cwd=root)
-    run("dvc", "repro", cwd=root)
+    assert ran_stages(run("dvc", "repro", cwd=root)) == {"export"}
     commit(root, "baseline")
     return root
 

@@ -3,13 +3,14 @@
 Why one module-scoped DVC repository: every stage is a real subprocess (corpus, tokenizer, preprocess,
 Lightning training, evaluation, export), so the repo is reproduced once and the tests then ask
 questions of it in order (no-op repro, killed train stage, remote round trip; `dvc exp run` is
-asked in test_experiments.py, of a repository of its own). A second, independent repo run
+asked in test_experiments.py, of its own copy of this reproduced repository: the repro runs once per
+session, see :func:`reproduced_repo`). A second, independent repo run
 by Snakemake checks that both engines build identical artifacts and that a re-run with the same seed
 and corpus reproduces shards and metrics exactly.
 
 The tests belong on one xdist worker (``xdist_group``; ``--dist loadscope`` keeps a module together
-too). Each test only reads what the fixture recorded, so on separate workers they still pass, with
-one more reproduction per worker.
+too). Each test only reads what the fixture recorded, so on separate workers they still pass, each
+worker with its own copy of the session's one reproduction.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.helpers import (
     REPO,
     TINY_MODEL_CONFIG,
     assert_same_weights,
+    built_once,
     checkpoint_weights,
     copy_pipeline,
     pipeline_env,
@@ -144,12 +146,30 @@ def run_and_kill_train(
     return output
 
 
+def _build_reproduced_repo(folder: Path) -> None:
+    root = make_repo(folder / "repo")
+    output = run("dvc", "repro", cwd=root)
+    commit(root, "first run")
+    (folder / "repro.log").write_text(output, encoding="utf-8")
+
+
+def reproduced_repo(tmp_path_factory: pytest.TempPathFactory, dest: Path) -> str:
+    """Copy to ``dest`` a repository (:func:`make_repo`) after one full `dvc repro`, committed; return
+    that repro's console output.
+
+    The repro runs once per test session (:func:`built_once`): this module and test_experiments.py
+    each start from it, on different xdist workers, and each gets its own copy to change. A copy is
+    a whole repository: git, DVC's cache and outputs, nothing that names the folder it was built in."""
+    built = built_once(tmp_path_factory, "reproduced-repo", _build_reproduced_repo)
+    shutil.copytree(built / "repo", dest, symlinks=True)
+    return (built / "repro.log").read_text(encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A repo after one full `dvc repro`, with what the later tests compare against."""
-    root = make_repo(tmp_path_factory.mktemp("e2e") / "dvc")
-    output = run("dvc", "repro", cwd=root)
-    commit(root, "first run")
+    root = tmp_path_factory.mktemp("e2e") / "dvc"
+    output = reproduced_repo(tmp_path_factory, root)
     return {
         "root": root,
         "output": output,

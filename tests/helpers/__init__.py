@@ -13,6 +13,7 @@ repository root on ``sys.path``), or from the module that holds them:
 * :mod:`.disk`: ``small_tmpfs`` and ``fill`` (a nearly full file system, for disk-full tests);
 * :mod:`.cli`: subprocess environments and runners (``run_gitnetic``, ``run_ok``, ``copy_pipeline``, ...);
 * :mod:`.training`: the seed's example command and ``assert_trained``;
+* :mod:`.session_cache`: ``built_once`` (a folder built once per session, shared by the xdist workers);
 * :mod:`.corpora`: ``module`` (a distinct Python module) and trees exercising every corpus decision;
 * :mod:`.pool_scenarios` (not re-exported: run as a script): worker deaths for the ordered pool's tests.
 
@@ -51,6 +52,7 @@ from tests.helpers.paths import (
     REPO,
     VENV_BIN,
 )
+from tests.helpers.session_cache import built_once
 from tests.helpers.shards import (
     encode_files,
     marked_docs,
@@ -95,6 +97,7 @@ __all__ = [
     "VENV_BIN",
     "assert_same_weights",
     "assert_trained",
+    "built_once",
     "checkpoint_weights",
     "child_env",
     "cli_env",
