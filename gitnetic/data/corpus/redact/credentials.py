@@ -33,9 +33,16 @@ KEYWORDS = ("password", "account", "basic", "auth", "identitytoken", "registryto
 _NETRC_VALUE_KEYS = frozenset({"machine", "login", "password", "account", "port"})
 _NETRC_SECRET_KEYS = frozenset({"password", "account"})
 _NETRC_KEYS = _NETRC_VALUE_KEYS | {"default", "macdef"}
+# words that make "login and password below" prose, not a netrc entry
+_PROSE = frozenset(
+    {"a", "an", "and", "or", "the", "to", "is", "are", "was", "be", "your", "my", "our", "their", "his",
+     "her", "its", "for", "of", "in", "on", "as", "at", "by", "with", "from", "if", "not", "no", "this",
+     "that", "these", "those", "then", "else", "name", "below", "above", "here", "there", "again"}
+)  # fmt: skip
 _OPERATOR = re.compile(r"[=:+*/<>!|&%^-]+\Z")
-# a netrc token: a double-quoted string (Python's netrc reads those) or a run of non-blanks
-_TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|[^\s]+')
+# a netrc token: a run of non-blanks; a value may be a double-quoted string (Python's netrc reads those)
+_TOKEN = re.compile(r"\S+")
+_QUOTED = re.compile(r'"(?:[^"\\\n]|\\.)*"(?=\s|\Z)')
 _COMMENT = re.compile(r"#[^\n]*")
 # how far around a password token the netrc grammar is looked for
 _NETRC_REACH = 400
@@ -89,12 +96,9 @@ def _netrc_value(token: str) -> bool:
     """A token that can be a netrc value: not another keyword, an operator (``password = x``) or a code
     argument list (``password, readermode,``)."""
     word = _netrc_word(token)
-    return (
-        bool(word)
-        and word not in _NETRC_KEYS
-        and not _OPERATOR.match(token)
-        and not token.endswith((",", "("))
-    )
+    if not word or word in _NETRC_KEYS or word.rstrip(".") in _PROSE or _OPERATOR.match(token):
+        return False
+    return not token.endswith((",", "("))
 
 
 def _netrc_secret(text: str, hit: int) -> tuple[int, int] | None:
@@ -128,8 +132,9 @@ def _netrc_secret(text: str, hit: int) -> tuple[int, int] | None:
         return None
     start, end = tokens[index + 1]
     value = raw[index + 1]
-    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-        start, end = start + 1, end - 1
+    quoted = _QUOTED.match(text, start) if value.startswith('"') else None
+    if quoted is not None:
+        start, end = start + 1, quoted.end() - 1
     else:
         end -= len(_LITERAL_TAIL.search(value).group())
     if end - start < 1 or is_placeholder(text[start:end]):
