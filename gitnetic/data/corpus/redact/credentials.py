@@ -28,7 +28,16 @@ from gitnetic.data.corpus.redact.generic import is_placeholder
 
 __all__ = ["KEYWORDS", "find_credentials"]
 
-KEYWORDS = ("password", "account", "basic", "auth", "identitytoken", "registrytoken")
+KEYWORDS = (
+    "password",
+    "account",
+    "basic",
+    "auth",
+    "identitytoken",
+    "registrytoken",
+    "dockerconfigjson",
+    "dockercfg",
+)
 
 _NETRC_VALUE_KEYS = frozenset({"machine", "login", "password", "account", "port"})
 _NETRC_SECRET_KEYS = frozenset({"password", "account"})
@@ -50,7 +59,17 @@ _NETRC_REACH = 400
 _LITERAL_TAIL = re.compile(r"""(?:\\[nrt])*["'`]?[,;)\]}]*\Z""")
 
 _B64 = r"[A-Za-z0-9+/_-]{8,}={0,2}"
-_BASIC = re.compile(r"basic[ \t]+(?P<v>" + _B64 + r")(?![A-Za-z0-9+/=_-])", re.IGNORECASE)
+# "Basic B64", and "Basic " + "B64" / b"Basic " + b"B64" (the scheme and the value in two literals)
+_BASIC = re.compile(
+    r"""basic(?=[ \t"'`])[ \t]*(?:["'`][ \t]*[+.,]?[ \t]*[bBfFrRuU]{0,2}["'`])?[ \t]*(?P<v>"""
+    + _B64
+    + r")(?![A-Za-z0-9+/=_-])",
+    re.IGNORECASE,
+)
+# <password>VALUE</password>, <db.password>, <proxyPassword> (Maven settings.xml, Java/.NET configs)
+_XML_PASSWORD = re.compile(r"[\w.:-]*>(?P<v>[^<\n]{1,300})</")
+# Kubernetes image-pull secrets: base64 of a whole Docker config.json
+_DOCKERCONFIG = re.compile(r"""[\w.-]*["']?[ \t]*[:=][ \t]*["']?(?P<v>[A-Za-z0-9+/]{20,}={0,2})""")
 # an auth-named key (auth, _auth, "auth", basicAuth, auth_basic...) then = or : and a quoted or bare value
 _AUTH_VALUE = re.compile(
     r"""[\w.-]*["']?[ \t]*(?::|=)[ \t]*["']?(?P<v>""" + _B64 + r""")(?![A-Za-z0-9+/=_-])"""
@@ -142,15 +161,36 @@ def _netrc_secret(text: str, hit: int) -> tuple[int, int] | None:
     return start, end
 
 
+def _xml_password(text: str, hit: int) -> Iterator[tuple[int, int, str]]:
+    """The content of a password-named XML element whose start tag holds ``hit``."""
+    start = hit
+    while start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_.:-"):
+        start -= 1
+    if start == 0 or text[start - 1] != "<":
+        return
+    m = _XML_PASSWORD.match(text, hit)
+    if m is None:
+        return
+    value = m.group("v").strip()
+    if value and not is_placeholder(value) and not value.startswith("{"):
+        yield m.start("v"), m.end("v"), "xml_password"
+
+
 def find_credentials(text: str, hits: list[int]) -> Iterator[tuple[int, int, str]]:
-    """``(start, end, "netrc_password" | "basic_auth" | "registry_token")`` of each credential; ``hits``
+    """``(start, end, kind)`` (``netrc_password``, ``xml_password``, ``basic_auth``, ``registry_token``) of each credential; ``hits``
     are positions of :data:`KEYWORDS` in ``text`` from the redactor's keyword pass."""
     for hit in sorted(set(hits)):
-        word = text[hit : hit + 13].lower()
+        word = text[hit : hit + 16].lower()  # long enough for the longest keyword
         if word.startswith(("password", "account")):
             span = _netrc_secret(text, hit)
             if span is not None:
                 yield *span, "netrc_password"
+            elif word.startswith("password"):
+                yield from _xml_password(text, hit)
+        elif word.startswith(("dockerconfigjson", "dockercfg")):
+            m = _DOCKERCONFIG.match(text, hit + 9)
+            if m:
+                yield *m.span("v"), "basic_auth"
         elif word.startswith("basic"):
             m = _BASIC.match(text, hit)
             if m and _user_password(m.group("v")):

@@ -272,7 +272,7 @@ class Redactor:
                 spans.append(_Span(*m.span("pw"), 2, "url_password", PLACEHOLDERS["password"]))
             at = text.find("://", at + 3)
         for start, end, kind in find_credentials(text, credentials):
-            placeholder = PLACEHOLDERS["password" if kind == "netrc_password" else "key"]
+            placeholder = PLACEHOLDERS["password" if kind.endswith("password") else "key"]
             spans.append(_Span(start, end, 2, kind, placeholder))
         for start, end, kind in find_generic_secrets(text, generic, self.generic_entropy):
             placeholder = PLACEHOLDERS["password" if kind == "password" else "key"]
