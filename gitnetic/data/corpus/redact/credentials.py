@@ -24,11 +24,13 @@ import binascii
 import re
 from collections.abc import Iterator
 
+from gitnetic.data.corpus.redact.commands import KEYWORDS as COMMAND_KEYWORDS
+from gitnetic.data.corpus.redact.commands import find_command_credentials
 from gitnetic.data.corpus.redact.generic import is_placeholder
 
 __all__ = ["KEYWORDS", "find_credentials"]
 
-KEYWORDS = (
+_OWN_KEYWORDS = (
     "password",
     "account",
     "basic",
@@ -38,6 +40,8 @@ KEYWORDS = (
     "dockerconfigjson",
     "dockercfg",
 )
+
+KEYWORDS = _OWN_KEYWORDS + COMMAND_KEYWORDS
 
 _NETRC_VALUE_KEYS = frozenset({"machine", "login", "password", "account", "port"})
 _NETRC_SECRET_KEYS = frozenset({"password", "account"})
@@ -179,6 +183,8 @@ def _xml_password(text: str, hit: int) -> Iterator[tuple[int, int, str]]:
 def find_credentials(text: str, hits: list[int]) -> Iterator[tuple[int, int, str]]:
     """``(start, end, kind)`` (``netrc_password``, ``xml_password``, ``basic_auth``, ``registry_token``) of each credential; ``hits``
     are positions of :data:`KEYWORDS` in ``text`` from the redactor's keyword pass."""
+    commands = [h for h in hits if text[h : h + 12].lower().startswith(COMMAND_KEYWORDS)]
+    yield from find_command_credentials(text, commands)
     for hit in sorted(set(hits)):
         word = text[hit : hit + 16].lower()  # long enough for the longest keyword
         if word.startswith(("password", "account")):
