@@ -117,3 +117,45 @@ CODE = [
 @pytest.mark.parametrize("text", CODE)
 def test_code_and_prose_stay(redactor: Redactor, text: str) -> None:
     assert redactor.redact(text) == (text, {})
+
+
+COMMANDS = {
+    "long-flag-equals": "deploy --db-password={pw} --host db\n",
+    "long-flag-space-quoted": 'run.sh --password "{pw}"\n',
+    "mysqldump-attached": "mysqldump -u root -p{pw} shop > shop.sql\n",
+    "redis-masterauth": "replicaof 10.0.0.1 6379\nmasterauth {pw}\n",
+    "auth-tuple": "session.auth = ('svc', '{pw}')\n",
+    "proxy-auth-call": 'HTTPProxyAuth("svc", "{pw}")\n',
+    "sshpass-rsync-crlf": "sshpass -p {pw} rsync -a src/ host:/dst\r\n",
+}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_line_and_call_passwords(redactor: Redactor, name: str) -> None:
+    secret = "kP3vR8zQ2mW7xT5n"
+    out, counts = redactor.redact(COMMANDS[name].format(pw=secret))
+    assert not leaked(secret, out) and counts, out
+
+
+def test_xml_password_element(redactor: Redactor) -> None:
+    text = f"<datasource>\n  <db.password>{PASSWORD}</db.password>\n</datasource>\n"
+    out, counts = redactor.redact(text)
+    assert out == "<datasource>\n  <db.password><PASSWORD></db.password>\n</datasource>\n", out
+    assert counts == {"xml_password": 1}
+
+
+COMMAND_CODE = [
+    'parser.add_argument("--password", help="the account password")\n',
+    "usage: tool --password PASSWORD\n",
+    'docker login -u "$CI_USER" -p "$CI_TOKEN" registry\n',
+    "mysql -u root -p shop\n",
+    "session.auth = (user, password)\n",
+    "client = HTTPBasicAuth(username, password)\n",
+    "--password <password>   the password to use\n",
+    "<password>${env.DB_PASSWORD}</password>\n",
+]
+
+
+@pytest.mark.parametrize("text", COMMAND_CODE)
+def test_command_placeholders_and_code_stay(redactor: Redactor, text: str) -> None:
+    assert redactor.redact(text) == (text, {})

@@ -1,7 +1,7 @@
-"""Passwords given on a command line or to a basic-auth call: ``--password X``, ``sshpass -p X``,
-``mysql -pX``, ``docker login -p X``, ``redis requirepass X``, ``HTTPBasicAuth("u", "X")``,
-``SetBasicAuth("u", "X")``, ``auth=("u", "X")``, ``ConvertTo-SecureString "X" -AsPlainText``,
-``smbclient -U user%X``.
+"""Passwords given on a command line or to an auth call: ``--password X``, ``sshpass -p X``,
+``mysql -pX``, ``docker login -p X``, ``redis requirepass X``, ``smbclient -U user%X``,
+``HTTPBasicAuth("u", "X")`` / ``SetBasicAuth(u, "X")`` (any ``...Auth(`` call: the second argument when
+it is a literal), ``auth=("u", "X")``, ``ConvertTo-SecureString "X" -AsPlainText``.
 
 Scripts, Dockerfiles, CI files and READMEs carry these with no ``=`` after a secret-named variable, so
 the generic check misses them. The value is replaced whatever its entropy (a command-line password is
@@ -19,7 +19,7 @@ from gitnetic.data.corpus.redact.generic import is_placeholder
 __all__ = ["KEYWORDS", "find_command_credentials"]
 
 KEYWORDS = ("--pass", "sshpass", "mysql", "mariadb", "docker login", "requirepass", "masterauth",
-            "basicauth", "auth=(", "auth = (", "securestring", "smbclient")  # fmt: skip
+            "auth(", "auth=(", "auth = (", "securestring", "smbclient")  # fmt: skip
 
 # a value: a quoted literal or a bare word up to a blank or a shell/code delimiter
 _VALUE = r"""(?:"(?P<dq>[^"\n]{1,300})"|'(?P<sq>[^'\n]{1,300})'|(?P<bare>[^\s"'`;&|)]{1,300}))"""
@@ -66,7 +66,7 @@ def find_command_credentials(text: str, hits: list[int]) -> Iterator[tuple[int, 
         elif word.startswith(("requirepass", "masterauth")):
             m = _DIRECTIVE.match(text, hit)
             found = _value(m) if m else None
-        elif word.startswith(("basicauth", "auth")):
+        elif word.startswith("auth"):
             m = _SECOND_ARG.match(text, hit)
             found = _value(m, quoted_only=True) if m else None
         elif word.startswith("smbclient"):
