@@ -126,6 +126,9 @@ def _netrc_value(token: str) -> bool:
 
 def _netrc_secret(text: str, hit: int) -> tuple[int, int] | None:
     """The span of the value after the ``password``/``account`` token at ``hit``, if it is netrc."""
+    keyword_end = hit + (8 if text[hit : hit + 8].lower() == "password" else 7)
+    if keyword_end >= len(text) or text[keyword_end] not in " \t\r\n":
+        return None  # cheap check first: netrc keywords stand alone ("password=", "password_file")
     lo, hi = max(0, hit - _NETRC_REACH), min(len(text), hit + _NETRC_REACH)
     tokens = _tokens(text, lo, hi)
     index = next((i for i, (s, e) in enumerate(tokens) if s <= hit < e), None)
