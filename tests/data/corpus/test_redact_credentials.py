@@ -111,6 +111,7 @@ CODE = [
     '"auth": "dXNlcm5hbWU="\n',  # base64 of "username": no colon, not a credential
     "machine = Machine()\nlogin(machine, password)\n",
     "The Basic Multilingual Plane holds most characters.\n",
+    "into account Python-side default UPDATE values or generation functions,\n",  # sqlalchemy docs
 ]
 
 
@@ -153,6 +154,7 @@ COMMAND_CODE = [
     "client = HTTPBasicAuth(username, password)\n",
     "--password <password>   the password to use\n",
     "<password>${env.DB_PASSWORD}</password>\n",
+    "information can be provided via the --username and --password options\n",  # pip's docs
 ]
 
 

@@ -16,11 +16,19 @@ from collections.abc import Iterator
 
 from gitnetic.data.corpus.redact.generic import is_placeholder
 
-__all__ = ["KEYWORDS", "find_command_credentials"]
+__all__ = ["KEYWORDS", "PROSE", "find_command_credentials"]
 
 KEYWORDS = ("--pass", "sshpass", "mysql", "mariadb", "docker login", "requirepass", "masterauth",
             "auth(", "auth=(", "auth = (", "securestring", "smbclient")  # fmt: skip
 
+# words that make "login and password below" or "the --password option" prose, not a netrc entry
+PROSE = frozenset(
+    {"a", "an", "and", "or", "the", "to", "is", "are", "was", "be", "your", "my", "our", "their", "his",
+     "her", "its", "for", "of", "in", "on", "as", "at", "by", "with", "from", "if", "not", "no", "this",
+     "that", "these", "those", "then", "else", "name", "below", "above", "here", "there", "again",
+     "option", "options", "flag", "flags", "argument", "arguments", "must", "can", "will", "should",
+     "may", "instead", "only", "also", "value", "values", "none", "null", "true", "false"}
+)  # fmt: skip
 # a value: a quoted literal or a bare word up to a blank or a shell/code delimiter
 _VALUE = r"""(?:"(?P<dq>[^"\n]{1,300})"|'(?P<sq>[^'\n]{1,300})'|(?P<bare>[^\s"'`;&|)]{1,300}))"""
 _LONG_FLAG = re.compile(r"--[\w-]*?pass(?:word|wd)?(?:=|[ \t]+)" + _VALUE, re.IGNORECASE)
@@ -40,7 +48,9 @@ def _value(m: re.Match[str], quoted_only: bool = False) -> tuple[int, int] | Non
     if quoted_only and group == "bare":
         return None
     value = m.group(group)
-    if len(value) < 4 or is_placeholder(value) or value.lower() in ("password", "passwd", "pass"):
+    if len(value) < 4 or is_placeholder(value) or value.lower().rstrip(".,:") in PROSE:
+        return None
+    if value.lower() in ("password", "passwd", "pass"):
         return None
     return m.span(group)
 

@@ -25,6 +25,7 @@ import re
 from collections.abc import Iterator
 
 from gitnetic.data.corpus.redact.commands import KEYWORDS as COMMAND_KEYWORDS
+from gitnetic.data.corpus.redact.commands import PROSE as _PROSE
 from gitnetic.data.corpus.redact.commands import find_command_credentials
 from gitnetic.data.corpus.redact.generic import is_placeholder
 
@@ -46,12 +47,6 @@ KEYWORDS = _OWN_KEYWORDS + COMMAND_KEYWORDS
 _NETRC_VALUE_KEYS = frozenset({"machine", "login", "password", "account", "port"})
 _NETRC_SECRET_KEYS = frozenset({"password", "account"})
 _NETRC_KEYS = _NETRC_VALUE_KEYS | {"default", "macdef"}
-# words that make "login and password below" prose, not a netrc entry
-_PROSE = frozenset(
-    {"a", "an", "and", "or", "the", "to", "is", "are", "was", "be", "your", "my", "our", "their", "his",
-     "her", "its", "for", "of", "in", "on", "as", "at", "by", "with", "from", "if", "not", "no", "this",
-     "that", "these", "those", "then", "else", "name", "below", "above", "here", "there", "again"}
-)  # fmt: skip
 _OPERATOR = re.compile(r"[=:+*/<>!|&%^-]+\Z")
 # a netrc token: a run of non-blanks; a value may be a double-quoted string (Python's netrc reads those)
 _TOKEN = re.compile(r"\S+")
@@ -143,7 +138,9 @@ def _netrc_secret(text: str, hit: int) -> tuple[int, int] | None:
         """Walking from token ``i`` by ``step`` over netrc pairs, is there a machine/login/default?"""
         for _ in range(6):
             if 0 <= i < len(words) and words[i] == "default":
-                return True
+                # an entry's start: followed by its first keyword, or the last token ("default UPDATE
+                # values" is prose)
+                return step < 0 or i + 1 == len(words) or words[i + 1] in _NETRC_KEYS
             kw = i if step > 0 else i - 1  # the keyword of the pair that ends (backwards) or starts at i
             if not (0 <= kw and kw + 1 < len(words)) or words[kw] not in _NETRC_VALUE_KEYS:
                 return False
