@@ -41,6 +41,7 @@ NETRC = {
     "extra-blanks": "machine    github.com      login   octo\n\n\n     password      {pw}     \n",
     "comments-between": "machine github.com # work\n# the bot\nlogin octo\n# rotate yearly\npassword {pw}\n",
     "quoted": 'machine github.com login octo password "{pw}"\n',
+    "hash-first": "machine github.com login octo password #{pw}\n",
     "start-of-file": "password {pw} machine h login u",
     "end-of-file": "machine h login u password {pw}",
     "two-entries": "machine a.org login x password {pw}\nmachine b.org login y password Other9Pass7Word\n",

@@ -97,7 +97,8 @@ def _tokens(text: str, lo: int, hi: int) -> list[tuple[int, int]]:
         m = _TOKEN.search(text, pos, hi)
         if m is None:
             break
-        if m.group().startswith("#"):
+        after_secret_key = bool(spans) and _netrc_word(text[slice(*spans[-1])]) in _NETRC_SECRET_KEYS
+        if m.group().startswith("#") and not after_secret_key:  # "password #x1..." is a value
             pos = _COMMENT.match(text, m.start()).end()
             continue
         spans.append(m.span())
