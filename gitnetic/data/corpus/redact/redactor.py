@@ -12,7 +12,10 @@ Detectors, in priority order (a span two detectors find counts once, for the fir
 2. gitleaks' provider rules (:mod:`gitnetic.data.corpus.redact.rules`: ~220 formats), plus four it lacks
    (Discord webhook URLs, Mailgun keys without the word "mailgun" nearby, and OpenAI and Anthropic
    keys by prefix, whatever their length);
-3. the password of a ``scheme://user:password@host`` URL (any database or service URL);
+3. the password of a ``scheme://user:password@host`` URL (any database or service URL), and
+   credentials without a format or a secret name: ``.netrc`` passwords, base64 basic auth (Docker's
+   ``"auth"``, ``Authorization: Basic``), ``<password>`` XML elements, command-line and ``...Auth(``
+   call passwords (:mod:`gitnetic.data.corpus.redact.credentials`, ``redact/commands.py``);
 4. generic secrets: a high-entropy value of a secret-named variable or key
    (:mod:`gitnetic.data.corpus.redact.generic`).
 
