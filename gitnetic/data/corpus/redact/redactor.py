@@ -12,7 +12,10 @@ Detectors, in priority order (a span two detectors find counts once, for the fir
 2. gitleaks' provider rules (:mod:`gitnetic.data.corpus.redact.rules`: ~220 formats), plus four it lacks
    (Discord webhook URLs, Mailgun keys without the word "mailgun" nearby, and OpenAI and Anthropic
    keys by prefix, whatever their length);
-3. the password of a ``scheme://user:password@host`` URL (any database or service URL);
+3. the password of a ``scheme://user:password@host`` URL (any database or service URL), and
+   credentials without a format or a secret name: ``.netrc`` passwords, base64 basic auth (Docker's
+   ``"auth"``, ``Authorization: Basic``), ``<password>`` XML elements, command-line and ``...Auth(``
+   call passwords (:mod:`gitnetic.data.corpus.redact.credentials`, ``redact/commands.py``);
 4. generic secrets: a high-entropy value of a secret-named variable or key
    (:mod:`gitnetic.data.corpus.redact.generic`).
 
@@ -40,6 +43,8 @@ from dataclasses import dataclass
 
 import ahocorasick_rs
 
+from gitnetic.data.corpus.redact.credentials import KEYWORDS as CREDENTIAL_KEYWORDS
+from gitnetic.data.corpus.redact.credentials import find_credentials
 from gitnetic.data.corpus.redact.generic import ENTROPY_THRESHOLD, find_generic_secrets, is_placeholder
 from gitnetic.data.corpus.redact.generic import KEYWORDS as GENERIC_KEYWORDS
 from gitnetic.data.corpus.redact.rules import (
@@ -67,6 +72,7 @@ _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 _QUOTES = "\"'`"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _GENERIC = -1  # the rule index of a generic-secret name keyword
+_CREDENTIALS = -2  # the rule index of a netrc / basic-auth keyword
 # A rule's regex runs from this many characters before a keyword to this many after (the longest name
 # prefix gitleaks' patterns allow is 50 + 20 characters; the longest bodies ~1000, e.g. PyPI tokens).
 WINDOW_BEFORE, WINDOW_AFTER = 200, 1200
@@ -183,6 +189,8 @@ class Redactor:
                     by_keyword.setdefault(keyword, []).append(index)
             for keyword in GENERIC_KEYWORDS:
                 by_keyword.setdefault(keyword, []).append(_GENERIC)
+            for keyword in CREDENTIAL_KEYWORDS:
+                by_keyword.setdefault(keyword, []).append(_CREDENTIALS)
             self._keywords = list(by_keyword)
             self._keyword_rules = [tuple(by_keyword[k]) for k in self._keywords]
             # over the UTF-8 bytes: the str automaton converts every match's offset back to characters,
@@ -192,9 +200,9 @@ class Redactor:
             )
         self._anchors = [literal_anchor(rule.regex) for rule in self.rules]
 
-    def _keyword_pass(self, text: str) -> tuple[dict[int, list[int]], list[int], str]:
+    def _keyword_pass(self, text: str) -> tuple[dict[int, list[int]], list[int], list[int], str]:
         """Where each rule's keywords occur in ``text`` (rule index -> positions), where the
-        generic-secret keywords do, and the lower-cased text. Case-insensitive: the text is lower-cased
+        generic-secret keywords and the credential keywords do, and the lower-cased text. Case-insensitive: the text is lower-cased
         (positions must stay those of ``text``)."""
         lowered = text.lower()
         if len(lowered) != len(text):  # a few non-ASCII letters lower-case to two characters
@@ -210,13 +218,16 @@ class Redactor:
             starts = [to_char[offset] for offset in starts]
         by_rule: dict[int, list[int]] = {}
         generic: list[int] = []
+        credentials: list[int] = []
         for (keyword, _, _), start in zip(matches, starts, strict=True):
             for index in self._keyword_rules[keyword]:
                 if index == _GENERIC:
                     generic.append(start)
+                elif index == _CREDENTIALS:
+                    credentials.append(start)
                 else:
                     by_rule.setdefault(index, []).append(start)
-        return by_rule, generic, lowered
+        return by_rule, generic, credentials, lowered
 
     def _allowed(self, secret: str) -> bool:
         low = secret.lower()
@@ -252,7 +263,7 @@ class Redactor:
         if "PRIVATE KEY" in text:
             for m in _PRIVATE_KEY.finditer(text):
                 spans.append(_Span(m.start(), m.end(), 0, "private_key", PLACEHOLDERS["private_key"]))
-        by_rule, generic, lowered = self._keyword_pass(text)
+        by_rule, generic, credentials, lowered = self._keyword_pass(text)
         for index, hits in sorted(by_rule.items()):
             rule = self.rules[index]
             for start, end in self._rule_spans(index, text, lowered, hits):
@@ -263,6 +274,9 @@ class Redactor:
             if m and not is_placeholder(m.group("pw")) and m.group("pw").lower() not in ("password", "pass"):
                 spans.append(_Span(*m.span("pw"), 2, "url_password", PLACEHOLDERS["password"]))
             at = text.find("://", at + 3)
+        for start, end, kind in find_credentials(text, credentials):
+            placeholder = PLACEHOLDERS["password" if kind.endswith("password") else "key"]
+            spans.append(_Span(start, end, 2, kind, placeholder))
         for start, end, kind in find_generic_secrets(text, generic, self.generic_entropy):
             placeholder = PLACEHOLDERS["password" if kind == "password" else "key"]
             spans.append(_Span(start, end, 3, f"generic_{kind}", placeholder))
