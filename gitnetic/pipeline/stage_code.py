@@ -18,6 +18,7 @@ at its own CLI module, not at every CLI.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 __all__ = ["PACKAGE_ROOT", "REPO_ROOT", "import_closure", "stage_code_files"]
@@ -122,6 +123,13 @@ def _string_constants(path: Path) -> set[str]:
 def stage_code_files(subcommand: str) -> list[Path]:
     """Every file ``python -m gitnetic <subcommand>`` may read as code or package data, relative to the
     repository root, sorted."""
+    return list(_stage_code_files(subcommand))
+
+
+@functools.cache
+def _stage_code_files(subcommand: str) -> tuple[Path, ...]:
+    """Cached per process: the Snakefile asks once per rule (the corpus rules four times), and parsing
+    the closure's sources is most of a dry run's start-up."""
     cli = f"gitnetic.cli.{subcommand}"
     if module_file(cli) is None:
         raise ValueError(f"no gitnetic subcommand {subcommand!r} (no module {cli})")
@@ -134,4 +142,4 @@ def stage_code_files(subcommand: str) -> list[Path]:
         for path in folder.rglob("*")
         if path.is_file()
     }
-    return sorted(path.relative_to(REPO_ROOT) for path in files | data)
+    return tuple(sorted(path.relative_to(REPO_ROOT) for path in files | data))
