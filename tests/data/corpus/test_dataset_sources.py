@@ -22,7 +22,7 @@ from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stage import collect_corpus, run_corpus
 from gitnetic.data.jsonl import iter_jsonl
-from tests.helpers.corpora import module
+from tests.helpers.corpora import mixed_tree, module
 
 STDLIB = Path(sysconfig.get_paths()["stdlib"])
 OUTPUTS = [f"{split}.jsonl" for split in SPLITS] + ["stats.json"]
@@ -97,8 +97,9 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]] | bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".gz"):
         data = gzip.compress(data, mtime=0)
-    elif path.name.endswith(".zst"):
-        data = zstandard.ZstdCompressor().compress(data)
+    elif path.name.endswith(".zst"):  # two frames, split mid-line: read across frames
+        half, zstd = len(data) // 2, zstandard.ZstdCompressor()
+        data = zstd.compress(data[:half]) + zstd.compress(data[half:])
     path.write_bytes(data)
     return path
 
@@ -291,6 +292,7 @@ def test_outputs_are_byte_identical_across_workers_and_fan_out_parts(tmp_path: P
     write_jsonl(tmp_path / "gh" / "part-0.jsonl.zst", github_code(everything[25:38]))  # 5 already seen
     write_jsonl(tmp_path / "gh" / "part-1.jsonl.gz", github_code(everything[38:50]))
     sources = [
+        {"name": "code", "type": "dir", "path": str(mixed_tree(tmp_path / "tree")), "max_files": 8},
         {"name": "stack", "type": "parquet", "path": str(tmp_path / "stack"), "languages": ["Python"]},
         {"name": "gh", "type": "jsonl", "path": str(tmp_path / "gh"), "max_files": 12},
     ]
@@ -397,6 +399,16 @@ def test_bad_rows_stop_the_stage_naming_file_and_line(tmp_path: Path) -> None:
         {"name": "s", "type": "parquet", "path": str(tmp_path / "nothing-*.parquet")},
         "holds no .parquet file",
     )
+    fails(
+        tmp_path,
+        {
+            "name": "s",
+            "type": "jsonl",
+            "path": str(tmp_path / "number.jsonl"),
+            "exclude_repos": "no-such.txt",
+        },
+        r"cannot read exclude_repos file no-such.txt",
+    )
 
 
 def test_null_binary_non_utf8_and_oversized_rows_are_counted_skips(tmp_path: Path) -> None:
@@ -409,11 +421,14 @@ def test_null_binary_non_utf8_and_oversized_rows_are_counted_skips(tmp_path: Pat
     latin1 = orjson.dumps({**rows[0], "max_stars_repo_path": "latin.py", "content": "PLACEHOLDER"}) + b"\n"
     data += latin1.replace(b"PLACEHOLDER", "caf\u00e9 = 1".encode("latin-1"))  # not UTF-8
     data += orjson.dumps({**rows[0], "max_stars_repo_path": "bin.py", "content": "a\u0000b" * 10}) + b"\n"
+    odd_path = orjson.dumps({**rows[0], "max_stars_repo_path": "PLACEHOLDER", "content": "ok = 1\n"}) + b"\n"
+    data += odd_path.replace(b"PLACEHOLDER", "caf\u00e9.py".encode("latin-1"))  # a path not UTF-8
     write_jsonl(tmp_path / "odd.jsonl", data)
     spec = {"name": "s", "type": "jsonl", "path": str(tmp_path / "odd.jsonl"), "max_file_bytes": 2000}
     stats = collect_corpus(corpus(tmp_path, spec, out="j", splits=ONE_SPLIT))
     skipped = stats.sources["s"].skipped
     assert (skipped["empty"], skipped["non_utf8"], skipped["binary"]) == (1, 1, 1)
+    assert "caf\ufffd.py" in {r["path"] for r in records(tmp_path / "j")}
     assert skipped["too_large"] == 1 + sum(len(r["content"].encode()) > 2000 for r in rows)
     # The same in Parquet, with a binary content column holding the non-UTF-8 bytes.
     table = pa.table(

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import gzip
+import itertools
 import json
 import os
 import re
@@ -292,7 +293,14 @@ def _escaped_only(text: str) -> bool:
 
 
 def _text(value: object, where: str, role: str) -> str | None:
-    if value is None or isinstance(value, str):
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a JSONL line that was not UTF-8: records must stay valid UTF-8
+            value = value.encode("utf-8", "surrogateescape" if _escaped_only(value) else "surrogatepass")
+            return value.decode("utf-8", "replace") or None
         return value or None
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace") or None
@@ -368,12 +376,13 @@ def _parquet_units(spec: SourceParams, files: list[Path]) -> tuple[list[_Unit], 
     return units, columns
 
 
-def _parquet_rows(file: Path, unit: _Unit, cols: _Columns) -> Iterator[tuple[int, list[Any]]]:
+def _parquet_rows(
+    pf: pq.ParquetFile, file: Path, unit: _Unit, cols: _Columns
+) -> Iterator[tuple[int, Sequence[Any]]]:
     """``(row in file, [content, path, language, license, repository])`` of one row group, a bounded
     batch at a time; content as bytes (a string column is cast, not decoded: non-UTF-8 stays visible)."""
     import pyarrow as pa
 
-    pf = _parquet_file(file)
     needed = cols.needed()
     row = unit.first_row
     try:
@@ -385,10 +394,11 @@ def _parquet_rows(file: Path, unit: _Unit, cols: _Columns) -> Iterator[tuple[int
                     large = pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type)
                     column = column.cast(pa.large_binary() if large else pa.binary())
                 values[name] = column.to_pylist()
-            roles = [values[c] if c is not None else None for c in cols.roles.values()]
-            for i in range(batch.num_rows):
-                yield row + i, [r[i] if r is not None else None for r in roles]
-            row += batch.num_rows
+            n = batch.num_rows
+            roles = [values[c] if c is not None else itertools.repeat(None, n) for c in cols.roles.values()]
+            for i, fields in enumerate(zip(*roles)):  # noqa: B905 (equal lengths: one batch's columns)
+                yield row + i, fields
+            row += n
     except CorpusError:
         raise
     except Exception as exc:  # a damaged page: ArrowInvalid, OSError, ...
@@ -470,7 +480,7 @@ def _parse(line: bytes, where: str) -> dict[str, Any]:
     return value
 
 
-def _jsonl_rows(spec: SourceParams, file: Path) -> Iterator[tuple[int, list[Any]]]:
+def _jsonl_rows(spec: SourceParams, file: Path) -> Iterator[tuple[int, Sequence[Any]]]:
     cols: _Columns | None = None
     for number, line in _lines(file):
         where = f"{file} line {number + 1}"
@@ -498,10 +508,13 @@ class _Dataset:
             self.columns = []
 
     def select(self, lo: int, hi: int) -> Iterator[Candidate]:
+        opened: tuple[int, pq.ParquetFile] | None = None  # consecutive row groups share one open file
         for unit in self.units[lo:hi]:
             file = self.files[unit.file]
             if self.spec.type == "parquet":
-                rows = _parquet_rows(file, unit, self.columns[unit.file])
+                if opened is None or opened[0] != unit.file:
+                    opened = (unit.file, _parquet_file(file))
+                rows = _parquet_rows(opened[1], file, unit, self.columns[unit.file])
             else:
                 rows = _jsonl_rows(self.spec, file)
             for row, (content, path, language, license, repo) in rows:
