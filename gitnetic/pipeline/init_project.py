@@ -331,6 +331,7 @@ def _init_finetune(
         device_memory_gb=params.gpu_memory_gb if budget.device == "gpu" else _total_ram_gb(),
         lora_r=params.lora_r,
         lora_target_modules=params.lora_target_modules,
+        max_length=params.max_length,
     )
     full = _finetune_params(plan, template, corpus)
     summary = format_finetune_plan(plan)

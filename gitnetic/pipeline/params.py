@@ -72,6 +72,10 @@ class InitParams(DataclassBase):
         default=None,
         metadata={"help": "Modules LoRA adapts, for --from (unset: the model family's defaults, as peft's)."},
     )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Sequence length of a --from fine-tune (unset: the model's limit, at most 2048)."},
+    )
     budget_minutes: float = field(
         default=10.0,
         metadata={

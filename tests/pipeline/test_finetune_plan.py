@@ -174,7 +174,7 @@ def test_init_from_a_saved_model_writes_a_full_fine_tune_that_train_accepts(chec
 def test_init_from_a_7b_config_writes_a_lora_plan(checkout, llama_7b):
     result = init_project(
         InitParams(
-            init_from=str(llama_7b), path=str(checkout / "src"), gpu_hours=2.0, tokens=5_000_000,
+            init_from=str(llama_7b), path=str(checkout / "src"), gpu_hours=2.0, tokens=5_000_000, max_length=1024,
             output=str(checkout / "params.yaml"), force=True,
         )
     )  # fmt: skip
@@ -187,3 +187,4 @@ def test_init_from_a_7b_config_writes_a_lora_plan(checkout, llama_7b):
     assert section["lora_target_modules"] == ["q_proj", "v_proj"]
     assert values["precision"] == "bf16-true" and values["learning_rate"] == 2e-4
     assert values["batch_size"] == result.plan.batch_size and values["max_steps"] == result.plan.max_steps
+    assert values["max_length"] == 1024 and values["init_from"] == str(llama_7b.resolve())
