@@ -241,11 +241,15 @@ def plan_finetune(
                 footprint, method="lora", precision=precision, micro_batch=1, sequence=sequence,
                 checkpointing=True, lora_params=adapters,
             )  # fmt: skip
+            where, fix = (
+                (f"{device_memory_gb:g} GB", "a larger --gpu_memory_gb")
+                if device == "gpu"
+                else (f"this machine's {device_memory_gb:.0f} GB of memory", "--gpu_hours on a GPU")
+            )
             raise ConfigError(
-                f"{footprint.folder} does not fit {device_memory_gb:g} GB even with LoRA and gradient "
-                f"checkpointing (~{weights.total / GB:.0f} GB at one sequence of {sequence}: "
-                f"{weights.weights / GB:.0f} GB of weights); use a larger --gpu_memory_gb, a shorter "
-                "--max_length or a smaller model"
+                f"{footprint.folder} does not fit {where} even with LoRA and gradient checkpointing "
+                f"(~{weights.total / GB:.0f} GB at one sequence of {sequence}: {weights.weights / GB:.0f} GB "
+                f"of weights); use {fix}, a shorter --max_length or a smaller model"
             )
     micro, checkpointing = chosen
     memory = estimate_memory(
