@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.pipeline.init_project import init_project
 from gitnetic.pipeline.params import InitParams
-from gitnetic.pipeline.plan import format_plan
 
 DESCRIPTION = (
     "Size a pipeline run to a corpus (a folder, a git repository at --rev, or the stdlib) and a compute "
@@ -15,7 +14,9 @@ DESCRIPTION = (
     "shape, tokens, batch and steps by the rule of docs/sizing.md (Chinchilla: ~20 tokens per parameter, "
     "capped by the budget and by 4 passes over the data), prints the plan and writes params.yaml (every "
     "section of the template, planned values filled in) and the model config. Then run "
-    "'bash scripts/pipeline.sh'. Never overwrites a file without --force."
+    "'bash scripts/pipeline.sh'. With --from MODEL_DIR it plans a fine-tune of that model instead: full or "
+    "LoRA, gradient checkpointing, batch and steps sized to --gpu_memory_gb and the budget, with an "
+    "estimate of peak GPU memory. Never overwrites a file without --force."
 )
 
 
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     params, _ = build_parser().parse_args_into_dataclasses(argv)
     result = init_project(params)
     print(f"plan for {result.description}:")
-    print(format_plan(result.plan))
+    print(result.summary)
     if result.written:
         print(f"wrote {' and '.join(result.written)}; next: bash scripts/pipeline.sh")
     else:

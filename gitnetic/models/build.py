@@ -141,10 +141,10 @@ def build_model_and_tokenizer(
 
 
 def load_pretrained_model_and_tokenizer(
-    folder: str, tokenizer_path: str | None = None, max_length: int | None = None
+    folder: str, tokenizer_path: str | None = None, max_length: int | None = None, dtype: str = "float32"
 ) -> BuiltModel:
-    """``init_from``: the folder's model *with its weights* (float32, checked against ``max_length``), and
-    its tokenizer (or ``tokenizer_path``'s, which must fit the model's vocabulary, e.g. the pipeline's
+    """``init_from``: the folder's model *with its weights* (in ``dtype``, checked against ``max_length``),
+    and its tokenizer (or ``tokenizer_path``'s, which must fit the model's vocabulary, e.g. the pipeline's
     copy of the same tokenizer)."""
     model_config = ModelConfig.from_pretrained(folder, "--init_from")
     if tokenizer_path:
@@ -154,7 +154,10 @@ def load_pretrained_model_and_tokenizer(
     config = pretrained_config(folder, tokenizer)
     if max_length:
         check_positions(config, max_length, model_config.source)
-    model = load_hf_model(folder, "--init_from", causal=model_config.objective != "mlm")
+    model = load_hf_model(folder, "--init_from", causal=model_config.objective != "mlm", dtype=dtype)
+    # to be trained: dropout and gradient checkpointing act in train mode only, and Lightning keeps the
+    # mode it finds (load_hf_model's is eval, for generation)
+    model.train()
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = config.pad_token_id
     return BuiltModel(model, tokenizer, model_config)

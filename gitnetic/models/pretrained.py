@@ -23,8 +23,9 @@ __all__ = ["load_hf_model", "pretrained_config"]
 logger = logging.getLogger(__name__)
 
 
-def load_hf_model(path: str | Path, flag: str, causal: bool = True) -> Any:
-    """The model in the folder (``AutoModelForCausalLM``, else ``AutoModelForMaskedLM``), on CPU, float32."""
+def load_hf_model(path: str | Path, flag: str, causal: bool = True, dtype: str = "float32") -> Any:
+    """The model in the folder (``AutoModelForCausalLM``, else ``AutoModelForMaskedLM``), on CPU, in
+    ``dtype`` (float32; bfloat16 for ``bf16-true`` training: :func:`gitnetic.models.memory.weights_dtype`)."""
     p = check_hf_model_folder(path, flag, tokenizer=False)
     from safetensors import SafetensorError  # here with transformers, which needs it: see the module doc
     from transformers import (  # here: see the module doc
@@ -46,7 +47,7 @@ def load_hf_model(path: str | Path, flag: str, causal: bool = True) -> Any:
                 str(p),
                 config=config,
                 local_files_only=True,
-                dtype="float32",
+                dtype=dtype,
                 ignore_mismatched_sizes=True,  # a misfit is _check_loaded's one-line error, not a table
                 output_loading_info=True,
             )

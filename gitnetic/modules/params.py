@@ -72,6 +72,14 @@ class ModuleParams(DataclassBase):
         default=0.15,
         metadata={"help": "Share of (non-special, non-padding) tokens masked for the MLM objective."},
     )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={
+            "help": "Recompute each layer's activations in the backward pass instead of storing them "
+            "(Hugging Face models; non-reentrant): ~1/3 more compute, activation memory no longer grows "
+            "with depth. Same loss and gradients."
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.learning_rate > 0:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.models.config import ModelConfig
+from gitnetic.models.memory import enable_gradient_checkpointing
 from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
 from gitnetic.modules.params import ModuleParams
 from gitnetic.modules.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
@@ -109,6 +110,8 @@ class TransformerModule(LightningModule):
         self.model = model
         self.tokenizer = tokenizer
         self.params = params if params is not None else ModuleParams()
+        if self.params.gradient_checkpointing:
+            enable_gradient_checkpointing(model)
         self.objective = resolve_objective(self.params.objective, model, model_config)
         check_mask_token(self.objective, tokenizer)
         self.save_hyperparameters(

@@ -10,6 +10,7 @@ the template ``params.yaml`` with the planned values filled in, so ``bash script
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +24,15 @@ from gitnetic.common.io import atomic_open
 from gitnetic.data.corpus.params import SINGLE_SOURCE_KEYS, CorpusParams
 from gitnetic.data.corpus.stage import scan_source
 from gitnetic.data.tokenizer.params import DEFAULT_MAX_SAMPLE_BYTES
+from gitnetic.models.footprint import read_footprint
+from gitnetic.pipeline.finetune import (
+    DEFAULT_FINETUNE_EPOCHS,
+    FinetunePlan,
+    format_finetune_plan,
+    plan_finetune,
+)
 from gitnetic.pipeline.params import InitParams
-from gitnetic.pipeline.plan import Budget, Plan, default_cpu_flops, format_plan, plan_run
+from gitnetic.pipeline.plan import DEFAULT_EPOCHS, Budget, Plan, default_cpu_flops, format_plan, plan_run
 
 __all__ = ["InitResult", "init_project"]
 
@@ -36,11 +44,12 @@ BYTES_PER_SHARD = 100_000_000
 
 @dataclass
 class InitResult:
-    plan: Plan
+    plan: Plan | FinetunePlan
     description: str
     params: dict[str, Any]
-    model_config: dict[str, Any]
+    model_config: dict[str, Any]  # empty for a fine-tune: the model folder is the config
     written: list[str]
+    summary: str = ""  # the plan as printed
 
 
 def _is_git_repo(path: Path) -> bool:
@@ -137,10 +146,7 @@ def _params(
     tokenizer["vocab_size"] = plan.vocab_size
     if plan.corpus_bytes > TOKENIZER_SAMPLE_CAP:
         tokenizer["max_sample_bytes"] = TOKENIZER_SAMPLE_CAP
-    preprocess = out.setdefault("preprocess", {})
-    preprocess["num_shards"] = max(
-        int(preprocess.get("num_shards", 1) or 1), min(64, math.ceil(plan.corpus_bytes / BYTES_PER_SHARD))
-    )
+    _set_num_shards(out, plan.corpus_bytes)
     steps = plan.max_steps
     every = max(1, steps // 2)
     log_every = max(1, min(10, steps // 20))
@@ -172,6 +178,69 @@ def _params(
     return out
 
 
+def _set_num_shards(out: dict[str, Any], corpus_bytes: int) -> None:
+    preprocess = out.setdefault("preprocess", {})
+    preprocess["num_shards"] = max(
+        int(preprocess.get("num_shards", 1) or 1), min(64, math.ceil(corpus_bytes / BYTES_PER_SHARD))
+    )
+
+
+def _finetune_params(plan: FinetunePlan, template: dict[str, Any], corpus: dict[str, Any]) -> dict[str, Any]:
+    """The template with the fine-tune filled in: the folder's tokenizer and model, the planned run.
+
+    LoRA plans write ``lora_r``, ``lora_alpha``, ``lora_dropout`` and ``lora_target_modules`` (train's LoRA
+    params); a full fine-tune writes none of them."""
+    folder = str(Path(plan.footprint.folder).expanduser().resolve())
+    out = {name: dict(section or {}) for name, section in template.items()}
+    out["corpus"] = corpus
+    out.setdefault("tokenizer", {})["init_from"] = folder  # copy the model's tokenizer, train none
+    _set_num_shards(out, plan.corpus_bytes)
+    steps = plan.max_steps
+    every = max(1, steps // 2)
+    log_every = max(1, min(10, steps // 20))
+    train = out.setdefault("train", {})
+    train.update(
+        config_path=None,  # the model is the folder's
+        init_from=folder,
+        learning_rate=plan.learning_rate,
+        warmup_steps=plan.warmup_steps,
+        batch_size=plan.batch_size,
+        max_length=plan.max_length,
+        max_steps=steps,
+        val_check_interval=every,
+        save_step_frequency=every,
+        log_every_n_steps=log_every,
+        progress_bar_refresh_rate=log_every,
+        gpus=1 if plan.budget.device == "gpu" else 0,
+        precision=plan.precision,
+        gradient_checkpointing=plan.gradient_checkpointing,
+    )
+    if plan.accumulate_grad_batches > 1 or "accumulate_grad_batches" in train:
+        train["accumulate_grad_batches"] = plan.accumulate_grad_batches
+    if plan.method == "lora":
+        train.update(
+            lora_r=plan.lora_r,
+            lora_alpha=plan.lora_alpha,
+            lora_dropout=plan.lora_dropout,
+            lora_target_modules=list(plan.lora_target_modules),
+        )
+    for name in ("evaluate", "export", "benchmark"):
+        if name in out:
+            out[name]["config_path"] = folder
+    out.setdefault("evaluate", {})["max_length"] = plan.max_length
+    out["evaluate"]["batch_size"] = plan.batch_size
+    if "benchmark" in out:  # a real model: room for whole function bodies
+        out["benchmark"]["max_new_tokens"] = min(512, plan.max_length // 2)
+    return out
+
+
+def _total_ram_gb() -> float:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):
+        return 16.0
+
+
 def _header(plan: Plan, description: str) -> str:
     lines = [
         "gitnetic pipeline parameters written by `python -m gitnetic init` (see docs/sizing.md for the rule)",
@@ -183,10 +252,13 @@ def _header(plan: Plan, description: str) -> str:
 
 
 def init_project(params: InitParams) -> InitResult:
-    """Scan the source, plan the run, and write ``params.output`` and ``params.model_config``."""
+    """Scan the source, plan the run, and write ``params.output`` and ``params.model_config`` (a fine-tune,
+    ``--from``: ``params.output`` only, the model folder is its config)."""
     output, model_path = Path(params.output), Path(params.model_config)
+    footprint = read_footprint(params.init_from, "--from") if params.init_from else None
+    targets = ((output, "--output"),) if footprint else ((output, "--output"), (model_path, "--model_config"))
     if not params.dry_run and not params.force:
-        for path, flag in ((output, "--output"), (model_path, "--model_config")):
+        for path, flag in targets:
             if path.exists():
                 raise ConfigError(
                     f"{path} already exists; pass --force to overwrite it (or {flag} to write elsewhere, "
@@ -211,13 +283,16 @@ def init_project(params: InitParams) -> InitResult:
         globs = "; ".join(f"include {s.include} and exclude {s.exclude}" for s in corpus_params.sources)
         raise ConfigError(f"no files in {scan.description} match {globs}; fix --path/--include/--exclude")
     train_fraction = 1.0 - corpus_params.splits.valid_ratio - corpus_params.splits.test_ratio
+    if footprint is not None:
+        return _init_finetune(params, footprint, template, corpus, scan, train_fraction)
     plan = plan_run(
         scan.bytes,
         _budget(params),
         corpus_files=scan.files,
         train_fraction=train_fraction,
-        epochs=params.epochs,
+        epochs=params.epochs or DEFAULT_EPOCHS,
         tokens_per_param=params.tokens_per_param,
+        corpus_tokens=params.tokens,
     )
     model_config = _model_config(plan)
     full = _params(plan, template, corpus, params.model_config)
@@ -233,4 +308,44 @@ def init_project(params: InitParams) -> InitResult:
             fh.write(_header(plan, scan.description))
             yaml.safe_dump(full, fh, sort_keys=False, default_flow_style=None, width=110)
         written = [str(output), str(model_path)]
-    return InitResult(plan, scan.description, full, model_config, written)
+    return InitResult(plan, scan.description, full, model_config, written, format_plan(plan))
+
+
+def _init_finetune(
+    params: InitParams,
+    footprint: Any,
+    template: dict[str, Any],
+    corpus: dict[str, Any],
+    scan: Any,
+    train_fraction: float,
+) -> InitResult:
+    budget = _budget(params)
+    plan = plan_finetune(
+        footprint,
+        budget,
+        corpus_bytes=scan.bytes,
+        corpus_files=scan.files,
+        corpus_tokens=params.tokens,
+        train_fraction=train_fraction,
+        epochs=params.epochs or DEFAULT_FINETUNE_EPOCHS,
+        device_memory_gb=params.gpu_memory_gb if budget.device == "gpu" else _total_ram_gb(),
+        lora_r=params.lora_r,
+        lora_target_modules=params.lora_target_modules,
+        max_length=params.max_length,
+    )
+    full = _finetune_params(plan, template, corpus)
+    summary = format_finetune_plan(plan)
+    written: list[str] = []
+    if not params.dry_run:
+        output = Path(params.output)
+        lines = [
+            "gitnetic pipeline parameters written by `python -m gitnetic init --from` (docs/sizing.md)",
+            f"for a fine-tune of {footprint.folder} on {scan.description}:",
+            *summary.splitlines(),
+            "Each section is one stage's flags (`python -m gitnetic <stage> --config params.yaml:<stage>`).",
+        ]
+        with atomic_open(output, "w", encoding="utf-8") as fh:
+            fh.write("".join(f"# {line}\n" for line in lines) + "\n")
+            yaml.safe_dump(full, fh, sort_keys=False, default_flow_style=None, width=110)
+        written = [str(output)]
+    return InitResult(plan, scan.description, full, {}, written, summary)

@@ -44,6 +44,38 @@ class InitParams(DataclassBase):
             "help": "Cap on corpus bytes (0 = none; unset: none for your code, the template's for stdlib)."
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Plan a fine-tune of this local Hugging Face model folder instead of a model from "
+            "scratch (--from works too): full or LoRA, gradient checkpointing, batch and steps sized to "
+            "--gpu_memory_gb and the budget; config.json is enough to plan (docs/sizing.md).",
+            "aliases": ["--from"],
+        },
+    )
+    tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Tokens in the corpus, if known (unset: estimated from its bytes at the vocabulary's "
+            "bytes per token)."
+        },
+    )
+    gpu_memory_gb: float = field(
+        default=80.0,
+        metadata={"help": "Memory of the GPU a --from fine-tune runs on, in GB (an H100/A100 has 80)."},
+    )
+    lora_r: int = field(
+        default=16,
+        metadata={"help": "LoRA rank when a --from model's full fine-tune does not fit (alpha = 2 x rank)."},
+    )
+    lora_target_modules: list[str] | None = field(
+        default=None,
+        metadata={"help": "Modules LoRA adapts, for --from (unset: the model family's defaults, as peft's)."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Sequence length of a --from fine-tune (unset: the model's limit, at most 2048)."},
+    )
     budget_minutes: float = field(
         default=10.0,
         metadata={
@@ -52,7 +84,10 @@ class InitParams(DataclassBase):
     )
     gpu_hours: float | None = field(
         default=None,
-        metadata={"help": "Train on one GPU for at most this many hours instead (sets gpus 1, bf16-mixed)."},
+        metadata={
+            "help": "Train on one GPU for at most this many hours instead (sets gpus 1, bf16-mixed; a --from "
+            "LoRA plan bf16-true)."
+        },
     )
     cpu_gflops: float | None = field(
         default=None,
@@ -67,9 +102,12 @@ class InitParams(DataclassBase):
             "help": "Effective training TFLOP/s of the GPU for --gpu_hours (about 1/3 of its bf16 peak)."
         },
     )
-    epochs: float = field(
-        default=4.0,
-        metadata={"help": "At most this many passes over the train split (repeats beyond ~4 help little)."},
+    epochs: float | None = field(
+        default=None,
+        metadata={
+            "help": "At most this many passes over the train split (unset: 4 from scratch, where repeats "
+            "beyond ~4 help little; 2 for a --from fine-tune)."
+        },
     )
     tokens_per_param: float = field(
         default=20.0, metadata={"help": "Chinchilla ratio: training tokens per non-embedding parameter."}
@@ -97,7 +135,15 @@ class InitParams(DataclassBase):
             raise ConfigError(f"--budget_minutes must be positive, got {self.budget_minutes}")
         if self.gpu_hours is not None and self.gpu_hours <= 0:
             raise ConfigError(f"--gpu_hours must be positive, got {self.gpu_hours}")
-        for name in ("cpu_gflops", "gpu_tflops", "epochs", "tokens_per_param"):
+        for name in (
+            "cpu_gflops",
+            "gpu_tflops",
+            "epochs",
+            "tokens_per_param",
+            "tokens",
+            "gpu_memory_gb",
+            "lora_r",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"--{name} must be positive, got {value}")

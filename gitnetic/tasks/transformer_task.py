@@ -13,6 +13,7 @@ from argparse import Namespace
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
 from gitnetic.common.errors import TaskError
 from gitnetic.models.build import build_model_and_tokenizer, load_pretrained_model_and_tokenizer
+from gitnetic.models.memory import weights_dtype
 from gitnetic.modules.params import DataModuleParams, ModuleParams
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
@@ -56,7 +57,7 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     @classmethod
     def setup(cls, params: tuple[ParamType, ...]) -> TransformerTask:
         """The seed's contract (a tuple of parsed params); :meth:`build` does the work, typed."""
-        return cls.build(*cls.get_params(params))
+        return cls.build(*cls.get_params(params), precision=_precision(params))
 
     @classmethod
     def build(
@@ -64,12 +65,14 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         task_params: TransformerTaskParams,
         module_params: ModuleParams,
         datamodule_params: DataModuleParams,
+        precision: str | None = None,
     ) -> TransformerTask:
-        """Tokenizer and model (fresh from ``config_path``, or ``init_from``'s), module and datamodule."""
+        """Tokenizer and model (fresh from ``config_path``, or ``init_from``'s, loaded in the dtype the
+        trainer's ``precision`` computes in), module and datamodule."""
         max_length = datamodule_params.max_length
         if task_params.init_from:
             built = load_pretrained_model_and_tokenizer(
-                task_params.init_from, task_params.tokenizer_path, max_length
+                task_params.init_from, task_params.tokenizer_path, max_length, dtype=weights_dtype(precision)
             )
             if task_params.config_path:
                 logger.info(
@@ -97,3 +100,13 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         parser.add_arguments(cls.Params, title="TransformerTask parameters")
         TransformerModule.add_argparse_params(parser)
         TransformerDataModule.add_argparse_params(parser)
+
+
+def _precision(params: tuple[ParamType, ...]) -> str | None:
+    """The trainer's ``--precision`` among the parsed params, found by its name: the trainer's params
+    class lives on the training floor, which tasks do not import."""
+    for item in params:
+        value = getattr(item, "precision", None)
+        if value is not None:
+            return str(value)
+    return None
