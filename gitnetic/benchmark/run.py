@@ -185,13 +185,13 @@ def _set_aside(params: BenchmarkParams, stale: list[Path]) -> None:
     )
 
 
-def _records(path: Path, known: dict[str, Any], what: str) -> list[dict[str, Any]]:
+def _records(path: Path, known: dict[str, Any], what: str, source: str) -> list[dict[str, Any]]:
     records = read_samples(path)
     unknown = sorted({r["task_id"] for r in records} - set(known))
     if unknown:
         raise DataError(
-            f"{path} has {what} {unknown[0]!r} that --problems (with --limit) does not hold; pass the "
-            "problems it was generated from"
+            f"{path} has {what} {unknown[0]!r} that {source} does not hold; pass the {source} it was "
+            "generated from"
         )
     return records
 
@@ -203,7 +203,7 @@ def _execute(
 
     out = Path(params.output_dir)
     by_id = {p.task_id: p for p in problems}
-    records = _records(out / GENERATIONS, by_id, "task_id")
+    records = _records(out / GENERATIONS, by_id, "task_id", "--problems (with --limit)")
     programs = [
         by_id[r["task_id"]].program(
             r["completion"],
@@ -217,7 +217,7 @@ def _execute(
         chosen = {t.task_id for t in infill.tasks}
         path = out / infill_file(infill.full.name)
         kept = [
-            r for r in _records(path, known, f"{infill.full.name} infilling task") if r["task_id"] in chosen
+            r for r in _records(path, known, "infilling task", "--infill_sets file") if r["task_id"] in chosen
         ]
         infill_records.append(kept)
         programs += [known[r["task_id"]].program(r["completion"]) for r in kept]

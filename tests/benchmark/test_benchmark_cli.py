@@ -25,6 +25,7 @@ from gitnetic.benchmark.infill import evenly_spread, read_infill_set
 from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
 from gitnetic.benchmark.run import GENERATIONS, RESULTS, benchmark, infill_file
 from gitnetic.cli import main as cli_main
+from gitnetic.common.errors import DataError
 from gitnetic.data.problems import read_problems
 from gitnetic.inference.model_card import model_card
 from gitnetic.pipeline.summary import _benchmark_row
@@ -176,6 +177,11 @@ def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
     card = model_card(info, {}, "m", None, metrics, None)
     assert "name: HumanEval random-span-light infilling pass@2" in card
     assert "- HumanEval single-line infilling (OpenAI's task set): pass@1" in card
+    # middles of a task no asked set holds: a one-line error naming the file
+    with (out / infill_file("single-line")).open("a") as fh:
+        fh.write(json.dumps({"task_id": "nope", "sample": 0, "completion": "\n"}) + "\n")
+    with pytest.raises(DataError, match=r"infill-single-line.jsonl has infilling task 'nope'"):
+        benchmark(params, SandboxParams(timeout=2.0, workers=2))
 
 
 def small_run(model: Path, out: Path, *extra: object) -> list[str]:
