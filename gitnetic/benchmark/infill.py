@@ -24,6 +24,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from gitnetic.benchmark.params import DEFAULT_INFILL_SETS, INFILL_SET_NAMES, infill_set_name
@@ -77,7 +78,7 @@ class InfillSet:
     digest: str
     tasks: tuple[InfillTask, ...]
 
-    @property
+    @cached_property
     def single_line(self) -> bool:
         """Every canonical middle is one whole line: the model's middle ends after its first newline."""
         return all(

@@ -167,6 +167,10 @@ class BenchmarkParams(DataclassBase):
                     f"schema, got {spec!r}"
                 )
             names.append(infill_set_name(spec))
+            if spec not in INFILL_SET_NAMES and names[-1] in INFILL_SET_NAMES:
+                raise ConfigError(
+                    f"--infill_sets file {spec} would be reported as OpenAI's {names[-1]!r} set; rename the file"
+                )
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ConfigError(

@@ -58,6 +58,9 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path, model) -> None:
     assert "twice" in error(
         capsys, "--infill", "--infill_sets", "single-line", "single-line", "--generate_only"
     )
+    assert "rename the file" in error(
+        capsys, "--infill_sets", tmp_path / "single-line.jsonl.gz", "--generate_only"
+    )
     message = error(capsys, "--infill", "--infill_sets", tmp_path / "mine.jsonl", "--generate_only")
     assert "mine.jsonl" in message and "canonical_solution" in message
     (tmp_path / "holes.jsonl").write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
