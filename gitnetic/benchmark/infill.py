@@ -3,20 +3,21 @@
 The sets (Bavarian et al. 2022; vendored byte for byte with their MIT license in
 ``human_eval_infilling/``, whose README says where they come from) are the ones the published FIM
 results use: ``single-line`` (1,033 tasks: each non-blank line of each canonical HumanEval solution
-masked in turn), ``multi-line`` (5,815: every run of whole lines), ``random-span`` (1,640: ten random
-character spans per problem) and ``random-span-light`` (164: one per problem). Each task is used as it
-is: ``prompt`` (the code before the hole) is the prefix, ``suffix`` the code after it, and a middle
-passes when ``prompt + middle + suffix + "\\n" + test + "\\n" + "check(entry_point)"`` runs clean, the
-program of OpenAI's ``human_eval_infilling/execution.py``. A file in the same six-field schema (a
-team's own tasks) works the same way.
+masked in turn), ``multi-line`` (5,815: every run of lines from one such line to another),
+``random-span`` (1,640: ten random character spans per problem) and ``random-span-light`` (164: one per
+problem). Each task is used as it is: ``prompt`` (the code before the hole) is the prefix, ``suffix``
+the code after it, and a middle passes when ``prompt + middle + suffix + "\\n" + test + "\\n" +
+"check(entry_point)"`` runs clean, the program of OpenAI's ``human_eval_infilling/execution.py``. A file
+in the same six-field schema (a team's own tasks) works the same way.
 
 A set whose canonical middles are all one line (its trailing newline included) is a *single-line* set:
-the model's middle is cut after its first newline, as the InCoder and FIM papers score single-line
-infilling; any other set's middle runs until the model ends it (``</s>``) or ``--max_new_tokens``.
+the model's middle is cut after its first newline (the hole is one line, and the line's newline is part
+of it, as in the canonical middles); any other set's middle runs until the model ends it (``</s>``) or
+``--max_new_tokens``.
 
 These replace the single-line tasks gitnetic used to build itself from ``--problems``: those were
-OpenAI's 1,033 up to where the masked line's newline sat (in the suffix rather than the middle), with
-no multi-line or random-span set, so their numbers compared with nothing published.
+OpenAI's 1,033 up to where the masked line's newline sat (in the suffix rather than the middle), with no
+multi-line or random-span set, so their numbers compared with nothing published.
 """
 
 from __future__ import annotations
