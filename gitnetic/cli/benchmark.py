@@ -13,8 +13,9 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 DESCRIPTION = (
     "Functional correctness of a causal LM: sample --n_samples completions per HumanEval problem (or "
     "any JSONL in HumanEval's schema), save them as they are produced (a rerun resumes), run each with "
-    "the problem's tests in a sandbox and report pass@k; --infill adds execution-checked single-line "
-    "infilling. Running generated code needs --allow_code_execution."
+    "the problem's tests in a sandbox and report pass@k; --infill adds execution-checked infilling on "
+    "OpenAI's HumanEval infilling sets (--infill_sets), comparable with published results. Running "
+    "generated code needs --allow_code_execution."
 )
 PROG = "python -m gitnetic benchmark"
 
@@ -48,12 +49,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics["sandbox"],
         params.metrics,
     )
-    if "infill" in metrics:
-        infill = metrics["infill"]
+    for name, infill in metrics.get("infill", {}).items():
+        scores = ", ".join(f"{k} {v:.3f}" for k, v in infill.items() if k.startswith("pass@"))
         logger.info(
-            "benchmark: single-line infilling pass@1 %.3f, exact match %.3f over %d tasks",
-            infill["pass@1"],
+            "benchmark: %s infilling %s, exact match %.3f over %d of its %d tasks",
+            name,
+            scores or "no pass@k",
             infill["exact_match"],
             infill["tasks"],
+            infill["set_tasks"],
         )
     return 0

@@ -50,15 +50,13 @@ def _model_index(name: str, evaluation: dict[str, Any] | None, bench: dict[str, 
             for key, value in bench.items()
             if key.startswith("pass@")
         ]
-        if "infill" in bench:
-            metrics.append(
-                {
-                    "type": "pass@1",
-                    "name": "single-line infilling pass@1",
-                    "verified": False,
-                    "value": round(float(bench["infill"]["pass@1"]), 4),
-                }  # fmt: skip
-            )
+        for set_name, infill in (bench.get("infill") or {}).items():
+            metrics += [
+                {"type": key, "name": f"HumanEval {set_name} infilling {key}", "verified": False,
+                 "value": round(float(value), 4)}
+                for key, value in infill.items()
+                if key.startswith("pass@")
+            ]  # fmt: skip
         problems = str(bench.get("problems", "humaneval"))
         dataset = {"type": "openai_humaneval", "name": "HumanEval"} if problems == "humaneval" else {
             "type": Path(problems).stem, "name": Path(problems).name}  # fmt: skip
@@ -140,10 +138,11 @@ def model_card(
         body.append(f"- {bench.get('problems')}: {scores} over {bench.get('scored_problems')} problems, "
                     f"{bench.get('n_samples')} sample(s) each, temperature {bench.get('temperature')}, prompts "
                     f"'{bench.get('prompt_mode')}' (code run in gitnetic's sandbox).")  # fmt: skip
-        if "infill" in bench:
-            inf = bench["infill"]
-            body.append(f"- single-line infilling: pass@1 {inf['pass@1']:.3f} by execution, exact match "
-                        f"{inf['exact_match']:.3f}, over {inf['tasks']} tasks.")  # fmt: skip
+        for set_name, inf in (bench.get("infill") or {}).items():
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in inf.items() if k.startswith("pass@"))
+            body.append(f"- HumanEval {set_name} infilling (OpenAI's task set): {scores} by execution, "
+                        f"exact match {inf['exact_match']:.3f}, over {inf['tasks']} of its "
+                        f"{inf['set_tasks']} tasks.")  # fmt: skip
     if evaluation and "perplexity" in evaluation:
         body.append(f"- held-out perplexity {evaluation['perplexity']:.2f} (unigram baseline "
                     f"{evaluation.get('unigram_perplexity', float('nan')):.2f}) on {evaluation.get('tokens', 0):,} tokens.")  # fmt: skip

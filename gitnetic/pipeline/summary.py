@@ -137,13 +137,14 @@ def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[s
 
 
 def _benchmark_row(bench: dict[str, Any] | None, bench_path: str) -> list[tuple[str, str]]:
-    """The functional score (pass@k, single-line infilling) of ``metrics/benchmark.json``, if scored."""
+    """The functional score (pass@k, infilling pass@1 per set) of ``metrics/benchmark.json``, if scored."""
     if not bench or not bench.get("samples"):
         return []
     scores = ", ".join(f"{k} {v:.1%}" for k, v in bench.items() if k.startswith("pass@"))
     text = f"{scores} over {bench['scored_problems']} problems x {bench.get('n_samples', 1)} samples"
-    if "infill" in bench:
-        text += f"; single-line infilling pass@1 {bench['infill']['pass@1']:.1%}"
+    infill = [f"{name} {v['pass@1']:.1%}" for name, v in (bench.get("infill") or {}).items() if "pass@1" in v]
+    if infill:
+        text += f"; infilling pass@1 {', '.join(infill)}"
     return [(f"{bench.get('problems', 'benchmark')} (code run)", f"{text}  -> {bench_path}")]
 
 

