@@ -83,6 +83,15 @@ class EvaluateParams(TrainedModelParams):
             "bit-identical metrics whichever engine runs the stage."
         },
     )
+    base_model: str = field(
+        default="auto",
+        metadata={
+            "help": "Before/after for a fine-tune: the model it started from is scored on the same tokens and "
+            "written under 'base' (loss, perplexity, bits_per_byte). auto = the HF folder the checkpoint's "
+            "run started from (train's --init_from, as the checkpoint records it; nothing for a model "
+            "trained from scratch), none = skip, or an HF model folder."
+        },
+    )
     completion_samples: int = field(
         default=32,
         metadata={

@@ -2,10 +2,12 @@
 
 Hugging Face reads the YAML front matter (https://huggingface.co/docs/hub/model-cards): ``library_name``,
 ``tags``, ``pipeline_tag``, ``license`` and ``model-index`` (results that the Hub shows and leaderboards
-read: HumanEval pass@k from the benchmark stage, held-out perplexity from evaluate). The body says what
-the model was trained on (the corpus sources and their licenses, statistics, decontamination), how
-(the training params stored in the checkpoint) and how well; every number comes from a file a stage
-wrote, and what is missing is left out rather than guessed.
+read: HumanEval pass@k from the benchmark stage, held-out perplexity and bits per byte from evaluate). The
+``license`` is one of the Hub's ids, or ``other`` with a ``license_name`` when the corpus is under several
+licenses (:mod:`gitnetic.inference.hub_license`); a fine-tune's card gives the base model's numbers beside
+its own. The body says what the model was trained on (the corpus sources and their licenses, statistics,
+decontamination), how (the training params stored in the checkpoint) and how well; every number comes
+from a file a stage wrote, and what is missing is left out rather than guessed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from gitnetic.inference.hub_license import hub_license
 
 __all__ = ["model_card", "read_json"]
 
@@ -30,16 +34,22 @@ def read_json(path: str | None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _license(licenses: dict[str, Any] | None) -> tuple[str | None, str]:
-    """The card's ``license`` (one SPDX id shared by every source, lower-cased as the Hub spells them;
-    ``other`` when they differ or one is unknown; None without the mapping) and a body line."""
+def _license(licenses: dict[str, Any] | None) -> tuple[dict[str, str], str]:
+    """The card's ``license`` metadata as the Hub accepts it (:mod:`gitnetic.inference.hub_license`:
+    one Hub id, or ``other`` with a ``license_name``; nothing without the mapping) and the body's lines."""
     if not licenses:
-        return None, ""
-    ids = set(licenses.values())
-    lines = ", ".join(f"{name}: {spdx or 'unknown'}" for name, spdx in licenses.items())
-    if len(ids) == 1 and None not in ids:
-        return str(next(iter(ids))).lower(), f"Corpus licenses: {lines}."
-    return "other", f"Corpus licenses (mixed or unknown; check before redistributing): {lines}."
+        return {}, ""
+    ids = [i for spdx in licenses.values() if spdx for i in str(spdx).split(" AND ")]
+    unknown = any(not spdx for spdx in licenses.values())
+    license_id, name = hub_license(ids, unknown)
+    lines = ", ".join(f"{source}: {spdx or 'unknown'}" for source, spdx in licenses.items())
+    if name is None:
+        return {"license": license_id}, f"Corpus licenses: {lines}."
+    listed = ", ".join(sorted(set(ids), key=str.lower)) + (" and code of unknown license" if unknown else "")
+    return {"license": "other", "license_name": name}, (
+        f"Corpus licenses: {lines}. The model was trained on text under {listed}; no one license id of the "
+        f"Hub's covers that (`license: other`, `license_name: {name}`): check each before redistributing."
+    )
 
 
 def _model_index(name: str, evaluation: dict[str, Any] | None, bench: dict[str, Any] | None) -> list[dict]:
@@ -66,6 +76,9 @@ def _model_index(name: str, evaluation: dict[str, Any] | None, bench: dict[str, 
         metrics = [
             {"type": "perplexity", "name": "perplexity", "value": round(float(evaluation["perplexity"]), 4)}
         ]
+        if evaluation.get("bits_per_byte") is not None:
+            metrics.append({"type": "bits_per_byte", "name": "bits per byte",
+                            "value": round(float(evaluation["bits_per_byte"]), 4)})  # fmt: skip
         for key in ("next_line_exact_match", "infill_exact_match"):
             if key in evaluation:
                 metrics.append(
@@ -117,13 +130,10 @@ def model_card(
     corpus: dict[str, Any] | None,
 ) -> str:
     """The card's text: YAML front matter, then the body."""
-    license_id, license_line = _license((corpus or {}).get("licenses"))
+    license_meta, license_line = _license((corpus or {}).get("licenses"))
     meta: dict[str, Any] = {"library_name": "transformers", "pipeline_tag": "text-generation",
                             "tags": ["gitnetic", "code", info["model_class"]]}  # fmt: skip
-    if license_id:
-        meta["license"] = license_id
-        if license_id == "other":
-            meta["license_name"] = "mixed-corpus-licenses"
+    meta.update(license_meta)
     index = _model_index(name, evaluation, bench)
     if index:
         meta["model-index"] = index
@@ -144,8 +154,18 @@ def model_card(
                         f"exact match {inf['exact_match']:.3f}, over {inf['tasks']} of its "
                         f"{inf['set_tasks']} tasks.")  # fmt: skip
     if evaluation and "perplexity" in evaluation:
+        bpb = evaluation.get("bits_per_byte")
         body.append(f"- held-out perplexity {evaluation['perplexity']:.2f} (unigram baseline "
-                    f"{evaluation.get('unigram_perplexity', float('nan')):.2f}) on {evaluation.get('tokens', 0):,} tokens.")  # fmt: skip
+                    f"{evaluation.get('unigram_perplexity', float('nan')):.2f})"
+                    + (f", {bpb:.4f} bits per byte" if bpb is not None else "")
+                    + f" on {evaluation.get('tokens', 0):,} tokens.")  # fmt: skip
+        base = evaluation.get("base")
+        if isinstance(base, dict) and base.get("perplexity") is not None:
+            change = f"perplexity {base['perplexity']:.2f} -> {evaluation['perplexity']:.2f}"
+            if base.get("bits_per_byte") is not None and bpb is not None:
+                change += f", bits per byte {base['bits_per_byte']:.4f} -> {bpb:.4f}"
+            body.append(f"- fine-tuned from `{base.get('model')}`: on the same held-out tokens, {change} "
+                        "(base -> this model).")  # fmt: skip
     if not bench and not evaluation:
         body.append("No evaluation results were found (export's --eval_metrics / --benchmark_metrics).")
     body += ["", "## Training data", "", *_corpus_lines(corpus)]

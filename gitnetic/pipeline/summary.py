@@ -21,7 +21,7 @@ __all__ = ["pipeline_summary"]
 
 COMPARE = (
     "dvc exp run -S train.learning_rate=0.001 && dvc exp show --drop '.*' "
-    "--keep 'Experiment|perplexity|unigram_perplexity|train\\.(learning_rate|max_steps)'"
+    "--keep 'Experiment|perplexity|unigram_perplexity|bits_per_byte|train\\.(learning_rate|max_steps)'"
 )
 # The page needs no network (.dvc/config: plots.html_template, Vega inlined): open it anywhere.
 CURVES = "dvc plots show (or dvc plots diff EXP EXP)  -> dvc_plots/index.html: loss, val loss, tokens/s; works offline"
@@ -113,7 +113,8 @@ def pipeline_summary(params: SummaryParams) -> list[str]:
 
 
 def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[str, str]]:
-    """Held-out perplexity against the unigram baseline, and the code-completion scores."""
+    """Held-out perplexity against the unigram baseline and bits per byte, the base model's numbers
+    beside them for a fine-tune, and the code-completion scores."""
     rows: list[tuple[str, str]] = []
     if metrics and "perplexity" in metrics:
         text = f"{metrics['perplexity']:,.1f}"
@@ -122,8 +123,12 @@ def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[s
             ratio = base / metrics["perplexity"]
             verdict = f"{ratio:.1f}x lower" if ratio >= 1 else "not below it yet: train longer"
             text += f" (unigram baseline {base:,.1f}: {verdict})"
+        if metrics.get("bits_per_byte") is not None:
+            text += f", {metrics['bits_per_byte']:.3f} bits per byte"
         text += f" on {metrics.get('tokens', 0):,} test tokens  -> {eval_path}"
         rows.append(("held-out perplexity", text))
+    if metrics and isinstance(metrics.get("base"), dict) and metrics["base"].get("perplexity") is not None:
+        rows.append(("base → tuned", _before_after(metrics["base"], metrics)))
     if metrics and metrics.get("next_line_samples"):
         parts = []
         for kind, name in (("next_line", "next-line"), ("infill", "infilling")):
@@ -134,6 +139,15 @@ def _metric_rows(metrics: dict[str, Any] | None, eval_path: str) -> list[tuple[s
                 )
         rows.append(("code completion", ", ".join(parts) + f" of {metrics['next_line_samples']} test lines"))
     return rows
+
+
+def _before_after(base: dict[str, Any], tuned: dict[str, Any]) -> str:
+    """The fine-tune's gain on the same held-out tokens: the base model's numbers, then the tuned one's."""
+    parts = [f"perplexity {base['perplexity']:,.1f} → {tuned['perplexity']:,.1f}"]
+    if base.get("bits_per_byte") is not None and tuned.get("bits_per_byte") is not None:
+        parts.append(f"bits per byte {base['bits_per_byte']:.3f} → {tuned['bits_per_byte']:.3f}")
+    parts.append(f"loss {base['loss']:.3f} → {tuned['loss']:.3f}")
+    return ", ".join(parts) + f" (base: {base.get('model', '?')})"
 
 
 def _benchmark_row(bench: dict[str, Any] | None, bench_path: str) -> list[tuple[str, str]]:

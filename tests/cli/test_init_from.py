@@ -125,3 +125,14 @@ def test_train_export_init_from_round_trip(tmp_path, tiny_tokenizer, lm_shards):
     ]) == 0  # fmt: skip
     continued = json.loads(out.read_text())
     assert continued["global_step"] == 12 and continued["objective"] == "clm"
+    # before/after: the checkpoint records --init_from, so evaluate scored the folder it started from too,
+    # as a run of the first model alone scores it (the folder is its export)
+    alone = tmp_path / "first.json"
+    assert cli_main.main([
+        "evaluate", *args, "--data_prefix", str(lm_shards / "valid"), "--max_length", "64", "--output", str(alone),
+    ]) == 0  # fmt: skip
+    start = json.loads(alone.read_text())
+    assert continued["base"]["model"] == str(hf) and continued["base"]["tokens"] == start["tokens"]
+    for key in ("loss", "perplexity", "bits_per_byte"):
+        assert continued["base"][key] == pytest.approx(start[key], rel=1e-5), key
+    assert continued["loss"] < continued["base"]["loss"]
