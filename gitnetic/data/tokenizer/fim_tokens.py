@@ -61,7 +61,7 @@ class FimFormat:
     middle: str
     pad: str | None = None
     orders: tuple[Order, ...] = ("psm",)  # layouts the family trained on; the first one prompts inference
-    eot: str | None = None  # token after a middle instead of nothing (CodeLlama's ▁<EOT>)
+    eot: str | None = None  # ends a middle, before </s> (CodeLlama's ▁<EOT>, CodeGemma's <|file_separator|>)
     bos: bool = False  # the family's infill prompts start with the tokenizer's <s> (Llama-style tokenizers)
     suffix_space: bool = True  # False: the suffix is encoded without the dummy leading space (CodeLlama)
     file_sep: str | None = None  # repository-level tokens, where the family has them
@@ -77,7 +77,8 @@ class FimFormat:
 # Checked in this order: the first whose sentinels (and ``requires``) are all in the vocabulary wins.
 # Sources: bigcode's Megatron-LM and StarCoder/StarCoder2 tokenizers; SantaCoder's tokenizer;
 # Qwen2.5-Coder's README (PSM only, repo-level ``<|repo_name|>``/``<|file_sep|>``); CodeGemma's model
-# card (PSM and SPM, ``<|file_separator|>``); DeepSeek-Coder's README (PSM, begin/hole/end after <s>);
+# card and prompt docs (PSM and SPM; a middle ends with ``<|file_separator|>``, which also separates
+# files); DeepSeek-Coder's README (PSM, begin/hole/end after <s>);
 # transformers' CodeLlamaTokenizer and Meta's codellama ``infilling_prompt_tokens`` (<s> ▁<PRE> ▁prefix
 # ▁<SUF> suffix-without-leading-space ▁<MID>, the middle ends with ▁<EOT>; SPM: <s> ▁<PRE> ▁<SUF> ...).
 FAMILIES: tuple[FimFormat, ...] = (
@@ -100,6 +101,7 @@ FAMILIES: tuple[FimFormat, ...] = (
         "<|fim_suffix|>",
         "<|fim_middle|>",
         orders=("psm", "spm"),
+        eot="<|file_separator|>",
         bos=True,
         file_sep="<|file_separator|>",
         requires=("<|file_separator|>",),

@@ -28,7 +28,15 @@ EXPECTED = {
         False,
         False,
     ),
-    "codegemma": ("codegemma", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", None, True, True),
+    "codegemma": (
+        "codegemma",
+        "<|fim_prefix|>",
+        "<|fim_suffix|>",
+        "<|fim_middle|>",
+        "<|file_separator|>",
+        True,
+        True,
+    ),
     "deepseek-coder": (
         "deepseek-coder",
         "<｜fim▁begin｜>",
