@@ -170,3 +170,27 @@ def test_datamodule_refuses_fim_without_known_tokens_naming_the_families(tmp_pat
     message = str(info.value)
     assert "\n" not in message and "--fim_rate 0.5" in message and "qwen2.5-coder" in message
     assert "codellama (▁<PRE>)" in message and "deepseek-coder" in message
+
+
+def test_training_batches_of_a_pretrained_family_use_its_format(tmp_path_factory, tmp_path, caplog) -> None:
+    """The data module FIMs training samples with the tokenizer's family: DeepSeek's begin/hole/end,
+    PSM only (said in the log though --fim_spm_rate is 0.5)."""
+    from gitnetic.modules.transformer_datamodule import TransformerDataModule
+
+    tok = load_tokenizer(family_folder(tmp_path_factory, "deepseek-coder"))
+    begin, hole, end = tok.convert_tokens_to_ids(["<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>"])
+    eos = tok.eos_token_id
+    rng = np.random.default_rng(0)
+    write_shard(tmp_path / "train", [np.append(rng.integers(10, 300, size=30), eos) for _ in range(40)])
+    params = TransformerDataModule.Params(
+        train_data_prefix=str(tmp_path / "train"), batch_size=4, max_length=31, fim_rate=1.0, seed=1
+    )
+    with caplog.at_level("WARNING"):
+        dm = TransformerDataModule(tokenizer=tok, params=params)
+    assert "PSM" in caplog.text and "deepseek-coder" in caplog.text
+    dm.setup("fit")
+    rows = [row for batch in dm.train_dataloader() for row in batch["input_ids"].tolist()]
+    assert len(rows) == 40
+    for row in rows:
+        assert row[0] == begin and row[-1] == eos  # PSM: begin P hole S end M </s>
+        assert row.index(begin) < row.index(hole) < row.index(end)
