@@ -208,15 +208,12 @@ class Generator:
         if self.fim is None or self.fim.suffix_space or not suffix:
             return ids
         # encode behind a newline (which gets the space instead) and drop the newline's tokens, when
-        # that cut is clean: the rest decodes to the suffix and starts without the space marker
+        # that cut is clean: the newline's own tokens come first, and the rest starts without the space
+        # marker unless the suffix starts with a space
         head = self.encoder.encode("\n").tolist()
         joined = self.encoder.encode("\n" + suffix).tolist()
         rest = joined[len(head) :]
-        clean = (
-            joined[: len(head)] == head
-            and rest
-            and self.tokenizer.decode(rest, clean_up_tokenization_spaces=False) == suffix
-        )
+        clean = joined[: len(head)] == head and bool(rest)
         if clean and (suffix[0] == " " or not self.tokenizer.convert_ids_to_tokens(rest[0]).startswith("▁")):
             return rest
         return ids

@@ -127,6 +127,15 @@ class TransformerDataModule(LightningDataModule):
                     f"--fim_rate {p.fim_rate} needs a tokenizer with an end-of-text token (</s>) to find "
                     "documents by; set --fim_rate 0"
                 )
+            logger.info(
+                "FIM: %s format, %s of the documents (ids prefix %d, suffix %d, middle %d%s)",
+                ids.family,
+                p.fim_rate,
+                ids.prefix,
+                ids.suffix,
+                ids.middle,
+                "" if ids.eot is None else f", end of middle {ids.eot}",
+            )
             if not ids.spm and p.fim_spm_rate > 0:
                 logger.warning(
                     "FIM: %s trained prefix-suffix-middle (PSM) only; all FIM samples are PSM "

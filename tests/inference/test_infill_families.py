@@ -55,6 +55,8 @@ def test_codellama_prompt_spacing_and_eot(tmp_path_factory) -> None:
     assert tok.convert_ids_to_tokens(prefix)[0].startswith("▁")  # the prefix's dummy space kept
     assert "".join(tok.convert_ids_to_tokens(prefix)) == "▁x▁=▁add(1,▁2)"
     assert tok.convert_ids_to_tokens(gen.encoder.encode(SUFFIX).tolist())[0].startswith("▁")  # (plain encode)
+    for text in ("\n    return a\n", " + 1", "x"):  # a suffix's own leading space or newline stays
+        assert "".join(tok.convert_ids_to_tokens(gen.encode_suffix(text))) == text.replace(" ", "▁")
     assert gen.fim.eot == eot
     # generation stops at ▁<EOT> as at </s>: the model's own end of a middle (tiny random model: it
     # may or may not write it; the result never holds it)
