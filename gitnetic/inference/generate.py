@@ -23,7 +23,7 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import WEIGHT_FILES, is_hf_model_folder
 from gitnetic.data.loading.fim import fim_ids
 from gitnetic.data.shards.encoder import HFEncoder
-from gitnetic.data.tokenizer.fim_tokens import FimIds, infill_prompt, no_fim_tokens
+from gitnetic.data.tokenizer.fim_tokens import FimIds, infill_prompt, no_fim_tokens, repo_context
 from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
 from gitnetic.inference.params import DecodingParams, GenerateParams
 from gitnetic.models.checkpoint import checkpoints_newest_first, load_trained_model
@@ -195,10 +195,22 @@ class Generator:
             ids = [int(self.eos_id)]  # every training document starts right after a </s>
         return ids
 
-    def infill_ids(self, prefix: str, suffix: str) -> list[int]:
-        """The infill prompt around ``prefix`` and ``suffix`` in the tokenizer's FIM format (docs/fim.md)."""
-        self._need_fim()
-        return self.infill_token_ids(self.encoder.encode(prefix).tolist(), self.encode_suffix(suffix))
+    def infill_ids(
+        self, prefix: str, suffix: str, repo: str | None = None, path: str | None = None
+    ) -> list[int]:
+        """The infill prompt around ``prefix`` and ``suffix`` in the tokenizer's FIM format (docs/fim.md),
+        after the repository name and file path in the family's repository-level format when given."""
+        fim = self._need_fim()
+        context: list[int] = []
+        if repo is not None or path is not None:
+            context = repo_context(fim, lambda text: self.encoder.encode(text).tolist(), repo, path)
+            if fim.repo_name is None:
+                logger.warning(
+                    "generate: %s models have no repository-name tokens; --repo_name/--file_path not used",
+                    fim.family,
+                )
+        prefix_ids, suffix_ids = self.encoder.encode(prefix).tolist(), self.encode_suffix(suffix)
+        return infill_prompt(fim, prefix_ids, suffix_ids, context)
 
     def encode_suffix(self, suffix: str) -> list[int]:
         """``suffix``'s ids as its family's infill prompts hold them: CodeLlama's without the dummy
@@ -298,12 +310,19 @@ class _Streamer:
 
 def generate(params: GenerateParams, decoding: DecodingParams, out: TextIO | None = None) -> list[Generation]:
     """Load the model, read the prompts, generate each (streamed to ``out``, a newline after each)."""
+    if not params.infill and (params.repo_name is not None or params.file_path is not None):
+        raise ConfigError(
+            "--repo_name and --file_path are for infilling: also pass --prefix/--suffix or --infill_file"
+        )
     prompts = read_prompts(params)
     model, tokenizer = load_generation_model(params.model, params.config_path, params.tokenizer_path)
     generator = Generator(model, tokenizer, params.device)
     results = []
     for prompt in prompts:
-        ids = generator.infill_ids(*prompt) if params.infill else generator.prompt_ids(prompt)
+        if params.infill:
+            ids = generator.infill_ids(*prompt, repo=params.repo_name, path=params.file_path)
+        else:
+            ids = generator.prompt_ids(prompt)
         results.append(generator.run(ids, decoding, out))
         if out is not None:
             out.write("\n")

@@ -86,6 +86,28 @@ def test_generate_cli_infills_with_family_models(tmp_path_factory, capsys) -> No
         assert result.prompt_tokens == len(gen.infill_ids(PREFIX, SUFFIX))
 
 
+def test_repository_context_before_the_prompt(tmp_path_factory, capsys, caplog) -> None:
+    gen = _generator(tmp_path_factory, "qwen2.5-coder")
+    tok, encode = gen.tokenizer, (lambda text: gen.encoder.encode(text).tolist())
+    repo, sep, p, s, m = tok.convert_tokens_to_ids(
+        ["<|repo_name|>", "<|file_sep|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"]
+    )
+    assert gen.infill_ids(PREFIX, SUFFIX, repo="me/lib", path="pkg/a.py") == [
+        repo, *encode("me/lib\n"), sep, *encode("pkg/a.py\n"), p, *encode(PREFIX), s, *encode(SUFFIX), m
+    ]  # fmt: skip
+    folder = str(family_folder(tmp_path_factory, "qwen2.5-coder"))
+    args = ["--model", folder, "--prefix", PREFIX, "--suffix", SUFFIX, "--max_new_tokens", "2", "--greedy"]
+    assert cli_main.main(["generate", *args, "--repo_name", "me/lib", "--file_path", "pkg/a.py"]) == 0
+    capsys.readouterr()
+    line = _one_error(capsys, ["generate", "--model", folder, "--prompt", "x", "--repo_name", "me/lib"])
+    assert "for infilling" in line
+    # a family without repository tokens says it does not use them
+    deepseek = _generator(tmp_path_factory, "deepseek-coder")
+    with caplog.at_level("WARNING"):
+        assert deepseek.infill_ids(PREFIX, SUFFIX, repo="me/lib") == deepseek.infill_ids(PREFIX, SUFFIX)
+    assert "deepseek-coder models have no repository-name tokens" in caplog.text
+
+
 def _one_error(capsys, argv: list[str]) -> str:
     rc = cli_main.main(argv)
     err = capsys.readouterr().err

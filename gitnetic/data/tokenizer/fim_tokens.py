@@ -14,7 +14,7 @@ Why a torch-free module: the tokenizer stage adds StarCoder's names to the token
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -225,29 +225,46 @@ def infill_prompt(
     ids: FimIds, prefix: Sequence[int], suffix: Sequence[int], context: Sequence[int] = ()
 ) -> list[int]:
     """The ids an infilling model gets: the family's ``<s>`` if it uses one, ``context`` (e.g. the
-    repository-level header of :func:`repo_context`, encoded), then the PSM layout of
-    :func:`fim_pieces` (PSM: the first layout of every family)."""
+    repository-level header of :func:`repo_context`), then the PSM layout of :func:`fim_pieces` (PSM:
+    the first layout of every family)."""
     head = [ids.bos] if ids.bos is not None else []
     return [*head, *map(int, context), *(int(t) for piece in fim_pieces(ids, prefix, suffix) for t in piece)]
 
 
-def repo_context(fmt: FimFormat, repo: str, path: str, other_files: Sequence[tuple[str, str]] = ()) -> str:
-    """The text before a file's FIM sequence in the family's repository-level format ('' when it has
-    none): the repository's name, the ``(path, text)`` of other files, and this file's path.
+def repo_context(
+    ids: FimIds,
+    encode: Callable[[str], Sequence[int]],
+    repo: str | None,
+    path: str | None,
+    other_files: Sequence[tuple[str, str]] = (),
+) -> list[int]:
+    """The ids before a file's FIM sequence in the family's repository-level format; ``[]`` when the
+    family has no such tokens. ``encode`` encodes plain text (special-token strings in names or code
+    stay text: only the family's own ids are control tokens).
 
     StarCoder2 ``<repo_name>R<file_sep>p1\\nT1<file_sep>PATH\\n``; Qwen2.5-Coder
-    ``<|repo_name|>R\\n<|file_sep|>p1\\nT1\\n<|file_sep|>PATH\\n``; CodeGemma (no name token)
-    ``T1<|file_separator|>``. The text is encoded with the special-token strings parsed (they are
-    the family's tokens here, not code)."""
-    if fmt.file_sep is None:
-        return ""
-    if fmt.repo_name is None:  # files separated, no names (CodeGemma)
-        return "".join(text + fmt.file_sep for _, text in other_files)
-    newline = "\n" if fmt.family == "qwen2.5-coder" else ""
-    parts = [fmt.repo_name, repo, newline]
-    for other, text in other_files:
-        parts += [fmt.file_sep, other, "\n", text]
-        if newline and not text.endswith("\n"):
-            parts.append("\n")
-    parts += [fmt.file_sep, path, "\n"]
-    return "".join(parts)
+    ``<|repo_name|>R\\n<|file_sep|>p1\\nT1\\n<|file_sep|>PATH\\n``; CodeGemma (a separator, no names)
+    ``T1<|file_separator|>``. ``other_files`` are ``(path, text)`` of files of the same repository."""
+    if ids.file_sep is None:
+        return []
+    out: list[int] = []
+
+    def text(value: str) -> None:
+        out.extend(int(i) for i in encode(value))
+
+    if ids.repo_name is None:  # files separated, no names (CodeGemma)
+        for _, body in other_files:
+            text(body)
+            out.append(ids.file_sep)
+        return out
+    newline = "\n" if ids.family == "qwen2.5-coder" else ""
+    if repo is not None:
+        out.append(ids.repo_name)
+        text(repo + newline)
+    for other, body in other_files:
+        out.append(ids.file_sep)
+        text(other + "\n" + body + (newline if newline and not body.endswith("\n") else ""))
+    if path is not None:
+        out.append(ids.file_sep)
+        text(path + "\n")
+    return out

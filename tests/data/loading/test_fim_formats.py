@@ -8,7 +8,8 @@ import pytest
 
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.loading.fim import FimIds, apply_fim, fim_ids, fim_rng, permute
-from gitnetic.data.tokenizer.fim_tokens import FIM_TOKENS, FimFormat, detect_fim_format, repo_context
+from gitnetic.data.shards.encoder import HFEncoder
+from gitnetic.data.tokenizer.fim_tokens import FIM_TOKENS, detect_fim_format, repo_context
 from gitnetic.data.tokenizer.load import load_tokenizer
 from tests.helpers import write_shard
 from tests.helpers.families import FAMILIES, family_folder
@@ -136,25 +137,35 @@ def test_detection_tells_look_alike_families_apart() -> None:
 
 
 def test_repo_level_context_in_the_family_format(tokenizers) -> None:
-    def fmt(name: str) -> FimFormat:
-        found = detect_fim_format(tokenizers[name].get_vocab())
-        assert found is not None
-        return found
+    def context(name: str, *args) -> list[str]:
+        tok = tokenizers[name]
+        encoder = HFEncoder(tok)  # special-token strings in names and code stay text
+        ids = repo_context(fim_ids(tok), lambda text: encoder.encode(text).tolist(), *args)
+        return tok.convert_ids_to_tokens(ids)
+
+    def text(name: str, value: str) -> list[str]:
+        tok = tokenizers[name]
+        return tok.convert_ids_to_tokens(HFEncoder(tok).encode(value).tolist())
 
     files = [("a/util.py", "X = 1\n")]
-    assert repo_context(fmt("starcoder2"), "me/lib", "a/main.py", files) == (
-        "<repo_name>me/lib<file_sep>a/util.py\nX = 1\n<file_sep>a/main.py\n"
-    )
-    assert repo_context(fmt("qwen2.5-coder"), "me/lib", "a/main.py", [("a/util.py", "X = 1")]) == (
-        "<|repo_name|>me/lib\n<|file_sep|>a/util.py\nX = 1\n<|file_sep|>a/main.py\n"
-    )
-    assert repo_context(fmt("codegemma"), "me/lib", "a/main.py", files) == "X = 1\n<|file_separator|>"
-    assert repo_context(fmt("deepseek-coder"), "me/lib", "a/main.py", files) == ""
-    # the StarCoder2 header encodes to the family's own repository tokens
-    tok = tokenizers["starcoder2"]
-    ids = tok.encode(repo_context(fmt("starcoder2"), "me/lib", "a/main.py"), add_special_tokens=False)
-    assert ids[0] == tok.convert_tokens_to_ids("<repo_name>") == fim_ids(tok).repo_name
-    assert fim_ids(tok).file_sep in ids
+    assert context("starcoder2", "me/lib", "a/main.py", files) == [
+        "<repo_name>", *text("starcoder2", "me/lib"),
+        "<file_sep>", *text("starcoder2", "a/util.py\nX = 1\n"),
+        "<file_sep>", *text("starcoder2", "a/main.py\n"),
+    ]  # fmt: skip
+    assert context("qwen2.5-coder", "me/lib", "a/main.py", [("a/util.py", "X = 1")]) == [
+        "<|repo_name|>", *text("qwen2.5-coder", "me/lib\n"),
+        "<|file_sep|>", *text("qwen2.5-coder", "a/util.py\nX = 1\n"),
+        "<|file_sep|>", *text("qwen2.5-coder", "a/main.py\n"),
+    ]  # fmt: skip
+    assert context("codegemma", "me/lib", "a/main.py", files) == [
+        *text("codegemma", "X = 1\n"),
+        "<|file_separator|>",
+    ]
+    assert context("deepseek-coder", "me/lib", "a/main.py", files) == []
+    assert context("gpt2", "me/lib", "a/main.py", files) == []  # StarCoder's names without StarCoder2's
+    # a repository name that spells a control token is text
+    assert context("starcoder2", "<file_sep>", None).count("<file_sep>") == 0
 
 
 def test_datamodule_refuses_fim_without_known_tokens_naming_the_families(tmp_path_factory, tmp_path) -> None:
