@@ -60,7 +60,7 @@ class FimFormat:
     suffix: str
     middle: str
     pad: str | None = None
-    orders: tuple[Order, ...] = ("psm",)  # layouts the family trained on; the first one prompts inference
+    orders: tuple[Order, ...] = ("psm",)  # layouts the family trained on (inference prompts PSM, in all)
     eot: str | None = None  # ends a middle, before </s> (CodeLlama's ▁<EOT>, CodeGemma's <|file_separator|>)
     bos: bool = False  # the family's infill prompts start with the tokenizer's <s> (Llama-style tokenizers)
     suffix_space: bool = True  # False: the suffix is encoded without the dummy leading space (CodeLlama)
@@ -135,8 +135,8 @@ def known_families() -> str:
 
 
 def no_fim_tokens(tokenizer: Any, need: str) -> str:
-    """The one-line error for a tokenizer without the FIM tokens of a known family: what ``need`` s
-    them, which tokenizer it was, the families known and the fixes."""
+    """The one-line error for a tokenizer without the FIM tokens of a known family: what needs them
+    (``need``), which tokenizer it was, the families known and the fixes."""
     name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
     return (
         f"{need} needs fill-in-the-middle tokens, but the tokenizer {name} has no FIM tokens of a known "
