@@ -104,8 +104,9 @@ class SampleGenerator:
         if context is not None and len(ids) + decoding.max_new_tokens > context:
             # too long: keep the code nearest the hole, as much of it before as after
             encode = self.generator.encoder.encode
-            before, after = encode(prefix).tolist(), encode(suffix).tolist()
-            room = max(2, context - min(decoding.max_new_tokens, context // 2) - 3)
+            before, after = encode(prefix).tolist(), self.generator.encode_suffix(suffix)
+            overhead = self.generator.fim.prompt_overhead if self.generator.fim else 3
+            room = max(2, context - min(decoding.max_new_tokens, context // 2) - overhead)
             keep_after = min(len(after), room // 2)
             keep_before = min(len(before), room - keep_after)
             ids = self.generator.infill_token_ids(before[len(before) - keep_before :], after[:keep_after])
@@ -139,8 +140,10 @@ class SampleGenerator:
                 do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=decoding.top_k
             )
         eos = self.generator.eos_id
-        if eos is not None:
-            kwargs["eos_token_id"] = int(eos)
+        fim = self.generator.fim
+        ends = [int(i) for i in (eos, fim.eot if fim else None) if i is not None]  # CodeLlama: ▁<EOT>
+        if ends:
+            kwargs["eos_token_id"] = ends if len(ends) > 1 else ends[0]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         if pad is not None:
             kwargs["pad_token_id"] = int(pad)

@@ -234,7 +234,8 @@ def completion_metrics(
         generation = generator.run(prompt, decode, stop_ids=stop_ids)
         scores["next_line"].append(_score(generation, max_new, line.text))
         if generator.fim is not None:
-            prefix, suffix = _fim_parts(tokens, line, window - max_new - 3, eos)
+            budget = window - max_new - generator.fim.prompt_overhead  # 3 sentinels (+ <s>)
+            prefix, suffix = _fim_parts(tokens, line, budget, eos)
             generation = generator.run(generator.infill_token_ids(prefix, suffix), decode, stop_ids=stop_ids)
             scores["infill"].append(_score(generation, max_new, line.text))
     for kind, pairs in scores.items():

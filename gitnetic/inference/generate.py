@@ -23,6 +23,7 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import WEIGHT_FILES, is_hf_model_folder
 from gitnetic.data.loading.fim import fim_ids
 from gitnetic.data.shards.encoder import HFEncoder
+from gitnetic.data.tokenizer.fim_tokens import FimIds, infill_prompt, no_fim_tokens, repo_context
 from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
 from gitnetic.inference.params import DecodingParams, GenerateParams
 from gitnetic.models.checkpoint import checkpoints_newest_first, load_trained_model
@@ -194,23 +195,50 @@ class Generator:
             ids = [int(self.eos_id)]  # every training document starts right after a </s>
         return ids
 
-    def infill_ids(self, prefix: str, suffix: str) -> list[int]:
-        """``<fim_prefix> prefix <fim_suffix> suffix <fim_middle>`` (PSM, docs/fim.md)."""
-        if self.fim is None:
-            raise ConfigError(
-                "this model's tokenizer has no FIM tokens (<fim_prefix> <fim_middle> <fim_suffix>), so it "
-                "cannot infill; train with a tokenizer made with --fim_tokens true and --fim_rate > 0"
-            )
-        return self.infill_token_ids(
-            self.encoder.encode(prefix).tolist(), self.encoder.encode(suffix).tolist()
-        )
+    def infill_ids(
+        self, prefix: str, suffix: str, repo: str | None = None, path: str | None = None
+    ) -> list[int]:
+        """The infill prompt around ``prefix`` and ``suffix`` in the tokenizer's FIM format (docs/fim.md),
+        after the repository name and file path in the family's repository-level format when given."""
+        fim = self._need_fim()
+        context: list[int] = []
+        if repo is not None or path is not None:
+            context = repo_context(fim, lambda text: self.encoder.encode(text).tolist(), repo, path)
+            if fim.repo_name is None:
+                logger.warning(
+                    "generate: %s models have no repository-name tokens; --repo_name/--file_path not used",
+                    fim.family,
+                )
+        prefix_ids, suffix_ids = self.encoder.encode(prefix).tolist(), self.encode_suffix(suffix)
+        return infill_prompt(fim, prefix_ids, suffix_ids, context)
+
+    def encode_suffix(self, suffix: str) -> list[int]:
+        """``suffix``'s ids as its family's infill prompts hold them: CodeLlama's without the dummy
+        leading space a sentencepiece-style tokenizer puts before a text (Meta's ``encode_infilling``,
+        transformers' CodeLlamaTokenizer), everyone else's as encoded."""
+        ids = self.encoder.encode(suffix).tolist()
+        if self.fim is None or self.fim.suffix_space or not suffix:
+            return ids
+        # encode behind a newline (which gets the space instead) and drop the newline's tokens, when
+        # that cut is clean: the newline's own tokens come first, and the rest starts without the space
+        # marker unless the suffix starts with a space
+        head = self.encoder.encode("\n").tolist()
+        joined = self.encoder.encode("\n" + suffix).tolist()
+        rest = joined[len(head) :]
+        clean = joined[: len(head)] == head and bool(rest)
+        if clean and (suffix[0] == " " or not self.tokenizer.convert_ids_to_tokens(rest[0]).startswith("▁")):
+            return rest
+        return ids
 
     def infill_token_ids(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
-        """The PSM prompt around already-encoded prefix and suffix tokens (evaluate's infilling uses
+        """The infill prompt around already-encoded prefix and suffix tokens (evaluate's infilling uses
         the held-out shards' own tokens, cut at token boundaries as FIM training cuts them)."""
+        return infill_prompt(self._need_fim(), prefix, suffix)
+
+    def _need_fim(self) -> FimIds:
         if self.fim is None:
-            raise ConfigError("this model's tokenizer has no FIM tokens, so it cannot infill")
-        return [self.fim.prefix, *map(int, prefix), self.fim.suffix, *map(int, suffix), self.fim.middle]
+            raise ConfigError(no_fim_tokens(self.tokenizer, "infilling"))
+        return self.fim
 
     def run(
         self,
@@ -221,7 +249,8 @@ class Generator:
     ) -> Generation:
         """Generate after ``ids``; streams the new text to ``out`` (if given) as it is produced.
 
-        Generation ends at ``</s>`` (dropped from the result) or at any of ``stop_ids``, which is kept
+        Generation ends at ``</s>`` or the FIM family's end-of-middle token (dropped from the result) or
+        at any of ``stop_ids``, which is kept
         (evaluate's next-line completion stops at the tokens that hold a newline)."""
         if not ids:
             raise ConfigError("the prompt encodes to no tokens and the tokenizer has no </s> to start from")
@@ -241,7 +270,8 @@ class Generator:
             )
         else:
             kwargs["do_sample"] = False
-        stops = ([int(self.eos_id)] if self.eos_id is not None else []) + [int(i) for i in stop_ids]
+        ends = [int(i) for i in (self.eos_id, self.fim.eot if self.fim else None) if i is not None]
+        stops = ends + [int(i) for i in stop_ids]  # (CodeLlama ends a middle with ▁<EOT>)
         if stops:
             kwargs["eos_token_id"] = stops if len(stops) > 1 else stops[0]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_id
@@ -258,7 +288,7 @@ class Generator:
             )
         seconds = time.perf_counter() - start
         new = result[0, len(ids) :].tolist()
-        if new and self.eos_id is not None and new[-1] == self.eos_id:
+        if new and new[-1] in ends:
             new = new[:-1]
         text = self.tokenizer.decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
         return Generation(text=text, prompt_tokens=len(ids), new_tokens=len(new), seconds=seconds)
@@ -280,12 +310,19 @@ class _Streamer:
 
 def generate(params: GenerateParams, decoding: DecodingParams, out: TextIO | None = None) -> list[Generation]:
     """Load the model, read the prompts, generate each (streamed to ``out``, a newline after each)."""
+    if not params.infill and (params.repo_name is not None or params.file_path is not None):
+        raise ConfigError(
+            "--repo_name and --file_path are for infilling: also pass --prefix/--suffix or --infill_file"
+        )
     prompts = read_prompts(params)
     model, tokenizer = load_generation_model(params.model, params.config_path, params.tokenizer_path)
     generator = Generator(model, tokenizer, params.device)
     results = []
     for prompt in prompts:
-        ids = generator.infill_ids(*prompt) if params.infill else generator.prompt_ids(prompt)
+        if params.infill:
+            ids = generator.infill_ids(*prompt, repo=params.repo_name, path=params.file_path)
+        else:
+            ids = generator.prompt_ids(prompt)
         results.append(generator.run(ids, decoding, out))
         if out is not None:
             out.write("\n")

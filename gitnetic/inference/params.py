@@ -57,6 +57,20 @@ class GenerateParams(DataclassBase):
         metadata={"help": "Infill: a file with one --cursor marker where the middle goes ('-' = stdin)."},
     )
     cursor: str = field(default=DEFAULT_CURSOR, metadata={"help": "The cursor marker of --infill_file."})
+    repo_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Infill: the repository's name, put before the prompt with the family's repository "
+            "tokens (StarCoder2 <repo_name>, Qwen2.5-Coder <|repo_name|>; docs/fim.md)."
+        },
+    )
+    file_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Infill: the file's path in its repository, put before the prompt after the "
+            "family's file separator (StarCoder2 <file_sep>, Qwen2.5-Coder <|file_sep|>)."
+        },
+    )
     device: Literal["auto", "cpu", "cuda", "mps"] = field(
         default="auto", metadata={"help": "Where to run (auto: cuda when available, else cpu)."}
     )

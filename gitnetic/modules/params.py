@@ -157,11 +157,15 @@ class DataModuleParams(DataclassBase):
         default=0.0,
         metadata={
             "help": "Causal LM: share of documents in each training sample rearranged for "
-            "fill-in-the-middle (StarCoder format, docs/fim.md); needs a tokenizer trained with "
-            "--fim_tokens. 0 = plain left-to-right training."
+            "fill-in-the-middle, in the format of the tokenizer's model family (StarCoder's for "
+            "gitnetic's own tokenizers: train them with --fim_tokens; docs/fim.md). 0 = plain "
+            "left-to-right training."
         },
     )
     fim_spm_rate: float = field(
         default=0.5,
-        metadata={"help": "Share of the FIM documents in suffix-prefix-middle order (the rest: PSM)."},
+        metadata={
+            "help": "Share of the FIM documents in suffix-prefix-middle order (the rest: PSM; families "
+            "pretrained PSM only, Qwen2.5-Coder and DeepSeek-Coder, always get PSM)."
+        },
     )

@@ -13,6 +13,7 @@ calls ``set_epoch`` on the sampler each epoch, so no ``reload_dataloaders_every_
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import numpy as np
@@ -32,9 +33,12 @@ from gitnetic.data.loading.batching import (
 from gitnetic.data.loading.blend import ConcatTokens, blend_samples, parse_blend
 from gitnetic.data.loading.fim import FimDataset, fim_ids
 from gitnetic.data.shards.indexed import IndexedDataset, check_token_ids
+from gitnetic.data.tokenizer.fim_tokens import no_fim_tokens
 from gitnetic.modules.params import DataModuleParams
 
 __all__ = ["TransformerDataModule"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Truncated(Dataset):
@@ -113,11 +117,31 @@ class TransformerDataModule(LightningDataModule):
                 f"--fim_rate and --fim_spm_rate must be between 0 and 1, got {p.fim_rate} and {p.fim_spm_rate}"
             )
         if p.fim_rate > 0:
-            if fim_ids(self.tokenizer) is None or getattr(self.tokenizer, "eos_token_id", None) is None:
+            ids = fim_ids(self.tokenizer)
+            if ids is None:
                 raise ConfigError(
-                    f"--fim_rate {p.fim_rate} needs a tokenizer with </s> and the FIM tokens <fim_prefix> "
-                    "<fim_middle> <fim_suffix> <fim_pad>; train it with 'python -m gitnetic tokenizer "
-                    "--fim_tokens true' (then preprocess again) or set --fim_rate 0"
+                    no_fim_tokens(self.tokenizer, f"--fim_rate {p.fim_rate}") + " or set --fim_rate 0"
+                )
+            if getattr(self.tokenizer, "eos_token_id", None) is None:
+                raise ConfigError(
+                    f"--fim_rate {p.fim_rate} needs a tokenizer with an end-of-text token (</s>) to find "
+                    "documents by; set --fim_rate 0"
+                )
+            logger.info(
+                "FIM: %s format, %s of the documents (ids prefix %d, suffix %d, middle %d%s)",
+                ids.family,
+                p.fim_rate,
+                ids.prefix,
+                ids.suffix,
+                ids.middle,
+                "" if ids.eot is None else f", end of middle {ids.eot}",
+            )
+            if not ids.spm and p.fim_spm_rate > 0:
+                logger.warning(
+                    "FIM: %s trained prefix-suffix-middle (PSM) only; all FIM samples are PSM "
+                    "(--fim_spm_rate %s not used)",
+                    ids.family,
+                    p.fim_spm_rate,
                 )
         if p.max_tokens is None and p.batch_size is None:
             raise ConfigError("set --max_tokens (tokens per batch) or --batch_size (sequences per batch)")

@@ -1,4 +1,4 @@
-"""Fill-in-the-middle (FIM, Bavarian et al. 2022) in StarCoder's format, applied to training samples.
+"""Fill-in-the-middle (FIM, Bavarian et al. 2022) in the tokenizer's own format, applied to training samples.
 
 A causal LM only learns to continue text to the right. FIM teaches it to fill a gap: a document is cut
 at two random points into prefix / middle / suffix and rearranged so the middle comes last::
@@ -7,27 +7,37 @@ at two random points into prefix / middle / suffix and rearranged so the middle 
     SPM: <fim_prefix> <fim_suffix> suffix <fim_middle> prefix middle
 
 (SPM is the FIM paper's "variant 2", as in bigcode's Megatron-LM). At inference the model gets
-everything up to ``<fim_middle>`` and writes the middle, ending with ``</s>``. The exact format, which an
-inference server needs, is in docs/fim.md.
+everything up to ``<fim_middle>`` and writes the middle, ending with ``</s>``. These are StarCoder's
+names; a pretrained model's tokenizer brings its own family's tokens and conventions
+(``gitnetic.data.tokenizer.fim_tokens``: Qwen2.5-Coder, DeepSeek-Coder, CodeLlama, ...), which the same
+code lays out. The exact formats, which an inference server needs, are in docs/fim.md.
 
 Samples keep their length: the transform runs per document *inside* a sample the data module already
 built (a packed block or a truncated sequence), documents are found by the ``</s>`` preprocess appends
-(literal ``</s>`` text never encodes to that id), and the three sentinels displace the last three
-content tokens of the document piece (bigcode truncates the suffix the same way). Randomness is a pure
+(literal ``</s>`` text never encodes to that id), and the three sentinels (CodeLlama: four, with the
+``▁<EOT>`` after the middle) displace the last content tokens of the document piece (bigcode truncates the suffix the same way). Randomness is a pure
 function of ``(seed, sample index)``, so DDP ranks (disjoint indices) draw disjoint streams and a resumed
 run rebuilds exactly the samples of an uninterrupted one without storing any RNG state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from torch.utils.data import Dataset
 
 from gitnetic.common.errors import ConfigError
-from gitnetic.data.tokenizer.fim_tokens import FIM_MIDDLE, FIM_PAD, FIM_PREFIX, FIM_SUFFIX, FIM_TOKENS
+from gitnetic.data.tokenizer.fim_tokens import (
+    FIM_MIDDLE,
+    FIM_PAD,
+    FIM_PREFIX,
+    FIM_SUFFIX,
+    FIM_TOKENS,
+    FimIds,
+    fim_ids,
+    fim_pieces,
+)
 
 __all__ = [
     "FIM_PREFIX",
@@ -43,27 +53,8 @@ __all__ = [
     "fim_rng",
 ]
 
-SENTINELS = 3  # tokens a FIM'd document gains: prefix, suffix and middle markers
+SENTINELS = 3  # tokens a FIM'd document gains: prefix, suffix and middle markers (CodeLlama: + ▁<EOT>)
 _FIM_KEY = 0xF1A  # separates the FIM stream from every other use of the seed
-
-
-@dataclass(frozen=True)
-class FimIds:
-    """Token ids of the four FIM special tokens in one tokenizer."""
-
-    prefix: int
-    middle: int
-    suffix: int
-    pad: int
-
-
-def fim_ids(tokenizer: Any) -> FimIds | None:
-    """The tokenizer's FIM ids, or None when it lacks any of the four tokens."""
-    vocab = tokenizer.get_vocab()
-    ids = [vocab.get(token) for token in FIM_TOKENS]
-    if any(i is None for i in ids):
-        return None
-    return FimIds(*(int(i) for i in ids))
 
 
 def fim_rng(seed: int, index: int) -> np.random.Generator:
@@ -72,32 +63,20 @@ def fim_rng(seed: int, index: int) -> np.random.Generator:
 
 
 def permute(content: np.ndarray, ids: FimIds, boundaries: tuple[int, int], spm: bool) -> np.ndarray:
-    """One document's content (no ``</s>``) in FIM layout, same length: ``content[:n-3]`` is split at
-    ``boundaries`` (``0 <= lo <= hi <= n-3``) and its last three tokens make room for the sentinels."""
-    keep = len(content) - SENTINELS
+    """One document's content (no ``</s>``) in the FIM layout of ``ids``'s family, same length:
+    ``content[:n-k]`` is split at ``boundaries`` (``0 <= lo <= hi <= n-k``) and its last ``k =
+    ids.sentinels`` tokens make room for the sentinels (and the family's end-of-middle token)."""
+    keep = len(content) - ids.sentinels
     lo, hi = boundaries
     if keep < 1 or not 0 <= lo <= hi <= keep:
         raise ValueError(f"bad FIM boundaries {boundaries} for {len(content)} tokens")
     body = content[:keep]
     prefix, middle, suffix = body[:lo], body[lo:hi], body[hi:]
     dtype = content.dtype
-    if spm:
-        parts = [
-            np.array([ids.prefix, ids.suffix], dtype),
-            suffix,
-            np.array([ids.middle], dtype),
-            prefix,
-            middle,
-        ]
-    else:
-        parts = [
-            np.array([ids.prefix], dtype),
-            prefix,
-            np.array([ids.suffix], dtype),
-            suffix,
-            np.array([ids.middle], dtype),
-            middle,
-        ]
+    parts = [np.asarray(p, dtype) for p in fim_pieces(ids, prefix, suffix, spm)]
+    parts.append(middle)
+    if ids.eot is not None:
+        parts.append(np.array([ids.eot], dtype))
     return np.concatenate(parts)
 
 
@@ -110,8 +89,9 @@ def apply_fim(
     spm_rate: float,
 ) -> np.ndarray:
     """``sample`` with each document piece (split after every ``eos_id``) FIM'd with probability
-    ``fim_rate`` (SPM with probability ``spm_rate``, else PSM); the result has the same length and the
-    ``</s>`` ending a piece stays at its end, so the model learns to stop after the middle."""
+    ``fim_rate`` (SPM with probability ``spm_rate`` when the family trains SPM, else PSM); the result
+    has the same length and the ``</s>`` ending a piece stays at its end, so the model learns to stop
+    after the middle."""
     out = np.array(sample, copy=True)
     ends = np.flatnonzero(out == eos_id) + 1
     start = 0
@@ -121,10 +101,10 @@ def apply_fim(
         stop = end - 1 if out[end - 1] == eos_id else end  # content only; keep the </s>
         draw = rng.random()
         n = stop - start
-        if draw < fim_rate and n > SENTINELS:
-            keep = n - SENTINELS
+        if draw < fim_rate and n > ids.sentinels:
+            keep = n - ids.sentinels
             lo, hi = sorted(int(b) for b in rng.integers(0, keep + 1, size=2))
-            spm = bool(rng.random() < spm_rate)
+            spm = bool(rng.random() < spm_rate) and ids.spm  # (drawn anyway: one stream for all families)
             out[start:stop] = permute(out[start:stop], ids, (lo, hi), spm)
         start = end
     return out
