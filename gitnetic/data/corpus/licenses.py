@@ -20,9 +20,15 @@ holding ``.git``) that has a license file; a ``git``/``git-history`` source's tr
 (at ``rev``, or the newest end of ``rev_range``), first the sub-tree the path names, then the
 repository's top; the ``stdlib`` source's library folder (its ``LICENSE.txt``).
 
+A ``repos`` source has one license per repository (each read at its commit, from the top of its tree),
+recorded as ``SOURCE/REPOSITORY`` (so ``licenses.json`` names every repository the model read).
+
 A source's ``licenses`` option is an allow-list: when it is set, every license of the source's
 expression must be in it, else the corpus stage stops before writing anything, with a one-line error
-naming the source and the license (no license found is refused too).
+naming the source and the license (no license found is refused too). For a ``repos`` source it applies
+to each repository, and a refused one stops the stage the same way, naming the repository and its
+manifest line: remove the line (or add the license) deliberately, rather than a corpus quietly missing
+repositories.
 """
 
 from __future__ import annotations
@@ -129,13 +135,27 @@ def source_license(spec: SourceParams) -> str | None:
     return detect_license(texts)
 
 
-def check_allowed(spec: SourceParams, expression: str | None) -> None:
+def _repository_licenses(spec: SourceParams) -> Iterator[tuple[str, str | None]]:
+    from gitnetic.data.corpus.sources.manifest import manifest_path, manifest_repositories
+
+    for repo in manifest_repositories(spec):
+        if repo.path is None or repo.commit is None:
+            continue  # left out (skip_unavailable): the source counts it
+        expression = detect_license(_git_license_texts(repo.path, repo.commit))
+        where = (
+            f"corpus source {spec.name!r}, repository {repo.name} ({repo.line.where(manifest_path(spec))})"
+        )
+        check_allowed(spec, expression, where)
+        yield f"{spec.name}/{repo.name}", expression
+
+
+def check_allowed(spec: SourceParams, expression: str | None, where: str | None = None) -> None:
     """Raise :class:`CorpusError` when ``spec.licenses`` is set and ``expression`` is not all in it."""
     if spec.licenses is None:
         return
     allowed = {_spdx(name).lower() for name in spec.licenses}
     refused = [i for i in license_ids(expression) if i.lower() not in allowed]
-    where = f"corpus source {spec.name!r}" + (f" ({spec.path})" if spec.path else "")
+    where = where or f"corpus source {spec.name!r}" + (f" ({spec.path})" if spec.path else "")
     listed = ", ".join(spec.licenses) or "nothing"
     if expression is None:
         raise CorpusError(
@@ -152,6 +172,9 @@ def check_allowed(spec: SourceParams, expression: str | None) -> None:
 def source_licenses(specs: Iterable[SourceParams]) -> Iterator[tuple[str, str | None]]:
     """``(name, expression)`` per source, each checked against its allow-list (raises on a refusal)."""
     for spec in specs:
+        if spec.type == "repos":
+            yield from _repository_licenses(spec)
+            continue
         expression = source_license(spec)
         if spec.type == "dir" and not Path(spec.path or "").expanduser().is_dir():
             yield spec.name, None  # opening the source says what is wrong with its path

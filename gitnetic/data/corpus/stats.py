@@ -13,6 +13,7 @@ from typing import Any
 
 from gitnetic.data.corpus.filters import FILTER_REASONS
 from gitnetic.data.corpus.sources.git_history import HISTORY_SKIPS
+from gitnetic.data.corpus.sources.manifest import UNAVAILABLE
 from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
 
@@ -49,6 +50,7 @@ class SourceStats(_SplitTotals):
     type: str
     label: str
     commit: str | None = None  # the resolved commit of a git / git-history source
+    repositories: dict[str, dict[str, Any]] | None = None  # a repos source's: name -> location, rev, commit
     documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
     bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
     skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
@@ -61,6 +63,8 @@ class SourceStats(_SplitTotals):
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
+        if self.repositories is None:
+            del out["repositories"]  # only a repos source has the key
         out["documents"] = {**self.documents, "total": self.total_documents}
         out["bytes"] = {**self.bytes, "total": self.total_bytes}
         out["redacted"] = dict(sorted(self.redacted.items()))
@@ -142,7 +146,11 @@ def log_summary(stats: CorpusStats, sources: list[SourceParams], description: st
         log.info("corpus: dropped %d document(s) holding %s problem text (decontamination)", n, bench)
     for name, src in stats.sources.items():
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
-        log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
+        if src.repositories is not None:  # one license per repository, keyed SOURCE/REPOSITORY
+            found = [stats.licenses.get(f"{name}/{repo}") or "not detected" for repo in src.repositories]
+            log.info("%slicenses of %d repositories: %s", prefix, len(found), dict(Counter(found)))
+        else:
+            log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
         for key, n in src.skipped.items():
             if n:
                 log.info(
@@ -150,7 +158,7 @@ def log_summary(stats: CorpusStats, sources: list[SourceParams], description: st
                     prefix,
                     n,
                     key.replace("_", "-"),
-                    "item(s)" if key in HISTORY_SKIPS else "file(s)",
+                    "item(s)" if key in (*HISTORY_SKIPS, UNAVAILABLE) else "file(s)",
                 )
         for key, n in src.filtered.items():
             if n:

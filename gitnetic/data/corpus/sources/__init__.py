@@ -6,7 +6,9 @@ Each source type lives in its own module and yields :class:`Candidate` documents
 * ``dir`` (:mod:`.dir`): a folder tree;
 * ``git`` (:mod:`.git`): a repository at one revision, read with ``git ls-tree``/``cat-file`` (no checkout);
 * ``git-history`` (:mod:`.git_history`): the commits of a revision range, one document per commit
-  (message + unified diff), streamed from ``git log``.
+  (message + unified diff), streamed from ``git log``;
+* ``repos`` (:mod:`.manifest`): the repositories a manifest file lists, fetched into a cache
+  (:mod:`.fetch`) and each read at its commit as ``git`` reads one.
 
 The corpus stage (:mod:`gitnetic.data.corpus.stage`) reads the candidates, filters, redacts, de-duplicates
 and splits them; a source only finds and reads.
@@ -21,6 +23,7 @@ from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.dir import open_dir
 from gitnetic.data.corpus.sources.git import open_git
 from gitnetic.data.corpus.sources.git_history import open_git_history
+from gitnetic.data.corpus.sources.manifest import open_repos
 from gitnetic.data.corpus.sources.params import SOURCE_TYPES, SourceParams
 from gitnetic.data.corpus.sources.stdlib import open_stdlib
 
@@ -40,6 +43,6 @@ def open_source(
         with open_git_history(params, drop_path) as opened:
             yield opened
         return
-    opener = {"stdlib": open_stdlib, "dir": open_dir, "git": open_git}[params.type]
+    opener = {"stdlib": open_stdlib, "dir": open_dir, "git": open_git, "repos": open_repos}[params.type]
     with opener(params) as opened:
         yield opened

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["Candidate", "OpenedSource"]
 
@@ -34,3 +34,4 @@ class OpenedSource:
     count: int | None  # candidates to expect (progress bar), None when not known up front
     commit: str | None = None  # resolved commit id (git, git-history)
     skipped: dict[str, int] = field(default_factory=dict)  # drops the source itself makes (e.g. binary diffs)
+    repositories: dict[str, dict[str, Any]] | None = None  # repos: each repository's location, rev, commit
