@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams, PartsParams, SplitParams
+from gitnetic.data.corpus.sources.fetch import FetchFailed, fetch_repository
 from gitnetic.data.corpus.sources.manifest import read_manifest
 from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stage import collect_corpus, run_corpus
 from gitnetic.data.jsonl import iter_jsonl
-from tests.helpers import git, module, write_tree
+from tests.helpers import git, module, run_gitnetic, write_tree
 
 MIT = (
     Path(__file__).resolve().parents[3] / "gitnetic" / "data" / "corpus" / "redact" / "gitleaks" / "LICENSE"
@@ -284,3 +286,53 @@ def test_fan_out_by_repository_is_byte_identical(tmp_path: Path, repos: dict) ->
         for split in SPLITS:
             run_corpus(fanned, CorpusJobParams(job="write", split=split))
         assert snapshot(tmp_path / f"fan{count}") == expected, f"parts.count {count}"
+
+
+def test_cli_bad_line_is_one_line_and_default_cache_dir(tmp_path: Path, repos: dict) -> None:
+    (tmp_path / "repos.txt").write_text(f"src/alpha v1\nfile://{repos['beta']}\nhtps://example.org/x.git\n")
+    source = json.dumps({"name": "org", "type": "repos", "manifest": "repos.txt"})
+    proc = run_gitnetic("corpus", "--sources", source, "--out_dir", "out", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(error) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "repos.txt line 3: htps:// is not a git URL scheme" in error[0], error[0]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()  # nothing fetched either
+
+    (tmp_path / "repos.txt").write_text(f"src/alpha v1\nfile://{repos['beta']}\n")
+    proc = run_gitnetic(
+        "corpus", "--sources", source, "--out_dir", "out", "--splits.test_ratio", "0", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "data" / "cache" / "repos").glob("*.git"))) == 2
+
+
+def test_fetch_each_kind_of_revision(tmp_path: Path, repos: dict) -> None:
+    cache = tmp_path / "cache"
+    alpha, gamma, first = f"file://{repos['alpha']}", f"file://{repos['gamma']}", repos["gamma_first"]
+    cases = {  # (location, rev): (commit, shallow)
+        (alpha, "v1"): (repos["alpha_v1"], True),  # a tag: cloned at depth 1
+        (gamma, first): (first, True),  # a full commit id: fetched alone
+        (gamma, first[:10]): (first, False),  # an abbreviated id: the whole history, then resolved
+        (gamma, "main~1"): (first, False),
+        (str(repos["gamma"]), "main~1"): (first, False),  # a local path: git's local clone
+    }
+    for (location, rev), (commit, shallow) in cases.items():
+        got = fetch_repository(cache, location, rev)
+        assert got.commit == commit, (location, rev)
+        is_shallow = git(got.path, "rev-parse", "--is-shallow-repository").strip() == "true"
+        assert is_shallow == shallow, (location, rev)
+        assert git(got.path, "rev-parse", "--is-bare-repository").strip() == "true"
+        assert fetch_repository(cache, location, rev) == got  # from the cache
+    with pytest.raises(FetchFailed, match=r"revision 'nope' not found"):
+        fetch_repository(cache, gamma, "nope")
+    assert not list(cache.glob(".*tmp-*")) and len(list(cache.glob("*.git"))) == len(cases)
+
+
+def test_concurrent_fetches_of_one_repository_fetch_it_once(tmp_path: Path, repos: dict) -> None:
+    """Threads (or fan-out jobs sharing cache_dir) wanting one repository: one fetches, the others wait
+    on its lock file and take the complete entry."""
+    cache, location = tmp_path / "cache", f"file://{repos['beta']}"
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: fetch_repository(cache, location, "HEAD"), range(8)))
+    assert len(set(got)) == 1 and got[0].commit == repos["beta_head"]
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == [got[0].path.name]

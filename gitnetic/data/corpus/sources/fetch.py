@@ -7,11 +7,14 @@ Why the cache looks the way it does:
   repository, and a rerun, a killed run resumed or another job of the fan-out finds it there and fetches
   nothing (a branch or tag is therefore resolved once, when first fetched; delete the entry, or pin a
   commit in the manifest, to read a newer one).
-* **Shallow**: a branch, a tag, ``HEAD`` or a full commit id is fetched with ``--depth 1`` (one commit's
-  tree and blobs; git's protocol v2 serves a commit id too). Any other revision (an abbreviated id,
-  ``main~3``) needs history, so that repository is fetched whole and the revision resolved in it. Not
-  ``--filter=blob:none``: the stage reads every selected blob, and a partial clone fetches each missing
-  blob with its own request (``ls-tree -l`` alone would fetch them all, one by one, for their sizes).
+* **Shallow** from a URL (``file://`` included): a branch, a tag or ``HEAD`` is cloned with ``--depth 1``
+  (one commit's tree and blobs), a full commit id fetched alone (git's protocol v2 serves any commit
+  id). Any other revision (an abbreviated id, ``main~3``) needs history, so that repository is cloned
+  whole and the revision resolved in it. Not ``--filter=blob:none``: the stage reads every selected
+  blob, and a partial clone fetches each missing blob with its own request (``ls-tree -l`` alone would
+  fetch them all, one by one, for their sizes). A local path gets git's local clone instead: hard links
+  to its objects, nothing transferred or packed (git ignores ``--depth`` there; about 3x faster than a
+  shallow ``file://`` fetch of a small repository), and any revision resolves in it.
 * **Never half there**: a fetch goes into a temporary folder beside the entry, renamed to the entry's
   name only once the pinned ref is written, under an exclusive lock file (``<entry>.lock``, ``flock``), so
   concurrent jobs or threads wanting one repository fetch it once and the others wait for it; a killed
@@ -40,6 +43,7 @@ __all__ = ["PINNED", "FetchFailed", "Fetched", "cache_entry", "cached_commit", "
 
 PINNED = "refs/gitnetic/pinned"  # the commit a cache entry holds
 _FULL_ID = re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{64})\Z")
+_URL_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:")  # else a local path
 _PLAIN_REF = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*\Z")  # a branch or tag name (fetchable as is)
 
 
@@ -108,30 +112,36 @@ def _git(*args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", *args], capture_output=True, env=env)
 
 
-def _init(tmp: Path) -> None:
-    shutil.rmtree(tmp, ignore_errors=True)
-    proc = _git("init", "--bare", "-q", str(tmp))
-    if proc.returncode != 0:
-        raise FetchFailed(f"cannot create a repository in {tmp.parent} ({git_error_line(proc)})")
-
-
 def _fetch_into(tmp: Path, location: str, rev: str) -> str:
     """Fetch ``location`` at ``rev`` into the empty folder ``tmp``; pin and return the commit."""
     commit = None
-    if _FULL_ID.match(rev) or _PLAIN_REF.match(rev):
-        _init(tmp)
-        proc = _git("-C", str(tmp), "fetch", "-q", "--depth", "1", "--no-tags", location, rev)
-        if proc.returncode == 0:
-            commit = _resolve(tmp, "FETCH_HEAD")
-        elif not _FULL_ID.match(rev) and rev != "HEAD":
-            commit = None  # maybe not a ref at all (an abbreviated id): try with history below
-        else:
+    local = not _URL_LIKE.match(location)
+    if local:  # git's local clone: hard links, no transfer (it ignores --depth); any revision resolves
+        proc = _git("clone", "-q", "--bare", "--local", "--", location, str(tmp))
+        if proc.returncode != 0:
             raise FetchFailed(git_error_line(proc))
-    if commit is None:
-        _init(tmp)
-        proc = _git(
-            "-C", str(tmp), "fetch", "-q", location, "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"
-        )
+        commit = _resolve(tmp, rev)
+        if commit is None:
+            raise FetchFailed(f"revision {rev!r} not found (not a branch, tag or commit of it)")
+    elif _FULL_ID.match(rev):  # a pinned commit: that commit alone (protocol v2 serves any commit id)
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc = _git("init", "--bare", "-q", str(tmp))
+        if proc.returncode == 0:
+            proc = _git("-C", str(tmp), "fetch", "-q", "--depth", "1", "--no-tags", "--", location, rev)
+        if proc.returncode != 0:
+            raise FetchFailed(git_error_line(proc))
+        commit = _resolve(tmp, "FETCH_HEAD")
+    elif _PLAIN_REF.match(rev):  # HEAD, a branch or a tag: one commit's tree and blobs
+        branch = () if rev == "HEAD" else ("--branch", rev)
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc = _git("clone", "-q", "--bare", "--depth", "1", *branch, "--", location, str(tmp))
+        if proc.returncode == 0:
+            commit = _resolve(tmp, "HEAD")
+        elif rev == "HEAD":
+            raise FetchFailed(git_error_line(proc))
+    if commit is None:  # any other revision (an abbreviated id, main~3) needs history: all of it
+        shutil.rmtree(tmp, ignore_errors=True)
+        proc = _git("clone", "-q", "--bare", "--", location, str(tmp))
         if proc.returncode != 0:
             raise FetchFailed(git_error_line(proc))
         commit = _resolve(tmp, rev)
