@@ -121,6 +121,9 @@ def _newest_rev(spec: SourceParams) -> str:
 
 def source_license(spec: SourceParams) -> str | None:
     """Detect one source's license (see the module doc for where its root is)."""
+    if spec.type == "repos":  # every license of its repositories
+        found = {i for _, expression in _repository_licenses(spec, False) for i in license_ids(expression)}
+        return " AND ".join(sorted(found)) or None
     if spec.type == "stdlib":
         from gitnetic.data.corpus.sources.stdlib import stdlib_root
 
@@ -135,17 +138,17 @@ def source_license(spec: SourceParams) -> str | None:
     return detect_license(texts)
 
 
-def _repository_licenses(spec: SourceParams) -> Iterator[tuple[str, str | None]]:
+def _repository_licenses(spec: SourceParams, check: bool = True) -> Iterator[tuple[str, str | None]]:
+    """``(SOURCE/REPOSITORY, expression)`` per fetched repository of a ``repos`` source."""
     from gitnetic.data.corpus.sources.manifest import manifest_path, manifest_repositories
 
     for repo in manifest_repositories(spec):
         if repo.path is None or repo.commit is None:
             continue  # left out (skip_unavailable): the source counts it
         expression = detect_license(_git_license_texts(repo.path, repo.commit))
-        where = (
-            f"corpus source {spec.name!r}, repository {repo.name} ({repo.line.where(manifest_path(spec))})"
-        )
-        check_allowed(spec, expression, where)
+        if check:
+            where = f"repository {repo.name} ({repo.line.where(manifest_path(spec))})"
+            check_allowed(spec, expression, f"corpus source {spec.name!r}, {where}")
         yield f"{spec.name}/{repo.name}", expression
 
 

@@ -94,6 +94,15 @@ class CorpusStats(_SplitTotals):
             total.update(getattr(src, attr))
         return dict(sorted(total.items()))
 
+    def _source_dict(self, name: str, src: SourceStats) -> dict[str, Any]:
+        out = src.to_dict()
+        if src.repositories is not None:  # each repository's license beside its commit
+            out["repositories"] = {
+                repo: {**entry, "license": self.licenses.get(f"{name}/{repo}")}
+                for repo, entry in src.repositories.items()
+            }
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -108,7 +117,7 @@ class CorpusStats(_SplitTotals):
             "files_not_collected": self.files_not_collected,
             "stopped_by": self.stopped_by,
             "decontaminated": dict(self.decontaminated),
-            "sources": {name: src.to_dict() for name, src in self.sources.items()},
+            "sources": {name: self._source_dict(name, src) for name, src in self.sources.items()},
             "licenses": self.licenses,
         }
 

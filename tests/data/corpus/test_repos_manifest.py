@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gitnetic.common.errors import ConfigError, CorpusError
+from gitnetic.data.corpus.licenses import source_license
 from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams, PartsParams, SplitParams
 from gitnetic.data.corpus.sources.fetch import FetchFailed, fetch_repository
 from gitnetic.data.corpus.sources.manifest import read_manifest
@@ -145,6 +146,8 @@ def test_manifest_documents_commits_licenses_and_cache_reuse(tmp_path: Path, rep
     assert org["repositories"]["alpha"]["rev"] == "v1"
     assert org["repositories"]["beta"]["location"] == f"file://{repos['beta']}"
     assert stats["licenses"] == {"org/alpha": "MIT", "org/beta": "Apache-2.0", "org/gamma-old": None}
+    assert org["repositories"]["beta"]["license"] == "Apache-2.0"
+    assert source_license(params(tmp_path, manifest).sources[0]) == "Apache-2.0 AND MIT"
     assert org["skipped"]["unavailable_repository"] == 0
     assert "repositories" not in stats["sources"].get("stdlib", {})
 
