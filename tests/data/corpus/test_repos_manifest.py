@@ -5,6 +5,7 @@ manifests; the fan-out byte-identical to one job. No network: every repository i
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -184,7 +185,9 @@ def test_killed_fetch_leftovers_are_replaced(tmp_path: Path, repos: dict) -> Non
     assert snapshot(tmp_path / "out") == snapshot(tmp_path / "again")
 
 
-def test_unavailable_repository_stops_or_is_skipped(tmp_path: Path, repos: dict) -> None:
+def test_unavailable_repository_stops_or_is_skipped(
+    tmp_path: Path, repos: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     manifest = write_manifest(tmp_path, repos, extra=f"file://{tmp_path}/src/nowhere.git main gone\n")
     with pytest.raises(CorpusError, match=r"repository gone \(.*repos.txt line 6: .*\) does not exist"):
         collect_corpus(params(tmp_path, manifest))
@@ -199,7 +202,10 @@ def test_unavailable_repository_stops_or_is_skipped(tmp_path: Path, repos: dict)
         collect_corpus(params(tmp_path, manifest))
     assert not any((tmp_path / "out").glob("*.jsonl")) if (tmp_path / "out").exists() else True
 
-    stats = collect_corpus(params(tmp_path, manifest, skip_unavailable=True))
+    with caplog.at_level(logging.WARNING):
+        stats = collect_corpus(params(tmp_path, manifest, skip_unavailable=True))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "left out repository plain (" in warned[0] and "line 6" in warned[0], warned
     org = stats.sources["org"]
     assert org.skipped["unavailable_repository"] == 1
     assert org.repositories is not None and org.repositories["plain"]["commit"] is None

@@ -129,14 +129,12 @@ def _location(manifest: Path, number: int, text: str, raw: str) -> tuple[str, Pa
     if _SCP.match(raw):
         return raw, None
     path = Path(raw).expanduser()
-    path = path if path.is_absolute() else manifest.parent / path
-    path = Path(path.resolve())
+    path = (path if path.is_absolute() else manifest.parent / path).resolve()
     return str(path), path
 
 
 def _default_name(location: str) -> str:
-    base = location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
-    return base
+    return location.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")
 
 
 def read_manifest(manifest: Path) -> list[ManifestLine]:
