@@ -70,7 +70,9 @@ def opened_source(params: CorpusParams, position: int) -> Iterator[SourceTurn]:
     spec = params.sources[position]
     with open_for_corpus(spec, params.filters) as opened:
         label = opened.label if spec.record_source == "origin" else spec.name
-        src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+        src = SourceStats(
+            type=spec.type, label=opened.label, commit=opened.commit, repositories=opened.repositories
+        )
         if spec.type in DATASET_TYPES:
             src.start_dataset()
         index_near = any(s.clean for s in params.sources[position:])

@@ -20,9 +20,15 @@ holding ``.git``) that has a license file; a ``git``/``git-history`` source's tr
 (at ``rev``, or the newest end of ``rev_range``), first the sub-tree the path names, then the
 repository's top; the ``stdlib`` source's library folder (its ``LICENSE.txt``).
 
+A ``repos`` source has one license per repository (each read at its commit, from the top of its tree),
+recorded as ``SOURCE/REPOSITORY`` (so ``licenses.json`` names every repository the model read).
+
 A source's ``licenses`` option is an allow-list: when it is set, every license of the source's
 expression must be in it, else the corpus stage stops before writing anything, with a one-line error
-naming the source and the license (no license found is refused too).
+naming the source and the license (no license found is refused too). For a ``repos`` source it applies
+to each repository, and a refused one stops the stage the same way, naming the repository and its
+manifest line: remove the line (or add the license) deliberately, rather than a corpus quietly missing
+repositories.
 
 A dataset source (``parquet``, ``jsonl``) has no license file: each row carries its repository's
 licenses, the allow-list is applied row by row (:mod:`gitnetic.data.corpus.sources.dataset`) and its
@@ -121,6 +127,9 @@ def source_license(spec: SourceParams) -> str | None:
     """Detect one source's license (see the module doc for where its root is); None for a dataset."""
     if spec.type in DATASET_TYPES:
         return None
+    if spec.type == "repos":  # every license of its repositories
+        found = {i for _, expression in _repository_licenses(spec, False) for i in license_ids(expression)}
+        return " AND ".join(sorted(found)) or None
     if spec.type == "stdlib":
         from gitnetic.data.corpus.sources.stdlib import stdlib_root
 
@@ -135,13 +144,27 @@ def source_license(spec: SourceParams) -> str | None:
     return detect_license(texts)
 
 
-def check_allowed(spec: SourceParams, expression: str | None) -> None:
+def _repository_licenses(spec: SourceParams, check: bool = True) -> Iterator[tuple[str, str | None]]:
+    """``(SOURCE/REPOSITORY, expression)`` per fetched repository of a ``repos`` source."""
+    from gitnetic.data.corpus.sources.manifest import manifest_path, manifest_repositories
+
+    for repo in manifest_repositories(spec):
+        if repo.path is None or repo.commit is None:
+            continue  # left out (skip_unavailable): the source counts it
+        expression = detect_license(_git_license_texts(repo.path, repo.commit))
+        if check:
+            where = f"repository {repo.name} ({repo.line.where(manifest_path(spec))})"
+            check_allowed(spec, expression, f"corpus source {spec.name!r}, {where}")
+        yield f"{spec.name}/{repo.name}", expression
+
+
+def check_allowed(spec: SourceParams, expression: str | None, where: str | None = None) -> None:
     """Raise :class:`CorpusError` when ``spec.licenses`` is set and ``expression`` is not all in it."""
     if spec.licenses is None:
         return
     allowed = {_spdx(name).lower() for name in spec.licenses}
     refused = [i for i in license_ids(expression) if i.lower() not in allowed]
-    where = f"corpus source {spec.name!r}" + (f" ({spec.path})" if spec.path else "")
+    where = where or f"corpus source {spec.name!r}" + (f" ({spec.path})" if spec.path else "")
     listed = ", ".join(spec.licenses) or "nothing"
     if expression is None:
         raise CorpusError(
@@ -161,6 +184,9 @@ def source_licenses(specs: Iterable[SourceParams]) -> Iterator[tuple[str, str | 
     for spec in specs:
         if spec.type in DATASET_TYPES:
             yield spec.name, None
+            continue
+        if spec.type == "repos":
+            yield from _repository_licenses(spec)
             continue
         expression = source_license(spec)
         if spec.type == "dir" and not Path(spec.path or "").expanduser().is_dir():

@@ -15,6 +15,7 @@ from gitnetic.data.corpus.filters import FILTER_REASONS
 from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.sources.dataset import DATASET_SKIPS, NO_LICENSE
 from gitnetic.data.corpus.sources.git_history import HISTORY_SKIPS
+from gitnetic.data.corpus.sources.manifest import UNAVAILABLE
 from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
 
@@ -51,6 +52,7 @@ class SourceStats(_SplitTotals):
     type: str
     label: str
     commit: str | None = None  # the resolved commit of a git / git-history source
+    repositories: dict[str, dict[str, Any]] | None = None  # a repos source's: name -> location, rev, commit
     documents: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
     bytes: dict[str, int] = field(default_factory=lambda: _zero(SPLITS))
     skipped: dict[str, int] = field(default_factory=lambda: _zero(SKIP_REASONS))
@@ -81,6 +83,8 @@ class SourceStats(_SplitTotals):
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
+        if self.repositories is None:
+            del out["repositories"]  # only a repos source has the key
         out["documents"] = {**self.documents, "total": self.total_documents}
         out["bytes"] = {**self.bytes, "total": self.total_bytes}
         out["redacted"] = dict(sorted(self.redacted.items()))
@@ -114,6 +118,15 @@ class CorpusStats(_SplitTotals):
             total.update(getattr(src, attr))
         return dict(sorted(total.items()))
 
+    def _source_dict(self, name: str, src: SourceStats) -> dict[str, Any]:
+        out = src.to_dict()
+        if src.repositories is not None:  # each repository's license beside its commit
+            out["repositories"] = {
+                repo: {**entry, "license": self.licenses.get(f"{name}/{repo}")}
+                for repo, entry in src.repositories.items()
+            }
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -128,7 +141,7 @@ class CorpusStats(_SplitTotals):
             "files_not_collected": self.files_not_collected,
             "stopped_by": self.stopped_by,
             "decontaminated": dict(self.decontaminated),
-            "sources": {name: src.to_dict() for name, src in self.sources.items()},
+            "sources": {name: self._source_dict(name, src) for name, src in self.sources.items()},
             "licenses": self.licenses,
         }
 
@@ -176,7 +189,11 @@ def log_summary(stats: CorpusStats, sources: list[SourceParams], description: st
         log.info("corpus: dropped %d document(s) holding %s problem text (decontamination)", n, bench)
     for name, src in stats.sources.items():
         prefix = "corpus: " if len(stats.sources) == 1 else f"corpus: [{name}] "
-        log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
+        if src.repositories is not None:  # one license per repository, keyed SOURCE/REPOSITORY
+            found = [stats.licenses.get(f"{name}/{repo}") or "not detected" for repo in src.repositories]
+            log.info("%slicenses of %d repositories: %s", prefix, len(found), dict(Counter(found)))
+        else:
+            log.info("%slicense %s", prefix, stats.licenses.get(name) or "not detected")
         for key, n in src.skipped.items():
             if n:
                 log.info(
@@ -184,7 +201,7 @@ def log_summary(stats: CorpusStats, sources: list[SourceParams], description: st
                     prefix,
                     n,
                     key.replace("_", "-"),
-                    "item(s)" if key in HISTORY_SKIPS else "file(s)",
+                    "item(s)" if key in (*HISTORY_SKIPS, UNAVAILABLE) else "file(s)",
                 )
         for key, n in src.filtered.items():
             if n:

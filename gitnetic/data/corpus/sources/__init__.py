@@ -10,6 +10,8 @@ Each source type lives in its own module and yields :class:`Candidate` documents
 * ``parquet`` and ``jsonl`` (:mod:`.dataset`): a dataset of one source file per row (The Stack,
   StarCoderData, github-code, an export), streamed a row group or a line at a time, with each row's path,
   language, license and repository.
+* ``repos`` (:mod:`.manifest`): the repositories a manifest file lists, fetched into a cache
+  (:mod:`.fetch`) and each read at its commit as ``git`` reads one.
 
 The corpus stage (:mod:`gitnetic.data.corpus.stage`) reads the candidates, filters, redacts, de-duplicates
 and splits them; a source only finds and reads.
@@ -25,6 +27,7 @@ from gitnetic.data.corpus.sources.dataset import open_dataset
 from gitnetic.data.corpus.sources.dir import open_dir
 from gitnetic.data.corpus.sources.git import open_git
 from gitnetic.data.corpus.sources.git_history import open_git_history
+from gitnetic.data.corpus.sources.manifest import open_repos
 from gitnetic.data.corpus.sources.params import SOURCE_TYPES, SourceParams
 from gitnetic.data.corpus.sources.stdlib import open_stdlib
 
@@ -50,6 +53,7 @@ def open_source(
         "git": open_git,
         "parquet": open_dataset,
         "jsonl": open_dataset,
+        "repos": open_repos,
     }[params.type]
     with opener(params) as opened:
         yield opened

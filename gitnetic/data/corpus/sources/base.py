@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = ["Candidate", "Dropped", "OpenedSource"]
 
@@ -50,3 +50,4 @@ class OpenedSource:
     # ``select(0, len(units))``). None: the fan-out plans by candidates.
     units: list[int] | None = None
     select: Callable[[int, int], Iterable[Candidate]] | None = None
+    repositories: dict[str, dict[str, Any]] | None = None  # repos: each repository's location, rev, commit

@@ -19,7 +19,16 @@ from gitnetic.data.corpus.sources.globs import compile_globs
 from gitnetic.data.corpus.sources.lang import lang_of
 from gitnetic.data.corpus.sources.params import SourceParams
 
-__all__ = ["GIT_ENV", "check_repo", "git_error_line", "open_git", "resolve_commit", "run_git"]
+__all__ = [
+    "GIT_ENV",
+    "check_repo",
+    "git_candidates",
+    "git_error_line",
+    "open_git",
+    "resolve_commit",
+    "run_git",
+    "tree_entries",
+]
 
 GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
@@ -57,16 +66,13 @@ def resolve_commit(repo: Path, rev: str) -> str:
     return proc.stdout.decode().strip()
 
 
-@contextlib.contextmanager
-def git_candidates(
-    repo: Path, rev: str, include: Sequence[str], exclude: Sequence[str]
-) -> Iterator[tuple[str, list[Candidate]]]:
-    """Yield ``(commit, candidates)``; blobs are read through one long-lived ``git cat-file --batch``."""
-    check_repo(repo)
-    commit = resolve_commit(repo, rev)
+def tree_entries(
+    repo: Path, commit: str, include: Sequence[str], exclude: Sequence[str], rev: str | None = None
+) -> list[tuple[str, int, str]]:
+    """``(path, size, blob id)`` of the files of ``commit`` that the globs select, sorted by path."""
     proc = run_git(repo, "ls-tree", "-r", "-l", "-z", commit)
     if proc.returncode != 0:
-        raise CorpusError(f"cannot list {rev!r} in git repository {repo} ({git_error_line(proc)})")
+        raise CorpusError(f"cannot list {rev or commit!r} in git repository {repo} ({git_error_line(proc)})")
     included, excluded = compile_globs(include), compile_globs(exclude)
     entries: list[tuple[str, int, str]] = []
     for raw in proc.stdout.split(b"\0"):
@@ -80,6 +86,17 @@ def git_candidates(
         if included(rel) and not excluded(rel):
             entries.append((rel, int(size), sha.decode()))
     entries.sort()
+    return entries
+
+
+@contextlib.contextmanager
+def git_candidates(
+    repo: Path, rev: str, include: Sequence[str], exclude: Sequence[str]
+) -> Iterator[tuple[str, list[Candidate]]]:
+    """Yield ``(commit, candidates)``; blobs are read through one long-lived ``git cat-file --batch``."""
+    check_repo(repo)
+    commit = resolve_commit(repo, rev)
+    entries = tree_entries(repo, commit, include, exclude, rev)
     with subprocess.Popen(
         ["git", "-C", str(repo), "cat-file", "--batch"],
         stdin=subprocess.PIPE,

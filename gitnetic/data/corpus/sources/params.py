@@ -31,7 +31,7 @@ STDLIB_EXCLUDES = (
     "lib2to3/**",
 )
 
-SOURCE_TYPES = ("stdlib", "dir", "git", "git-history", "parquet", "jsonl")
+SOURCE_TYPES = ("stdlib", "dir", "git", "git-history", "parquet", "jsonl", "repos")
 # Sources of one document per row (The Stack, StarCoderData, github-code, an export): see sources.dataset.
 DATASET_TYPES = ("parquet", "jsonl")
 DATASET_FIELDS = ("content", "path", "language", "license", "repository")  # the roles ``fields`` maps
@@ -47,11 +47,12 @@ class SourceParams(DataclassBase):
             "help": "Name of the source: each document's 'source' field, stats.json key, shard prefix."
         },
     )
-    type: Literal["stdlib", "dir", "git", "git-history", "parquet", "jsonl"] = field(
+    type: Literal["stdlib", "dir", "git", "git-history", "parquet", "jsonl", "repos"] = field(
         default="stdlib",
         metadata={
             "help": "stdlib | dir | git | git-history | parquet | jsonl (a dataset of one source file per "
-            "row, e.g. The Stack; jsonl reads .jsonl, .jsonl.gz and .jsonl.zst)."
+            "row, e.g. The Stack; jsonl reads .jsonl, .jsonl.gz and .jsonl.zst) | repos (the repositories a "
+            "manifest lists)."
         },
     )
     path: str | None = field(
@@ -59,6 +60,31 @@ class SourceParams(DataclassBase):
         metadata={
             "help": "Folder (dir) or repository (git, git-history; bare is fine); parquet/jsonl: a file, "
             "a folder (its matching files, recursively) or a glob, read in sorted order."
+        },
+    )
+    manifest: str | None = field(
+        default=None,
+        metadata={
+            "help": "repos: a text file, one repository per line: 'LOCATION [REVISION [NAME]]' (a URL or a "
+            "path; '#' comments; see gitnetic.data.corpus.sources.manifest)."
+        },
+    )
+    cache_dir: str | None = field(
+        default=None,
+        metadata={
+            "help": "repos: the folder the repositories are fetched into (bare, shallow) and reused from on "
+            "every later run and by every fan-out job; default data/cache/repos (relative to the working "
+            "directory)."
+        },
+    )
+    fetch_workers: int = field(
+        default=8, metadata={"help": "repos: how many repositories are fetched at once."}
+    )
+    skip_unavailable: bool = field(
+        default=False,
+        metadata={
+            "help": "repos: leave a repository that cannot be fetched out (named in a warning, counted in "
+            "stats.json) instead of stopping the stage."
         },
     )
     rev: str = field(
@@ -169,7 +195,11 @@ class SourceParams(DataclassBase):
             )
         if self.type not in SOURCE_TYPES:
             raise ConfigError(f"{where}: unknown type {self.type!r}; use one of {', '.join(SOURCE_TYPES)}")
-        if self.type != "stdlib" and not self.path:
+        if self.type == "repos":
+            _check_repos(self, where)
+        elif self.manifest is not None:
+            raise ConfigError(f"{where}: manifest is for type repos only; use path for type {self.type}")
+        elif self.type != "stdlib" and not self.path:
             raise ConfigError(
                 f"{where}: type {self.type} needs a path; add 'path: FOLDER' to it (--path FOLDER with --source)"
             )
@@ -235,6 +265,22 @@ class SourceParams(DataclassBase):
                 f"valid keys: {', '.join(sorted(known))}"
             )
         return cls(**value)
+
+
+def _check_repos(params: SourceParams, where: str) -> None:
+    if not params.manifest:
+        raise ConfigError(
+            f"{where}: type repos needs a manifest; add 'manifest: FILE' (one repository a line)"
+        )
+    if params.path:
+        raise ConfigError(f"{where}: type repos reads its manifest, not a path; remove 'path'")
+    if params.fetch_workers < 1:
+        raise ConfigError(f"{where}: fetch_workers must be >= 1, got {params.fetch_workers}")
+    if params.rev != "HEAD" or params.rev_range is not None:
+        raise ConfigError(
+            f"{where}: type repos takes each repository's revision from its manifest line "
+            "('LOCATION REVISION [NAME]'); remove 'rev'/'rev_range' from the source"
+        )
 
 
 EXAMPLE = "{name: code, type: dir, path: src}"  # one source, as a --sources value or a params.yaml entry
