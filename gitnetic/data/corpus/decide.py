@@ -11,89 +11,77 @@ Per kept document the state is its 16-byte digest, its near-dedup signature (see
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.corpus.clean import KEPT, Cleaned
-from gitnetic.data.corpus.filters import is_lock_file
 from gitnetic.data.corpus.neardup.index import NearDuplicateIndex
-from gitnetic.data.corpus.params import CorpusParams, FilterParams, SplitParams
-from gitnetic.data.corpus.sources import OpenedSource, open_source
+from gitnetic.data.corpus.params import CorpusParams, SplitParams
 from gitnetic.data.corpus.sources.base import Candidate
-from gitnetic.data.corpus.sources.params import DATASET_TYPES, SourceParams
+from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS, assign_split, assign_splits, required_splits
 from gitnetic.data.corpus.stats import CorpusStats, SourceStats, skipped_line
+from gitnetic.data.corpus.turns import SourceTurn, source_turns
 from gitnetic.data.problems import problems_name
 
 __all__ = [
     "Decider",
+    "Feed",
     "Kept",
-    "SourceTurn",
     "check_not_empty",
+    "decide_corpus",
     "floored_splits",
     "merge_counts",
     "moved_documents",
-    "open_for_corpus",
-    "opened_source",
-    "source_turns",
 ]
 
 log = logging.getLogger(__name__)
 
 
-class SourceTurn(NamedTuple):
-    """One source of the corpus, opened, while its documents are decided."""
+class Feed(Protocol):
+    """One way of running the stage: the verdicts in, the decisions out (the one-process stage's cleaning
+    workers and split files, or the fan-out decide job's parts and notes of where each line goes)."""
 
-    position: int
-    spec: SourceParams
-    opened: OpenedSource
-    stats: SourceStats
-    label: str  # its records' "source" field
-    index_near: bool  # some source from this one on is cleaned: kept documents' signatures are indexed
+    def documents(self, turn: SourceTurn) -> Iterable[tuple[Candidate, Cleaned]]:
+        """Source ``turn``'s candidates with their verdicts, in candidate order."""
+        ...
 
+    def emit(self, split: str, line: bytes) -> None:
+        """A kept record line, in corpus order, and its split."""
+        ...
 
-def open_for_corpus(
-    spec: SourceParams, filters: FilterParams
-) -> contextlib.AbstractContextManager[OpenedSource]:
-    """``open_source`` as the corpus stage opens it (lock files left out of a cleaned source's walk)."""
-    return open_source(spec, is_lock_file if filters.enabled and spec.clean else None)
+    def source_done(self, turn: SourceTurn) -> None:
+        """The decider is done with ``turn`` (a cap may have stopped it early)."""
+        ...
 
-
-@contextlib.contextmanager
-def opened_source(params: CorpusParams, position: int) -> Iterator[SourceTurn]:
-    """Source ``position`` of the corpus, open, with its records' label and whether to sign it (the
-    one place both are decided, for the stage and for the fan-out's sign jobs)."""
-    spec = params.sources[position]
-    with open_for_corpus(spec, params.filters) as opened:
-        label = opened.label if spec.record_source == "origin" else spec.name
-        src = SourceStats(
-            type=spec.type, label=opened.label, commit=opened.commit, repositories=opened.repositories
-        )
-        if spec.type in DATASET_TYPES:
-            src.start_dataset()
-        index_near = any(s.clean for s in params.sources[position:])
-        yield SourceTurn(position, spec, opened, src, label, index_near)
+    def finish(self, moves: list[tuple[Kept, str]]) -> None:
+        """Apply the small-corpus floor's moves (kept document, new split), before the outputs commit."""
+        ...
 
 
-def source_turns(params: CorpusParams, stats: CorpusStats, descriptions: list[str]) -> Iterator[SourceTurn]:
-    """The corpus' sources in order, each open while the caller decides it; fills ``stats``' per-source
-    entries, the sources' own skip counts and ``stats.source``, and ``descriptions`` (for messages)."""
-    labels: list[str] = []
-    for position in range(len(params.sources)):
-        with opened_source(params, position) as turn:
-            stats.sources[turn.spec.name] = turn.stats
-            descriptions.append(turn.opened.description)
-            labels.append(turn.label)
-            yield turn
-            for key, n in turn.opened.skipped.items():
-                turn.stats.skipped[key] = n
-            if turn.stats.licenses is not None:  # a dataset: its rows' licenses, now they are decided
-                stats.licenses[turn.spec.name] = turn.stats.license_expression()
-    stats.source = ",".join(labels)
+def decide_corpus(params: CorpusParams, feed: Feed, stats: CorpusStats) -> str:
+    """Decide every source's documents in corpus order through ``feed`` and fill ``stats`` (per source,
+    totals, the small-corpus floor's moves, which ``feed`` applies); raises before anything commits when
+    nothing was kept. Returns the sources' description, for messages. The one place the corpus params
+    reach the decisions."""
+    descriptions: list[str] = []
+    decider = Decider(params, feed.emit)
+    try:
+        for turn in source_turns(params, stats, descriptions):
+            decider.decide_source(
+                turn.spec, turn.stats, feed.documents(turn), turn.opened.count, turn.index_near
+            )
+            feed.source_done(turn)
+    finally:
+        decider.close()
+    description = "; ".join(descriptions)
+    merge_counts(stats, decider.decontaminated)
+    check_not_empty(stats, params.sources, description)
+    feed.finish(moved_documents(decider.kept, stats, params.splits))
+    return description
 
 
 class Kept(NamedTuple):

@@ -39,12 +39,13 @@ import numpy as np
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open, atomic_open_group
 from gitnetic.data.corpus.clean import Cleaned, CleaningPool
-from gitnetic.data.corpus.decide import Kept, SourceTurn, open_for_corpus, opened_source
+from gitnetic.data.corpus.decide import Kept
 from gitnetic.data.corpus.loop import run_stage
 from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
 from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stats import CorpusStats
+from gitnetic.data.corpus.turns import SourceTurn, open_for_corpus, opened_source
 
 __all__ = ["decide_parts", "plan_parts", "run_part_job", "sign_part", "write_split"]
 

@@ -41,7 +41,7 @@ from tqdm.auto import tqdm
 
 from gitnetic.common.io import atomic_open_group, remove_stale_temporaries
 from gitnetic.data.corpus.clean import Cleaned, CleaningPool
-from gitnetic.data.corpus.decide import Kept, SourceTurn
+from gitnetic.data.corpus.decide import Kept
 from gitnetic.data.corpus.loop import run_stage
 from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
 from gitnetic.data.corpus.parts import run_part_job
@@ -49,6 +49,7 @@ from gitnetic.data.corpus.sources import open_source
 from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stats import CorpusStats, SourceStats, human_bytes
+from gitnetic.data.corpus.turns import SourceTurn
 
 __all__ = ["SourceScan", "collect_corpus", "run_corpus", "scan_source"]
 
