@@ -18,7 +18,8 @@ different tokenizers, and published code-model figures, compare on it. "The text
 that: a causal LM never predicts a document's first token, so its bytes are not counted, while the
 ``</s>`` after each document is scored (where a file ends is information too) and stands for 0 bytes;
 ``--max_documents`` counts only the documents it scores. Each token's bytes come from the tokenizer's
-vocabulary (:mod:`gitnetic.evaluation.token_bytes`), so neither the corpus nor the shards are read again.
+vocabulary (:mod:`gitnetic.data.token_bytes`), so neither the corpus nor the shards are read again.
+Training's validation logs the same ratio, ``val/bits_per_byte``, over the validation split.
 A masked LM gets none: its loss covers a random 15 % of tokens, each guessed from both sides, which is
 not a code length of the text, and the share of the text masked grows with the tokenizer's token length,
 so the number would not compare across tokenizers, the one thing bits per byte is for.
@@ -50,9 +51,9 @@ from gitnetic.common.threads import set_torch_threads
 from gitnetic.data.loading.batching import collate_padded, max_tokens_batches, packed_batches
 from gitnetic.data.loading.blend import ConcatTokens, parse_blend
 from gitnetic.data.shards.indexed import IndexedDataset, check_token_ids
+from gitnetic.data.token_bytes import token_byte_lengths
 from gitnetic.evaluation.completion import completion_metrics
 from gitnetic.evaluation.params import EvaluateParams
-from gitnetic.evaluation.token_bytes import token_byte_lengths
 from gitnetic.models.checkpoint import TrainedModel, load_trained_model
 from gitnetic.models.config import ModelConfig
 from gitnetic.models.positions import check_positions, position_limit

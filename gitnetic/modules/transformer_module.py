@@ -10,6 +10,14 @@ index, rank)`` — the MLM mask by a private generator, dropout by reseeding tor
 so step ``k`` draws the same numbers whether the run got there uninterrupted or from a checkpoint, and
 no RNG state has to live in checkpoints. Validation masks use a fixed key per batch, so ``val/loss`` is
 comparable between evaluations.
+
+Validation of a causal LM also logs ``val/bits_per_byte`` beside ``val/perplexity``: the epoch's summed
+loss in nats over ln 2 times the UTF-8 bytes the scored tokens spell (the ratio of the sums over all
+batches and ranks, as evaluate's ``bits_per_byte`` is over the test split). Perplexity per token moves
+with the tokenizer; bits per byte does not, so runs with different vocabularies compare on it during
+training too. Each token's bytes come from the vocabulary (:func:`gitnetic.data.token_bytes.token_byte_lengths`),
+looked up on the scored labels: no RNG, no change to any batch, so training is bit-identical with it.
+A masked LM gets none, for the reason evaluate gives none (:mod:`gitnetic.evaluation.evaluate`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from torch import Tensor, nn
 
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
+from gitnetic.data.token_bytes import token_byte_lengths
 from gitnetic.models.config import ModelConfig
 from gitnetic.models.memory import enable_gradient_checkpointing
 from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
@@ -130,6 +139,10 @@ class TransformerModule(LightningModule):
         self._seed: int | None = None
         self._val_loss_sum: Tensor | None = None
         self._val_token_count: Tensor | None = None
+        self._val_byte_count: Tensor | None = None
+        # UTF-8 bytes per token id, counted from ``tokenizer`` at the first validation (causal LMs only):
+        # modules built to score or export never pay for reading the vocabulary.
+        self._token_bytes: Tensor | None = None
 
     @classmethod
     def add_argparse_params(cls, parser: DataclassArgumentParser) -> None:
@@ -244,29 +257,57 @@ class TransformerModule(LightningModule):
             self.tokens_seen = int(self._tokens_seen_tensor.item())
 
     # ------------------------------------------------------------------ validation
+    def token_bytes(self) -> Tensor | None:
+        """``lengths[id]``: the UTF-8 bytes token ``id`` spells, on this module's device; None for a
+        masked LM or a tokenizer without a ``tokenizers`` backend to read the vocabulary from."""
+        if self.objective != "clm":
+            return None
+        if self._token_bytes is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", self.tokenizer)
+            if not hasattr(backend, "to_str"):
+                return None
+            size = int(getattr(getattr(self.model, "config", None), "vocab_size", 0) or len(self.tokenizer))
+            self._token_bytes = torch.from_numpy(token_byte_lengths(self.tokenizer, size))
+        if self._token_bytes.device != self.device:
+            self._token_bytes = self._token_bytes.to(self.device)
+        return self._token_bytes
+
     def on_validation_epoch_start(self) -> None:
         self._val_loss_sum = torch.zeros((), dtype=self._wide_float, device=self.device)
         self._val_token_count = torch.zeros((), dtype=torch.long, device=self.device)
+        self._val_byte_count = None if self.token_bytes() is None else torch.zeros_like(self._val_token_count)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         generator = None
         if self.objective == "mlm":
             generator = self._generator(_VALIDATION_MASK_KEY, dataloader_idx, batch_idx, self._rank())
-        loss_sum, count = self.loss_sum_and_count(batch, generator)
-        self._val_loss_sum += loss_sum.to(self._wide_float)
-        self._val_token_count += count
+        logits, labels = self.logits_and_labels(batch, generator)
+        scored = labels != IGNORE_INDEX
+        self._val_loss_sum += token_cross_entropy(logits, labels).to(self._wide_float)
+        self._val_token_count += scored.sum()
+        if self._val_byte_count is not None:
+            lengths = self.token_bytes()
+            assert lengths is not None
+            # padded positions look up id 0 and are zeroed: no boolean indexing, so no device sync
+            self._val_byte_count += torch.where(scored, lengths[labels.clamp(min=0)], 0).sum()
 
     def on_validation_epoch_end(self) -> None:
-        loss_sum, count = self._val_loss_sum, self._val_token_count
+        loss_sum, count, nbytes = self._val_loss_sum, self._val_token_count, self._val_byte_count
         if loss_sum is None or count is None:
             return
         if self.trainer.world_size > 1:
             loss_sum = self.trainer.strategy.reduce(loss_sum, reduce_op="sum")
             count = self.trainer.strategy.reduce(count, reduce_op="sum")
+            if nbytes is not None:
+                nbytes = self.trainer.strategy.reduce(nbytes, reduce_op="sum")
         loss = (loss_sum / count.clamp(min=1)).float()
         # Values are already global; sync_dist only keeps Lightning's bookkeeping rank-consistent.
         self.log("val/loss", loss, sync_dist=True, prog_bar=True)
         self.log("val/perplexity", torch.exp(loss.clamp(max=80.0)), sync_dist=True)
+        if nbytes is not None and int(nbytes) > 0:  # no bytes (only special tokens scored): no ratio
+            # the ratio of the epoch's sums over all ranks, never a mean of per-batch ratios
+            bits = (loss_sum / (math.log(2) * nbytes.to(loss_sum.dtype))).float()
+            self.log("val/bits_per_byte", bits, sync_dist=True)
 
     # ------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> Any:

@@ -163,7 +163,8 @@ def _benchmark_row(bench: dict[str, Any] | None, bench_path: str) -> list[tuple[
 
 
 def _training_row(live: dict[str, Any]) -> str:
-    """Steps, tokens, throughput and the last losses from DVCLive's ``metrics.json``."""
+    """Steps, tokens, throughput and the last losses (validation's bits per byte beside its loss) from
+    DVCLive's ``metrics.json``."""
     t, perf, val = live.get("train", {}), live.get("perf", {}), live.get("val", {})
     parts = [f"{live.get('step', '?')} steps"]
     if "tokens" in t:
@@ -175,6 +176,8 @@ def _training_row(live: dict[str, Any]) -> str:
     losses = [f"train loss {t['loss']:.3f}"] if "loss" in t else []
     if "loss" in val:
         losses.append(f"val loss {val['loss']:.3f}")
+        if "bits_per_byte" in val:
+            losses[-1] += f" ({val['bits_per_byte']:.3f} bits per byte)"
     if losses:
         parts.append(", ".join(losses))
     return "; ".join(parts)

@@ -1,4 +1,4 @@
-"""Bits per byte (gitnetic/evaluation/token_bytes.py, evaluate's ``bits_per_byte``) against a computation
+"""Bits per byte (gitnetic/data/token_bytes.py, evaluate's ``bits_per_byte``) against a computation
 of its own, and the before/after of a fine-tune (``base`` in metrics/eval.json) against separate runs."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def sentencepiece_style_tokenizer(texts: list[str]):
 
 
 def test_token_bytes_add_up_to_the_text_for_byte_level_and_sentencepiece_vocabularies(tokenizer):
-    from gitnetic.evaluation.token_bytes import token_byte_lengths
+    from gitnetic.data.token_bytes import token_byte_lengths
 
     texts = [t.decode("utf-8") for t in TINY_CORPUS_FILES.values()] + ["naïve ✓ 日本語\n\tx = 'ß'  # é\r\n"]
     assert any(not t.isascii() for t in texts)

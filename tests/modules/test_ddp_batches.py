@@ -1,8 +1,10 @@
-"""A real 2-process DDP run (gloo, CPU): each rank gets its own slice of the epoch plan, none overlap."""
+"""A real 2-process DDP run (gloo, CPU): each rank gets its own slice of the epoch plan, none overlap,
+and validation's loss and bits per byte are the ratios of sums over both ranks."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,8 +12,11 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from gitnetic.data.loading.batching import DistributedBatchSampler, max_tokens_batches
+from gitnetic.data.token_bytes import token_byte_lengths
+from gitnetic.data.tokenizer.load import load_tokenizer
 from tests.helpers import marked_docs, write_shard
 
 SCRIPT = textwrap.dedent(
@@ -26,7 +31,7 @@ SCRIPT = textwrap.dedent(
     from gitnetic.modules.transformer_datamodule import TransformerDataModule
 
     MARK = 10
-    tokenizer_dir, train, valid, out = sys.argv[1:5]
+    tokenizer_dir, train, valid, out, bytes_valid = sys.argv[1:6]
 
 
     class Recorder(L.LightningModule):
@@ -60,6 +65,31 @@ SCRIPT = textwrap.dedent(
         )
         trainer.fit(module, datamodule=dm)
         result = {"world": trainer.world_size, "train": module.train_seen, "val": module.val_seen}
+
+        # the real module validating on both ranks (the processes exist now: this trainer starts none)
+        import math
+        import transformers
+        from gitnetic.modules.transformer_module import TransformerModule
+
+        class Local(TransformerModule):
+            def on_validation_epoch_end(self):  # this rank's own sums, before the (in-place) reduction
+                self.local = [float(self._val_loss_sum), int(self._val_token_count), int(self._val_byte_count)]
+                super().on_validation_epoch_end()
+
+        torch.manual_seed(0)
+        tokenizer = load_tokenizer(tokenizer_dir)
+        config = transformers.GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64)
+        lm = Local(transformers.GPT2LMHeadModel(config), tokenizer)
+        validator = L.Trainer(
+            accelerator="cpu", devices=2, strategy="ddp", use_distributed_sampler=False, logger=False,
+            enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        )
+        one_block_a_batch = TransformerDataModule.Params(
+            train_data_prefix=train, val_data_prefix=bytes_valid, packing=True, batch_size=1, max_length=32
+        )
+        validator.validate(lm, datamodule=TransformerDataModule(tokenizer=tokenizer, params=one_block_a_batch))
+        result["nats"], result["tokens"], result["bytes"] = lm.local
+        result["logged"] = {k: float(v) for k, v in validator.callback_metrics.items()}
         Path(out, f"rank{trainer.global_rank}.json").write_text(json.dumps(result))
     """
 )
@@ -70,6 +100,12 @@ def test_two_process_ddp_ranks_see_disjoint_slices_of_the_plan(tiny_tokenizer: P
     val_sizes = [5, 9, 3, 30, 12, 7, 21]
     write_shard(tmp_path / "train", marked_docs(sizes, seed=0))
     write_shard(tmp_path / "valid", marked_docs(val_sizes, seed=1))
+    # 32-token documents, one packed block a batch, so rank 0 validates the even ones: one-byte tokens,
+    # and rank 1 the odd ones: the longest tokens, and the two ranks' bits per byte are far apart
+    lengths = token_byte_lengths(load_tokenizer(tiny_tokenizer), 512)
+    short, long = np.flatnonzero(lengths == 1), np.argsort(lengths)[-40:]
+    rng = np.random.default_rng(2)
+    write_shard(tmp_path / "bytes_valid", [rng.choice(long if i % 2 else short, 32) for i in range(6)])
     script = tmp_path / "ddp_run.py"
     script.write_text(SCRIPT)
     env = {
@@ -86,6 +122,7 @@ def test_two_process_ddp_ranks_see_disjoint_slices_of_the_plan(tiny_tokenizer: P
             str(tmp_path / "train"),
             str(tmp_path / "valid"),
             str(tmp_path),
+            str(tmp_path / "bytes_valid"),
         ],
         cwd=tmp_path,
         env=env,
@@ -116,3 +153,12 @@ def test_two_process_ddp_ranks_see_disjoint_slices_of_the_plan(tiny_tokenizer: P
     val_union = sorted(i for r in ranks for b in r["val"] for i in b)
     assert val_union == sorted(val_once * 2)  # two epochs, each validated once
     assert val_once == list(range(len(val_sizes)))
+
+    # val/loss and val/bits_per_byte: the ratios of the sums over both ranks, the same on each rank
+    nats, tokens, nbytes = (sum(r[k] for r in ranks) for k in ("nats", "tokens", "bytes"))
+    assert ranks[0]["logged"] == ranks[1]["logged"]
+    assert ranks[0]["logged"]["val/loss"] == pytest.approx(nats / tokens, rel=1e-6)
+    bits = ranks[0]["logged"]["val/bits_per_byte"]
+    assert bits == pytest.approx(nats / (math.log(2) * nbytes), rel=1e-6)
+    mean_of_ratios = sum(r["nats"] / (math.log(2) * r["bytes"]) for r in ranks) / 2
+    assert abs(bits - mean_of_ratios) > 0.1 * bits  # the ranks differ: the check above can tell

@@ -1,9 +1,10 @@
 """How many UTF-8 bytes of text each token id stands for: the denominator of bits per byte.
 
-Why per token, from the vocabulary: evaluate scores token ids read from the shards, not text, and it
-scores only some of a document's tokens (a causal LM never predicts a document's first token; ``--max_documents``
-stops early). Counting the bytes of exactly the tokens scored keeps numerator and denominator over the
-same text, with no second pass over the corpus and nothing new in the shards.
+Why per token, from the vocabulary: evaluate and training's validation score token ids read from the
+shards, not text, and only some of a document's tokens (a causal LM never predicts a row's first token;
+``--max_documents`` stops early). Counting the bytes of exactly the tokens scored keeps numerator and
+denominator over the same text, with no second pass over the corpus and nothing new in the shards.
+On the data floor, below both: validation (``TransformerModule``) counts bytes as evaluate does.
 
 Exact for the two families code models use:
 
