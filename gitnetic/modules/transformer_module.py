@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.models.config import ModelConfig
+from gitnetic.models.lora import LORA_KEY, adapter_state
 from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
 from gitnetic.modules.params import ModuleParams
 from gitnetic.modules.schedule import polynomial_decay_scheduler, resolve_warmup_steps, warmup_warning
@@ -103,16 +104,26 @@ class TransformerModule(LightningModule):
         tokenizer: Any,
         params: ModuleParams | None = None,
         model_config: ModelConfig | None = None,
+        lora: dict[str, Any] | None = None,
     ) -> None:
-        """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``."""
+        """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``.
+        ``lora``: the record of :func:`gitnetic.models.lora.apply_lora` when ``model`` trains LoRA adapters:
+        checkpoints then hold the adapters alone, and the record (a hyper-parameter) says how to rebuild."""
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
         self.params = params if params is not None else ModuleParams()
         self.objective = resolve_objective(self.params.objective, model, model_config)
         check_mask_token(self.objective, tokenizer)
+        self.lora = lora
+        extra = {LORA_KEY: lora} if lora is not None else {}  # a full fine-tune's hparams stay as they were
         self.save_hyperparameters(
-            {**self.params.to_dict(), "objective": self.objective, "model_class": type(model).__name__}
+            {
+                **self.params.to_dict(),
+                "objective": self.objective,
+                "model_class": type(model).__name__,
+                **extra,
+            }
         )
         self._special_ids = torch.tensor(
             sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=torch.long
@@ -299,6 +310,8 @@ class TransformerModule(LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._sync_tokens_seen()
+        if self.lora is not None:  # the frozen base is the --init_from folder's, recorded in the hparams
+            checkpoint["state_dict"] = adapter_state(self.model, checkpoint["state_dict"], prefix="model.")
         checkpoint["gitnetic"] = {
             "tokens_seen": self.tokens_seen,
             "seed": self.seed,
@@ -307,6 +320,9 @@ class TransformerModule(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.lora is not None:  # resuming: the frozen base weights are the ones loaded already
+            saved = checkpoint["state_dict"]
+            checkpoint["state_dict"] = {**self.state_dict(), **saved}
         state = checkpoint.get("gitnetic", {})
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self._tokens_seen_tensor = None

@@ -21,7 +21,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRAJECTORY_FREE", "run_fingerprint"]
+__all__ = ["ONLY_WHEN_ON", "TRAJECTORY_FREE", "run_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,9 @@ TRAJECTORY_FREE = frozenset(
         "config", "log_throughput", "peak_tflops",
     }
 )  # fmt: skip
+# Params that matter only while a switch is on (name -> switch): left out while it is off, so a run that
+# does not use the feature keeps the fingerprint (and checkpoint bytes) it had before the feature existed.
+ONLY_WHEN_ON = {name: "lora_r" for name in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")}
 _BIG_FILE = 64 << 20  # hash larger files by size + head + tail: a data file's identity, at no cost
 
 
@@ -98,7 +101,7 @@ def _items(params: Iterable[Any]) -> dict[str, Any]:
         for name, value in values.items():
             if name not in TRAJECTORY_FREE and not name.startswith("_"):
                 out.setdefault(name, value)
-    return out
+    return {k: v for k, v in out.items() if k not in ONLY_WHEN_ON or out.get(ONLY_WHEN_ON[k])}
 
 
 def run_fingerprint(params: Iterable[Any]) -> dict[str, str]:
