@@ -1,5 +1,5 @@
 """LoRA (gitnetic/models/lora.py): a tiny GPT-2 saved with save_pretrained is adapted by the real training
-path; only the adapters train and are checkpointed, a killed run resumes bit-exact, and evaluate, export
+path; only the adapters train and are checkpointed, a run killed with SIGKILL resumes bit-exact, and evaluate, export
 and generate rebuild base + adapters from the checkpoint alone."""
 
 from __future__ import annotations
@@ -23,25 +23,10 @@ from gitnetic.tasks.transformer_task import TransformerTask
 from gitnetic.training.fingerprint import run_fingerprint
 from gitnetic.training.throughput import describe_model
 from gitnetic.training.trainer import TransformerTrainer
-from tests.helpers import save_random_model
+from tests.helpers import assert_same_weights, run_gitnetic, save_random_model, start_gitnetic, wait_until
 
-STEPS, KILL_AT = 16, 6
+STEPS, EVERY = 16, 6
 LORA = LoraParams(lora_r=8, lora_alpha=32, lora_dropout=0.1)  # dropout on: the per-step RNG must resume too
-
-
-class Killed(RuntimeError):
-    pass
-
-
-class KillAt(L.Callback):
-    """Dies at the start of step ``step + 1``, after checkpoint ``step`` is on disk (as a SIGKILL'd job)."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.global_step == self.step:
-            raise Killed(f"killed at step {self.step}")
 
 
 class Losses(L.Callback):
@@ -57,10 +42,10 @@ def base(tmp_path_factory, tiny_tokenizer) -> Path:
     return save_random_model(tiny_tokenizer, tmp_path_factory.mktemp("lora") / "base")
 
 
-def train(base: Path, shards: Path, save_dir: Path, resume: str | None = None, callbacks=(), lora=LORA):
+def train(base: Path, shards: Path, save_dir: Path, callbacks=(), lora=LORA):
     torch.set_num_threads(1)
     params = TransformerTrainer.Params(
-        max_steps=STEPS, save_step_frequency=KILL_AT, save_dir=str(save_dir), resume_from_checkpoint=resume,
+        max_steps=STEPS, save_step_frequency=EVERY, save_dir=str(save_dir),
         val_check_interval=STEPS, progress_bar_refresh_rate=0, dvclive_dir="", seed=3,
     )  # fmt: skip
     trainer = TransformerTrainer(
@@ -71,7 +56,7 @@ def train(base: Path, shards: Path, save_dir: Path, resume: str | None = None, c
         TransformerModule.Params(learning_rate=1e-2, warmup_steps=2),
         TransformerDataModule.Params(
             train_data_prefix=str(shards / "train"), val_data_prefix=str(shards / "valid"),
-            batch_size=4, max_length=32, packing=True, seed=5,
+            batch_size=4, max_length=32, packing=True, seed=3,
         ),
         lora,
     )  # fmt: skip
@@ -134,22 +119,31 @@ def test_checkpoints_hold_the_adapters_and_where_the_base_is(run, base, tmp_path
     assert path.stat().st_size * 4 < full.stat().st_size
 
 
-def test_a_killed_lora_run_resumes_bit_exact(run, base, lm_shards, tmp_path):
-    with pytest.raises(Killed):
-        train(base, lm_shards, tmp_path / "ckpt", callbacks=[KillAt(KILL_AT + 2)])
-    killed = torch.load(tmp_path / "ckpt" / "checkpoint_last.ckpt", map_location="cpu", weights_only=False)
-    assert killed["global_step"] == KILL_AT
-    trainer, task = train(base, lm_shards, tmp_path / "ckpt", resume="last")
-    assert trainer.global_step == STEPS
-    full, resumed = run["task"].module.model.state_dict(), task.module.model.state_dict()
-    assert full.keys() == resumed.keys()
-    assert [k for k in full if not torch.equal(full[k], resumed[k])] == []
-    final = torch.load(tmp_path / "ckpt" / "checkpoint_last.ckpt", map_location="cpu", weights_only=False)
-    uninterrupted = torch.load(
-        run["save_dir"] / "checkpoint_last.ckpt", map_location="cpu", weights_only=False
-    )
-    assert final["state_dict"].keys() == uninterrupted["state_dict"].keys()
-    assert all(torch.equal(v, uninterrupted["state_dict"][k]) for k, v in final["state_dict"].items())
+def test_a_lora_run_killed_with_sigkill_resumes_to_the_same_adapters(run, base, lm_shards, tmp_path):
+    """The real command, killed -9 once its first checkpoint is on disk; the same command again (auto
+    resume) ends on the adapters of the uninterrupted run above (same params, in this process)."""
+    save_dir = tmp_path / "ckpt"
+    args = [
+        "train", "--task", "transformer-task", "--init_from", base,
+        "--train_data_prefix", lm_shards / "train", "--val_data_prefix", lm_shards / "valid",
+        "--batch_size", "4", "--max_length", "32", "--packing", "true", "--seed", "3",
+        "--learning_rate", "1e-2", "--warmup_steps", "2", "--max_steps", STEPS, "--val_check_interval", STEPS,
+        "--limit_val_batches", "2", "--save_step_frequency", EVERY, "--save_dir", save_dir,
+        "--progress_bar_refresh_rate", "0", "--dvclive_dir", "", "--num_threads", "1",
+        "--resume_from_checkpoint", "auto", "--lora_r", LORA.lora_r, "--lora_alpha", LORA.lora_alpha,
+        "--lora_dropout", LORA.lora_dropout,
+    ]  # fmt: skip
+    proc = start_gitnetic(*args, cwd=tmp_path)
+    wait_until(save_dir / f"checkpoint_step{EVERY}.ckpt", proc, "the first checkpoint")
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -9
+    assert not (save_dir / f"checkpoint_step{STEPS}.ckpt").exists()  # killed before the end
+    resumed = run_gitnetic(*args, cwd=tmp_path, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming this run from" in resumed.stderr
+    assert "GPT2LMHeadModel with LoRA adapters" in resumed.stderr and "train (" in resumed.stderr
+    assert_same_weights(save_dir / "checkpoint_last.ckpt", run["save_dir"] / "checkpoint_last.ckpt")
 
 
 def logits(model, ids: torch.Tensor) -> torch.Tensor:
@@ -266,11 +260,21 @@ def test_bad_lora_settings_are_one_line_errors(base, lm_shards):
             LoraParams(lora_r=2, lora_target_modules=["q_proj"]),
         )  # fmt: skip
     with pytest.raises(DataError, match="is not a folder"):
-        from gitnetic.models.checkpoint import load_trained_model  # noqa: F401 - imported for the next line
-
         TransformerTask.build(
             TransformerTask.Params(init_from=str(base / "missing")), TransformerModule.Params(), data, LORA
         )
+
+
+def test_adapter_only_export_of_a_full_fine_tune_is_one_line(
+    fresh_checkpoint, tiny_tokenizer, tmp_path, capsys
+):
+    rc = cli_main.main([
+        "export", "--checkpoint", str(fresh_checkpoint), "--config_path", "gpt2-tiny", "--tokenizer_path",
+        str(tiny_tokenizer), "--output_dir", str(tmp_path / "out"), "--adapter_only", "true",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "is a full fine-tune's, not a LoRA run's" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_lora_settings_enter_the_run_fingerprint_only_when_lora_is_on():
