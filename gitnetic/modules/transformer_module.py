@@ -320,9 +320,17 @@ class TransformerModule(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved_lora = (checkpoint.get("hyper_parameters") or {}).get(LORA_KEY)
+        if (saved_lora is None) != (self.lora is None):
+            kinds = (
+                ("a LoRA run's", "a full fine-tune") if saved_lora else ("a full fine-tune's", "a LoRA run")
+            )
+            raise ConfigError(
+                f"the checkpoint to resume from is {kinds[0]}, and this is {kinds[1]}; resume with the same "
+                "--lora_r it was written with, or start fresh (--resume_from_checkpoint unset)"
+            )
         if self.lora is not None:  # resuming: the frozen base weights are the ones loaded already
-            saved = checkpoint["state_dict"]
-            checkpoint["state_dict"] = {**self.state_dict(), **saved}
+            checkpoint["state_dict"] = {**self.state_dict(), **checkpoint["state_dict"]}
         state = checkpoint.get("gitnetic", {})
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self._tokens_seen_tensor = None

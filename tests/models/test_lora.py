@@ -42,10 +42,10 @@ def base(tmp_path_factory, tiny_tokenizer) -> Path:
     return save_random_model(tiny_tokenizer, tmp_path_factory.mktemp("lora") / "base")
 
 
-def train(base: Path, shards: Path, save_dir: Path, callbacks=(), lora=LORA):
+def train(base: Path, shards: Path, save_dir: Path, callbacks=(), lora=LORA, resume: str | None = None):
     torch.set_num_threads(1)
     params = TransformerTrainer.Params(
-        max_steps=STEPS, save_step_frequency=EVERY, save_dir=str(save_dir),
+        max_steps=STEPS, save_step_frequency=EVERY, save_dir=str(save_dir), resume_from_checkpoint=resume,
         val_check_interval=STEPS, progress_bar_refresh_rate=0, dvclive_dir="", seed=3,
     )  # fmt: skip
     trainer = TransformerTrainer(
@@ -144,6 +144,15 @@ def test_a_lora_run_killed_with_sigkill_resumes_to_the_same_adapters(run, base, 
     assert "resuming this run from" in resumed.stderr
     assert "GPT2LMHeadModel with LoRA adapters" in resumed.stderr and "train (" in resumed.stderr
     assert_same_weights(save_dir / "checkpoint_last.ckpt", run["save_dir"] / "checkpoint_last.ckpt")
+
+
+def test_a_full_fine_tune_does_not_resume_from_a_lora_checkpoint(run, base, lm_shards, tmp_path):
+    save_dir = tmp_path / "ckpt"
+    shutil.copytree(run["save_dir"], save_dir)
+    with pytest.raises(
+        ConfigError, match="is a LoRA run's, and this is a full fine-tune; resume with the same"
+    ):
+        train(base, lm_shards, save_dir, lora=LoraParams(), resume="last")
 
 
 def logits(model, ids: torch.Tensor) -> torch.Tensor:
