@@ -23,7 +23,14 @@ from gitnetic.tasks.transformer_task import TransformerTask
 from gitnetic.training.fingerprint import run_fingerprint
 from gitnetic.training.throughput import describe_model
 from gitnetic.training.trainer import TransformerTrainer
-from tests.helpers import assert_same_weights, run_gitnetic, save_random_model, start_gitnetic, wait_until
+from tests.helpers import (
+    GPT2_TINY,
+    assert_same_weights,
+    run_gitnetic,
+    save_random_model,
+    start_gitnetic,
+    wait_until,
+)
 
 STEPS, EVERY = 16, 6
 LORA = LoraParams(lora_r=8, lora_alpha=32, lora_dropout=0.1)  # dropout on: the per-step RNG must resume too
@@ -202,8 +209,9 @@ def test_evaluate_and_generate_read_a_lora_checkpoint(run, base, lm_shards, tmp_
     from gitnetic.inference.generate import generate
     from gitnetic.inference.params import DecodingParams, GenerateParams
 
+    # a model-config YAML as --config_path (the pipeline's params.yaml has one): the recorded base is used
     params = GenerateParams(
-        model=ckpt, prompt=["def f("], config_path=str(base), tokenizer_path=str(base), device="cpu"
+        model=ckpt, prompt=["def f("], config_path=str(GPT2_TINY), tokenizer_path=str(base), device="cpu"
     )
     (generation,) = generate(params, DecodingParams(max_new_tokens=8, greedy=True), out=io.StringIO())
     assert generation.new_tokens == 8 and generation.text
@@ -248,6 +256,24 @@ def test_each_family_gets_adapters_on_its_attention_and_merges_exactly(family, c
     adapted.eval()
     expected = logits(adapted, ids)
     assert torch.allclose(logits(adapted.merge_and_unload(), ids), expected, atol=1e-5, rtol=0)
+
+
+def test_all_linear_adapts_every_linear_layer_but_the_head_and_mfu_counts_frozen_weights_at_4(tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from gitnetic.training.throughput import flops_per_token, matmul_params
+
+    config = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(tmp_path)
+    full, base_n = flops_per_token(model, 16), matmul_params(model)
+    adapted, _ = apply_lora(model, LoraParams(lora_r=2, lora_target_modules=["all-linear"]), str(tmp_path))
+    names = {n.split(".lora_A")[0].rsplit(".", 1)[-1] for n, _ in adapted.named_parameters() if "lora_A" in n}
+    assert names == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert matmul_params(adapted, frozen=True) == base_n < matmul_params(adapted)  # the whole base is frozen
+    adapters = matmul_params(adapted) - base_n
+    assert flops_per_token(adapted, 16) == full + 6 * adapters - 2 * base_n  # frozen: 4 FLOPs a token, not 6
 
 
 def test_bad_lora_settings_are_one_line_errors(base, lm_shards):
