@@ -17,9 +17,18 @@ TF32 matmuls (Ampere+), fused AdamW, pinned host memory with ``non_blocking`` co
 ``gelu_pytorch_tanh`` (GPT-2's tanh GELU as one fused kernel) and no dropout, as LM pre-training
 benchmarks usually do.
 
-CPU smoke test of the whole script (no timings worth recording)::
+LoRA case (issue 31): ``--lora`` trains a 1B-class Llama (Llama-3.2-1B's shape: 16 layers x 2048, 32
+heads, 8 KV heads, SwiGLU 8192, vocabulary 128,256, tied embeddings) through gitnetic's training path twice,
+a full fine-tune and LoRA adapters (``--lora_r``, default 16, on q/k/v/o: ``gitnetic.models.lora``), and
+reports tokens/s, MFU and peak memory of each and LoRA / full. MFU counts what each run computes: a frozen
+weight gets no weight gradient, so 4 FLOPs a token instead of 6 (``flops_per_token``)::
+
+    python bench/gpu_train.py --lora               # bf16-mixed, batch 4 x 2048, appends to bench/RESULTS.md
+
+CPU smoke tests of the whole script (no timings worth recording)::
 
     python bench/gpu_train.py --device cpu --tiny
+    python bench/gpu_train.py --device cpu --tiny --lora
 
 A benchmark, not a test.
 """
@@ -139,6 +148,38 @@ def peak_memory_gib(device: str) -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if device == "cuda" else float("nan")
 
 
+def lora_configs(tiny: bool) -> dict[str, Any]:
+    """The LoRA case's model: Llama-3.2-1B's shape (``--tiny``: a 2-layer Llama for CPU smoke runs)."""
+    import transformers
+
+    llama = transformers.LlamaConfig(
+        vocab_size=512 if tiny else 128256,
+        hidden_size=64 if tiny else 2048,
+        intermediate_size=128 if tiny else 8192,
+        num_hidden_layers=2 if tiny else 16,
+        num_attention_heads=4 if tiny else 32,
+        num_key_value_heads=2 if tiny else 8,
+        max_position_embeddings=64 if tiny else 2048,
+        rope_theta=500000.0,
+        tie_word_embeddings=True,
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+        attn_implementation="sdpa",
+    )
+    return {"llama-tiny" if tiny else "llama-1b": (transformers.LlamaForCausalLM, llama)}
+
+
+def with_lora(model: Any, r: int, folder: Path) -> tuple[Any, dict[str, Any]]:
+    """``model`` with gitnetic's LoRA adapters (the family's default targets), as ``train --lora_r`` builds
+    it; ``folder`` stands in for --init_from (its config.json is what the record digests)."""
+    from gitnetic.models.lora import apply_lora
+    from gitnetic.models.params import LoraParams
+
+    model.config.save_pretrained(folder)
+    return apply_lora(model, LoraParams(lora_r=r, lora_alpha=2.0 * r), str(folder))
+
+
 # ---------------------------------------------------------------------------- contenders
 
 
@@ -184,7 +225,7 @@ def run_plain(args, model, shards: str, compile_model: bool) -> Clock:
     return clock
 
 
-def run_gitnetic(args, model, shards: str, compile_model: bool, tokenizer) -> Clock:
+def run_gitnetic(args, model, shards: str, compile_model: bool, tokenizer, lora: dict | None = None) -> Clock:
     import lightning as L
 
     from gitnetic.modules.transformer_datamodule import TransformerDataModule
@@ -225,6 +266,7 @@ def run_gitnetic(args, model, shards: str, compile_model: bool, tokenizer) -> Cl
             learning_rate=LR, warmup_steps=WARMUP_LR_STEPS, betas=[0.9, 0.95], eps=1e-8, weight_decay=0.1,
             objective="clm",
         ),
+        lora=lora,
     )  # fmt: skip
     datamodule = TransformerDataModule(
         tokenizer=tokenizer,
@@ -256,14 +298,18 @@ def main(argv: list[str] | None = None) -> int:
         "--compile", choices=["both", "off", "on"], help="torch.compile variants (default both; --tiny off)"
     )
     parser.add_argument("--record", type=Path, help=f"append the table here (default on CUDA: {RESULTS})")
+    parser.add_argument(
+        "--lora", action="store_true", help="the LoRA case: a 1B-class Llama, full fine-tune vs LoRA adapters"
+    )
+    parser.add_argument("--lora_r", type=int, default=16, help="LoRA rank of the --lora case (default 16)")
     args = parser.parse_args(argv)
     tiny = args.tiny
-    args.batch = args.batch or (4 if tiny else 16)
-    args.seq = args.seq or (64 if tiny else 1024)
-    args.steps = args.steps or (4 if tiny else 50)
+    args.batch = args.batch or (4 if tiny or args.lora else 16)
+    args.seq = args.seq or (64 if tiny else 2048 if args.lora else 1024)
+    args.steps = args.steps or (4 if tiny else 30 if args.lora else 50)
     args.warmup = args.warmup or (2 if tiny else 10)
     args.precision = args.precision or ("bf16-mixed" if args.device == "cuda" else "32-true")
-    args.compile = args.compile or ("off" if tiny else "both")
+    args.compile = args.compile or ("off" if tiny or args.lora else "both")
     if args.record is None and args.device == "cuda" and not tiny:
         args.record = RESULTS
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -283,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     peak = peak_flops(device_name, compute_kind(args.precision, device)) if args.device == "cuda" else None
     variants = {"both": [False, True], "off": [False], "on": [True]}[args.compile]
-    configs = model_configs(tiny)
+    configs = lora_configs(tiny) if args.lora else model_configs(tiny)
+    contenders = ("full", "lora") if args.lora else ("plain", "gitnetic")
     chosen = args.models.split(",") if args.models else list(configs)
     tokens_per_step = args.batch * args.seq
     header = (
@@ -302,24 +349,30 @@ def main(argv: list[str] | None = None) -> int:
             torch.manual_seed(0)
             base = cls(config)
             n_params = sum(p.numel() for p in base.parameters())
-            fpt = flops_per_token(base, args.seq)
             base_state = {k: v.clone() for k, v in base.state_dict().items()}
+            del base
             for compiled in variants:
-                for contender in ("plain", "gitnetic"):
+                for contender in contenders:
                     model = cls(config)
                     model.load_state_dict(base_state)
+                    lora = None
+                    if contender == "lora":
+                        model, lora = with_lora(model, args.lora_r, Path(tmp) / f"{name}-base")
+                    fpt = flops_per_token(model, args.seq)  # frozen weights: 4 FLOPs a token, not 6
+                    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
                     reset_memory(args.device)
                     t0 = time.perf_counter()
                     if contender == "plain":
                         clock = run_plain(args, model, shards, compiled)
                     else:
-                        clock = run_gitnetic(args, model, shards, compiled, tokenizer)
+                        clock = run_gitnetic(args, model, shards, compiled, tokenizer, lora)
                     timed = clock.stop - clock.start
                     tps = args.steps * tokens_per_step / timed
                     warm = clock.start - t0  # set-up, first steps and compilation
                     row = {
                         "model": name,
                         "params_m": n_params / 1e6,
+                        "trainable_m": trainable / 1e6,
                         "contender": contender,
                         "compile": compiled,
                         "tokens_per_s": tps,
@@ -331,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(format_row(row), flush=True)
                     del model
-    table = markdown(rows)
+    table = markdown(rows, baseline=contenders[0])
     print(table)
     if args.record:
         command = "python bench/gpu_train.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -351,21 +404,32 @@ def format_row(r: dict[str, Any]) -> str:
     )
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+def markdown(rows: list[dict[str, Any]], baseline: str = "plain") -> str:
+    """The table; the ratio column compares each row's tokens/s (and peak memory) with ``baseline``'s
+    (the plain loop, or in the LoRA case the full fine-tune) of the same model and compile setting."""
+    other = "gitnetic / plain" if baseline == "plain" else f"tokens/s vs {baseline} | peak mem vs {baseline}"
     lines = [
-        "| model | params | loop | compile | tokens/s | ms/step | MFU | gitnetic / plain | warm-up + compile s | peak GiB |",
-        "|---|---:|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| model | params | trains | loop | compile | tokens/s | ms/step | MFU | {other} | warm-up + compile s | peak GiB |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|"
+        + ("---:|" if baseline != "plain" else "")
+        + "---:|---:|",
     ]
-    plain = {(r["model"], r["compile"]): r["tokens_per_s"] for r in rows if r["contender"] == "plain"}
+    base = {(r["model"], r["compile"]): r for r in rows if r["contender"] == baseline}
     for r in rows:
-        key = (r["model"], r["compile"])
-        ratio = (
-            "" if r["contender"] == "plain" or key not in plain else f"{r['tokens_per_s'] / plain[key]:.3f}"
-        )
+        ref = base.get((r["model"], r["compile"]))
+        first = r["contender"] == baseline or ref is None
+        ratio = "" if first else f"{r['tokens_per_s'] / ref['tokens_per_s']:.3f}"
+        if baseline != "plain":
+            mem = (
+                ""
+                if first or not ref["peak_mem_gib"] > 0
+                else f"{r['peak_mem_gib'] / ref['peak_mem_gib']:.3f}"
+            )
+            ratio = f"{ratio} | {mem}"
         mfu = "" if r["mfu"] is None else f"{100 * r['mfu']:.1f}%"
         lines.append(
-            f"| {r['model']} | {r['params_m']:.3g}M | {r['contender']} | {'on' if r['compile'] else 'off'} | "
-            f"{r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | {mfu} | {ratio} | "
+            f"| {r['model']} | {r['params_m']:.3g}M | {r['trainable_m']:.3g}M | {r['contender']} | "
+            f"{'on' if r['compile'] else 'off'} | {r['tokens_per_s']:,.0f} | {r['step_ms']:.1f} | {mfu} | {ratio} | "
             f"{r['warmup_s']:.1f} | {r['peak_mem_gib']:.1f} |"
         )
     return "\n".join(lines)

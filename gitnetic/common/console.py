@@ -10,7 +10,8 @@ What this fixes, precisely (nothing else is silenced):
   run: :class:`NoiseFilter` drops them.
 * Lightning 2.6 calls a ``torch.utils._pytree`` API that torch 2.10+ deprecates; the resulting
   ``isinstance(treespec, LeafSpec)`` warning comes from inside Lightning and is not actionable by
-  users: :func:`silence_known_warnings` ignores exactly that message from exactly that module.
+  users: :func:`silence_known_warnings` ignores exactly that message from exactly that module; likewise
+  the ``is_gradient_checkpointing`` deprecation transformers 5 raises when peft wraps a model (LoRA).
 
 Everything else (user warnings, Lightning's warnings about the run, errors) is shown as before.
 """
@@ -29,6 +30,7 @@ _NOISE_PREFIXES = (
 # (message regex, category, module regex) of warnings raised inside libraries that users cannot act on.
 _KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, r"lightning\.pytorch\.utilities\._pytree"),
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning, r"transformers\.modeling_utils"),
 )
 _LIBRARY_LOGGERS = (
     "lightning",

@@ -8,6 +8,10 @@ so whoever gets the model gets the obligations with it. So ``AutoModelFor*.from_
 work offline and ``generate`` stops at ``</s>``. It is written atomically: a failed export never
 replaces a good one. The model is rebuilt by :func:`gitnetic.models.checkpoint.load_trained_model`,
 the same loader evaluation and generation use.
+
+A LoRA run's checkpoint (adapters only) is exported merged into its base model, so the folder loads like
+any other; ``adapter_only`` writes the peft adapter folder instead (small; loaded onto the base with
+``PeftModel.from_pretrained``).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import json
 import logging
 from pathlib import Path
 
+from gitnetic.common.errors import ConfigError
 from gitnetic.common.io import atomic_dir
 from gitnetic.inference.model_card import model_card, read_json
 from gitnetic.inference.params import ExportParams
 from gitnetic.models.checkpoint import load_trained_model
+from gitnetic.models.lora import lora_record
 from gitnetic.modules.objective import config_objective
 
 __all__ = ["EXPORT_INFO", "LICENSES_JSON", "ExportParams", "corpus_licenses", "export"]
@@ -49,7 +55,15 @@ def corpus_licenses(stats_path: str) -> dict[str, str | None]:
 
 def export(params: ExportParams) -> dict[str, object]:
     """Write the folder; returns what was exported (also saved as :data:`EXPORT_INFO`)."""
-    trained = load_trained_model(params.checkpoint, params.config_path, params.tokenizer_path)
+    trained = load_trained_model(
+        params.checkpoint, params.config_path, params.tokenizer_path, merge=not params.adapter_only
+    )
+    lora = lora_record(trained.checkpoint)
+    if params.adapter_only and lora is None:
+        raise ConfigError(
+            f"--adapter_only: checkpoint {trained.path} is a full fine-tune's, not a LoRA run's; "
+            "leave --adapter_only out to export the whole model"
+        )
     model, tokenizer = trained.model, trained.tokenizer
     generation = getattr(model, "generation_config", None)
     if generation is not None:
@@ -60,11 +74,14 @@ def export(params: ExportParams) -> dict[str, object]:
     info = {
         "checkpoint": trained.path,
         "global_step": trained.global_step,
-        "model_class": type(model).__name__,
+        "model_class": type(getattr(model, "get_base_model", lambda: model)()).__name__,
         "objective": config_objective(trained.config),
         "config_path": params.config_path,
         "tokenizer_path": params.tokenizer_path,
     }
+    if lora is not None:  # a full fine-tune's export info stays as it was
+        info["lora"] = {k: lora[k] for k in ("base", "base_digest", "settings")}
+        info["adapter_only"] = params.adapter_only
     licenses = corpus_licenses(params.corpus_stats)
     card = model_card(
         info,

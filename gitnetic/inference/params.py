@@ -119,6 +119,14 @@ class ExportParams(TrainedModelParams):
     """Export: which checkpoint, how its model was built, where to write the folder."""
 
     output_dir: str = field(default="models/hf", metadata={"help": "Folder to write (replaced atomically)."})
+    adapter_only: bool = field(
+        default=False,
+        metadata={
+            "help": "For a LoRA run's checkpoint: write the adapter alone (peft's adapter_config.json + "
+            "adapter_model.safetensors, for PeftModel.from_pretrained on the base model) instead of the "
+            "base model with the adapter merged in."
+        },
+    )
     corpus_stats: str = field(
         default="data/corpus/stats.json",
         metadata={

@@ -28,6 +28,7 @@ from gitnetic.common.errors import DataError
 from gitnetic.models.build import build_model_and_tokenizer
 from gitnetic.models.config import ModelConfig
 from gitnetic.models.finite import check_finite_weights
+from gitnetic.models.lora import load_adapted_model, lora_record
 from gitnetic.models.params import DEFAULT_SAVE_DIR
 
 __all__ = [
@@ -217,13 +218,28 @@ class TrainedModel:
         return int(self.checkpoint.get("global_step", 0) or 0)
 
 
-def load_trained_model(checkpoint: str | Path, config_path: str, tokenizer_path: str) -> TrainedModel:
+def load_trained_model(
+    checkpoint: str | Path, config_path: str, tokenizer_path: str, merge: bool = True
+) -> TrainedModel:
     """The model of ``checkpoint`` (a file or a checkpoint folder), built from the config exactly as
     training built it, with the checkpoint's weights, in eval mode. Weights of a diverged run (NaN, inf)
-    are a one-line :class:`~gitnetic.models.finite.NonFiniteWeightsError`."""
-    built = build_model_and_tokenizer(config_path, tokenizer_path)
+    are a one-line :class:`~gitnetic.models.finite.NonFiniteWeightsError`.
+
+    A LoRA run's checkpoint holds only adapters: its base model comes from ``config_path`` when that is a
+    model folder, else from the folder the run recorded (:func:`gitnetic.models.lora.load_adapted_model`),
+    and the adapters are merged into it (``merge``; else the peft model is returned, for exporting the
+    adapter alone)."""
     ckpt = load_checkpoint(checkpoint)
-    load_weights(built.model, ckpt, source=f"checkpoint {ckpt['_path']}")
-    check_finite_weights(built.model.state_dict(), f"checkpoint {ckpt['_path']}")
+    source = f"checkpoint {ckpt['_path']}"
+    record = lora_record(ckpt)
+    if record is not None:
+        built = load_adapted_model(record, ckpt.get("state_dict", {}), config_path, tokenizer_path, source)
+        check_finite_weights(built.model.state_dict(), source)
+        model = built.model.merge_and_unload() if merge else built.model
+        model.eval()
+        return TrainedModel(model, built.tokenizer, built.config, ckpt)
+    built = build_model_and_tokenizer(config_path, tokenizer_path)
+    load_weights(built.model, ckpt, source=source)
+    check_finite_weights(built.model.state_dict(), source)
     built.model.eval()
     return TrainedModel(built.model, built.tokenizer, built.config, ckpt)

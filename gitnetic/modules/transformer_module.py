@@ -37,6 +37,7 @@ from gitnetic.common.dataclass_argparse import DataclassArgumentParser
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.token_bytes import token_byte_lengths
 from gitnetic.models.config import ModelConfig
+from gitnetic.models.lora import LORA_KEY, adapter_state
 from gitnetic.models.memory import enable_gradient_checkpointing
 from gitnetic.modules.objective import IGNORE_INDEX, check_mask_token, mask_tokens, resolve_objective
 from gitnetic.modules.params import ModuleParams
@@ -113,8 +114,11 @@ class TransformerModule(LightningModule):
         tokenizer: Any,
         params: ModuleParams | None = None,
         model_config: ModelConfig | None = None,
+        lora: dict[str, Any] | None = None,
     ) -> None:
-        """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``."""
+        """``model_config``: the config ``model`` was built from; its ``objective:`` fills ``auto``.
+        ``lora``: the record of :func:`gitnetic.models.lora.apply_lora` when ``model`` trains LoRA adapters:
+        checkpoints then hold the adapters alone, and the record (a hyper-parameter) says how to rebuild."""
         super().__init__()
         self.model = model
         self.tokenizer = tokenizer
@@ -123,8 +127,15 @@ class TransformerModule(LightningModule):
             enable_gradient_checkpointing(model)
         self.objective = resolve_objective(self.params.objective, model, model_config)
         check_mask_token(self.objective, tokenizer)
+        self.lora = lora
+        extra = {LORA_KEY: lora} if lora is not None else {}  # a full fine-tune's hparams stay as they were
         self.save_hyperparameters(
-            {**self.params.to_dict(), "objective": self.objective, "model_class": type(model).__name__}
+            {
+                **self.params.to_dict(),
+                "objective": self.objective,
+                "model_class": type(model).__name__,
+                **extra,
+            }
         )
         self._special_ids = torch.tensor(
             sorted(set(getattr(tokenizer, "all_special_ids", []) or [])), dtype=torch.long
@@ -343,6 +354,8 @@ class TransformerModule(LightningModule):
     # ------------------------------------------------------------------ checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self._sync_tokens_seen()
+        if self.lora is not None:  # the frozen base is the --init_from folder's, recorded in the hparams
+            checkpoint["state_dict"] = adapter_state(self.model, checkpoint["state_dict"], prefix="model.")
         checkpoint["gitnetic"] = {
             "tokens_seen": self.tokens_seen,
             "seed": self.seed,
@@ -351,6 +364,17 @@ class TransformerModule(LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved_lora = (checkpoint.get("hyper_parameters") or {}).get(LORA_KEY)
+        if (saved_lora is None) != (self.lora is None):
+            kinds = (
+                ("a LoRA run's", "a full fine-tune") if saved_lora else ("a full fine-tune's", "a LoRA run")
+            )
+            raise ConfigError(
+                f"the checkpoint to resume from is {kinds[0]}, and this is {kinds[1]}; resume with the same "
+                "--lora_r it was written with, or start fresh (--resume_from_checkpoint unset)"
+            )
+        if self.lora is not None:  # resuming: the frozen base weights are the ones loaded already
+            checkpoint["state_dict"] = {**self.state_dict(), **checkpoint["state_dict"]}
         state = checkpoint.get("gitnetic", {})
         self.tokens_seen = int(state.get("tokens_seen", 0))
         self._tokens_seen_tensor = None

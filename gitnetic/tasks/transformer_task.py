@@ -13,7 +13,9 @@ from argparse import Namespace
 from gitnetic.common.dataclass_argparse import DataclassArgumentParser, DataclassBase, get_params_item
 from gitnetic.common.errors import TaskError
 from gitnetic.models.build import build_model_and_tokenizer, load_pretrained_model_and_tokenizer
+from gitnetic.models.lora import apply_lora
 from gitnetic.models.memory import weights_dtype
+from gitnetic.models.params import LoraParams
 from gitnetic.modules.params import DataModuleParams, ModuleParams
 from gitnetic.modules.transformer_datamodule import TransformerDataModule
 from gitnetic.modules.transformer_module import TransformerModule
@@ -35,7 +37,9 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
     params: Params
     params_type: type[Params] = Params
 
-    ComponentParams = tuple[Params, TransformerModule.params_type, TransformerDataModule.params_type]
+    ComponentParams = tuple[
+        Params, TransformerModule.params_type, TransformerDataModule.params_type, LoraParams
+    ]
 
     @classmethod
     def get_params(cls, params: tuple[ParamType, ...]) -> ComponentParams:
@@ -52,7 +56,9 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
                     f"transformer-task needs {owner.__name__}.Params in its params; add them with "
                     "add_argparse_params"
                 )
-        return task_params, module_params, datamodule_params
+        # optional: a parser built before LoRA existed (a user's task) simply trains every weight
+        lora_params = get_params_item(params=params, params_type=LoraParams) or LoraParams()
+        return task_params, module_params, datamodule_params, lora_params
 
     @classmethod
     def setup(cls, params: tuple[ParamType, ...]) -> TransformerTask:
@@ -65,11 +71,18 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         task_params: TransformerTaskParams,
         module_params: ModuleParams,
         datamodule_params: DataModuleParams,
+        lora_params: LoraParams | None = None,
         precision: str | None = None,
     ) -> TransformerTask:
         """Tokenizer and model (fresh from ``config_path``, or ``init_from``'s, loaded in the dtype the
-        trainer's ``precision`` computes in), module and datamodule."""
+        trainer's ``precision`` computes in, with LoRA adapters if asked), module and datamodule."""
         max_length = datamodule_params.max_length
+        lora_params = lora_params or LoraParams()
+        if lora_params.lora_r and not task_params.init_from:
+            raise TaskError(
+                "--lora_r adapts a pretrained model: pass --init_from MODEL_FOLDER (or --lora_r 0 to train "
+                "every weight of a fresh model)"
+            )
         if task_params.init_from:
             built = load_pretrained_model_and_tokenizer(
                 task_params.init_from, task_params.tokenizer_path, max_length, dtype=weights_dtype(precision)
@@ -87,7 +100,13 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
                     "--init_from MODEL_FOLDER (continue pretraining a saved model)"
                 )
             built = build_model_and_tokenizer(task_params.config_path, task_params.tokenizer_path, max_length)
-        module = TransformerModule(built.model, built.tokenizer, module_params, model_config=built.config)
+        model, lora = built.model, None
+        if lora_params.lora_r:
+            causal = built.config.objective != "mlm"
+            model, lora = apply_lora(model, lora_params, str(task_params.init_from), causal=causal)
+        module = TransformerModule(
+            model, built.tokenizer, module_params, model_config=built.config, lora=lora
+        )
         if datamodule_params.fim_rate and module.objective != "clm":
             raise TaskError("--fim_rate is for causal LMs; set --fim_rate 0 to train a masked LM")
         datamodule = TransformerDataModule(
@@ -100,6 +119,7 @@ class TransformerTask(TaskModule[TransformerModule, TransformerDataModule]):
         parser.add_arguments(cls.Params, title="TransformerTask parameters")
         TransformerModule.add_argparse_params(parser)
         TransformerDataModule.add_argparse_params(parser)
+        parser.add_arguments(LoraParams, title="LoRA parameters")
 
 
 def _precision(params: tuple[ParamType, ...]) -> str | None:

@@ -21,7 +21,7 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TRAJECTORY_FREE", "run_fingerprint"]
+__all__ = ["ONLY_WHEN_ON", "TRAJECTORY_FREE", "run_fingerprint"]
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +32,14 @@ TRAJECTORY_FREE = frozenset(
         "progress_bar_refresh_rate", "log_every_n_steps", "dvclive_dir", "wandb_project", "wandb_name",
         "wandb_id", "enable_progress_bar", "enable_model_summary", "default_root_dir", "include_package",
         "config", "log_throughput", "peak_tflops",
+        # recomputes the same activations in the backward pass (RNG state kept): a memory lever, so a run
+        # that ran out of memory can turn it on and resume its own checkpoint
+        "gradient_checkpointing",
     }
 )  # fmt: skip
+# Params that matter only while a switch is on (name -> switch): left out while it is off, so a run that
+# does not use the feature keeps the fingerprint (and checkpoint bytes) it had before the feature existed.
+ONLY_WHEN_ON = {name: "lora_r" for name in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")}
 _BIG_FILE = 64 << 20  # hash larger files by size + head + tail: a data file's identity, at no cost
 
 
@@ -98,7 +104,7 @@ def _items(params: Iterable[Any]) -> dict[str, Any]:
         for name, value in values.items():
             if name not in TRAJECTORY_FREE and not name.startswith("_"):
                 out.setdefault(name, value)
-    return out
+    return {k: v for k, v in out.items() if k not in ONLY_WHEN_ON or out.get(ONLY_WHEN_ON[k])}
 
 
 def run_fingerprint(params: Iterable[Any]) -> dict[str, str]:
