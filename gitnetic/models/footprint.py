@@ -16,6 +16,7 @@ from typing import Any
 
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import WEIGHT_FILES
+from gitnetic.models.lora_targets import default_target_modules
 
 __all__ = ["ModelFootprint", "default_lora_targets", "read_footprint"]
 
@@ -63,10 +64,12 @@ def _is_matrix(name: str, shape: tuple[int, ...]) -> bool:
 
 
 def default_lora_targets(footprint: ModelFootprint) -> list[str]:
-    """peft's default LoRA targets for the model type, else the attention projections the model has."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as mapping  # heavy import
-
-    known = list(mapping.get(footprint.model_type) or [])
+    """The family's default LoRA targets, the layers training adapts (:mod:`gitnetic.models.lora_targets`),
+    else the attention projections the model has."""
+    try:
+        known = default_target_modules(footprint.model_type)
+    except ConfigError:
+        known = []
     if known and footprint.target_modules_present(known) == known:
         return known
     for targets in _FALLBACK_TARGETS:

@@ -24,6 +24,7 @@ from typing import Any
 from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import is_hf_model_folder
 from gitnetic.models.build import BuiltModel, load_pretrained_model_and_tokenizer
+from gitnetic.models.lora_targets import default_target_modules
 from gitnetic.models.params import LoraParams
 
 __all__ = [
@@ -40,32 +41,9 @@ __all__ = [
 
 LORA_KEY = "lora"  # the module's hyper-parameter that holds the record; absent in a full fine-tune
 
-_QKVO = ["q_proj", "k_proj", "v_proj", "o_proj"]
-# The attention projections of each family (the LoRA paper's choice; MLP layers: 'all-linear').
-# GPT-2 and GPT-BigCode fuse q, k and v in c_attn; their c_proj is the attention output and, in the MLP,
-# the down projection: both match the name.
-DEFAULT_TARGET_MODULES: dict[str, list[str]] = {
-    "gpt2": ["c_attn", "c_proj"],
-    "gpt_bigcode": ["c_attn", "c_proj"],
-    **{family: _QKVO for family in ("llama", "qwen2", "qwen3", "mistral", "gemma", "gemma2", "starcoder2")},
-}
 _CONV1D_FAMILIES = {"gpt2"}  # transformers' Conv1D stores weights transposed: peft's fan_in_fan_out
 
 _BIG_FILE = 64 << 20  # larger weight files are digested by size + first and last MiB
-
-
-def default_target_modules(model_type: str) -> list[str]:
-    """The layers that get adapters when ``--lora_target_modules`` is unset (see :class:`LoraParams`)."""
-    if model_type in DEFAULT_TARGET_MODULES:
-        return list(DEFAULT_TARGET_MODULES[model_type])
-    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as PEFT_DEFAULTS
-
-    if model_type in PEFT_DEFAULTS:
-        return list(PEFT_DEFAULTS[model_type])
-    raise ConfigError(
-        f"no default LoRA target modules for {model_type!r} models; name the linear layers to adapt, "
-        "e.g. --lora_target_modules q_proj v_proj, or --lora_target_modules all-linear"
-    )
 
 
 def _file_digest(path: Path) -> str:

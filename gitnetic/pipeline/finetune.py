@@ -222,7 +222,7 @@ def plan_finetune(
     chosen = _micro_batch(footprint, memory_bytes, sequence, method="full", precision=full_precision)
     method, precision, adapters, targets = "full", full_precision, 0, []
     if chosen is None:
-        from gitnetic.models.footprint import default_lora_targets  # peft: only for a LoRA plan
+        from gitnetic.models.footprint import default_lora_targets
 
         targets = list(lora_target_modules or default_lora_targets(footprint))
         missing = sorted(set(targets) - set(footprint.target_modules_present(targets)))

@@ -49,7 +49,15 @@ def base(tmp_path_factory, tiny_tokenizer) -> Path:
     return save_random_model(tiny_tokenizer, tmp_path_factory.mktemp("lora") / "base")
 
 
-def train(base: Path, shards: Path, save_dir: Path, callbacks=(), lora=LORA, resume: str | None = None):
+def train(
+    base: Path,
+    shards: Path,
+    save_dir: Path,
+    callbacks=(),
+    lora=LORA,
+    resume: str | None = None,
+    checkpointing=False,
+):
     torch.set_num_threads(1)
     params = TransformerTrainer.Params(
         max_steps=STEPS, save_step_frequency=EVERY, save_dir=str(save_dir), resume_from_checkpoint=resume,
@@ -60,7 +68,7 @@ def train(base: Path, shards: Path, save_dir: Path, callbacks=(), lora=LORA, res
     )
     task = TransformerTask.build(
         TransformerTask.Params(init_from=str(base)),
-        TransformerModule.Params(learning_rate=1e-2, warmup_steps=2),
+        TransformerModule.Params(learning_rate=1e-2, warmup_steps=2, gradient_checkpointing=checkpointing),
         TransformerDataModule.Params(
             train_data_prefix=str(shards / "train"), val_data_prefix=str(shards / "valid"),
             batch_size=4, max_length=32, packing=True, seed=3,
@@ -108,6 +116,17 @@ def test_only_the_adapters_train_and_the_loss_falls(run, base):
     assert line.startswith("GPT2LMHeadModel with LoRA adapters, ") and line.endswith("%)")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert trainable == run["task"].module.lora["trainable_parameters"] > 0
+
+
+def test_gradient_checkpointing_reaches_the_base_model_under_the_adapters(run, base, lm_shards, tmp_path):
+    """The memory lever works through peft's wrapper: the wrapped model recomputes its activations, and
+    the adapters end as without it (same ops recomputed, dropout's RNG state kept)."""
+    _, task = train(base, lm_shards, tmp_path / "ckpt", checkpointing=True)
+    model = task.module.model
+    assert model.base_model.model.is_gradient_checkpointing
+    adapters = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    reference = dict(run["task"].module.model.named_parameters())
+    assert adapters and all(torch.allclose(p, reference[n], atol=1e-6) for n, p in adapters.items())
 
 
 def test_checkpoints_hold_the_adapters_and_where_the_base_is(run, base, tmp_path):

@@ -19,7 +19,6 @@ from gitnetic.pipeline.plan import Budget
 from tests.helpers import CONFIGS, REPO
 from tests.helpers.models import save_random_model
 
-LORA_KEYS = {"lora_r", "lora_alpha", "lora_dropout", "lora_target_modules"}
 GPU_10_HOURS = Budget("gpu", 36000.0, 1e14)
 
 LLAMA_7B = {  # Llama-2-7B's shape
@@ -55,8 +54,8 @@ def test_a_7b_model_on_80_gb_is_a_lora_plan_and_its_full_fine_tune_needs_16_byte
     full = plan.full_memory
     assert full.states == 16 * footprint.params  # fp32 weights 4 + grads 4 + Adam 8 bytes
     assert 105 * GB < full.states < 115 * GB  # "about 112 GB": more than an 80 GB GPU
-    assert plan.lora_target_modules == ["q_proj", "v_proj"]  # peft's Llama default
-    assert plan.lora_params == 32 * 2 * 16 * (4096 + 4096)
+    assert plan.lora_target_modules == ["q_proj", "k_proj", "v_proj", "o_proj"]  # what training adapts
+    assert plan.lora_params == 32 * 4 * 16 * (4096 + 4096)  # 32 layers x 4 projections x r (in + out)
     memory = plan.memory
     assert memory.weights == 2 * footprint.params  # the frozen base in bf16
     assert memory.trainable_states == 16 * plan.lora_params
@@ -134,18 +133,14 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def accepted_train_section(params_file: Path, tmp_path: Path) -> tuple:
-    """``train --config params.yaml:train`` parses the written section (LoRA keys: once train has them)."""
+    """``train --config params.yaml:train`` parses the written section, every key of it a train flag."""
     from gitnetic.cli import train as train_cli
 
     section = yaml.safe_load(params_file.read_text(encoding="utf-8"))["train"]
     parser, _ = train_cli.build_parser("transformer-task")
     unknown = set(section) - {action.dest for action in parser._actions}
-    assert unknown <= LORA_KEYS, unknown  # LoRA's params come with train's LoRA support
-    checked = tmp_path / "checked.yaml"
-    checked.write_text(
-        yaml.safe_dump({"train": {k: v for k, v in section.items() if k not in unknown}}), encoding="utf-8"
-    )
-    _, parsed = train_cli.parse(["--config", f"{checked}:train"])
+    assert not unknown, unknown  # every key the plan writes is a train flag (the LoRA ones included)
+    _, parsed = train_cli.parse(["--config", f"{params_file}:train"])
     return section, {f: getattr(item, f) for item in parsed[:-1] for f in vars(item)}
 
 
@@ -165,7 +160,7 @@ def test_init_from_a_saved_model_writes_a_full_fine_tune_that_train_accepts(chec
     for stage in ("evaluate", "export", "benchmark"):
         assert written[stage]["config_path"] == str(folder.resolve())
     section, values = accepted_train_section(checkout / "params.yaml", checkout)
-    assert not LORA_KEYS & set(section)
+    assert section.get("lora_r", 0) == 0  # a full fine-tune: no adapters
     assert values["init_from"] == str(folder.resolve()) and values["config_path"] is None
     assert values["precision"] == "bf16-mixed" and values["gradient_checkpointing"] is False
     assert values["gpus"] == 1 and values["max_length"] == 1024  # gpt2-tiny: 1024 positions
@@ -184,7 +179,7 @@ def test_init_from_a_7b_config_writes_a_lora_plan(checkout, llama_7b):
     assert text.startswith("# gitnetic pipeline parameters written by `python -m gitnetic init --from`")
     section, values = accepted_train_section(checkout / "params.yaml", checkout)
     assert section["lora_r"] == 16 and section["lora_alpha"] == 32 and section["lora_dropout"] == 0.05
-    assert section["lora_target_modules"] == ["q_proj", "v_proj"]
+    assert section["lora_target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
     assert values["precision"] == "bf16-true" and values["learning_rate"] == 2e-4
     assert values["batch_size"] == result.plan.batch_size and values["max_steps"] == result.plan.max_steps
     assert values["max_length"] == 1024 and values["init_from"] == str(llama_7b.resolve())
