@@ -237,10 +237,13 @@ class Generator:
             return rest
         return ids
 
-    def infill_token_ids(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    def infill_token_ids(
+        self, prefix: Sequence[int], suffix: Sequence[int], context: Sequence[int] = ()
+    ) -> list[int]:
         """The infill prompt around already-encoded prefix and suffix tokens (evaluate's infilling uses
-        the held-out shards' own tokens, cut at token boundaries as FIM training cuts them)."""
-        return infill_prompt(self._need_fim(), prefix, suffix)
+        the held-out shards' own tokens, cut at token boundaries as FIM training cuts them), after
+        ``context`` (a document's repository header)."""
+        return infill_prompt(self._need_fim(), prefix, suffix, context)
 
     def _need_fim(self) -> FimIds:
         if self.fim is None:

@@ -164,3 +164,46 @@ def test_training_batches_keep_qwen_headers(tmp_path_factory, corpus) -> None:
     starts = [row[: row.index(ids.prefix)] for row in rows]
     assert len(rows) == len(docs) and {tuple(s) for s in starts} == headers
     assert sum(1 for s in starts if s) == 3
+
+
+def test_completion_metrics_skip_header_lines_and_prompt_it_before_the_layout(
+    tmp_path_factory, corpus, monkeypatch
+) -> None:
+    """evaluate on repo-context test shards: no line of a header is a completion target, and the infill
+    prompt holds the header before <|fim_prefix|>, as training does."""
+    from transformers import AutoModelForCausalLM
+
+    from gitnetic.evaluation.completion import completion_metrics, newline_token_mask, sample_lines
+    from gitnetic.inference.generate import Generator
+
+    folder = family_folder(tmp_path_factory, "qwen2.5-coder")
+    tok = load_tokenizer(folder)
+    ids = fim_ids(tok)
+    out, docs = _run(tmp_path_factory, "qwen2.5-coder", corpus, "--repo_context", "true")
+    data = IndexedDataset(str(out / "train"))
+    newline = newline_token_mask(tok, len(tok))
+    heads = [header_length(np.asarray(doc), ids, newline) for doc in docs]
+    every = sample_lines(data, tok, newline, 1000, seed=0)
+    lines = sample_lines(data, tok, newline, 1000, seed=0, fim=ids)
+    assert any(line.start < heads[line.document] for line in every)  # the path line, without fim
+    assert lines and all(line.start >= heads[line.document] for line in lines)
+    assert len(lines) == len(every) - sum(1 for line in every if line.start < heads[line.document])
+
+    prompts: list[list[int]] = []
+    real_run = Generator.run
+
+    def run(self, prompt, *args, **kwargs):
+        prompts.append(list(prompt))
+        return real_run(self, prompt, *args, **kwargs)
+
+    monkeypatch.setattr(Generator, "run", run)
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    metrics = completion_metrics(model, tok, data, samples=len(lines), seed=0)
+    assert metrics["infill_samples"] == len(lines)
+    infill = [p for p in prompts if ids.prefix in p]
+    assert len(infill) == len(lines)
+    for prompt in infill:
+        head = prompt[: prompt.index(ids.prefix)]
+        assert tuple(head) in {tuple(doc[:h]) for doc, h in zip(docs, heads, strict=True)}
+        assert ids.repo_name not in prompt[len(head) :] and ids.file_sep not in prompt[len(head) :]
+    assert any(head for head in (p[: p.index(ids.prefix)] for p in infill))
