@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from gitnetic.data.tokenizer.fim_tokens import FimIds, header_length
 from gitnetic.evaluation.params import MIN_CONTEXT, MIN_LINE_TOKENS, check_completion_params
 from gitnetic.inference.generate import Generator
 from gitnetic.inference.params import DecodingParams
@@ -96,12 +97,14 @@ def sample_lines(
     seed: int,
     max_documents: int = 0,
     max_line_tokens: int = LINE_TOKENS,
+    fim: FimIds | None = None,
 ) -> list[Line]:
     """Up to ``samples`` non-blank lines of at most ``max_line_tokens`` tokens, picked by ``seed``.
 
     Every candidate of every document (the first ``max_documents`` when non-zero) is listed, shuffled by
     one ``numpy`` generator seeded with ``seed``, and taken in that order, skipping blank lines: the same
-    seed and data always give the same lines, in the same order.
+    seed and data always give the same lines, in the same order. With ``fim`` (the tokenizer's FIM ids),
+    no line starts inside a document's repository header (preprocess ``--repo_context``).
     """
     eos = tokenizer.eos_token_id
     n_docs = len(dataset) if not max_documents else min(len(dataset), max_documents)
@@ -117,6 +120,8 @@ def sample_lines(
         begin = at[:-1] + 1  # a line starts after one newline token and ends at the next one
         stop = at[1:]
         keep = (stop > begin) & (stop - begin <= max_line_tokens)
+        if fim is not None:
+            keep &= begin >= header_length(tokens, fim, newline)
         if eos is not None:
             keep &= tokens[begin] != eos
         docs.append(np.full(int(keep.sum()), d, dtype=np.int64))
@@ -165,10 +170,13 @@ def _context(tokens: np.ndarray, start: int, budget: int, eos: int | None) -> li
     return before[len(before) - budget :]
 
 
-def _fim_parts(tokens: np.ndarray, line: Line, budget: int, eos: int | None) -> tuple[list[int], list[int]]:
+def _fim_parts(
+    tokens: np.ndarray, line: Line, budget: int, eos: int | None, start: int = 0
+) -> tuple[list[int], list[int]]:
     """Prefix and suffix tokens around ``line`` within ``budget`` together: half each, the rest to the
-    side that needs it; the prefix keeps its end, the suffix its beginning (the code nearest the gap)."""
-    prefix = tokens[: line.start].tolist()
+    side that needs it; the prefix (from ``start``, after a repository header) keeps its end, the suffix
+    its beginning (the code nearest the gap)."""
+    prefix = tokens[start : line.start].tolist()
     end = len(tokens) - 1 if eos is not None and len(tokens) and tokens[-1] == eos else len(tokens)
     suffix = tokens[line.end : end].tolist()  # from the newline that ends the line; no trailing </s>
     n_pre = min(len(prefix), max(budget // 2, budget - len(suffix)))
@@ -216,7 +224,7 @@ def completion_metrics(
     max_line = line_tokens(window)
     generator = Generator(model, tokenizer, device="cpu")
     newline = newline_token_mask(tokenizer, int(model.config.vocab_size))
-    lines = sample_lines(dataset, tokenizer, newline, samples, seed, max_documents, max_line)
+    lines = sample_lines(dataset, tokenizer, newline, samples, seed, max_documents, max_line, generator.fim)
     metrics: dict[str, Any] = {"next_line_samples": len(lines)}
     if generator.fim is not None:
         metrics["infill_samples"] = len(lines)
@@ -235,8 +243,12 @@ def completion_metrics(
         scores["next_line"].append(_score(generation, max_new, line.text))
         if generator.fim is not None:
             budget = window - max_new - generator.fim.prompt_overhead  # 3 sentinels (+ <s>)
-            prefix, suffix = _fim_parts(tokens, line, budget, eos)
-            generation = generator.run(generator.infill_token_ids(prefix, suffix), decode, stop_ids=stop_ids)
+            # a repository header (preprocess --repo_context) goes before <fim_prefix>, as in training
+            head = header_length(tokens, generator.fim, newline)
+            context = tokens[:head].tolist() if head <= budget // 2 else []  # leaves room for the code
+            prefix, suffix = _fim_parts(tokens, line, budget - len(context), eos, start=head)
+            prompt = generator.infill_token_ids(prefix, suffix, context)
+            generation = generator.run(prompt, decode, stop_ids=stop_ids)
             scores["infill"].append(_score(generation, max_new, line.text))
     for kind, pairs in scores.items():
         if pairs:

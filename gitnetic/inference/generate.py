@@ -23,7 +23,13 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.hf_folder import WEIGHT_FILES, is_hf_model_folder
 from gitnetic.data.loading.fim import fim_ids
 from gitnetic.data.shards.encoder import HFEncoder
-from gitnetic.data.tokenizer.fim_tokens import FimIds, infill_prompt, no_fim_tokens, repo_context
+from gitnetic.data.tokenizer.fim_tokens import (
+    FimIds,
+    infill_prompt,
+    no_fim_tokens,
+    repo_context,
+    split_context,
+)
 from gitnetic.data.tokenizer.load import load_model_folder_tokenizer
 from gitnetic.inference.params import DecodingParams, GenerateParams
 from gitnetic.models.checkpoint import checkpoints_newest_first, load_trained_model
@@ -209,8 +215,9 @@ class Generator:
                     "generate: %s models have no repository-name tokens; --repo_name/--file_path not used",
                     fim.family,
                 )
-        prefix_ids, suffix_ids = self.encoder.encode(prefix).tolist(), self.encode_suffix(suffix)
-        return infill_prompt(fim, prefix_ids, suffix_ids, context)
+        head, lead = split_context(fim, context, path)  # StarCoder2: PATH\n starts the prefix
+        prefix_ids, suffix_ids = lead + self.encoder.encode(prefix).tolist(), self.encode_suffix(suffix)
+        return infill_prompt(fim, prefix_ids, suffix_ids, head)
 
     def encode_suffix(self, suffix: str) -> list[int]:
         """``suffix``'s ids as its family's infill prompts hold them: CodeLlama's without the dummy
@@ -230,10 +237,13 @@ class Generator:
             return rest
         return ids
 
-    def infill_token_ids(self, prefix: Sequence[int], suffix: Sequence[int]) -> list[int]:
+    def infill_token_ids(
+        self, prefix: Sequence[int], suffix: Sequence[int], context: Sequence[int] = ()
+    ) -> list[int]:
         """The infill prompt around already-encoded prefix and suffix tokens (evaluate's infilling uses
-        the held-out shards' own tokens, cut at token boundaries as FIM training cuts them)."""
-        return infill_prompt(self._need_fim(), prefix, suffix)
+        the held-out shards' own tokens, cut at token boundaries as FIM training cuts them), after
+        ``context`` (a document's repository header)."""
+        return infill_prompt(self._need_fim(), prefix, suffix, context)
 
     def _need_fim(self) -> FimIds:
         if self.fim is None:

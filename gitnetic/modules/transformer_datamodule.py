@@ -33,7 +33,7 @@ from gitnetic.data.loading.batching import (
 from gitnetic.data.loading.blend import ConcatTokens, blend_samples, parse_blend
 from gitnetic.data.loading.fim import FimDataset, fim_ids
 from gitnetic.data.shards.indexed import IndexedDataset, check_token_ids
-from gitnetic.data.tokenizer.fim_tokens import no_fim_tokens
+from gitnetic.data.tokenizer.fim_tokens import newline_mask, no_fim_tokens
 from gitnetic.modules.params import DataModuleParams
 
 __all__ = ["TransformerDataModule"]
@@ -333,7 +333,11 @@ class TransformerDataModule(LightningDataModule):
         p = self.params
         ids = fim_ids(self.tokenizer)
         assert ids is not None  # checked in _check_params
-        return FimDataset(dataset, ids, int(self.tokenizer.eos_token_id), p.fim_rate, p.fim_spm_rate, p.seed)
+        # a header from preprocess --repo_context that ends at its path's newline (Qwen2.5-Coder) is
+        # found with the tokenizer's newline tokens
+        newline = newline_mask(self.tokenizer) if ids.path_in_header and ids.repo_name is not None else None
+        eos = int(self.tokenizer.eos_token_id)
+        return FimDataset(dataset, ids, eos, p.fim_rate, p.fim_spm_rate, p.seed, newline)
 
     def train_dataloader(self) -> DataLoader:
         self._check_trainer_sampler()

@@ -95,6 +95,18 @@ def test_repository_context_before_the_prompt(tmp_path_factory, capsys, caplog) 
     assert gen.infill_ids(PREFIX, SUFFIX, repo="me/lib", path="pkg/a.py") == [
         repo, *encode("me/lib\n"), sep, *encode("pkg/a.py\n"), p, *encode(PREFIX), s, *encode(SUFFIX), m
     ]  # fmt: skip
+    # StarCoder2 FIMs the chunk after <file_sep>, path line included: the path opens the prefix
+    star = _generator(tmp_path_factory, "starcoder2")
+    tok, encode = star.tokenizer, (lambda text: star.encoder.encode(text).tolist())
+    repo, sep, p, s, m = tok.convert_tokens_to_ids(
+        ["<repo_name>", "<file_sep>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+    )
+    assert star.infill_ids(PREFIX, SUFFIX, repo="me/lib", path="pkg/a.py") == [
+        repo, *encode("me/lib"), sep, p, *encode("pkg/a.py\n"), *encode(PREFIX), s, *encode(SUFFIX), m
+    ]  # fmt: skip
+    assert star.infill_ids(PREFIX, SUFFIX, repo="me/lib") == [
+        repo, *encode("me/lib"), p, *encode(PREFIX), s, *encode(SUFFIX), m
+    ]  # fmt: skip
     folder = str(family_folder(tmp_path_factory, "qwen2.5-coder"))
     args = ["--model", folder, "--prefix", PREFIX, "--suffix", SUFFIX, "--max_new_tokens", "2", "--greedy"]
     assert cli_main.main(["generate", *args, "--repo_name", "me/lib", "--file_path", "pkg/a.py"]) == 0

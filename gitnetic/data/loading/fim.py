@@ -18,6 +18,11 @@ built (a packed block or a truncated sequence), documents are found by the ``</s
 ``▁<EOT>`` after the middle) displace the last content tokens of the document piece (bigcode truncates the suffix the same way). Randomness is a pure
 function of ``(seed, sample index)``, so DDP ranks (disjoint indices) draw disjoint streams and a resumed
 run rebuilds exactly the samples of an uninterrupted one without storing any RNG state.
+
+A document that starts with a repository header (preprocess ``--repo_context``) keeps it in front:
+only the tokens after it are cut and laid out, as StarCoder2 (``<repo_name>R<file_sep><fim_prefix>PATH\n
+...``) and Qwen2.5-Coder (``<|repo_name|>R\n<|file_sep|>PATH\n<|fim_prefix|>...``) were trained; the header
+is found by its tokens (:func:`gitnetic.data.tokenizer.fim_tokens.header_length`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from gitnetic.data.tokenizer.fim_tokens import (
     FimIds,
     fim_ids,
     fim_pieces,
+    header_length,
 )
 
 __all__ = [
@@ -87,11 +93,13 @@ def apply_fim(
     eos_id: int,
     fim_rate: float,
     spm_rate: float,
+    newline: np.ndarray | None = None,
 ) -> np.ndarray:
     """``sample`` with each document piece (split after every ``eos_id``) FIM'd with probability
     ``fim_rate`` (SPM with probability ``spm_rate`` when the family trains SPM, else PSM); the result
     has the same length and the ``</s>`` ending a piece stays at its end, so the model learns to stop
-    after the middle."""
+    after the middle. A piece's repository header stays before the layout (``newline``: the
+    tokenizer's newline mask, for families whose header ends with the path's newline)."""
     out = np.array(sample, copy=True)
     ends = np.flatnonzero(out == eos_id) + 1
     start = 0
@@ -99,6 +107,7 @@ def apply_fim(
         if end <= start:
             continue
         stop = end - 1 if out[end - 1] == eos_id else end  # content only; keep the </s>
+        start += header_length(out[start:stop], ids, newline)  # the header stays where it is
         draw = rng.random()
         n = stop - start
         if draw < fim_rate and n > ids.sentinels:
@@ -114,7 +123,14 @@ class FimDataset(Dataset):
     """Wraps a sample dataset (packed blocks or truncated sequences) and FIMs each sample on read."""
 
     def __init__(
-        self, dataset: Any, ids: FimIds, eos_id: int, fim_rate: float, spm_rate: float, seed: int
+        self,
+        dataset: Any,
+        ids: FimIds,
+        eos_id: int,
+        fim_rate: float,
+        spm_rate: float,
+        seed: int,
+        newline: np.ndarray | None = None,
     ) -> None:
         if not 0 <= fim_rate <= 1 or not 0 <= spm_rate <= 1:
             raise ConfigError(
@@ -126,6 +142,7 @@ class FimDataset(Dataset):
         self.fim_rate = float(fim_rate)
         self.spm_rate = float(spm_rate)
         self.seed = int(seed)
+        self.newline = newline  # the tokenizer's newline mask (header_length, for Qwen2.5-Coder's headers)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -133,5 +150,11 @@ class FimDataset(Dataset):
     def __getitem__(self, index: int) -> np.ndarray:
         sample = np.asarray(self.dataset[index])
         return apply_fim(
-            sample, fim_rng(self.seed, index), self.ids, self.eos_id, self.fim_rate, self.spm_rate
+            sample,
+            fim_rng(self.seed, index),
+            self.ids,
+            self.eos_id,
+            self.fim_rate,
+            self.spm_rate,
+            self.newline,
         )

@@ -42,6 +42,7 @@ from gitnetic.common.errors import ConfigError, DataError
 from gitnetic.data.shards.encoder import HFEncoder, available_cpus, build_encoder
 from gitnetic.data.shards.indexed import best_dtype, commit_builders, shard_glob, shard_prefix, source_prefix
 from gitnetic.data.shards.params import PreprocessParams
+from gitnetic.data.shards.repo_headers import repo_headers
 from gitnetic.data.shards.writer import Encoding, ShardJob, ShardStats, write_shard
 from gitnetic.data.source_routing import (
     SourceRoutes,
@@ -135,8 +136,7 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
     encoding = _encoding(params, jobs[0][0])
     routes = None
     if params.by_source:
-        stats_dir = Path(params.input).parent if params.input is not None else Path(params.input_dir)
-        routes = source_routes(stats_dir / "stats.json", params.source_groups)
+        routes = source_routes(_stats_json(params), params.source_groups)
         log.info("preprocess: one prefix per source: %s", ", ".join(routes.names))
     # Every shard of every split (and source) is prepared (written and fsynced under temporary names)
     # before any is committed, then all are committed together: a run killed or failing at any point
@@ -161,6 +161,12 @@ def preprocess(params: PreprocessParams) -> list[ShardStats]:
     return all_stats
 
 
+def _stats_json(params: PreprocessParams) -> Path:
+    """The corpus stage's ``stats.json``, beside the JSONL files (source names, git sources' labels)."""
+    folder = Path(params.input).parent if params.input is not None else Path(params.input_dir)
+    return folder / "stats.json"
+
+
 def _encoding(params: PreprocessParams, first_file: Path) -> Encoding:
     """The tokenizer, the fastest exact encoder for it (checked on ``first_file``'s first documents),
     its HF reference for the spot check, and the ``.bin`` dtype: the same for every shard."""
@@ -177,7 +183,10 @@ def _encoding(params: PreprocessParams, first_file: Path) -> Encoding:
     verifier = None if encoder.name == "hf" else (getattr(encoder, "reference", None) or HFEncoder(tokenizer))
     dtype = resolve_dtype(params.dtype, encoder.vocab_size)
     log.info("preprocess: encoder %s, dtype %s, %d worker thread(s)", encoder.name, dtype, workers)
-    return Encoding(encoder, dtype, eos_id, workers, params.batch_size, verifier, params.verify_every)
+    repo = None
+    if params.repo_context:
+        repo = repo_headers(tokenizer, params.tokenizer_path, _stats_json(params))
+    return Encoding(encoder, dtype, eos_id, workers, params.batch_size, verifier, params.verify_every, repo)
 
 
 def _write_split(

@@ -82,3 +82,14 @@ class PreprocessParams(DataclassBase):
             "mapping_ok": True,  # GROUP: [SOURCE, ...] in params.yaml (by_source_names reads both forms)
         },
     )
+    repo_context: bool = field(
+        default=False,
+        metadata={
+            "help": "Put a repository-level header before each document whose repository and path the corpus "
+            "knows, in the tokenizer family's format: StarCoder2 '<repo_name>REPO<file_sep>PATH\\n', "
+            "Qwen2.5-Coder '<|repo_name|>REPO\\n<|file_sep|>PATH\\n' (FIM training keeps it in front of "
+            "the FIM layout). The repository is a record's 'repository' field, else the last folder name of "
+            "a git source's path (docs/fim.md). A tokenizer without such tokens: a warning, and the shards "
+            "are those written without this option."
+        },
+    )

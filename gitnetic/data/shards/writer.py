@@ -41,6 +41,7 @@ from gitnetic.common.errors import DataError
 from gitnetic.data.shards.encoder import Encoder, EncoderMismatch
 from gitnetic.data.shards.indexed import IndexedDatasetBuilder
 from gitnetic.data.shards.pieces import first_piece
+from gitnetic.data.shards.repo_headers import RepoHeaders
 
 try:  # 2x faster than the stdlib on long strings; installed with dvc (dvc-data depends on it)
     from orjson import loads as _loads
@@ -66,6 +67,7 @@ class Encoding:
     batch_size: int = 64  # documents per batch (a batch also closes at 4 MiB)
     verifier: Encoder | None = None  # the HF reference a fast encoder is spot-checked against
     verify_every: int = 0  # check every N-th document against ``verifier``; 0 = never
+    repo: RepoHeaders | None = None  # --repo_context: a repository header before each document that has one
 
     def with_reference(self) -> Encoding:
         """The same settings on the reference encoder, unchecked: how a failed shard is redone."""
@@ -126,7 +128,10 @@ def _write(job: ShardJob, encoding: Encoding, staged: list[Any] | None) -> list[
         # entered in order, so an exception aborts every builder (no output appears at any prefix)
         with contextlib.ExitStack() as stack:
             builders = [stack.enter_context(IndexedDatasetBuilder(p, encoding.dtype)) for p in job.prefixes]
-            _encode_into(builders, job, encoding, bar)
+            headers = _encode_into(builders, job, encoding, bar)
+            if encoding.repo is not None:
+                docs = sum(b.num_documents for b in builders)
+                log.info("preprocess: %s: repository headers on %d of %d documents", job.path, headers, docs)
             name = encoding.encoder.name
             stats = [ShardStats(b.prefix, b.num_documents, b.num_tokens, 0.0, name) for b in builders]
             if staged is not None:
@@ -146,15 +151,16 @@ def _write(job: ShardJob, encoding: Encoding, staged: list[Any] | None) -> list[
     return stats
 
 
-def _encode_into(builders: list[Any], job: ShardJob, encoding: Encoding, bar: Any) -> None:
-    """Encode the job's byte range on a thread pool, adding each batch to its builders in file order."""
+def _encode_into(builders: list[Any], job: ShardJob, encoding: Encoding, bar: Any) -> int:
+    """Encode the job's byte range on a thread pool, adding each batch to its builders in file order;
+    returns how many documents got a repository header."""
     start, end = byte_range(job.path.stat().st_size, job.index, job.num_shards)
     workers = max(1, encoding.workers)
     max_batches = _INFLIGHT_PER_WORKER * workers
     max_bytes = max_batches * _BATCH_BYTES  # what max_batches full batches hold; huge lines count as read
     pending: deque[tuple[Future, int]] = deque()
     inflight = 0  # raw bytes of the pending batches
-    docs = 0
+    docs = headers = 0
     with ThreadPoolExecutor(workers, thread_name_prefix="preprocess") as pool:
         try:
             for lines, offsets in _iter_batches(job.path, start, end, encoding.batch_size):
@@ -165,19 +171,24 @@ def _encode_into(builders: list[Any], job: ShardJob, encoding: Encoding, bar: An
                 # every worker keeps a batch however big; beyond that, bytes bound the queue too
                 while len(pending) >= max_batches or (inflight > max_bytes and len(pending) > workers):
                     future, size = pending.popleft()
-                    _add_batch(future.result(), builders, bar)
+                    batch = future.result()
+                    headers += batch[3]
+                    _add_batch(batch, builders, bar)
                     inflight -= size
             while pending:
-                _add_batch(pending.popleft()[0].result(), builders, bar)
+                batch = pending.popleft()[0].result()
+                headers += batch[3]
+                _add_batch(batch, builders, bar)
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)  # the builders then drop their temporaries
             raise
+    return headers
 
 
 def _add_batch(
-    batch: tuple[np.ndarray, np.ndarray, np.ndarray | None], builders: list[Any], bar: Any
+    batch: tuple[np.ndarray, np.ndarray, np.ndarray | None, int], builders: list[Any], bar: Any
 ) -> None:
-    tokens, lengths, outputs = batch
+    tokens, lengths, outputs, _ = batch
     if outputs is None:
         builders[0].add_documents(tokens, lengths)
     else:
@@ -223,12 +234,14 @@ def _encode_batch(
     first_doc: int,
     encoding: Encoding,
     routes: Mapping[str, int] | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths, output of each doc)``;
-    the outputs (indices by the record's ``source``) only with ``routes``, else None. Runs in a worker."""
-    texts, outputs = _parse_lines(lines, offsets, routes)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Parse, encode and pack one batch: ``(tokens with </s> after each doc, lengths, output of each doc,
+    documents with a repository header)``; the outputs (indices by the record's ``source``) only with
+    ``routes``, else None. Runs in a worker."""
+    texts, outputs, keys = _parse_lines(lines, offsets, routes, encoding.repo)
     lines.clear()  # the raw bytes are not needed any more: a 50 MB row is not held twice while it encodes
     ids = _encode_texts(encoding.encoder, texts, offsets)
+    headers = _headers(encoding.repo, encoding.encoder, keys)
     if encoding.verifier is not None and encoding.verify_every:
         picks = [i for i in range(len(texts)) if (first_doc + i) % encoding.verify_every == 0]
         if picks:
@@ -238,6 +251,10 @@ def _encode_batch(
                 [ids[i] for i in picks],
                 [offsets[i] for i in picks],
             )
+            if headers:  # the header texts went through the fast encoder too
+                _verify_headers(encoding.verifier, encoding.repo, picks, keys, headers, offsets)
+    if headers:
+        ids = [np.concatenate([h, a]) if len(h) else a for h, a in zip(headers, ids, strict=True)]
     eos = np.array([encoding.eos_id], dtype=np.uint32)
     parts: list[np.ndarray] = []
     for arr in ids:
@@ -246,7 +263,8 @@ def _encode_batch(
     dtype = encoding.dtype
     tokens = np.concatenate(parts, dtype=dtype, casting="unsafe") if parts else np.zeros(0, dtype)
     lengths = np.fromiter((len(a) + 1 for a in ids), dtype=np.int64, count=len(ids))
-    return tokens, lengths, (np.asarray(outputs, dtype=np.int64) if routes is not None else None)
+    outputs_arr = np.asarray(outputs, dtype=np.int64) if routes is not None else None
+    return tokens, lengths, outputs_arr, sum(len(h) > 0 for h in headers)
 
 
 def _verify(verifier: Encoder, texts: list[str], ids: list[np.ndarray], offsets: list[int]) -> None:
@@ -261,12 +279,44 @@ def _verify(verifier: Encoder, texts: list[str], ids: list[np.ndarray], offsets:
             raise EncoderMismatch(f"tiktoken and HF ids differ on the document at byte {offset}")
 
 
+def _headers(
+    repo: RepoHeaders | None, encoder: Encoder, keys: list[tuple[str, str] | None]
+) -> list[np.ndarray]:
+    """Each document's repository header ids (empty where it has none); ``[]`` without ``--repo_context``."""
+    if repo is None:
+        return []
+    empty = np.zeros(0, dtype=np.uint32)
+    return [empty if key is None else repo.header(encoder.encode, key) for key in keys]
+
+
+def _verify_headers(
+    verifier: Encoder,
+    repo: RepoHeaders,
+    picks: list[int],
+    keys: list[tuple[str, str] | None],
+    headers: list[np.ndarray],
+    offsets: list[int],
+) -> None:
+    """As :func:`_verify`, for the picked documents' headers."""
+    for i in picks:
+        key = keys[i]
+        if key is not None and not np.array_equal(headers[i], repo.header(verifier.encode, key)):
+            raise EncoderMismatch(
+                f"tiktoken and HF ids differ on the header of the document at byte {offsets[i]}"
+            )
+
+
 def _parse_lines(
-    lines: list[bytes], offsets: list[int], routes: Mapping[str, int] | None
-) -> tuple[list[str], list[int]]:
-    """The records' texts, and (with ``routes``) the output each goes to."""
+    lines: list[bytes],
+    offsets: list[int],
+    routes: Mapping[str, int] | None,
+    repo: RepoHeaders | None = None,
+) -> tuple[list[str], list[int], list[tuple[str, str] | None]]:
+    """The records' texts, (with ``routes``) the output each goes to, and (with ``repo``) each one's
+    ``(repository, path)`` when it gets a header."""
     texts: list[str] = []
     outputs: list[int] = []
+    keys: list[tuple[str, str] | None] = []
     for line, offset in zip(lines, offsets, strict=True):
         try:
             record = _loads(line)
@@ -280,6 +330,8 @@ def _parse_lines(
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise _BadLine(offset, 'has no string "text" field; each line must be {"text": ...}')
         texts.append(record["text"])
+        if repo is not None:
+            keys.append(repo.key(record))
         if routes is not None:
             out = routes.get(record.get("source"))  # type: ignore[arg-type]
             if out is None:
@@ -289,7 +341,7 @@ def _parse_lines(
                     "(--by_source routes by it); re-run the corpus stage so splits and stats.json match",
                 )
             outputs.append(out)
-    return texts, outputs
+    return texts, outputs, keys
 
 
 def _encode_texts(encoder: Encoder, texts: list[str], offsets: list[int]) -> list[np.ndarray]:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+
 __all__ = [
     "FAMILIES",
     "FIM_MIDDLE",
@@ -30,10 +32,13 @@ __all__ = [
     "detect_fim_format",
     "fim_ids",
     "fim_pieces",
+    "header_length",
     "infill_prompt",
     "known_families",
+    "newline_mask",
     "no_fim_tokens",
     "repo_context",
+    "split_context",
 ]
 
 FIM_PREFIX = "<fim_prefix>"
@@ -66,6 +71,9 @@ class FimFormat:
     suffix_space: bool = True  # False: the suffix is encoded without the dummy leading space (CodeLlama)
     file_sep: str | None = None  # repository-level tokens, where the family has them
     repo_name: str | None = None
+    # where a FIM'd file's path line goes: False, at the start of its prefix (StarCoder2 FIMs the whole
+    # chunk after <file_sep>, path included); True, before <fim_prefix> (Qwen2.5-Coder's repo-level FIM)
+    path_in_header: bool = False
     requires: tuple[str, ...] = ()  # further tokens that tell this family from another with the same names
 
     @property
@@ -76,7 +84,10 @@ class FimFormat:
 
 # Checked in this order: the first whose sentinels (and ``requires``) are all in the vocabulary wins.
 # Sources: bigcode's Megatron-LM and StarCoder/StarCoder2 tokenizers; SantaCoder's tokenizer;
-# Qwen2.5-Coder's README (PSM only, repo-level ``<|repo_name|>``/``<|file_sep|>``); CodeGemma's model
+# Qwen2.5-Coder's README and technical report (PSM only; repo-level FIM ``<|repo_name|>R\n<|file_sep|>PATH\n``
+# before ``<|fim_prefix|>``, its Figure 4); StarCoder 2's paper, section 5 (repository chunks are split at
+# ``<file_sep>`` and each chunk, path line included, may be FIM'd; ``<repo_name>R`` never is, so a FIM'd
+# file reads ``<file_sep><fim_prefix>PATH\nP...``); CodeGemma's model
 # card and prompt docs (PSM and SPM; a middle ends with ``<|file_separator|>``, which also separates
 # files); DeepSeek-Coder's README (PSM, begin/hole/end after <s>);
 # transformers' CodeLlamaTokenizer and Meta's codellama ``infilling_prompt_tokens`` (<s> ▁<PRE> ▁prefix
@@ -114,6 +125,7 @@ FAMILIES: tuple[FimFormat, ...] = (
         pad="<|fim_pad|>",
         file_sep="<|file_sep|>",
         repo_name="<|repo_name|>",
+        path_in_header=True,
     ),
     FimFormat("deepseek-coder", "<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>", bos=True),
     FimFormat(
@@ -171,6 +183,7 @@ class FimIds:
     file_sep: int | None = None
     repo_name: int | None = None
     suffix_space: bool = True
+    path_in_header: bool = False
 
     @property
     def sentinels(self) -> int:
@@ -206,6 +219,7 @@ def fim_ids(tokenizer: Any) -> FimIds | None:
         file_sep=opt(fmt.file_sep),
         repo_name=opt(fmt.repo_name),
         suffix_space=fmt.suffix_space,
+        path_in_header=fmt.path_in_header,
     )
 
 
@@ -242,7 +256,8 @@ def repo_context(
     family has no such tokens. ``encode`` encodes plain text (special-token strings in names or code
     stay text: only the family's own ids are control tokens).
 
-    StarCoder2 ``<repo_name>R<file_sep>p1\\nT1<file_sep>PATH\\n``; Qwen2.5-Coder
+    StarCoder2 ``<repo_name>R<file_sep>p1\\nT1<file_sep>PATH\\n`` (whose ``PATH\\n`` a FIM layout puts in
+    the prefix: :func:`split_context`); Qwen2.5-Coder
     ``<|repo_name|>R\\n<|file_sep|>p1\\nT1\\n<|file_sep|>PATH\\n``; CodeGemma (a separator, no names)
     ``T1<|file_separator|>``. ``other_files`` are ``(path, text)`` of files of the same repository."""
     if ids.file_sep is None:
@@ -268,3 +283,47 @@ def repo_context(
         out.append(ids.file_sep)
         text(path + "\n")
     return out
+
+
+def header_length(tokens: np.ndarray, ids: FimIds, newline: np.ndarray | None = None) -> int:
+    """How many leading tokens of a document (or of the piece of one a training sample holds) are its
+    repository header, which a FIM layout keeps in front of ``<fim_prefix>``; 0 without one.
+
+    Exact without a side index because only a header holds the family's ``repo_name``/``file_sep`` ids
+    (text never encodes to them): the header runs to the last of them (StarCoder2, whose path line is
+    the start of the FIM'd chunk), or (Qwen2.5-Coder, ``path_in_header``) to the first token after it that
+    holds a newline, per ``newline`` (:func:`newline_mask`), which ends ``PATH\\n`` because preprocess
+    writes no header for a path with a line break. A piece that ends inside a header is all header."""
+    if ids.repo_name is None or ids.file_sep is None or not len(tokens):
+        return 0
+    marks = np.flatnonzero((tokens == ids.repo_name) | (tokens == ids.file_sep))
+    if not marks.size:
+        return 0
+    end = int(marks[-1]) + 1
+    if not ids.path_in_header:
+        return end
+    if newline is None:
+        raise ValueError(f"{ids.family} headers end at a newline: pass the tokenizer's newline_mask")
+    rest = np.asarray(tokens[end:], dtype=np.int64)
+    held = newline[np.clip(rest, 0, len(newline) - 1)] & (rest < len(newline))
+    at = np.flatnonzero(held)
+    return end + int(at[0]) + 1 if at.size else len(tokens)
+
+
+def split_context(ids: FimIds, context: Sequence[int], path: str | None) -> tuple[list[int], list[int]]:
+    """:func:`repo_context`'s ids (for a file at ``path``) as ``(before <fim_prefix>, start of the
+    prefix)``: StarCoder2 puts the file's ``PATH\\n`` after ``<fim_prefix>``
+    (``<file_sep><fim_prefix>PATH\\nP``), the others all of the context before."""
+    context = [int(t) for t in context]
+    if path is None or ids.path_in_header or ids.file_sep is None or ids.repo_name is None:
+        return context, []
+    end = header_length(np.asarray(context, dtype=np.int64), ids)
+    return context[:end], context[end:]
+
+
+def newline_mask(tokenizer: Any) -> np.ndarray:
+    """``mask[id]``: token ``id`` decodes to text holding a newline (what :func:`header_length` needs for
+    families whose header ends with the path's newline)."""
+    size = len(tokenizer)
+    texts = tokenizer.batch_decode([[i] for i in range(size)], clean_up_tokenization_spaces=False)
+    return np.fromiter(("\n" in text for text in texts), dtype=bool, count=size)

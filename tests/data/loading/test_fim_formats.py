@@ -9,7 +9,14 @@ import pytest
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.loading.fim import FimIds, apply_fim, fim_ids, fim_rng, permute
 from gitnetic.data.shards.encoder import HFEncoder
-from gitnetic.data.tokenizer.fim_tokens import FIM_TOKENS, detect_fim_format, repo_context
+from gitnetic.data.tokenizer.fim_tokens import (
+    FIM_TOKENS,
+    detect_fim_format,
+    header_length,
+    newline_mask,
+    repo_context,
+    split_context,
+)
 from gitnetic.data.tokenizer.load import load_tokenizer
 from tests.helpers import write_shard
 from tests.helpers.families import FAMILIES, family_folder
@@ -166,6 +173,18 @@ def test_repo_level_context_in_the_family_format(tokenizers) -> None:
     assert context("gpt2", "me/lib", "a/main.py", files) == []  # StarCoder's names without StarCoder2's
     # a repository name that spells a control token is text
     assert context("starcoder2", "<file_sep>", None).count("<file_sep>") == 0
+    # before <fim_prefix> / opening the prefix: StarCoder2's path line is part of the FIM'd chunk
+    for name, path_line_first in (("starcoder2", True), ("qwen2.5-coder", False)):
+        tok = tokenizers[name]
+        ids, encoder = fim_ids(tok), HFEncoder(tok)
+        full = repo_context(
+            ids, lambda text, e=encoder: e.encode(text).tolist(), "me/lib", "a/main.py", files
+        )
+        head, lead = split_context(ids, full, "a/main.py")
+        assert head + lead == full
+        assert lead == (encoder.encode("a/main.py\n").tolist() if path_line_first else [])
+        assert header_length(np.asarray(full), ids, newline_mask(tok)) == len(head)
+        assert split_context(ids, full[: -len(encoder.encode("a/main.py\n"))], None)[1] == []
 
 
 def test_datamodule_refuses_fim_without_known_tokens_naming_the_families(tmp_path_factory, tmp_path) -> None:
