@@ -34,9 +34,10 @@ Runs, each a subprocess whose process tree is sampled every 50 ms (``corpus_scal
 
 Precision of the near-dedup drops (cheap, sampled): a dropped document is confirmed when some other
 document has an exact Jaccard (the stage's 5-gram word shingles) of at least 0.85 with it, looked for
-among its family (the same file in the other copies) and, failing that, among every document with the
-same file name. Up to ``--precision_sample`` drops of each side and of each side's disputed drops are
-checked; an unconfirmed drop may still have a partner under another name (so it is a lower bound).
+among its family (the same file in the other copies) and, failing that, among the documents with the
+same file name in the same top-level package (at most ``SECOND_LOOK``). Up to ``--precision_sample``
+drops of each side and of each side's disputed drops are checked; an unconfirmed drop may still have a
+partner elsewhere (so the share confirmed is a lower bound of the precision).
 
 Units: MB = 10^6 bytes of ``content``; RSS in MiB. The datatrove venv is made once (``--datatrove_venv``,
 default under ``--data_dir``'s parent) with pip from ``pyproject.toml``'s ``bench`` extra.
@@ -60,10 +61,12 @@ import tempfile
 import time
 import tomllib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from corpus_scale import Run, edit, timed  # this folder: the tree sampler and the near-copy edit
@@ -75,6 +78,7 @@ SITE_PACKAGES = REPO / ".venv/lib/python3.11/site-packages"
 MAX_FILE_BYTES = 1_000_000  # The Stack's own cap and the stage's default max_file_bytes
 MB = 1e6
 THRESHOLD, NGRAM = 0.85, 5  # the stage's neardup defaults, which the runs keep
+SECOND_LOOK = 400  # precision: same-name files compared with an unconfirmed drop, at most
 RECIPE_VERSION = 1  # bump when the rows written change, so a cached dataset is rebuilt
 LICENSES = (["MIT"], ["Apache-2.0"], ["BSD-3-Clause"], ["MIT", "Apache-2.0"], ["BSD-2-Clause"], ["ISC"])
 ALLOWED = sorted({name for group in LICENSES for name in group})
@@ -278,15 +282,20 @@ class Bench:
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
             "TOKENIZERS_PARALLELISM": "false",
-            "PYTHONPATH": str(REPO),
+            "PYTHONPATH": str(args.code),
         }
         self.cwd = work / "cwd"  # no gitnetic/ here: `python -m` puts the cwd first on sys.path
         self.cwd.mkdir(parents=True)
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "gitnetic")], check=True)
+        if args.code.resolve() == REPO:  # byte-compiled now, untimed, so no timed run pays for it
+            subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "gitnetic")], check=True)
+        else:  # another checkout is only read
+            self.env["PYTHONDONTWRITEBYTECODE"] = "1"
         self.count = 0
+        self.docs: dict[str, int] = {}  # run label -> documents written
 
-    def gitnetic(self, label: str, source: dict, corpus: dict) -> Run:
-        """The corpus stage on one source via the real CLI, best wall of ``--repeats`` runs."""
+    def gitnetic(self, label: str, source: dict, corpus: dict, keep_output: bool = False) -> Run:
+        """The corpus stage on one source via the real CLI, best wall of ``--repeats`` runs; its outputs
+        are deleted once counted unless ``keep_output`` (or ``--keep``): each run writes about a GB."""
         best: Run | None = None
         for _ in range(self.args.repeats):
             self.count += 1
@@ -304,8 +313,14 @@ class Bench:
             run = timed(label, cmd, self.env, self.cwd, self.work / f"out{self.count:02d}.log")
             run.out_dir = out
             best = keep_best(best, run)
+        self.docs[label] = json.loads((best.out_dir / "stats.json").read_text())["documents"]["total"]
+        self.done(best, keep_output)
         print(f"  {label}: {best.wall_s:.1f} s, peak RSS {best.peak_tree_mb:.0f} MiB", flush=True)
         return best
+
+    def done(self, run: Run, keep_output: bool) -> None:
+        if not keep_output and not self.args.keep and run.out_dir is not None:
+            shutil.rmtree(run.out_dir, ignore_errors=True)
 
     def datatrove(self, label: str, python: Path, mode: str, folder: Path) -> tuple[Run, dict]:
         best: Run | None = None
@@ -322,8 +337,20 @@ class Bench:
             if out.exists() and (best is None or run.wall_s < best.wall_s):
                 result = json.loads(out.read_text())
             best = keep_best(best, run)
+        self.docs[label] = count_lines(best.out_dir / "out")
+        self.done(best, False)
         print(f"  {label}: {best.wall_s:.1f} s, peak RSS {best.peak_tree_mb:.0f} MiB", flush=True)
         return best, result
+
+
+def count_lines(folder: Path) -> int:
+    """Documents in a folder of JSONL files (datatrove's output)."""
+    total = 0
+    for path in folder.glob("*.jsonl"):
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 24):
+                total += chunk.count(b"\n")
+    return total
 
 
 def keep_best(best: Run | None, run: Run) -> Run:
@@ -369,13 +396,16 @@ def ensure_datatrove(venv: Path) -> Path:
 
 
 def row_keys(folder: Path) -> list[str]:
-    """``repository/path`` of every row, in dataset order."""
+    """``repository/path`` of every row with text in it (not only whitespace), in dataset order: the
+    documents both sides dedup (the stage counts blank ones as empty, datatrove skips empty ones)."""
     keys = []
     for path in sorted(folder.glob("*.parquet")):
-        table = pq.read_table(path, columns=[REPO_COL, PATH_COL])
-        keys += [
-            f"{r}/{p}" for r, p in zip(table[REPO_COL].to_pylist(), table[PATH_COL].to_pylist(), strict=True)
-        ]
+        with pq.ParquetFile(path) as handle:
+            for batch in handle.iter_batches(columns=[REPO_COL, PATH_COL, "content"]):
+                text = pc.binary_length(pc.utf8_trim_whitespace(batch.column(2)))
+                mask = pc.greater(text, 0)
+                repos, paths = (pc.filter(batch.column(i), mask).to_pylist() for i in range(2))
+                keys += [f"{r}/{p}" for r, p in zip(repos, paths, strict=True)]
     return keys
 
 
@@ -394,8 +424,8 @@ def kept_keys(out: Path) -> set[str]:
     return kept
 
 
-def contents(folder: Path, wanted: set[str] | None, names: set[str] | None = None) -> dict[str, str]:
-    """``key -> content`` of the rows whose key is in ``wanted`` or whose file name is in ``names``."""
+def contents(folder: Path, wanted: Callable[[str], bool]) -> dict[str, str]:
+    """``key -> content`` of the rows whose key ``wanted`` accepts."""
     out = {}
     for path in sorted(folder.glob("*.parquet")):
         with pq.ParquetFile(path) as handle:
@@ -403,7 +433,7 @@ def contents(folder: Path, wanted: set[str] | None, names: set[str] | None = Non
                 repos, paths, texts = (batch.column(i).to_pylist() for i in range(3))
                 for repo, inner, text in zip(repos, paths, texts, strict=True):
                     key = f"{repo}/{inner}"
-                    if (wanted and key in wanted) or (names and inner.rsplit("/", 1)[-1] in names):
+                    if wanted(key):
                         out[key] = text
     return out
 
@@ -414,11 +444,18 @@ def family(key: str, copies: int) -> list[str]:
     return [f"owner{i}/{rest}" for i in range(copies) if f"owner{i}" != owner]
 
 
+def kin(key: str) -> tuple[str, str]:
+    """``(top-level package, file name)``: the second look's group of a document."""
+    return key.split("/", 2)[1], key.rsplit("/", 1)[-1]
+
+
 def confirm(folder: Path, samples: dict[str, list[str]], copies: int, all_keys: set[str]) -> dict[str, int]:
-    """``label -> how many of its sampled drops have a partner at >= THRESHOLD`` (see the docstring)."""
-    wanted = {k for keys in samples.values() for k in keys}
-    wanted |= {f for k in wanted for f in family(k, copies) if f in all_keys}
-    text = contents(folder, wanted)
+    """``label -> how many of its sampled drops have a partner at >= THRESHOLD``: first among the same
+    file in the other copies, then among the files of the same name in the same package (any copy; the
+    first ``SECOND_LOOK`` of them in key order, so the cost stays bounded)."""
+    sampled = {k for keys in samples.values() for k in keys}
+    wanted = sampled | {f for k in sampled for f in family(k, copies) if f in all_keys}
+    text = contents(folder, wanted.__contains__)
     sets: dict[str, set[str]] = {}
 
     def sh(key: str) -> set[str]:
@@ -427,22 +464,21 @@ def confirm(folder: Path, samples: dict[str, list[str]], copies: int, all_keys: 
         return sets[key]
 
     best = {}
-    for key in {k for keys in samples.values() for k in keys}:
+    for key in sampled:
         best[key] = max((jaccard(sh(key), sh(f)) for f in family(key, copies) if f in text), default=0.0)
-    pending = {k for k, v in best.items() if v < THRESHOLD}
-    if pending:  # second look: every document with the same file name
-        names = {k.rsplit("/", 1)[-1] for k in pending}
-        others = contents(folder, None, names)
-        by_name = defaultdict(list)
-        for other in others:
-            by_name[other.rsplit("/", 1)[-1]].append(other)
-        text.update(others)
-        for key in pending:
-            for other in by_name[key.rsplit("/", 1)[-1]]:
-                if other != key:
-                    best[key] = max(best[key], jaccard(sh(key), sh(other)))
-                if best[key] >= THRESHOLD:
-                    break
+    pending = sorted(k for k, v in best.items() if v < THRESHOLD)
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key in sorted(all_keys):
+        groups[kin(key)].append(key)
+    looked = {k: [o for o in groups[kin(k)] if o != k][:SECOND_LOOK] for k in pending}
+    need = {o for others in looked.values() for o in others} - set(text)
+    if need:
+        text.update(contents(folder, need.__contains__))
+    for key in pending:
+        for other in looked[key]:
+            best[key] = max(best[key], jaccard(sh(key), sh(other)))
+            if best[key] >= THRESHOLD:
+                break
     return {label: sum(best[k] >= THRESHOLD for k in keys) for label, keys in samples.items()}
 
 
@@ -452,14 +488,7 @@ def precision_rows(
     keys = row_keys(data.parquet)
     all_keys = set(keys)
     ours_dropped = all_keys - kept_keys(ours.out_dir)
-    theirs = set(dt["removed"])
-    unknown = theirs - all_keys
-    if unknown:
-        return (
-            [f"datatrove removed {len(unknown)} keys not in the dataset, e.g. {sorted(unknown)[:2]}"],
-            None,
-            None,
-        )
+    theirs = set(dt["removed"]) & all_keys
     rng = random.Random(0)
 
     def pick(group: set[str]) -> list[str]:
@@ -474,9 +503,10 @@ def precision_rows(
     samples = {label: pick(group) for label, group in groups.items()}
     confirmed = confirm(data.parquet, samples, copies, all_keys)
     lines = [
-        f"Near-dedup drops on the same {len(keys):,} rows (exact duplicates included on both sides); a drop "
+        f"Near-dedup drops on the same {len(keys):,} rows with text (exact duplicates included on both sides); a drop "
         f"is confirmed when another document is at exact Jaccard >= {THRESHOLD} (5-gram word shingles), "
-        "looked for in its family and among the files of the same name:",
+        f"looked for in its family (the same file in the other copies), then among up to {SECOND_LOOK} files "
+        "of the same name in the same package:",
         "",
         "| drops | count | sampled | confirmed | share confirmed |",
         "|---|---:|---:|---:|---:|",
@@ -504,6 +534,9 @@ def goal(rows: list[str], name: str, value: float | None, fmt: str, target: str,
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=SITE_PACKAGES, help="folder of .py files copied")
+    parser.add_argument(
+        "--code", type=Path, default=REPO, help="the checkout whose gitnetic runs (default: this one)"
+    )
     parser.add_argument(
         "--data_dir",
         type=Path,
@@ -589,11 +622,16 @@ def main() -> None:
             runs["full_1x"] = bench.gitnetic("gitnetic, + near-dedup, 1x (copy 0)", one, {**clean, **nd_on})
         if "minhash" not in args.skip:
             off = {"filters": {"enabled": False}, "redact": {"secrets": False, "emails": False}}
-            runs["nd_only"] = bench.gitnetic("gitnetic, near-dedup only", parquet, {**off, **nd_on})
+            runs["nd_only"] = bench.gitnetic(
+                "gitnetic, near-dedup only",
+                parquet,
+                {**off, **nd_on},
+                keep_output="precision" not in args.skip,
+            )
             runs["dt_minhash"], dt_min = bench.datatrove(
                 f"datatrove MinHash, 16x8 like ours ({args.workers} workers)", python, "minhash", data.parquet
             )
-        lines, goals = report(args, data, runs, dt_min, cores)
+        lines, goals = report(args, data, runs, dt_min, cores, bench.docs)
     finally:
         if args.keep:
             print(f"kept {work}")
@@ -606,27 +644,42 @@ def main() -> None:
     print("\n".join([*lines, "", *goals]))
 
 
+def content_mb(folder: Path) -> float:
+    return (
+        sum(pq.read_table(p, columns=["size"])["size"].to_numpy().sum() for p in folder.glob("*.parquet"))
+        / MB
+    )
+
+
 def report(
-    args: argparse.Namespace, data: Dataset, runs: dict[str, Run], dt_min: dict, cores: int
+    args: argparse.Namespace,
+    data: Dataset,
+    runs: dict[str, Run],
+    dt_min: dict,
+    cores: int,
+    docs_out: dict[str, int],
 ) -> tuple[list[str], list[str]]:
     base = runs["dt_copy"].wall_s
     mb = data.content_mb
-    one_x_mb = mb / args.copies  # about: copy 0 holds the unedited files
+    one_x_mb = content_mb(data.parquet_1x)
     lines = [
         f"Dataset: {data.rows:,} rows, {mb:.1f} MB of content in {data.files} Parquet files "
         f"({disk_mb(data.parquet):.1f} MB; JSONL.gz {disk_mb(data.jsonl):.1f} MB); {cores} cores; "
         f"--workers {args.workers}",
         "",
-        "| run | wall s | MB/s | x datatrove reader -> writer | peak RSS MiB (tree) | largest process MiB | processes |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | wall s | MB/s | x datatrove reader -> writer | documents out | peak RSS MiB (tree) "
+        "| largest process MiB | processes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, run in runs.items():
         size = one_x_mb if key == "full_1x" else mb
         rss = "-" if key == "pyarrow" else f"{run.peak_tree_mb:.0f}"
         one = "-" if key == "pyarrow" else f"{run.peak_one_mb:.0f}"
         procs = 1 if key == "pyarrow" else run.processes
+        docs = f"{docs_out[run.label]:,}" if run.label in docs_out else "-"
         lines.append(
-            f"| {run.label} | {run.wall_s:.1f} | {size / run.wall_s:.1f} | {run.wall_s / base:.2f} | {rss} | {one} | {procs} |"
+            f"| {run.label} | {run.wall_s:.1f} | {size / run.wall_s:.1f} | {run.wall_s / base:.2f} | {docs} "
+            f"| {rss} | {one} | {procs} |"
         )
     if dt_min.get("stage_s"):
         shares = ", ".join(f"{name} {sec:.1f}" for name, sec in dt_min["stage_s"].items())
