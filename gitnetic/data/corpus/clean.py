@@ -36,7 +36,7 @@ from gitnetic.data.corpus.params import (
     RedactParams,
 )
 from gitnetic.data.corpus.redact.redactor import Redactor
-from gitnetic.data.corpus.sources.base import Candidate
+from gitnetic.data.corpus.sources.base import Candidate, Dropped
 from gitnetic.data.corpus.sources.dir import FileReader
 from gitnetic.data.corpus.sources.params import SourceParams
 
@@ -120,6 +120,8 @@ class DocumentCleaner:
 
     def clean(self, task: CleanTask) -> tuple[Cleaned, bytes | None]:
         """The verdict on one document, unsigned, and the UTF-8 text to sign (None: nothing to sign)."""
+        if isinstance(task.read, Dropped):  # the source dropped it (a dataset row's language, license, ...)
+            return Cleaned(task.read.reason), None
         if task.max_file_bytes and task.size > task.max_file_bytes:
             return Cleaned("too_large"), None
         try:
@@ -194,7 +196,9 @@ BATCH_BYTES = 4 << 20  # ... and few enough bytes that the batches in flight sta
 def _task(cand: Candidate, spec: SourceParams, label: str, sign: bool) -> CleanTask:
     read: Callable[[], bytes] | bytes | None = cand.read
     too_large = bool(spec.max_file_bytes and cand.size > spec.max_file_bytes)
-    if too_large:
+    if isinstance(read, Dropped):
+        pass  # its reason is the verdict; nothing to read
+    elif too_large:
         read = b""  # never read
     elif not isinstance(read, FileReader):  # a git blob or commit: read here, through the source's process
         try:

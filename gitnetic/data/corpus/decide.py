@@ -24,7 +24,7 @@ from gitnetic.data.corpus.neardup.index import NearDuplicateIndex
 from gitnetic.data.corpus.params import CorpusParams, FilterParams, SplitParams
 from gitnetic.data.corpus.sources import OpenedSource, open_source
 from gitnetic.data.corpus.sources.base import Candidate
-from gitnetic.data.corpus.sources.params import SourceParams
+from gitnetic.data.corpus.sources.params import DATASET_TYPES, SourceParams
 from gitnetic.data.corpus.splits import SPLITS, assign_split, assign_splits, required_splits
 from gitnetic.data.corpus.stats import CorpusStats, SourceStats, skipped_line
 from gitnetic.data.problems import problems_name
@@ -71,6 +71,8 @@ def opened_source(params: CorpusParams, position: int) -> Iterator[SourceTurn]:
     with open_for_corpus(spec, params.filters) as opened:
         label = opened.label if spec.record_source == "origin" else spec.name
         src = SourceStats(type=spec.type, label=opened.label, commit=opened.commit)
+        if spec.type in DATASET_TYPES:
+            src.start_dataset()
         index_near = any(s.clean for s in params.sources[position:])
         yield SourceTurn(position, spec, opened, src, label, index_near)
 
@@ -87,6 +89,8 @@ def source_turns(params: CorpusParams, stats: CorpusStats, descriptions: list[st
             yield turn
             for key, n in turn.opened.skipped.items():
                 turn.stats.skipped[key] = n
+            if turn.stats.licenses is not None:  # a dataset: its rows' licenses, now they are decided
+                stats.licenses[turn.spec.name] = turn.stats.license_expression()
     stats.source = ",".join(labels)
 
 
@@ -174,6 +178,8 @@ class Decider:
             src.documents[split] += 1
             src.bytes[split] += done.size
             src.languages[cand.lang] = src.languages.get(cand.lang, 0) + 1
+            if src.licenses is not None:
+                src.count_licenses(cand)
         if src.stopped_by and total is not None:
             src.files_not_collected = total - index
 

@@ -23,6 +23,10 @@ repository's top; the ``stdlib`` source's library folder (its ``LICENSE.txt``).
 A source's ``licenses`` option is an allow-list: when it is set, every license of the source's
 expression must be in it, else the corpus stage stops before writing anything, with a one-line error
 naming the source and the license (no license found is refused too).
+
+A dataset source (``parquet``, ``jsonl``) has no license file: each row carries its repository's
+licenses, the allow-list is applied row by row (:mod:`gitnetic.data.corpus.sources.dataset`) and its
+expression on record is the ``AND`` of the kept rows' licenses, known once the source is read.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from gitnetic.common.errors import CorpusError
-from gitnetic.data.corpus.sources.params import SourceParams
+from gitnetic.data.corpus.sources.params import DATASET_TYPES, SourceParams
 
 __all__ = [
     "LICENSE_FILE",
@@ -114,7 +118,9 @@ def _newest_rev(spec: SourceParams) -> str:
 
 
 def source_license(spec: SourceParams) -> str | None:
-    """Detect one source's license (see the module doc for where its root is)."""
+    """Detect one source's license (see the module doc for where its root is); None for a dataset."""
+    if spec.type in DATASET_TYPES:
+        return None
     if spec.type == "stdlib":
         from gitnetic.data.corpus.sources.stdlib import stdlib_root
 
@@ -150,8 +156,12 @@ def check_allowed(spec: SourceParams, expression: str | None) -> None:
 
 
 def source_licenses(specs: Iterable[SourceParams]) -> Iterator[tuple[str, str | None]]:
-    """``(name, expression)`` per source, each checked against its allow-list (raises on a refusal)."""
+    """``(name, expression)`` per source, each checked against its allow-list (raises on a refusal); a
+    dataset source's expression is filled in once its rows are decided."""
     for spec in specs:
+        if spec.type in DATASET_TYPES:
+            yield spec.name, None
+            continue
         expression = source_license(spec)
         if spec.type == "dir" and not Path(spec.path or "").expanduser().is_dir():
             yield spec.name, None  # opening the source says what is wrong with its path

@@ -284,8 +284,9 @@ class CorpusParams(DataclassBase):
         metadata={
             "help": "The named sources of one corpus, read in this order (params.yaml: a list of mappings; "
             "flag: one YAML mapping per source, e.g. '{name: code, type: dir, path: src}'). Keys per "
-            "source: name, type (stdlib|dir|git|git-history), path, rev, rev_range, max_commits, no_merges, "
-            "max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes, licenses, clean, record_source "
+            "source: name, type (stdlib|dir|git|git-history|parquet|jsonl), path, rev, rev_range, max_commits, "
+            "no_merges, max_diff_bytes, include, exclude, max_file_bytes, max_files, max_bytes, licenses, clean, "
+            "record_source, fields, languages, exclude_repos "
             "(see docs/corpus.md). Unset: the one source the single-source keys describe (the stdlib "
             "without them). After reading, always the list of SourceParams to collect."
         },

@@ -16,7 +16,9 @@ one machine. Beyond that the stage fans out as jobs that can run on different no
 
 The workers' verdicts and the decisions are computed by the code the one-process stage runs, in the
 same order, so the outputs are byte-identical to it for every ``parts.count``. A git-history source is
-signed whole by one job (its commits are only known by walking it). Every file is written through a
+signed whole by one job (its commits are only known by walking it). A dataset source (parquet, jsonl) is
+planned by its units (Parquet row groups, JSONL files; sizes from footers and file sizes, no content
+read); its sign jobs keep each row's key, language and fields in ``.meta``, so the decide job reads none. Every file is written through a
 temporary and renamed, so a killed job leaves nothing that looks complete; rerunning it gives the same
 bytes.
 
@@ -97,7 +99,7 @@ def _source_sizes(params: CorpusParams) -> list[list[int] | None]:
             sizes.append(None)
             continue
         with open_for_corpus(spec, params.filters) as opened:
-            sizes.append([c.size for c in opened.candidates])
+            sizes.append(opened.units if opened.units is not None else [c.size for c in opened.candidates])
     return sizes
 
 
@@ -123,14 +125,19 @@ def sign_part(params: CorpusParams, index: int | None) -> int:
             if not mine:
                 continue
             with opened_source(params, position) as turn:
-                opened = turn.opened
-                candidates = list(opened.candidates) if opened.count is not None else opened.candidates
+                opened, select = turn.opened, turn.opened.select
+                listed = select is None and opened.count is not None
+                candidates = list(opened.candidates) if listed else opened.candidates
                 for lo, hi in mine:
-                    chosen = candidates if hi == -1 else candidates[lo:hi]  # type: ignore[index]
-                    verdicts: list[tuple[Cleaned, int]] = []
-                    for _, done in cleaning.documents(chosen, turn.spec, turn.label, turn.index_near):
+                    if select is not None:  # a dataset's units lo:hi
+                        chosen = select(lo, hi)
+                    else:
+                        chosen = candidates if hi == -1 else candidates[lo:hi]  # type: ignore[index]
+                    verdicts: list[tuple[Cleaned, int, Candidate | None]] = []
+                    for cand, done in cleaning.documents(chosen, turn.spec, turn.label, turn.index_near):
                         lines.write(done.line)
-                        verdicts.append((done._replace(line=b""), len(done.line)))
+                        kept = cand._replace(read=None) if select is not None else None  # what decide needs
+                        verdicts.append((done._replace(line=b""), len(done.line), kept))
                     pickle.dump((position, lo, hi, verdicts), meta, protocol=pickle.HIGHEST_PROTOCOL)
                     count += len(verdicts)
     return count
@@ -154,9 +161,10 @@ class _PartReader:
         self.next_line = 0  # part line number of the next segment's first record line
         self.next_offset = 0  # and its byte offset
 
-    def load(self, position: int, lo: int, hi: int) -> list[tuple[Cleaned, int, int, int]]:
-        """The next segment, which must be candidates ``lo:hi`` of source ``position``: per candidate
-        ``(verdict without its line, part line or -1, the line's byte offset, length)``."""
+    def load(self, position: int, lo: int, hi: int) -> list[tuple[Cleaned, int, int, int, Candidate | None]]:
+        """The next segment, which must be candidates (or units) ``lo:hi`` of source ``position``: per
+        candidate ``(verdict without its line, part line or -1, the line's byte offset, length, the
+        candidate as the sign job saw it (a dataset's row) or None)``."""
         try:
             got = pickle.load(self.meta)
         except EOFError:
@@ -167,13 +175,13 @@ class _PartReader:
                 f"candidates {lo}:{hi}): the sources changed since the sign jobs ran; rerun them"
             )
         out = []
-        for verdict, length in got[3]:
+        for verdict, length, cand in got[3]:
             if length:
-                out.append((verdict, self.next_line, self.next_offset, length))
+                out.append((verdict, self.next_line, self.next_offset, length, cand))
                 self.next_line += 1
                 self.next_offset += length
             else:
-                out.append((verdict, -1, -1, 0))
+                out.append((verdict, -1, -1, 0, cand))
         return out
 
     def line(self, offset: int, length: int) -> bytes:
@@ -203,12 +211,14 @@ class _Replay:
         self.where[split].append(self.current)
 
     def documents(self, turn: SourceTurn) -> Iterator[tuple[Candidate, Cleaned]]:
-        position, candidates = turn.position, list(turn.opened.candidates)
+        position, units = turn.position, turn.opened.units is not None
+        candidates = [] if units else list(turn.opened.candidates)  # a dataset's rows come from the parts
         for part, lo, hi in self.plan[position]:
             self.loaded.add((position, part, lo, hi))
             segment = self.readers[part].load(position, lo, hi)
             end = len(candidates) if hi == -1 else hi
-            for cand, (verdict, part_line, offset, length) in zip(candidates[lo:end], segment, strict=True):
+            listed = [s[4] for s in segment] if units else candidates[lo:end]
+            for cand, (verdict, part_line, offset, length, _) in zip(listed, segment, strict=True):
                 if part_line >= 0:
                     self.dest[part].extend(
                         DROPPED.to_bytes(1, signed=True) * (part_line + 1 - len(self.dest[part]))

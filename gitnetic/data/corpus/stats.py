@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gitnetic.data.corpus.filters import FILTER_REASONS
+from gitnetic.data.corpus.sources.base import Candidate
+from gitnetic.data.corpus.sources.dataset import DATASET_SKIPS, NO_LICENSE
 from gitnetic.data.corpus.sources.git_history import HISTORY_SKIPS
 from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
@@ -58,6 +60,24 @@ class SourceStats(_SplitTotals):
     files_matched: int = 0
     files_not_collected: int = 0
     stopped_by: str | None = None
+    licenses: dict[str, int] | None = None  # a dataset source's kept rows per license id (else absent)
+
+    def start_dataset(self) -> None:
+        """A dataset source's entry: its own drop reasons (zero until counted) and license counts."""
+        self.skipped.update(dict.fromkeys(DATASET_SKIPS, 0))
+        self.licenses = {}
+
+    def count_licenses(self, cand: Candidate) -> None:
+        """Count a kept dataset row's licenses (``NOASSERTION``: it lists none)."""
+        assert self.licenses is not None
+        expression = cand.fields.get("license")
+        for license_id in expression.split(" AND ") if expression else [NO_LICENSE]:
+            self.licenses[license_id] = self.licenses.get(license_id, 0) + 1
+
+    def license_expression(self) -> str | None:
+        """The ``AND`` of every kept row's licenses: what the source's kept code carries, as one SPDX-style
+        expression (``stats.json`` -> ``licenses``, the exported ``licenses.json``); None: nothing kept."""
+        return " AND ".join(sorted(self.licenses or {})) or None
 
     def to_dict(self) -> dict[str, Any]:
         out = dict(vars(self))
@@ -65,6 +85,10 @@ class SourceStats(_SplitTotals):
         out["bytes"] = {**self.bytes, "total": self.total_bytes}
         out["redacted"] = dict(sorted(self.redacted.items()))
         out["languages"] = dict(sorted(self.languages.items()))
+        if self.licenses is None:
+            del out["licenses"]  # sources other than datasets: stats.json as before
+        else:
+            out["licenses"] = dict(sorted(self.licenses.items()))
         return out
 
 
@@ -120,6 +144,16 @@ def skipped_line(stats: CorpusStats) -> str:
         "unreadable": "unreadable",
     }
     parts = [f"{n} {labels[k]}" for k, n in stats.skipped.items() if n]
+    dataset_labels = {
+        "opted_out": "opted out (exclude_repos)",
+        "path_excluded": "left out by include/exclude",
+        "other_language": "of other languages",
+        "license_refused": "refused by licenses",
+    }
+    for key, label in dataset_labels.items():
+        n = sum(s.skipped.get(key, 0) for s in stats.sources.values())
+        if n:
+            parts.append(f"{n} {label}")
     filtered = sum(sum(s.filtered.values()) for s in stats.sources.values())
     if filtered:
         parts.append(f"{filtered} dropped by quality filters")

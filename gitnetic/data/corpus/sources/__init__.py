@@ -6,7 +6,10 @@ Each source type lives in its own module and yields :class:`Candidate` documents
 * ``dir`` (:mod:`.dir`): a folder tree;
 * ``git`` (:mod:`.git`): a repository at one revision, read with ``git ls-tree``/``cat-file`` (no checkout);
 * ``git-history`` (:mod:`.git_history`): the commits of a revision range, one document per commit
-  (message + unified diff), streamed from ``git log``.
+  (message + unified diff), streamed from ``git log``;
+* ``parquet`` and ``jsonl`` (:mod:`.dataset`): a dataset of one source file per row (The Stack,
+  StarCoderData, github-code, an export), streamed a row group or a line at a time, with each row's path,
+  language, license and repository.
 
 The corpus stage (:mod:`gitnetic.data.corpus.stage`) reads the candidates, filters, redacts, de-duplicates
 and splits them; a source only finds and reads.
@@ -18,6 +21,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 
 from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
+from gitnetic.data.corpus.sources.dataset import open_dataset
 from gitnetic.data.corpus.sources.dir import open_dir
 from gitnetic.data.corpus.sources.git import open_git
 from gitnetic.data.corpus.sources.git_history import open_git_history
@@ -40,6 +44,12 @@ def open_source(
         with open_git_history(params, drop_path) as opened:
             yield opened
         return
-    opener = {"stdlib": open_stdlib, "dir": open_dir, "git": open_git}[params.type]
+    opener = {
+        "stdlib": open_stdlib,
+        "dir": open_dir,
+        "git": open_git,
+        "parquet": open_dataset,
+        "jsonl": open_dataset,
+    }[params.type]
     with opener(params) as opened:
         yield opened

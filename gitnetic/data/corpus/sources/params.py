@@ -15,7 +15,7 @@ from gitnetic.common.dataclass_argparse import DataclassBase
 from gitnetic.common.errors import ConfigError
 from gitnetic.data.source_routing import SOURCE_NAME
 
-__all__ = ["SOURCE_TYPES", "STDLIB_EXCLUDES", "SourceParams"]
+__all__ = ["DATASET_FIELDS", "DATASET_TYPES", "SOURCE_TYPES", "STDLIB_EXCLUDES", "SourceParams"]
 
 # The stdlib folder may contain third-party packages; they are not the standard library. Its test suites,
 # IDLE, turtle demos and the deprecated lib2to3 are left out too: they belong to the stdlib source only
@@ -31,7 +31,10 @@ STDLIB_EXCLUDES = (
     "lib2to3/**",
 )
 
-SOURCE_TYPES = ("stdlib", "dir", "git", "git-history")
+SOURCE_TYPES = ("stdlib", "dir", "git", "git-history", "parquet", "jsonl")
+# Sources of one document per row (The Stack, StarCoderData, github-code, an export): see sources.dataset.
+DATASET_TYPES = ("parquet", "jsonl")
+DATASET_FIELDS = ("content", "path", "language", "license", "repository")  # the roles ``fields`` maps
 
 
 @dataclass
@@ -44,11 +47,19 @@ class SourceParams(DataclassBase):
             "help": "Name of the source: each document's 'source' field, stats.json key, shard prefix."
         },
     )
-    type: Literal["stdlib", "dir", "git", "git-history"] = field(
-        default="stdlib", metadata={"help": "stdlib | dir | git | git-history."}
+    type: Literal["stdlib", "dir", "git", "git-history", "parquet", "jsonl"] = field(
+        default="stdlib",
+        metadata={
+            "help": "stdlib | dir | git | git-history | parquet | jsonl (a dataset of one source file per "
+            "row, e.g. The Stack; jsonl reads .jsonl, .jsonl.gz and .jsonl.zst)."
+        },
     )
     path: str | None = field(
-        default=None, metadata={"help": "Folder (dir) or repository (git, git-history; bare is fine)."}
+        default=None,
+        metadata={
+            "help": "Folder (dir) or repository (git, git-history; bare is fine); parquet/jsonl: a file, "
+            "a folder (its matching files, recursively) or a glob, read in sorted order."
+        },
     )
     rev: str = field(
         default="HEAD",
@@ -72,10 +83,15 @@ class SourceParams(DataclassBase):
         },
     )
     include: list[str] = field(
-        default_factory=lambda: ["**/*.py"],
-        metadata={"help": "Globs a file (or a diffed file) must match."},
+        default=None,  # type: ignore[assignment]  # resolved by __post_init__
+        metadata={
+            "help": "Globs a file (or a diffed file, or a dataset row's path) must match (default '**/*.py'; "
+            "parquet/jsonl: '**', every row; choose a dataset's languages with 'languages')."
+        },
     )
-    exclude: list[str] = field(default_factory=list, metadata={"help": "Globs of files to leave out."})
+    exclude: list[str] = field(
+        default_factory=list, metadata={"help": "Globs of files (or dataset rows' paths) to leave out."}
+    )
     max_file_bytes: int = field(
         default=1_000_000,
         metadata={"help": "Skip files (or commit documents) larger than this; 0 = no limit."},
@@ -91,7 +107,33 @@ class SourceParams(DataclassBase):
         metadata={
             "help": "Allow-list of SPDX license ids, e.g. [MIT, Apache-2.0]: the corpus stage refuses this "
             "source unless every license detected in its license files is listed (see "
-            "gitnetic.data.corpus.licenses). Default: no check; the detected license is recorded either way."
+            "gitnetic.data.corpus.licenses). parquet/jsonl: a row is kept only when it has a license and "
+            "every license it lists is allowed (the others are counted as license_refused). Default: no "
+            "check; the detected license is recorded either way."
+        },
+    )
+    fields: dict[str, str] | None = field(
+        default=None,
+        metadata={
+            "help": "parquet/jsonl: the dataset's column for each of content, path, language, license and "
+            "repository, e.g. {content: text, language: lang}. Unmapped roles use the first column present "
+            "of The Stack v1/dedup, StarCoderData, The Stack v2 and codeparrot/github-code names (see "
+            "gitnetic.data.corpus.sources.dataset); content is required, the others are optional."
+        },
+    )
+    languages: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "parquet/jsonl: keep only rows of these languages, by the dataset's own label "
+            "(case-insensitive; C++/cpp and C#/csharp both work); the others are counted as other_language. "
+            "Default: every row."
+        },
+    )
+    exclude_repos: str | None = field(
+        default=None,
+        metadata={
+            "help": "parquet/jsonl: a text file, one repository per line (owner/name or its URL; '#' "
+            "comments): their rows are dropped and counted as opted_out (The Stack's opt-out list)."
         },
     )
     clean: bool | None = field(
@@ -136,6 +178,8 @@ class SourceParams(DataclassBase):
         for name in ("max_commits", "max_diff_bytes", "max_file_bytes", "max_files", "max_bytes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{where}: {name} must be >= 0 (0 = no limit), got {getattr(self, name)}")
+        if self.include is None:
+            self.include = ["**"] if self.type in DATASET_TYPES else ["**/*.py"]
         self.include = [self.include] if isinstance(self.include, str) else list(self.include)
         self.exclude = [self.exclude] if isinstance(self.exclude, str) else list(self.exclude)
         if not self.include:
@@ -144,8 +188,33 @@ class SourceParams(DataclassBase):
             raise ConfigError(f"{where}: record_source must be name or origin, got {self.record_source!r}")
         if isinstance(self.licenses, str):  # a YAML scalar: one license
             self.licenses = [self.licenses]
+        self._check_dataset_keys(where)
         if self.clean is None:
             self.clean = self.type != "stdlib"
+
+    def _check_dataset_keys(self, where: str) -> None:
+        dataset_only = [k for k in ("fields", "languages", "exclude_repos") if getattr(self, k) is not None]
+        if dataset_only and self.type not in DATASET_TYPES:
+            raise ConfigError(
+                f"{where}: {', '.join(dataset_only)} {'is' if len(dataset_only) == 1 else 'are'} for types "
+                f"parquet and jsonl only; remove {'it' if len(dataset_only) == 1 else 'them'} from this "
+                f"{self.type} source"
+            )
+        if self.fields is not None:
+            if not isinstance(self.fields, Mapping) or not all(
+                isinstance(v, str) and v for v in self.fields.values()
+            ):
+                raise ConfigError(
+                    f"{where}: fields must map roles to column names, e.g. {{content: text}}; got {self.fields!r}"
+                )
+            unknown = sorted(set(self.fields) - set(DATASET_FIELDS))
+            if unknown:
+                raise ConfigError(
+                    f"{where}: fields has unknown role(s) {unknown}; valid roles: {', '.join(DATASET_FIELDS)}"
+                )
+            self.fields = dict(self.fields)
+        if isinstance(self.languages, str):
+            self.languages = [self.languages]
 
     @classmethod
     def parse(cls, value: object, index: int) -> SourceParams:
