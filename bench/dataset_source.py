@@ -33,8 +33,8 @@ Runs, each a subprocess whose process tree is sampled every 50 ms (``corpus_scal
   ``\\w+`` words of the raw text; no exact verification), writing the kept documents.
 
 Precision of the near-dedup drops (cheap, sampled): a dropped document is confirmed when some other
-document has an exact Jaccard (the stage's 5-gram word shingles) of at least 0.85 with it, looked for
-among its family (the same file in the other copies) and, failing that, among the documents with the
+document has an exact Jaccard (the stage's 5-gram word shingles) of at least 0.85 with it: an exact copy
+anywhere in the dataset (a digest of every row's content), else looked for among its family (the same file in the other copies) and, failing that, among the documents with the
 same file name in the same top-level package (at most ``SECOND_LOOK``). Up to ``--precision_sample``
 drops of each side and of each side's disputed drops are checked; an unconfirmed drop may still have a
 partner elsewhere (so the share confirmed is a lower bound of the precision).
@@ -60,7 +60,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -395,17 +395,18 @@ def ensure_datatrove(venv: Path) -> Path:
 # -------------------------------------------------------------------------------------------- precision
 
 
-def row_keys(folder: Path) -> list[str]:
-    """``repository/path`` of every row with text in it (not only whitespace), in dataset order: the
-    documents both sides dedup (the stage counts blank ones as empty, datatrove skips empty ones)."""
-    keys = []
+def row_keys(folder: Path) -> dict[str, bytes]:
+    """``repository/path -> digest of its content`` of every row with text in it (not only whitespace),
+    in dataset order: the documents both sides dedup (the stage counts blank ones as empty, datatrove
+    skips empty ones). A drop whose content another row repeats exactly is confirmed without a search."""
+    keys = {}
     for path in sorted(folder.glob("*.parquet")):
         with pq.ParquetFile(path) as handle:
             for batch in handle.iter_batches(columns=[REPO_COL, PATH_COL, "content"]):
-                text = pc.binary_length(pc.utf8_trim_whitespace(batch.column(2)))
-                mask = pc.greater(text, 0)
-                repos, paths = (pc.filter(batch.column(i), mask).to_pylist() for i in range(2))
-                keys += [f"{r}/{p}" for r, p in zip(repos, paths, strict=True)]
+                mask = pc.greater(pc.binary_length(pc.utf8_trim_whitespace(batch.column(2))), 0)
+                repos, paths, texts = (pc.filter(batch.column(i), mask).to_pylist() for i in range(3))
+                for repo, inner, text in zip(repos, paths, texts, strict=True):
+                    keys[f"{repo}/{inner}"] = hashlib.blake2b(text.encode(), digest_size=16).digest()
     return keys
 
 
@@ -449,11 +450,17 @@ def kin(key: str) -> tuple[str, str]:
     return key.split("/", 2)[1], key.rsplit("/", 1)[-1]
 
 
-def confirm(folder: Path, samples: dict[str, list[str]], copies: int, all_keys: set[str]) -> dict[str, int]:
-    """``label -> how many of its sampled drops have a partner at >= THRESHOLD``: first among the same
-    file in the other copies, then among the files of the same name in the same package (any copy; the
-    first ``SECOND_LOOK`` of them in key order, so the cost stays bounded)."""
-    sampled = {k for keys in samples.values() for k in keys}
+def confirm(
+    folder: Path, samples: dict[str, list[str]], copies: int, digests: dict[str, bytes]
+) -> dict[str, float]:
+    """``sampled drop -> the largest Jaccard with another document found``: 1.0 for an exact copy anywhere
+    (another row with its digest), else the best among the same file in the other copies, then among the
+    files of the same name in the same package (any copy; the first ``SECOND_LOOK`` of them in key
+    order, so the cost stays bounded)."""
+    all_keys = digests.keys()
+    repeated = Counter(digests.values())
+    sampled = {k for keys in samples.values() for k in keys if repeated[digests[k]] < 2}
+    exact = {k for keys in samples.values() for k in keys} - sampled
     wanted = sampled | {f for k in sampled for f in family(k, copies) if f in all_keys}
     text = contents(folder, wanted.__contains__)
     sets: dict[str, set[str]] = {}
@@ -479,14 +486,15 @@ def confirm(folder: Path, samples: dict[str, list[str]], copies: int, all_keys: 
             best[key] = max(best[key], jaccard(sh(key), sh(other)))
             if best[key] >= THRESHOLD:
                 break
-    return {label: sum(best[k] >= THRESHOLD for k in keys) for label, keys in samples.items()}
+    best.update(dict.fromkeys(exact, 1.0))
+    return best
 
 
 def precision_rows(
     data: Dataset, ours: Run, dt: dict, sample: int, copies: int
 ) -> tuple[list[str], float | None, float | None]:
-    keys = row_keys(data.parquet)
-    all_keys = set(keys)
+    digests = row_keys(data.parquet)
+    all_keys = set(digests)
     ours_dropped = all_keys - kept_keys(ours.out_dir)
     theirs = set(dt["removed"]) & all_keys
     rng = random.Random(0)
@@ -501,22 +509,26 @@ def precision_rows(
         "only datatrove": theirs - ours_dropped,
     }
     samples = {label: pick(group) for label, group in groups.items()}
-    confirmed = confirm(data.parquet, samples, copies, all_keys)
+    best = confirm(data.parquet, samples, copies, digests)
+    confirmed = {label: sum(best[k] >= THRESHOLD for k in keys) for label, keys in samples.items()}
     lines = [
-        f"Near-dedup drops on the same {len(keys):,} rows with text (exact duplicates included on both sides); a drop "
-        f"is confirmed when another document is at exact Jaccard >= {THRESHOLD} (5-gram word shingles), "
+        f"Near-dedup drops on the same {len(all_keys):,} rows with text (exact duplicates included on both "
+        f"sides); a drop is confirmed when another document is at exact Jaccard >= {THRESHOLD} (5-gram word "
+        "shingles): an exact copy anywhere, else "
         f"looked for in its family (the same file in the other copies), then among up to {SECOND_LOOK} files "
-        "of the same name in the same package:",
+        "of the same name in the same package (so the share confirmed is a lower bound):",
         "",
-        "| drops | count | sampled | confirmed | share confirmed |",
-        "|---|---:|---:|---:|---:|",
+        "| drops | count | sampled | confirmed | share confirmed | unconfirmed: median best Jaccard found |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     shares = {}
     for label, group in groups.items():
         n = len(samples[label])
         shares[label] = confirmed[label] / n if n else None
         share = f"{shares[label]:.3f}" if n else "-"
-        lines.append(f"| {label} | {len(group):,} | {n:,} | {confirmed[label]:,} | {share} |")
+        low = sorted(best[k] for k in samples[label] if best[k] < THRESHOLD)
+        median = f"{low[len(low) // 2]:.2f}" if low else "-"
+        lines.append(f"| {label} | {len(group):,} | {n:,} | {confirmed[label]:,} | {share} | {median} |")
     both = len(ours_dropped & theirs)
     lines += ["", f"Both drop {both:,}."]
     return lines, shares["ours"], shares["datatrove"]
