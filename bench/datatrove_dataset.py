@@ -37,8 +37,10 @@ from datatrove_minhash import configure  # this folder: the configurations corpu
 REPO_KEY, PATH_KEY = "max_stars_repo_name", "max_stars_repo_path"  # The Stack v1's columns
 
 
-def reader(folder: str) -> ParquetReader:
-    return ParquetReader(folder, glob_pattern="**/*.parquet", text_key="content", id_key="hexsha")
+def reader(folder: str, metadata: bool = True) -> ParquetReader:
+    return ParquetReader(
+        folder, glob_pattern="**/*.parquet", text_key="content", id_key="hexsha", read_metadata=metadata
+    )
 
 
 def run(name: str, steps: list, tasks: int, workers: int, work: Path) -> float:
@@ -59,13 +61,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, required=True, help="processes at once in every stage")
     parser.add_argument("--config", choices=["default", "ours"], default="ours")
     parser.add_argument("--out", help="minhash: JSON file for the removed documents and stage times")
+    parser.add_argument(
+        "--text_only", action="store_true", help="copy: read only the content and id columns (no metadata)"
+    )
     args = parser.parse_args()
     work = Path(args.work)
 
     if args.mode == "copy":
         seconds = run(
             "copy",
-            [reader(args.input), JsonlWriter(str(work / "out"), compression=None)],
+            [reader(args.input, not args.text_only), JsonlWriter(str(work / "out"), compression=None)],
             args.tasks,
             args.workers,
             work,
