@@ -609,6 +609,8 @@ def main() -> None:
     for folder in (data.parquet, data.jsonl):
         warm(folder)
     cores = len(os.sched_getaffinity(0))
+    if args.work_dir:
+        Path(args.work_dir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="dataset_source-", dir=args.work_dir))
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     load0 = os.getloadavg()[0]

@@ -287,3 +287,30 @@ def test_near_dedup_decides_on_exact_jaccard_not_the_minhash_estimate() -> None:
     assert all(dropped == truth for _, dropped, truth in decided), decided
     assert 5 <= sum(truth for *_, truth in decided) <= 35, decided  # both sides of the threshold tried
     assert sum(0.8 <= e < 0.9 for e, *_ in decided) >= 15, decided  # and mostly close to it
+
+
+def test_record_lines_are_byte_for_byte_what_json_dumps_writes() -> None:
+    """The fast record line (orjson per value) equals ``json.dumps(record, ensure_ascii=False)``: every
+    ASCII control character, quotes, backslashes, line and paragraph separators, a BOM, astral and private
+    use characters, and the value types a record holds (with json's own output for the rest)."""
+    from gitnetic.data.corpus.clean import record_line
+
+    text = "".join(chr(i) for i in range(128)) + "\u2028\u2029\ufeff\x85é😀\ue000\uffff\"\\'"
+    records = [
+        {"path": "a/b.py", "source": "stdlib:python3.11.7", "lang": "python"},
+        {"path": text, "repository": None, "license": "MIT AND 0BSD", "source": "s", "lang": "go"},
+        {
+            "commit": "0" * 40,
+            "n": 3,
+            "big": 2**70,
+            "neg": -(2**63),
+            "flag": True,
+            "ratio": 0.1,
+            "list": [1, "é"],
+        },
+        {},
+    ]
+    for body in (text, "", "def f():\n\treturn 1\r\n"):
+        for record in records:
+            expected = (json.dumps({"text": body, **record}, ensure_ascii=False) + "\n").encode("utf-8")
+            assert record_line(body, record) == expected
