@@ -63,6 +63,28 @@ COSTLIEST_MODULES = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Outside the SLURM tests (``-m slurm``), an ``scontrol`` that fails at once comes first on PATH.
+
+    Why: Snakemake's SLURM executor plugin (a dev dependency) runs ``scontrol show config`` when it is
+    imported, by every ``snakemake`` command, with a 10 s timeout. On a machine where SLURM is installed
+    but no controller runs (this one after scripts/test-slurm.sh, and CI, which runs the SLURM tests
+    after this suite on the same machine), each of the suite's Snakemake runs waited those 10 s for
+    nothing. The SLURM tests themselves keep the real ``scontrol``.
+    """
+    markers = config.getoption("markexpr", "") or ""
+    if "slurm" in markers and "not slurm" not in markers:
+        return
+    shim = Path(config.rootpath) / ".pytest-bin"  # a fixed place: xdist workers inherit PATH
+    if os.environ.get("PATH", "").split(os.pathsep)[0] == str(shim):
+        return
+    shim.mkdir(exist_ok=True)
+    scontrol = shim / "scontrol"
+    scontrol.write_text("#!/bin/sh\n# tests/conftest.py: no SLURM controller in the unit suite\nexit 1\n")
+    scontrol.chmod(0o755)
+    os.environ["PATH"] = f"{shim}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the modules of ``COSTLIEST_MODULES`` first, in that order; the rest keep theirs."""
     rank = {path: i for i, path in enumerate(COSTLIEST_MODULES)}
