@@ -147,22 +147,8 @@ def _params(
     if plan.corpus_bytes > TOKENIZER_SAMPLE_CAP:
         tokenizer["max_sample_bytes"] = TOKENIZER_SAMPLE_CAP
     _set_num_shards(out, plan.corpus_bytes)
-    steps = plan.max_steps
-    every = max(1, steps // 2)
-    log_every = max(1, min(10, steps // 20))
     train = out.setdefault("train", {})
-    train.update(
-        config_path=model_config,
-        learning_rate=plan.learning_rate,
-        warmup_steps=plan.warmup_steps,
-        batch_size=plan.batch_size,
-        max_length=plan.max_length,
-        max_steps=steps,
-        val_check_interval=every,
-        save_step_frequency=every,
-        log_every_n_steps=log_every,
-        progress_bar_refresh_rate=log_every,
-    )
+    train.update(config_path=model_config, **_run_schedule(plan))
     if plan.accumulate_grad_batches > 1 or "accumulate_grad_batches" in train:
         train["accumulate_grad_batches"] = plan.accumulate_grad_batches
     if plan.budget.device == "gpu":
@@ -176,6 +162,25 @@ def _params(
     out["evaluate"]["max_length"] = plan.max_length
     out["evaluate"].setdefault("batch_size", plan.batch_size)
     return out
+
+
+def _run_schedule(plan: Plan | FinetunePlan) -> dict[str, Any]:
+    """The train keys both kinds of plan set alike: optimiser, batch, steps, and validation, checkpoints
+    and logs spread over the run (two validations and checkpoints, about twenty log lines)."""
+    steps = plan.max_steps
+    every = max(1, steps // 2)
+    log_every = max(1, min(10, steps // 20))
+    return {
+        "learning_rate": plan.learning_rate,
+        "warmup_steps": plan.warmup_steps,
+        "batch_size": plan.batch_size,
+        "max_length": plan.max_length,
+        "max_steps": steps,
+        "val_check_interval": every,
+        "save_step_frequency": every,
+        "log_every_n_steps": log_every,
+        "progress_bar_refresh_rate": log_every,
+    }
 
 
 def _set_num_shards(out: dict[str, Any], corpus_bytes: int) -> None:
@@ -195,22 +200,11 @@ def _finetune_params(plan: FinetunePlan, template: dict[str, Any], corpus: dict[
     out["corpus"] = corpus
     out.setdefault("tokenizer", {})["init_from"] = folder  # copy the model's tokenizer, train none
     _set_num_shards(out, plan.corpus_bytes)
-    steps = plan.max_steps
-    every = max(1, steps // 2)
-    log_every = max(1, min(10, steps // 20))
     train = out.setdefault("train", {})
     train.update(
         config_path=None,  # the model is the folder's
         init_from=folder,
-        learning_rate=plan.learning_rate,
-        warmup_steps=plan.warmup_steps,
-        batch_size=plan.batch_size,
-        max_length=plan.max_length,
-        max_steps=steps,
-        val_check_interval=every,
-        save_step_frequency=every,
-        log_every_n_steps=log_every,
-        progress_bar_refresh_rate=log_every,
+        **_run_schedule(plan),
         gpus=1 if plan.budget.device == "gpu" else 0,
         precision=plan.precision,
         gradient_checkpointing=plan.gradient_checkpointing,
