@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 from gitnetic.common.errors import ConfigError
 from gitnetic.models.footprint import ModelFootprint
-from gitnetic.pipeline.plan import Budget, bytes_per_token
+from gitnetic.pipeline.plan import Budget, bytes_per_token, human_count, human_duration
 
 __all__ = [
     "DEFAULT_FINETUNE_EPOCHS",
@@ -312,32 +312,17 @@ def plan_finetune(
     )
 
 
-def _human(n: float) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return f"{n:.0f}"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def format_finetune_plan(plan: FinetunePlan) -> str:
     """The plan as the short table ``init --from`` prints (and writes atop params.yaml)."""
     f, m, b = plan.footprint, plan.memory, plan.budget
     unit = "GPU" if b.device == "gpu" else "device"
     usable = MEMORY_FRACTION * plan.device_memory / GB
     if plan.method == "full":
-        method = f"full fine-tune ({_human(f.params)} trainable)"
+        method = f"full fine-tune ({human_count(f.params)} trainable)"
     else:
         method = (
             f"LoRA r={plan.lora_r} alpha={plan.lora_alpha} on {', '.join(plan.lora_target_modules)} "
-            f"({_human(plan.lora_params)} trainable, {100 * plan.lora_params / f.params:.2f}%); a full "
+            f"({human_count(plan.lora_params)} trainable, {100 * plan.lora_params / f.params:.2f}%); a full "
             f"fine-tune needs ~{plan.full_memory.total / GB:.0f} GB > {usable:.0f} GB usable"
         )
     accumulate = f" x {plan.accumulate_grad_batches} accumulated" if plan.accumulate_grad_batches > 1 else ""
@@ -348,19 +333,19 @@ def format_finetune_plan(plan: FinetunePlan) -> str:
     )  # fmt: skip
     breakdown = " + ".join(f"{name} {value / GB:.1f}" for name, value in parts if value)
     rows = [
-        ("model", f"{f.folder}: {f.model_type}, {_human(f.params)} parameters (from {f.source}), "
+        ("model", f"{f.folder}: {f.model_type}, {human_count(f.params)} parameters (from {f.source}), "
                   f"{f.num_layers} layers x {f.hidden_size}, vocabulary {f.vocab_size}"),
         ("method", method),
         ("precision", plan.precision + (" (base weights loaded in bf16)" if plan.precision == "bf16-true" else
                                         " (fp32 master weights, bf16 matmuls)" if plan.precision == "bf16-mixed" else "")),
         ("checkpointing", "on (activations recomputed in backward)" if plan.gradient_checkpointing else "off"),
-        ("corpus", f"{plan.corpus_files} files, {plan.corpus_bytes / 1e6:.2f} MB -> ~{_human(plan.corpus_tokens)} "
-                   f"tokens ({_human(plan.train_tokens)} in train)"),
-        ("tokens", f"{_human(plan.tokens_to_train)} = {plan.max_steps} steps x {plan.batch_size} x "
+        ("corpus", f"{plan.corpus_files} files, {plan.corpus_bytes / 1e6:.2f} MB -> ~{human_count(plan.corpus_tokens)} "
+                   f"tokens ({human_count(plan.train_tokens)} in train)"),
+        ("tokens", f"{human_count(plan.tokens_to_train)} = {plan.max_steps} steps x {plan.batch_size} x "
                    f"{plan.max_length}{accumulate} (limited by {limited})"),
         ("optimizer", f"AdamW lr {plan.learning_rate:g}, warmup {plan.warmup_steps} steps"),
-        ("compute", f"{plan.flops:.2e} FLOPs at {b.flops / 1e12:g} TFLOP/s -> ~{_duration(plan.expected_seconds)} "
-                    f"(budget {_duration(b.seconds)})"),
+        ("compute", f"{plan.flops:.2e} FLOPs at {b.flops / 1e12:g} TFLOP/s -> ~{human_duration(plan.expected_seconds)} "
+                    f"(budget {human_duration(b.seconds)})"),
         (f"peak {unit} mem", f"~{m.total / GB:.1f} GB of {plan.device_memory / GB:.0f} GB: {breakdown}"),
     ]  # fmt: skip
     if not f.has_weights:

@@ -38,6 +38,8 @@ from gitnetic.common.errors import ConfigError
 __all__ = [
     "LADDER",
     "Budget",
+    "human_count",
+    "human_duration",
     "ModelShape",
     "Plan",
     "bytes_per_token",
@@ -261,14 +263,16 @@ def _batching(to_train: int, context: int, device: str) -> tuple[int, int]:
     return batch_size, max(1, sequences // batch_size)
 
 
-def _human(n: float) -> str:
+def human_count(n: float) -> str:
+    """``1.2B``, ``350.0M``, ``12.0k``: parameter and token counts in plans."""
     for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(n) >= scale:
             return f"{n / scale:.1f}{unit}"
     return f"{n:.0f}"
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """``<1 s``, ``45 s``, ``12.5 min``, ``3.2 h``: a plan's expected run time."""
     if seconds < 1:
         return "<1 s"
     if seconds < 120:
@@ -284,17 +288,17 @@ def format_plan(plan: Plan) -> str:
     device = "CPU" if b.device == "cpu" else "GPU"
     lines = [
         f"corpus:      {plan.corpus_files} files, {plan.corpus_bytes / 1e6:.2f} MB "
-        f"-> ~{_human(plan.corpus_tokens)} tokens at {plan.bytes_per_token} bytes/token "
-        f"({_human(plan.train_tokens)} in train)",
+        f"-> ~{human_count(plan.corpus_tokens)} tokens at {plan.bytes_per_token} bytes/token "
+        f"({human_count(plan.train_tokens)} in train)",
         f"vocabulary:  {plan.vocab_size} (3.3 x sqrt(bytes), power of two in [512, 32768])",
         f"model:       GPT-2 {m.n_layer} layers x {m.n_embd} wide, {m.n_head} heads, context {m.context}: "
-        f"{_human(plan.model_params)} parameters ({_human(plan.non_embedding_params)} non-embedding; "
-        f"Chinchilla 20 x = {_human(plan.chinchilla_tokens)} tokens)",
-        f"training:    {_human(plan.tokens_to_train)} tokens = {plan.max_steps} steps x {plan.batch_size} "
+        f"{human_count(plan.model_params)} parameters ({human_count(plan.non_embedding_params)} non-embedding; "
+        f"Chinchilla 20 x = {human_count(plan.chinchilla_tokens)} tokens)",
+        f"training:    {human_count(plan.tokens_to_train)} tokens = {plan.max_steps} steps x {plan.batch_size} "
         f"x {plan.max_length} tokens{f' x {plan.accumulate_grad_batches} accumulated' if plan.accumulate_grad_batches > 1 else ''} ({plan.tokens_to_train / max(plan.train_tokens, 1):.1f} epochs; "
         f"limited by {f'the corpus (at most {plan.epochs:g} epochs)' if plan.limited_by == 'data' else 'the budget'}), "
         f"lr {plan.learning_rate:g}, warmup {plan.warmup_steps}",
         f"compute:     {plan.flops:.2e} FLOPs at {b.flops / 1e9:.0f} GFLOP/s ({device}) "
-        f"-> expected train time ~{_duration(plan.expected_seconds)} (budget {_duration(b.seconds)})",
+        f"-> expected train time ~{human_duration(plan.expected_seconds)} (budget {human_duration(b.seconds)})",
     ]
     return "\n".join(lines)
