@@ -11,6 +11,7 @@ import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 from gitnetic.common.errors import CorpusError
 from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
@@ -25,6 +26,7 @@ __all__ = [
     "git_candidates",
     "git_error_line",
     "open_git",
+    "read_blob",
     "resolve_commit",
     "run_git",
     "tree_entries",
@@ -89,6 +91,18 @@ def tree_entries(
     return entries
 
 
+def read_blob(stdin: IO[bytes], stdout: IO[bytes], sha: str, where: str) -> bytes:
+    """One blob through a running ``git cat-file --batch`` (its header line, the bytes, a newline)."""
+    stdin.write(sha.encode() + b"\n")
+    stdin.flush()
+    header = stdout.readline().split()
+    if len(header) != 3:
+        raise CorpusError(f"git cat-file could not read blob {sha} of {where}")
+    data = stdout.read(int(header[2]))
+    stdout.read(1)  # the newline after each object
+    return data
+
+
 @contextlib.contextmanager
 def git_candidates(
     repo: Path, rev: str, include: Sequence[str], exclude: Sequence[str]
@@ -108,14 +122,7 @@ def git_candidates(
 
         def reader(sha: str) -> Callable[[], bytes]:
             def read() -> bytes:
-                stdin.write(sha.encode() + b"\n")
-                stdin.flush()
-                header = stdout.readline().split()
-                if len(header) != 3:
-                    raise CorpusError(f"git cat-file could not read blob {sha} of {repo}@{rev}")
-                data = stdout.read(int(header[2]))
-                stdout.read(1)  # the newline after each object
-                return data
+                return read_blob(stdin, stdout, sha, f"{repo}@{rev}")
 
             return read
 

@@ -46,7 +46,7 @@ from typing import IO, Any
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.data.corpus.sources.base import Candidate, OpenedSource
 from gitnetic.data.corpus.sources.fetch import FetchFailed, cache_entry, cached_commit, fetch_repository
-from gitnetic.data.corpus.sources.git import GIT_ENV, tree_entries
+from gitnetic.data.corpus.sources.git import GIT_ENV, read_blob, tree_entries
 from gitnetic.data.corpus.sources.lang import lang_of
 from gitnetic.data.corpus.sources.params import SourceParams
 
@@ -253,15 +253,7 @@ class _Blobs:
 
     def reader(self, repo: Path, sha: str) -> Callable[[], bytes]:
         def read() -> bytes:
-            stdin, stdout = self._streams(repo)
-            stdin.write(sha.encode() + b"\n")
-            stdin.flush()
-            header = stdout.readline().split()
-            if len(header) != 3:
-                raise CorpusError(f"git cat-file could not read blob {sha} of {repo}")
-            data = stdout.read(int(header[2]))
-            stdout.read(1)  # the newline after each object
-            return data
+            return read_blob(*self._streams(repo), sha, str(repo))
 
         return read
 
