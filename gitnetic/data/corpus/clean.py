@@ -41,6 +41,7 @@ from gitnetic.data.corpus.redact.redactor import Redactor
 from gitnetic.data.corpus.sources.base import Candidate, Dropped
 from gitnetic.data.corpus.sources.dir import FileReader
 from gitnetic.data.corpus.sources.params import SourceParams
+from gitnetic.data.corpus.turns import SourceTurn
 
 __all__ = [
     "BINARY_SNIFF_BYTES",
@@ -297,15 +298,17 @@ class CleaningPool:
     ) -> None:
         self.pool.__exit__(kind, exc, tb)
 
-    def documents(
-        self, candidates: Iterable[Candidate], spec: SourceParams, label: str, sign: bool
-    ) -> Iterator[tuple[Candidate, Cleaned]]:
-        """:func:`cleaned_documents` of one source, in the workers when worth it (an explicit
-        ``num_workers`` > 1 always is, for a source that is cleaned or signed)."""
+    def documents(self, turn: SourceTurn) -> Iterator[tuple[Candidate, Cleaned]]:
+        """:func:`cleaned_documents` of what this job reads of source ``turn``, in the workers when worth
+        it (an explicit ``num_workers`` > 1 always is, for a source that is cleaned or signed)."""
+        candidates, spec, sign = turn.candidates(), turn.spec, turn.index_near
         # A source neither cleaned nor signed only decodes, digests and writes its documents: less work
         # than sending them to a worker and back (bench/dataset_source.py: 6.8 s in this process against
         # 7.9 s with 2 workers for 1.1 GB of Parquet rows), so it stays here whatever num_workers says.
         parallel = bool(spec.clean or sign) and worth_workers(candidates, spec, forced=self.asked > 1)
         if parallel:
             self.pool.start()  # now, before a progress bar's thread: workers can be forked
-        return cleaned_documents(self.pool, candidates, spec, label, sign, parallel)
+        return cleaned_documents(self.pool, candidates, spec, turn.label, sign, parallel)
+
+    def source_done(self, turn: SourceTurn) -> None:
+        """Nothing to step over: what the decider did not read was never cleaned."""

@@ -12,7 +12,7 @@ Per kept document the state is its 16-byte digest, its near-dedup signature (see
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -24,15 +24,14 @@ from gitnetic.data.corpus.sources.base import Candidate
 from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS, assign_split, assign_splits, required_splits
 from gitnetic.data.corpus.stats import CorpusStats, SourceStats, skipped_line
-from gitnetic.data.corpus.turns import SourceTurn, source_turns
+from gitnetic.data.corpus.turns import SourceTurn
 from gitnetic.data.problems import problems_name
 
 __all__ = [
     "Decider",
-    "Feed",
     "Kept",
+    "Outputs",
     "check_not_empty",
-    "decide_corpus",
     "floored_splits",
     "merge_counts",
     "moved_documents",
@@ -41,47 +40,17 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-class Feed(Protocol):
-    """One way of running the stage: the verdicts in, the decisions out (the one-process stage's cleaning
-    workers and split files, or the fan-out decide job's parts and notes of where each line goes)."""
-
-    def documents(self, turn: SourceTurn) -> Iterable[tuple[Candidate, Cleaned]]:
-        """Source ``turn``'s candidates with their verdicts, in candidate order."""
-        ...
+class Outputs(Protocol):
+    """Where the decisions go: the one-process stage's split files, or the fan-out decide job's notes of
+    where each part line goes."""
 
     def emit(self, split: str, line: bytes) -> None:
         """A kept record line, in corpus order, and its split."""
         ...
 
-    def source_done(self, turn: SourceTurn) -> None:
-        """The decider is done with ``turn`` (a cap may have stopped it early)."""
-        ...
-
     def finish(self, moves: list[tuple[Kept, str]]) -> None:
         """Apply the small-corpus floor's moves (kept document, new split), before the outputs commit."""
         ...
-
-
-def decide_corpus(params: CorpusParams, feed: Feed, stats: CorpusStats) -> str:
-    """Decide every source's documents in corpus order through ``feed`` and fill ``stats`` (per source,
-    totals, the small-corpus floor's moves, which ``feed`` applies); raises before anything commits when
-    nothing was kept. Returns the sources' description, for messages. The one place the corpus params
-    reach the decisions."""
-    descriptions: list[str] = []
-    decider = Decider(params, feed.emit)
-    try:
-        for turn in source_turns(params, stats, descriptions):
-            decider.decide_source(
-                turn.spec, turn.stats, feed.documents(turn), turn.opened.count, turn.index_near
-            )
-            feed.source_done(turn)
-    finally:
-        decider.close()
-    description = "; ".join(descriptions)
-    merge_counts(stats, decider.decontaminated)
-    check_not_empty(stats, params.sources, description)
-    feed.finish(moved_documents(decider.kept, stats, params.splits))
-    return description
 
 
 class Kept(NamedTuple):
@@ -97,25 +66,51 @@ class Kept(NamedTuple):
 class Decider:
     """Exact and near-duplicate removal, caps and split assignment, shared by all sources of one run.
 
-    ``emit(split, line)`` receives each kept record line in order: the one-process run writes it to the
-    split's file, the Snakemake decide job only notes where it goes.
+    ``outputs`` receives each kept record line in order (the one-process run writes it to the split's
+    file, the fan-out's decide job only notes where it goes) and, at the end, the small-corpus floor's
+    moves. A context manager: leaving it frees the near-duplicate index.
     """
 
-    def __init__(self, params: CorpusParams, emit: Callable[[str, bytes], None]) -> None:
+    def __init__(self, params: CorpusParams, outputs: Outputs) -> None:
         self.splits = params.splits
-        self.emit = emit
+        self.neardup = params.neardup
+        self.spill_dir = Path(params.out_dir)  # kept shingle sets for exact verification, beside the outputs
+        self.outputs = outputs
+        self.emit = outputs.emit
         self.seen: set[bytes] = set()
-        self.near = None
-        neardup = params.neardup
-        if neardup.enabled:
-            spill_dir = Path(params.out_dir)  # kept shingle sets for exact verification, beside the outputs
-            spill_dir.mkdir(parents=True, exist_ok=True)
-            self.near = NearDuplicateIndex(
-                neardup.threshold, neardup.ngram, neardup.num_perm, neardup.library, spill_dir=str(spill_dir)
-            )
+        self.near: NearDuplicateIndex | None = None
         self.decontaminated = {problems_name(spec): 0 for spec in params.decontaminate.benchmarks}
         self.kept: list[Kept] = []
         self.lines = dict.fromkeys(SPLITS, 0)  # records emitted per split so far
+
+    def __enter__(self) -> Decider:
+        """Open the near-duplicate index (it spills beside the outputs, so only once they are open)."""
+        neardup = self.neardup
+        if neardup.enabled:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            self.near = NearDuplicateIndex(
+                neardup.threshold,
+                neardup.ngram,
+                neardup.num_perm,
+                neardup.library,
+                spill_dir=str(self.spill_dir),
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.near is not None:
+            self.near.close()
+
+    def take(self, turn: SourceTurn, documents: Iterable[tuple[Candidate, Cleaned]]) -> None:
+        """Decide source ``turn``'s documents in order (those kept reach the outputs)."""
+        self.decide_source(turn.spec, turn.stats, documents, turn.opened.count, turn.index_near)
+
+    def finish(self, stats: CorpusStats, sources: list[SourceParams], description: str) -> None:
+        """After the last source: the totals, the empty check (before anything commits) and the
+        small-corpus floor's moves, which the outputs apply."""
+        merge_counts(stats, self.decontaminated)
+        check_not_empty(stats, sources, description)
+        self.outputs.finish(moved_documents(self.kept, stats, self.splits))
 
     def decide_source(
         self,
@@ -172,10 +167,6 @@ class Decider:
                 src.count_licenses(cand)
         if src.stopped_by and total is not None:
             src.files_not_collected = total - index
-
-    def close(self) -> None:
-        if self.near is not None:
-            self.near.close()
 
 
 def check_not_empty(stats: CorpusStats, sources: list[SourceParams], description: str) -> None:

@@ -4,11 +4,12 @@ One process with N workers (:func:`gitnetic.data.corpus.stage.collect_corpus`) i
 one machine. Beyond that the stage fans out as jobs that can run on different nodes:
 
 1. ``--job sign --part_index i`` (``parts.count`` jobs): list every source (cheap: names and sizes), take
-   part ``i`` of the candidates (contiguous byte ranges of the file list, see :func:`plan_parts`), read,
-   filter, redact and sign them (with ``num_workers`` processes) and write ``parts/part-i-of-K.jsonl``
+   part ``i`` of the candidates (contiguous byte ranges of the file list, see
+   :func:`gitnetic.data.corpus.turns.plan_parts`), read, filter, redact and sign them in the same stage
+   loop (with ``num_workers`` processes) and write ``parts/part-i-of-K.jsonl``
    (the record lines of documents that passed) and ``.meta`` (every candidate's verdict, signature included).
 2. ``--job decide`` (one job): replays the parts' verdicts in corpus order through the same stage
-   sequence (:func:`gitnetic.data.corpus.loop.run_stage`) as the one-process stage (exact and near duplicates,
+   loop (:func:`gitnetic.data.corpus.loop.run_stage`) as the one-process stage (exact and near duplicates,
    caps, splits, the small-corpus floor), writes ``stats.json`` and ``parts/decisions-of-K.npz`` (where
    each part line goes). It reads no source file and cleans nothing.
 3. ``--job write --split S`` (one job per split): copies the part lines the decisions route to ``S``, in
@@ -30,24 +31,24 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
 from gitnetic.common.errors import ConfigError, CorpusError
 from gitnetic.common.io import atomic_open, atomic_open_group
-from gitnetic.data.corpus.clean import Cleaned, CleaningPool
+from gitnetic.data.corpus.clean import Cleaned
 from gitnetic.data.corpus.decide import Kept
-from gitnetic.data.corpus.loop import run_stage
-from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
+from gitnetic.data.corpus.params import CorpusParams
 from gitnetic.data.corpus.sources.base import Candidate
+from gitnetic.data.corpus.sources.params import SourceParams
 from gitnetic.data.corpus.splits import SPLITS
 from gitnetic.data.corpus.stats import CorpusStats
-from gitnetic.data.corpus.turns import SourceTurn, open_for_corpus, opened_source
+from gitnetic.data.corpus.turns import SourceTurn
 
-__all__ = ["decide_parts", "plan_parts", "run_part_job", "sign_part", "write_split"]
+__all__ = ["PartReplay", "PartWriter", "write_split"]
 
 DROPPED = -1  # a part line's destination when the decisions drop it
 
@@ -66,44 +67,6 @@ def decisions_path(params: CorpusParams) -> Path:
     return parts_dir(params) / f"decisions-of-{params.parts.count:05d}.npz"
 
 
-# ---------------------------------------------------------------------------------------------- plan
-Ranges = list[tuple[int, int, int]]  # per source: (part, first candidate, end candidate)
-
-
-def plan_parts(sizes: list[list[int] | None], num_parts: int) -> list[Ranges]:
-    """Which part signs which candidates: ``sizes[p]`` are source ``p``'s candidate sizes in order (None:
-    a git-history source, signed whole by part ``p % num_parts``). The listed candidates of all sources,
-    in order, are cut into ``num_parts`` runs of about equal bytes; a part's ranges are in corpus order."""
-    total = sum(sum(s) for s in sizes if s is not None) or 1
-    plan: list[Ranges] = []
-    offset = 0
-    for position, source_sizes in enumerate(sizes):
-        if source_sizes is None:
-            plan.append([(position % num_parts, 0, -1)])  # -1: to the end of the source
-            continue
-        ranges: Ranges = []
-        for index, size in enumerate(source_sizes):
-            part = min(num_parts - 1, offset * num_parts // total)
-            offset += size
-            if ranges and ranges[-1][0] == part:
-                ranges[-1] = (part, ranges[-1][1], index + 1)
-            else:
-                ranges.append((part, index, index + 1))
-        plan.append(ranges)
-    return plan
-
-
-def _source_sizes(params: CorpusParams) -> list[list[int] | None]:
-    sizes: list[list[int] | None] = []
-    for spec in params.sources:
-        if spec.type == "git-history":
-            sizes.append(None)
-            continue
-        with open_for_corpus(spec, params.filters) as opened:
-            sizes.append(opened.units if opened.units is not None else [c.size for c in opened.candidates])
-    return sizes
-
-
 def _check_part(params: CorpusParams, index: int | None) -> int:
     count = params.parts.count
     if index is None or not 0 <= index < count:
@@ -114,34 +77,42 @@ def _check_part(params: CorpusParams, index: int | None) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- sign
-def sign_part(params: CorpusParams, index: int | None) -> int:
-    """Clean and sign part ``index``; returns how many candidates it holds."""
-    index = _check_part(params, index)
-    lines_path, meta_path = part_paths(params, index)
-    plan = plan_parts(_source_sizes(params), params.parts.count)
-    count = 0
-    with atomic_open_group([lines_path, meta_path], "wb") as (lines, meta), CleaningPool(params) as cleaning:
-        for position in range(len(params.sources)):
-            mine = [(lo, hi) for part, lo, hi in plan[position] if part == index]
-            if not mine:
-                continue
-            with opened_source(params, position) as turn:
-                opened, select = turn.opened, turn.opened.select
-                listed = select is None and opened.count is not None
-                candidates = list(opened.candidates) if listed else opened.candidates
-                for lo, hi in mine:
-                    if select is not None:  # a dataset's units lo:hi
-                        chosen = select(lo, hi)
-                    else:
-                        chosen = candidates if hi == -1 else candidates[lo:hi]  # type: ignore[index]
-                    verdicts: list[tuple[Cleaned, int, Candidate | None]] = []
-                    for cand, done in cleaning.documents(chosen, turn.spec, turn.label, turn.index_near):
-                        lines.write(done.line)
-                        kept = cand._replace(read=None) if select is not None else None  # what decide needs
-                        verdicts.append((done._replace(line=b""), len(done.line), kept))
-                    pickle.dump((position, lo, hi, verdicts), meta, protocol=pickle.HIGHEST_PROTOCOL)
-                    count += len(verdicts)
-    return count
+class PartWriter:
+    """A sign job's sink: every verdict of its part, in corpus order, with the record lines of those that
+    passed, written to the part's two files (committed together when the job ends)."""
+
+    def __init__(self, params: CorpusParams, index: int | None) -> None:
+        self.index = _check_part(params, index)
+        self.paths = part_paths(params, self.index)
+        self.signed = 0  # candidates signed
+        self._group: contextlib.AbstractContextManager[tuple[IO[bytes], ...]] | None = None
+
+    def __enter__(self) -> PartWriter:
+        self._group = atomic_open_group(list(self.paths), "wb")
+        self.lines, self.meta = self._group.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        assert self._group is not None
+        self._group.__exit__(*exc)
+
+    def take(self, turn: SourceTurn, documents: Iterable[tuple[Candidate, Cleaned]]) -> None:
+        """Record the part's range of source ``turn`` (a dataset's rows keep what decide needs of them)."""
+        dataset = turn.opened.select is not None
+        verdicts: list[tuple[Cleaned, int, Candidate | None]] = []
+        for cand, done in documents:
+            self.lines.write(done.line)
+            verdicts.append(
+                (done._replace(line=b""), len(done.line), cand._replace(read=None) if dataset else None)
+            )
+        _, lo, hi = turn.own_range()
+        pickle.dump((turn.position, lo, hi, verdicts), self.meta, protocol=pickle.HIGHEST_PROTOCOL)
+        self.signed += len(verdicts)
+
+    def finish(self, stats: CorpusStats, sources: list[SourceParams], description: str) -> None:
+        """Nothing to decide (the decide job does, from every part): ``stats`` only counts what this
+        part signed, for the console."""
+        stats.files_matched = self.signed
 
 
 # -------------------------------------------------------------------------------------------- decide
@@ -194,17 +165,32 @@ class _PartReader:
         self.meta.close()
 
 
-class _Replay:
-    """The parts' verdicts fed to the decider in corpus order, noting where each kept line goes."""
+class PartReplay:
+    """The decide job's verdicts and outputs: every part's verdicts fed to the decider in corpus order (a
+    source's ranges in plan order), and a note of where each kept part line goes, saved at the end. A
+    context manager: leaving it closes the parts."""
 
-    def __init__(self, params: CorpusParams, plan: list[Ranges]) -> None:
-        self.plan = plan
+    def __init__(self, params: CorpusParams) -> None:
+        self.params = params
         self.path = decisions_path(params)
-        self.readers = [_PartReader(params, i) for i in range(params.parts.count)]
-        self.dest = [bytearray() for _ in self.readers]  # per part line: its split's index, or DROPPED
+        self.readers: list[_PartReader] = []
+        self.dest = [bytearray() for _ in range(params.parts.count)]  # per part line: split index or DROPPED
         self.where: dict[str, list[tuple[int, int]]] = {s: [] for s in SPLITS}  # split line -> part line
         self.current = (0, 0)  # the part line being decided
         self.loaded: set[tuple[int, int, int, int]] = set()
+
+    def __enter__(self) -> PartReplay:
+        try:
+            for index in range(self.params.parts.count):
+                self.readers.append(_PartReader(self.params, index))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for reader in self.readers:
+            reader.close()
 
     def emit(self, split: str, line: bytes) -> None:
         part, part_line = self.current
@@ -212,9 +198,10 @@ class _Replay:
         self.where[split].append(self.current)
 
     def documents(self, turn: SourceTurn) -> Iterator[tuple[Candidate, Cleaned]]:
+        assert turn.ranges is not None
         position, units = turn.position, turn.opened.units is not None
         candidates = [] if units else list(turn.opened.candidates)  # a dataset's rows come from the parts
-        for part, lo, hi in self.plan[position]:
+        for part, lo, hi in turn.ranges:
             self.loaded.add((position, part, lo, hi))
             segment = self.readers[part].load(position, lo, hi)
             end = len(candidates) if hi == -1 else hi
@@ -230,10 +217,10 @@ class _Replay:
 
     def source_done(self, turn: SourceTurn) -> None:
         """A cap may have stopped the source early: step over its segments the decider never read."""
-        position = turn.position
-        for part, lo, hi in self.plan[position]:
-            if (position, part, lo, hi) not in self.loaded:
-                self.readers[part].load(position, lo, hi)
+        assert turn.ranges is not None
+        for part, lo, hi in turn.ranges:
+            if (turn.position, part, lo, hi) not in self.loaded:
+                self.readers[part].load(turn.position, lo, hi)
 
     def finish(self, moves: list[tuple[Kept, str]]) -> None:
         """Save where each part line goes, and the floor's moves as (part, part line, new split)."""
@@ -241,24 +228,6 @@ class _Replay:
         arrays = {f"part{i:05d}": np.frombuffer(bytes(d), dtype=np.int8) for i, d in enumerate(self.dest)}
         with atomic_open(self.path, "wb") as fh:
             np.savez(fh, moved=np.array(moved, dtype=np.int64).reshape(-1, 3), **arrays)
-
-    def close(self) -> None:
-        for reader in self.readers:
-            reader.close()
-
-
-def decide_parts(params: CorpusParams) -> CorpusStats:
-    """Decide every part's documents in corpus order; write ``stats.json`` and the decisions."""
-
-    @contextlib.contextmanager
-    def replay() -> Iterator[_Replay]:
-        feed = _Replay(params, plan_parts(_source_sizes(params), params.parts.count))
-        try:
-            yield feed
-        finally:
-            feed.close()
-
-    return run_stage(params, replay)
 
 
 # --------------------------------------------------------------------------------------------- write
@@ -289,20 +258,3 @@ def write_split(params: CorpusParams, split: str) -> int:
             out.write(held[key])
             written += 1
     return written
-
-
-def run_part_job(params: CorpusParams, job: CorpusJobParams) -> str:
-    """Run the fan-out job ``job`` names (sign, decide or write); returns a one-line console summary."""
-    count = params.parts.count
-    if job.job == "sign":
-        n = sign_part(params, job.part_index)
-        return f"signed {n} candidates of part {job.part_index} of {count}"
-    if job.job == "decide":
-        stats = decide_parts(params)
-        return f"decided {stats.total_documents} documents over {count} parts"
-    if job.job == "write":
-        if job.split is None:
-            raise ConfigError("--job write needs --split train|valid|test")
-        n = write_split(params, job.split)
-        return f"wrote {n} documents to {Path(params.out_dir) / (job.split + '.jsonl')}"
-    raise ConfigError(f"--job {job.job} is not a fan-out job; use sign, decide or write")

@@ -26,47 +26,45 @@ Design choices, and why:
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import shutil
-import sys
-import tempfile
-import time
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
 
-from tqdm.auto import tqdm
-
-from gitnetic.common.io import atomic_open_group, remove_stale_temporaries
-from gitnetic.data.corpus.clean import Cleaned, CleaningPool
-from gitnetic.data.corpus.decide import Kept
+from gitnetic.common.errors import ConfigError
 from gitnetic.data.corpus.loop import run_stage
 from gitnetic.data.corpus.params import CorpusJobParams, CorpusParams
-from gitnetic.data.corpus.parts import run_part_job
+from gitnetic.data.corpus.parts import write_split
 from gitnetic.data.corpus.sources import open_source
-from gitnetic.data.corpus.sources.base import Candidate
-from gitnetic.data.corpus.splits import SPLITS
-from gitnetic.data.corpus.stats import CorpusStats, SourceStats, human_bytes
-from gitnetic.data.corpus.turns import SourceTurn
+from gitnetic.data.corpus.stats import CorpusStats
 
 __all__ = ["SourceScan", "collect_corpus", "run_corpus", "scan_source"]
-
-log = logging.getLogger(__name__)
 
 
 def run_corpus(params: CorpusParams, job: CorpusJobParams | None = None) -> str:
     """The stage's entry (``python -m gitnetic corpus``): the whole stage here, or one job of its
     fan-out (:mod:`gitnetic.data.corpus.parts`); returns a one-line summary for the console."""
-    if job is not None and job.job != "all":
-        return run_part_job(params, job)
-    stats = collect_corpus(params)
+    job = job or CorpusJobParams()
+    count = params.parts.count
+    if job.job == "write":  # the only job that reads no source: it copies the parts the decisions route
+        if job.split is None:
+            raise ConfigError("--job write needs --split train|valid|test")
+        n = write_split(params, job.split)
+        return f"wrote {n} documents to {Path(params.out_dir) / (job.split + '.jsonl')}"
+    stats = run_stage(params, job)
+    if job.job == "sign":
+        return f"signed {stats.files_matched} candidates of part {job.part_index} of {count}"
+    if job.job == "decide":
+        return f"decided {stats.total_documents} documents over {count} parts"
     docs = stats.documents
     return (
         f"wrote {stats.total_documents} documents to {stats.out_dir} "
         f"(train {docs['train']}, valid {docs['valid']}, test {docs['test']})"
     )
+
+
+def collect_corpus(params: CorpusParams) -> CorpusStats:
+    """Collect, filter, redact, de-duplicate and split documents into ``params.out_dir`` in this process
+    (and its cleaning workers); see the module doc."""
+    return run_stage(params, CorpusJobParams())
 
 
 # ---------------------------------------------------------------------------------------------- scan
@@ -105,112 +103,3 @@ def scan_source(params: CorpusParams) -> SourceScan:
                 size += cand.size
         files, total = files + kept, total + size
     return SourceScan(description="; ".join(descriptions), files=files, bytes=total)
-
-
-# ------------------------------------------------------------------------------------------- collect
-def collect_corpus(params: CorpusParams) -> CorpusStats:
-    """Collect, filter, redact, de-duplicate and split documents into ``params.out_dir`` (see module doc)."""
-    started = time.perf_counter()
-    feed = _Collect(params)
-    stats = run_stage(params, feed.opened)
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    read, workers = feed.progress.read_bytes, feed.cleaning.workers
-    log.info(
-        "corpus: read %s in %.1f s (%s/s) with %d worker process%s",
-        human_bytes(read),
-        elapsed,
-        human_bytes(int(read / elapsed)),
-        workers,
-        "" if workers == 1 else "es",
-    )
-    return stats
-
-
-class _Collect:
-    """The one-process stage's feed: sources cleaned by this run's workers, kept lines written to the
-    split files (committed as one group with ``stats.json``, which marks a complete set: a run killed at
-    any point, or a worker killed, never leaves a new split beside an old one)."""
-
-    def __init__(self, params: CorpusParams) -> None:
-        self.out_dir = Path(params.out_dir)
-        self.cleaning = CleaningPool(params)
-        self.progress = _Progress()
-        self.writers: dict[str, IO[bytes]] = {}
-
-    @contextlib.contextmanager
-    def opened(self) -> Iterator[_Collect]:
-        remove_stale_temporaries(self.out_dir / "stats.json")
-        paths = [self.out_dir / f"{split}.jsonl" for split in SPLITS]
-        with (
-            atomic_open_group(paths, "wb", invalidate=[self.out_dir / "stats.json"]) as handles,
-            self.cleaning,
-        ):
-            self.writers = dict(zip(SPLITS, handles, strict=True))
-            yield self
-
-    def documents(self, turn: SourceTurn) -> Iterator[tuple[Candidate, Cleaned]]:
-        documents = self.cleaning.documents(turn.opened.candidates, turn.spec, turn.label, turn.index_near)
-        with self.progress.bar(turn.spec.name, turn.opened.count, turn.stats) as tracked:
-            yield from tracked(documents)
-
-    def emit(self, split: str, line: bytes) -> None:
-        self.writers[split].write(line)
-
-    def source_done(self, turn: SourceTurn) -> None:
-        pass
-
-    def finish(self, moves: list[tuple[Kept, str]]) -> None:
-        _move_lines(moves, self.writers)
-
-
-class _Progress:
-    """The console bar of the long read-clean-decide loop: documents, MB read, MB/s and documents kept."""
-
-    def __init__(self) -> None:
-        self.read_bytes = 0
-        self.started = time.perf_counter()
-
-    @contextlib.contextmanager
-    def bar(self, name: str, total: int | None, src: SourceStats) -> Iterator[Any]:
-        bar = tqdm(total=total, desc=f"corpus {name}", unit="doc", disable=None, file=sys.stderr)
-
-        def tracked(documents: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
-            for n, (cand, done) in enumerate(documents, 1):
-                self.read_bytes += cand.size
-                if n % 64 == 0:
-                    elapsed = max(time.perf_counter() - self.started, 1e-9)
-                    bar.set_postfix_str(
-                        f"{human_bytes(self.read_bytes)} read, {self.read_bytes / elapsed / 1e6:.1f} MB/s, "
-                        f"kept {src.total_documents}",
-                        refresh=False,
-                    )
-                bar.update()
-                yield cand, done
-
-        with bar:
-            yield tracked
-
-
-def _move_lines(moves: list[tuple[Kept, str]], writers: dict[str, Any]) -> None:
-    """Apply the small-corpus floor to the (still uncommitted) split files: each donor file is rewritten
-    without its moved records, which are appended to their new split in ``moves`` order."""
-    if not moves:
-        return
-    moving = {(item.split, item.line): target for item, target in moves}
-    lines: dict[tuple[str, int], bytes] = {}
-    for donor in sorted({item.split for item, _ in moves}):
-        fh = writers[donor]
-        fh.flush()
-        with tempfile.TemporaryFile("w+b") as copy:
-            with open(fh.name, "rb") as src:
-                shutil.copyfileobj(src, copy)
-            copy.seek(0)
-            fh.seek(0)
-            fh.truncate()
-            for index, line in enumerate(copy):
-                if (donor, index) in moving:
-                    lines[donor, index] = line
-                else:
-                    fh.write(line)
-    for item, target in moves:
-        writers[target].write(lines[item.split, item.line])
