@@ -17,7 +17,7 @@ import contextlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from gitnetic.common.io import atomic_open
 from gitnetic.data.corpus.clean import Cleaned, CleaningPool
@@ -36,7 +36,12 @@ __all__ = ["Sink", "Verdicts", "run_stage"]
 
 
 class Verdicts(Protocol):
-    """Where a source's verdicts come from: cleaning workers, or the sign jobs' parts."""
+    """Where a source's verdicts come from: cleaning workers, or the sign jobs' parts (open while the
+    job runs)."""
+
+    def __enter__(self) -> Verdicts: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
 
     def documents(self, turn: SourceTurn) -> Iterable[tuple[Candidate, Cleaned]]:
         """What this job reads of source ``turn``, with their verdicts, in candidate order."""
@@ -48,7 +53,11 @@ class Verdicts(Protocol):
 
 
 class Sink(Protocol):
-    """Where the verdicts go: the decider, or a sign job's part files."""
+    """Where the verdicts go: the decider, or a sign job's part files (open while the job runs)."""
+
+    def __enter__(self) -> Sink: ...
+
+    def __exit__(self, *exc: Any) -> Any: ...
 
     def take(self, turn: SourceTurn, documents: Iterable[tuple[Candidate, Cleaned]]) -> None: ...
 
