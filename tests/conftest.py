@@ -60,6 +60,12 @@ COSTLIEST_MODULES = (
     "tests/cli/test_init_from.py",
     "tests/evaluation/test_evaluate_export.py",
     "tests/e2e/test_multi_source.py",
+    # ~10 s each: early too, so that the two workers end on short modules and at nearly the same time
+    "tests/data/corpus/test_corpus_parallel.py",
+    "tests/benchmark/test_sandbox.py",
+    "tests/data/shards/test_pieces.py",
+    "tests/modules/test_ddp_batches.py",
+    "tests/models/test_lora.py",
 )
 
 

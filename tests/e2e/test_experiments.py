@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -117,6 +118,34 @@ def wait_for_experiments(root: Path, names: list[str]) -> None:
         time.sleep(1)
 
 
+def start_queue(root: Path, jobs: int) -> None:
+    """`dvc queue start -j jobs`, returned from as soon as the command ends; fail if it fails.
+
+    Why not :func:`run`: the daemon that runs the workers inherits the command's stdout and stderr, so
+    reading them to the end waits for the workers, and dvc-task's monitor stops an idle worker only
+    after its 10 s poll: that long idle, after the last experiment, on every run of the test."""
+    with tempfile.TemporaryFile(mode="w+") as out:
+        proc = subprocess.run(
+            ["dvc", "queue", "start", "-j", str(jobs)], cwd=root, env=pipeline_env(),
+            stdout=out, stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S, check=False,
+        )  # fmt: skip
+        out.seek(0)
+        assert proc.returncode == 0, f"dvc queue start failed ({proc.returncode}):\n{out.read()[-4000:]}"
+
+
+def stop_queue_workers(root: Path) -> None:
+    """SIGTERM to the queue's workers once their experiments are committed: Celery's warm shutdown
+    (a running task finishes first), then the broker cleanup DVC does when the monitor stops them."""
+    import psutil
+
+    workers = queue_workers(root)
+    for worker in workers:
+        with contextlib.suppress(psutil.Error):
+            worker.terminate()
+    _, alive = psutil.wait_procs(workers, timeout=TIMEOUT_S)
+    assert not alive, f"queue workers still running: {alive}"
+
+
 def run_and_kill(cmd: list[str], root: Path, at_step: int) -> str:
     """Run ``cmd``; kill -9 its train process once the resume store holds its step ``at_step``; its output."""
     import psutil
@@ -194,8 +223,9 @@ def test_queued_experiments_equal_each_run_alone(repo: Path, interrupted: dict) 
     for name, lr in (("qa", LR_A), ("qb", LR_B)):
         run("dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={lr}",
             "-S", "train.progress_bar_refresh_rate=7", "-n", name, cwd=repo)  # fmt: skip
-    run("dvc", "queue", "start", "-j", "2", cwd=repo)
+    start_queue(repo, jobs=2)
     wait_for_experiments(repo, ["qa", "qb"])
+    stop_queue_workers(repo)
     for alone, queued in (("a", "qa"), ("b", "qb")):
         x, y = exp_outputs(repo, alone), exp_outputs(repo, queued)
         assert x["eval"] == y["eval"]
