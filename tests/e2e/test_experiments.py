@@ -218,14 +218,21 @@ def test_killed_experiment_resumes_from_the_step_reached(repo: Path, interrupted
 
 
 def test_queued_experiments_equal_each_run_alone(repo: Path, interrupted: dict) -> None:
-    """``a`` and ``b`` again, queued and run two at a time: bit-identical to the runs above (which
-    were killed and resumed: so each also equals an uninterrupted run)."""
+    """``a`` and ``b`` again, queued and run two at a time, each from its first step: bit-identical to
+    the runs above (which were killed and resumed: so each also equals an uninterrupted run)."""
+    # The workspace holds a's finished run, and qa differs from a only in a trajectory-free param: queued
+    # from there, qa resumed a's last checkpoint and trained nothing. From the baseline, both train.
+    run("git", "reset", "-q", "--hard", cwd=repo)
+    run("dvc", "checkout", "-q", "--force", cwd=repo)
     for name, lr in (("qa", LR_A), ("qb", LR_B)):
         run("dvc", "exp", "run", "--queue", "-S", f"train.learning_rate={lr}",
             "-S", "train.progress_bar_refresh_rate=7", "-n", name, cwd=repo)  # fmt: skip
     start_queue(repo, jobs=2)
     wait_for_experiments(repo, ["qa", "qb"])
     stop_queue_workers(repo)
+    for name in ("qa", "qb"):
+        log = run("dvc", "queue", "logs", name, cwd=repo)
+        assert "starting fresh" in log and "resuming" not in log, log[-4000:]
     for alone, queued in (("a", "qa"), ("b", "qb")):
         x, y = exp_outputs(repo, alone), exp_outputs(repo, queued)
         assert x["eval"] == y["eval"]
