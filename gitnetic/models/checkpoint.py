@@ -86,8 +86,12 @@ def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Pa
 
     Step checkpoints go by their step number, ``checkpoint_last.ckpt`` right before the step file it
     links to, so a step file newer than the link (a run killed between writing ``checkpoint_stepN.ckpt``
-    and moving the link) comes first. With ``others``, ``*.ckpt`` files training did not name follow, by
-    modification time (auto-resume leaves them out: it may delete what it considers).
+    and moving the link) comes first. A link that is a copy (DVC "unprotects" a persisted output before
+    its stage runs: every hard-linked file becomes a copy of its own) goes before the step file with the
+    same content; one with no such step file (its own was pruned, or it was put there by hand) before
+    the newest step file it is not older than, by modification time. With ``others``, ``*.ckpt`` files
+    training did not name follow, by modification time (auto-resume leaves them out: it may delete what
+    it considers).
     """
     p = Path(folder)
     if not p.is_dir():
@@ -102,11 +106,29 @@ def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Pa
     ordered = [f for _, f in sorted(steps, key=lambda item: item[0], reverse=True)]
     last = p / CHECKPOINT_LAST
     if last.is_file():
-        linked = next((i for i, f in enumerate(ordered) if same_file(f, last)), 0)
+        linked = next((i for i, f in enumerate(ordered) if same_file(f, last)), None)
+        if linked is None:
+            linked = next((i for i, f in enumerate(ordered) if _same_content(f, last)), None)
+        if linked is None:
+            mtime = last.stat().st_mtime
+            linked = next((i for i, f in enumerate(ordered) if f.stat().st_mtime <= mtime), len(ordered))
         ordered.insert(linked, last)
     if not others:
         return ordered
     return ordered + sorted(foreign, key=lambda f: f.stat().st_mtime, reverse=True)
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Whether two checkpoint files hold the same data, from their sizes and zip directories (each
+    member's name, CRC-32 and size; no data is read). False for anything unreadable."""
+    try:
+        if a.stat().st_size != b.stat().st_size:
+            return False
+        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+            members = [[(i.filename, i.CRC, i.file_size) for i in z.infolist()] for z in (za, zb)]
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return members[0] == members[1]
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -52,6 +52,41 @@ def test_one_rule_for_the_newest_checkpoint(tmp_path: Path) -> None:
     assert Path(find_checkpoint(tmp_path)).name == "checkpoint_last.ckpt"
 
 
+def test_a_copied_last_checkpoint_goes_before_its_twin_and_after_newer_steps(tmp_path: Path) -> None:
+    """Under DVC the link is a copy: `dvc repro` unprotects a persisted output before its stage runs,
+    which turns every hard-linked file into a copy of its own. A kill between writing the next step
+    file and moving the link then left checkpoint_last.ckpt (step 5) first, and the rerun resumed from
+    step 5 instead of 8."""
+    import os
+    import shutil
+
+    from gitnetic.models.checkpoint import checkpoints_newest_first
+
+    for step in (4, 5, 8):
+        _save(tmp_path / f"checkpoint_step{step}.ckpt", step, weights=torch.full((64,), float(step)))
+    shutil.copyfile(tmp_path / "checkpoint_step5.ckpt", tmp_path / "checkpoint_last.ckpt")
+    names = [p.name for p in checkpoints_newest_first(tmp_path)]
+    assert names == [
+        "checkpoint_step8.ckpt",
+        "checkpoint_last.ckpt",
+        "checkpoint_step5.ckpt",
+        "checkpoint_step4.ckpt",
+    ]
+    # its twin pruned: by modification time, copied before step 8 was written and after step 4
+    (tmp_path / "checkpoint_step5.ckpt").unlink()
+    for name, mtime in (
+        ("checkpoint_step4.ckpt", 1000),
+        ("checkpoint_last.ckpt", 2000),
+        ("checkpoint_step8.ckpt", 3000),
+    ):
+        os.utime(tmp_path / name, (mtime, mtime))
+    names = [p.name for p in checkpoints_newest_first(tmp_path)]
+    assert names == ["checkpoint_step8.ckpt", "checkpoint_last.ckpt", "checkpoint_step4.ckpt"]
+    shutil.copyfile(tmp_path / "checkpoint_step8.ckpt", tmp_path / "checkpoint_last.ckpt")  # the newest
+    names = [p.name for p in checkpoints_newest_first(tmp_path)]
+    assert names == ["checkpoint_last.ckpt", "checkpoint_step8.ckpt", "checkpoint_step4.ckpt"]
+
+
 def test_a_text_file_is_not_a_checkpoint_in_plain_words(tmp_path: Path) -> None:
     """Issue 29 item 7: torch.load's own words for a text file were "(101)"."""
     from gitnetic.models.checkpoint import load_checkpoint
