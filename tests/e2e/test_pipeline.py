@@ -146,6 +146,22 @@ def run_and_kill_train(
     return output
 
 
+def checkpoint_folders(root: Path) -> str:
+    """The checkpoint folder and the resume store, one line a file: name, inode, size, whether it is a
+    whole checkpoint (what a failed resume assertion needs to say which file was missing or damaged)."""
+    from gitnetic.models.checkpoint import is_valid_checkpoint
+    from gitnetic.training.resume import STORE_DIR
+
+    lines = []
+    for folder, pattern in ((root / "models" / "checkpoints", "*"), (root / STORE_DIR, "*.ckpt")):
+        for path in sorted(folder.rglob(pattern)) if folder.is_dir() else ():
+            if path.is_file():
+                st = path.stat()
+                whole = "whole" if path.suffix != ".ckpt" or is_valid_checkpoint(path) else "NOT WHOLE"
+                lines.append(f"{path.relative_to(root)} inode {st.st_ino} {st.st_size} B {whole}")
+    return "\n".join(lines) or "(nothing)"
+
+
 def _build_reproduced_repo(folder: Path) -> None:
     root = make_repo(folder / "repo")
     output = run("dvc", "repro", cwd=root)
@@ -275,8 +291,10 @@ def test_dvc_repro_after_a_killed_train_stage_resumes_exactly(dvc_repo: dict) ->
     after = f"checkpoint_step{(step // 4 + 1) * 4}.ckpt"  # the rerun's next periodic checkpoint
     output = run_and_kill_train(["dvc", "repro", "train"], root, after=after)  # resumes, then dies
     assert f"(step {step})" in output and "resuming this run from" in output, output[-4000:]
+    left = checkpoint_folders(root)  # what the kill left, to say in a failure
     output = run("dvc", "repro", cwd=root)
-    assert re.search(r"resuming this run from \S+ \(step (8|12|16|20|24|28|32|36)\)", output), output[-4000:]
+    resumed = re.search(r"resuming this run from \S+ \(step (8|12|16|20|24|28|32|36)\)", output)
+    assert resumed, f"{output[-4000:]}\nleft by the kill:\n{left}"
     assert ran_stages(output) == {"train", "evaluate", "benchmark", "export"}
     assert_same_weights(weights(root), dvc_repo["weights"])
     assert read_json(root / "metrics" / "eval.json") == dvc_repo["eval"]
