@@ -108,7 +108,15 @@ def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Pa
     if last.is_file():
         linked = next((i for i, f in enumerate(ordered) if same_file(f, last)), None)
         if linked is None:
-            linked = next((i for i, f in enumerate(ordered) if _same_content(f, last)), None)
+            content = _zip_directory(last)
+            linked = next(
+                (
+                    i
+                    for i, f in enumerate(ordered)
+                    if content is not None and f.stat().st_size == content[0] and _zip_directory(f) == content
+                ),
+                None,
+            )
         if linked is None:
             mtime = last.stat().st_mtime
             linked = next((i for i, f in enumerate(ordered) if f.stat().st_mtime <= mtime), len(ordered))
@@ -118,17 +126,14 @@ def checkpoints_newest_first(folder: str | Path, others: bool = True) -> list[Pa
     return ordered + sorted(foreign, key=lambda f: f.stat().st_mtime, reverse=True)
 
 
-def _same_content(a: Path, b: Path) -> bool:
-    """Whether two checkpoint files hold the same data, from their sizes and zip directories (each
-    member's name, CRC-32 and size; no data is read). False for anything unreadable."""
+def _zip_directory(path: Path) -> tuple[int, list[tuple[str, int, int]]] | None:
+    """A checkpoint's size and zip directory (each member's name, CRC-32 and size; no data is read):
+    equal for two files that hold the same data. None for anything unreadable."""
     try:
-        if a.stat().st_size != b.stat().st_size:
-            return False
-        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
-            members = [[(i.filename, i.CRC, i.file_size) for i in z.infolist()] for z in (za, zb)]
+        with zipfile.ZipFile(path) as z:
+            return path.stat().st_size, [(i.filename, i.CRC, i.file_size) for i in z.infolist()]
     except (OSError, zipfile.BadZipFile):
-        return False
-    return members[0] == members[1]
+        return None
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

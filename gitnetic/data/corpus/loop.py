@@ -5,7 +5,7 @@ Each source in corpus order (:func:`gitnetic.data.corpus.turns.source_turns`) ha
 (cleaned here by :class:`~gitnetic.data.corpus.clean.CleaningPool`, or replayed from the sign jobs' parts
 by :class:`~gitnetic.data.corpus.parts.PartReplay`) and taken by a sink (the
 :class:`~gitnetic.data.corpus.decide.Decider`, whose decisions go to the split files or to the decide
-job's notes, or a sign job's :class:`~gitnetic.data.corpus.parts.PartWriter`). :func:`_wire` is the one
+job's notes, or a sign job's :class:`~gitnetic.data.corpus.parts.PartWriter`). :func:`_parts` is the one
 place a job's parts are chosen; licenses (a refused source stops the stage before anything is written),
 ``stats.json`` and the summary are written once here, so the ways of running the stage cannot drift
 apart (their outputs are byte-identical).

@@ -85,16 +85,14 @@ class PartWriter:
         self.index = _check_part(params, index)
         self.paths = part_paths(params, self.index)
         self.signed = 0  # candidates signed
-        self._group: contextlib.AbstractContextManager[tuple[IO[bytes], ...]] | None = None
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> PartWriter:
-        self._group = atomic_open_group(list(self.paths), "wb")
-        self.lines, self.meta = self._group.__enter__()
+        self.lines, self.meta = self._stack.enter_context(atomic_open_group(list(self.paths), "wb"))
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        assert self._group is not None
-        self._group.__exit__(*exc)
+    def __exit__(self, *exc: Any) -> bool | None:
+        return self._stack.__exit__(*exc)
 
     def take(self, turn: SourceTurn, documents: Iterable[tuple[Candidate, Cleaned]]) -> None:
         """Record the part's range of source ``turn`` (a dataset's rows keep what decide needs of them)."""
